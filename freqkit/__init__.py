@@ -1,0 +1,8 @@
+"""freqkit: explain convolutional networks in the frequency domain."""
+from .transforms import (
+    BASES, band_decompose, band_masks, band_pass, block_dct2, block_idct2, dct2, dct_matrix, dft2,
+    dht2, filter_band, frequency_coords, frequency_radius, from_basis, high_pass, idct2, idft2,
+    idht2, low_pass, power_spectrum, radial_profile, to_basis,
+)
+
+__version__ = "0.1.0"
