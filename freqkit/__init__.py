@@ -2,7 +2,10 @@
 from .transforms import (
     BASES, band_decompose, band_masks, band_pass, block_dct2, block_idct2, dct2, dct_matrix, dft2,
     dht2, filter_band, frequency_coords, frequency_radius, from_basis, high_pass, idct2, idft2,
-    idht2, low_pass, power_spectrum, radial_profile, to_basis,
+    idht2, low_pass, power_spectrum, radial_power_law, radial_profile, to_basis,
 )
+from .results import load_results, save_results, verdict
+from .reliance import filtered_accuracy, h1_verdict, high_frequency_energy
+from .stats import bootstrap_ci, wilson_interval
 
 __version__ = "0.1.0"

@@ -30,7 +30,7 @@ __all__ = [
     "dct_matrix", "dct2", "idct2", "dft2", "idft2", "dht2", "idht2", "to_basis", "from_basis",
     "frequency_coords", "frequency_radius", "band_masks", "check_dft_symmetric",
     "filter_band", "low_pass", "high_pass", "band_pass", "band_decompose",
-    "block_dct2", "block_idct2", "power_spectrum", "radial_profile", "BASES",
+    "block_dct2", "block_idct2", "power_spectrum", "radial_profile", "radial_power_law", "BASES",
 ]
 
 BASES = ("dct", "dft", "dht")
@@ -387,3 +387,24 @@ def radial_profile(values: torch.Tensor, masks: torch.Tensor, reduce: str = "sum
     if reduce == "mean":
         out = out / m.sum(1)
     return out
+
+
+def radial_power_law(power: torch.Tensor, basis: str = "dft", n_bands: int = 16, fit_range=(0.05, 1.0)):
+    """Mean power per radial band and the slope of ``log10 power`` against ``log10 radius``.
+
+    Natural images have power falling roughly as ``1 / f^2`` (van der Schaaf & van Hateren
+    1996), a slope near -2.  Returns ``(radius_centres, mean_power, slope)``; the fit uses
+    bands whose centre lies in ``fit_range`` (units of Nyquist), which leaves out the mean.
+    """
+    check_tensor(power, "power", ndim=2)
+    h, w = power.shape
+    masks = band_masks(h, w, n_bands, kind="radial", basis=basis)
+    r = frequency_radius(h, w, basis)
+    prof = radial_profile(power.double(), masks, reduce="mean")
+    centres = torch.stack([r[m].mean() for m in masks])
+    sel = (centres >= fit_range[0]) & (centres <= fit_range[1]) & (prof > 0)
+    if int(sel.sum()) < 2:
+        raise ValueError(f"fit_range {fit_range} holds fewer than 2 bands; use more bands or a wider range")
+    lx, ly = torch.log10(centres[sel]), torch.log10(prof[sel])
+    slope = float(((lx - lx.mean()) * (ly - ly.mean())).sum() / ((lx - lx.mean()) ** 2).sum())
+    return centres, prof, slope

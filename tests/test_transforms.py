@@ -1,0 +1,206 @@
+"""Transforms: parity with scipy, property tests (hypothesis), band partitions, bad input."""
+import math
+
+import numpy as np
+import pytest
+import scipy.fft as sfft
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import freqkit as fk
+from freqkit import transforms as T
+
+sizes = st.integers(min_value=1, max_value=24)
+dtypes = st.sampled_from([torch.float32, torch.float64])
+TOL = {torch.float32: 1e-4, torch.float64: 1e-10}
+
+
+def _rand(shape, dtype, seed):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(*shape, generator=g, dtype=torch.float64).to(dtype)
+
+
+@settings(max_examples=40, deadline=None)
+@given(h=sizes, w=sizes, n=st.integers(1, 3), dtype=dtypes, seed=st.integers(0, 2**16))
+def test_dct2_matches_scipy_and_round_trips(h, w, n, dtype, seed):
+    x = _rand((n, 2, h, w), dtype, seed)
+    c = fk.dct2(x)
+    ref = sfft.dctn(x.double().numpy(), axes=(-2, -1), norm="ortho")
+    assert np.abs(c.double().numpy() - ref).max() < TOL[dtype] * max(1, h * w) ** 0.5
+    assert torch.allclose(fk.idct2(c), x, atol=TOL[dtype] * 10)
+    ref_inv = sfft.idctn(ref, axes=(-2, -1), norm="ortho")
+    assert np.abs(fk.idct2(torch.from_numpy(ref)).numpy() - ref_inv).max() < 1e-9
+
+
+@settings(max_examples=40, deadline=None)
+@given(h=sizes, w=sizes, seed=st.integers(0, 2**16), basis=st.sampled_from(["dct", "dht", "dft"]))
+def test_parseval_and_round_trip_every_basis(h, w, seed, basis):
+    x = _rand((2, 3, h, w), torch.float64, seed)
+    c = T.to_basis(x, basis)
+    assert c.dtype == torch.float64 and c.shape == x.shape
+    assert torch.allclose((c ** 2).sum((-2, -1)), (x ** 2).sum((-2, -1)), rtol=1e-10)
+    assert torch.allclose(T.from_basis(c, basis), x, atol=1e-10)
+    spec = fk.dft2(x)
+    assert torch.allclose((spec.abs() ** 2).sum((-2, -1)), (x ** 2).sum((-2, -1)), rtol=1e-10)
+    assert torch.allclose(fk.idft2(spec), x, atol=1e-10)
+
+
+def test_dft2_is_centred_numpy_fft():
+    x = _rand((5, 6), torch.float64, 0)
+    ref = np.fft.fftshift(np.fft.fft2(x.numpy(), norm="ortho"))
+    assert np.allclose(fk.dft2(x).numpy(), ref)
+    # the zero frequency (mean) sits at (H//2, W//2)
+    assert math.isclose(fk.dft2(x)[2, 3].real.item(), x.sum().item() / math.sqrt(30), rel_tol=1e-12)
+
+
+def test_dht_is_real_part_minus_imaginary_part():
+    x = _rand((7, 8), torch.float64, 1)
+    f = np.fft.fftshift(np.fft.fft2(x.numpy(), norm="ortho"))
+    assert np.allclose(fk.dht2(x).numpy(), f.real - f.imag)
+
+
+def test_dct2_is_differentiable_and_gradient_is_inverse_transform():
+    x = _rand((1, 1, 6, 5), torch.float64, 2).requires_grad_(True)
+    g = _rand((1, 1, 6, 5), torch.float64, 3)
+    (fk.dct2(x) * g).sum().backward()
+    # d<D x, g>/dx = D^T g = idct2(g) for an orthonormal D
+    assert torch.allclose(x.grad, fk.idct2(g), atol=1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(h=st.integers(2, 40), w=st.integers(2, 40), k=st.integers(1, 6),
+       kind=st.sampled_from(["radial", "ring"]), basis=st.sampled_from(["dct", "dft"]))
+def test_band_masks_partition_the_plane(h, w, k, kind, basis):
+    try:
+        m = fk.band_masks(h, w, k, kind=kind, basis=basis)
+    except ValueError as e:  # too many bands for a small grid must say which band is empty
+        assert "empty" in str(e)
+        return
+    assert m.shape == (k, h, w) and m.dtype == torch.bool
+    assert bool((m.sum(0) == 1).all())
+    # bands are ordered by frequency: every radius in band i is below every radius in band i+1
+    r = fk.frequency_radius(h, w, basis, kind)
+    for i in range(k - 1):
+        assert r[m[i]].max() <= r[m[i + 1]].min() + 1e-12
+    if basis == "dft":
+        for i in range(k):
+            T.check_dft_symmetric(m[i])
+
+
+def test_ring_masks_are_the_authors_L_shaped_rings():
+    m = fk.band_masks(32, 32, 32, kind="ring", basis="dct")
+    u, v = torch.meshgrid(torch.arange(32), torch.arange(32), indexing="ij")
+    for k in range(32):
+        assert torch.equal(m[k], torch.maximum(u, v) == k)
+
+
+def test_user_edges_and_their_errors():
+    m = fk.band_masks(16, 16, edges=[0, 0.25, 0.5, 1.5])
+    r = fk.frequency_radius(16, 16)
+    assert torch.equal(m[0], r < 0.25) and torch.equal(m[2], r >= 0.5)
+    with pytest.raises(ValueError, match="increasing"):
+        fk.band_masks(16, 16, edges=[0, 0.5, 0.4, 1.5])
+    with pytest.raises(ValueError, match="cover"):
+        fk.band_masks(16, 16, edges=[0.1, 0.5, 1.5])
+    with pytest.raises(ValueError, match="empty"):
+        fk.band_masks(16, 16, edges=[0, 1e-6, 2e-6, 1.5])
+
+
+@settings(max_examples=30, deadline=None)
+@given(h=st.integers(2, 20), w=st.integers(2, 20), k=st.integers(1, 4),
+       basis=st.sampled_from(["dct", "dft"]), seed=st.integers(0, 2**16))
+def test_band_decompose_sums_to_input_and_dft_components_are_real(h, w, k, basis, seed):
+    try:
+        m = fk.band_masks(h, w, k, basis=basis)
+    except ValueError:
+        return
+    x = _rand((2, 3, h, w), torch.float64, seed)
+    parts = fk.band_decompose(x, m, basis=basis)
+    assert parts.shape == (2, k, 3, h, w)
+    assert torch.allclose(parts.sum(1), x, atol=1e-10)
+    if basis == "dft":
+        spec = torch.fft.ifft2(torch.fft.ifftshift(fk.dft2(x).unsqueeze(1) * m[None, :, None], dim=(-2, -1)),
+                               norm="ortho")
+        assert spec.imag.abs().max() < 1e-10  # symmetric masks keep images real
+    # components are orthogonal (disjoint supports in an orthonormal basis)
+    if k > 1 and basis == "dct":
+        assert abs(float((parts[:, 0] * parts[:, 1]).sum())) < 1e-8
+
+
+@settings(max_examples=30, deadline=None)
+@given(cut=st.floats(0, 1.5), seed=st.integers(0, 2**16), basis=st.sampled_from(["dct", "dft"]))
+def test_low_plus_high_is_identity_and_low_pass_is_smooth(cut, seed, basis):
+    x = _rand((1, 1, 12, 12), torch.float64, seed)
+    lo, hi = fk.low_pass(x, cut, basis=basis), fk.high_pass(x, cut, basis=basis)
+    assert torch.allclose(lo + hi, x, atol=1e-10)
+    # a low-pass image carries no energy above the cut-off
+    r = fk.frequency_radius(12, 12, basis)
+    c = fk.dct2(lo) if basis == "dct" else fk.dft2(lo).abs()
+    sel = c[..., r > cut]
+    assert sel.numel() == 0 or float(sel.abs().max()) < 1e-9
+
+
+def test_low_pass_zero_keeps_the_mean():
+    x = _rand((2, 3, 9, 10), torch.float64, 4)
+    for basis in ("dct", "dft"):
+        lo = fk.low_pass(x, 0.0, basis=basis)
+        assert torch.allclose(lo, x.mean((-2, -1), keepdim=True).expand_as(x), atol=1e-12)
+
+
+def test_band_pass_matches_masked_dct():
+    x = _rand((1, 1, 16, 16), torch.float64, 5)
+    r = fk.frequency_radius(16, 16)
+    expect = fk.idct2(fk.dct2(x) * ((r > 0.2) & (r <= 0.6)))
+    assert torch.allclose(fk.band_pass(x, 0.2, 0.6), expect)
+
+
+def test_block_dct_matches_per_block_scipy_and_round_trips():
+    x = _rand((2, 3, 16, 24), torch.float64, 6)
+    c = fk.block_dct2(x, 8)
+    tile = x[1, 2, 8:16, 16:24].numpy()
+    assert np.allclose(c[1, 2, 8:16, 16:24].numpy(), sfft.dctn(tile, norm="ortho"))
+    assert torch.allclose(fk.block_idct2(c, 8), x, atol=1e-12)
+    with pytest.raises(ValueError, match="divisible by block=8"):
+        fk.block_dct2(torch.zeros(1, 1, 28, 28))
+
+
+def test_power_spectrum_and_radial_profile():
+    x = _rand((4, 3, 8, 8), torch.float64, 7)
+    p = fk.power_spectrum(x, "dft")
+    assert p.shape == (8, 8)
+    # Parseval: total energy per image-channel equals the pixel energy
+    assert math.isclose(p.sum().item(), (x ** 2).sum((-2, -1)).mean().item(), rel_tol=1e-10)
+    m = fk.band_masks(8, 8, 3)
+    prof = fk.radial_profile(fk.power_spectrum(x, "dct"), m)
+    assert prof.shape == (3,)
+    assert math.isclose(prof.sum().item(), (x ** 2).sum((-2, -1)).mean().item(), rel_tol=1e-10)
+    # a natural-ish image has most energy in the lowest band (the mean)
+    assert int(prof.argmax()) == 0
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: fk.dct2([[1.0]]), "x must be a torch.Tensor"),
+    (lambda: fk.dct2(torch.zeros(4)), "at least 2 dimensions"),
+    (lambda: fk.dct2(torch.zeros(2, 2, dtype=torch.int64)), "floating-point"),
+    (lambda: fk.band_masks(8, 8, 0), "n_bands must be an integer >= 1"),
+    (lambda: fk.band_masks(8, 8, 4, kind="square"), "kind must be one of"),
+    (lambda: fk.band_masks(8, 8, 4, basis="wavelet"), "basis must be one of"),
+    (lambda: fk.band_masks(4, 4, 30), "empty"),
+    (lambda: fk.low_pass(torch.zeros(1, 1, 4, 4), -0.1), "cutoff must be"),
+    (lambda: fk.low_pass(torch.zeros(1, 1, 4, 4), float("nan")), "cutoff must be"),
+    (lambda: fk.filter_band(torch.zeros(1, 1, 4, 4), torch.ones(5, 5)), r"mask must have shape"),
+    (lambda: fk.filter_band(torch.zeros(1, 1, 4, 4), torch.eye(4).bool().roll(1, 0), "dft"), "symmetric"),
+    (lambda: fk.band_decompose(torch.zeros(1, 1, 4, 4), torch.ones(2, 4, 4, dtype=torch.bool)), "partition"),
+    (lambda: fk.band_decompose(torch.zeros(1, 1, 4, 4), torch.zeros(1, 4, 4, dtype=torch.bool)), "empty"),
+    (lambda: fk.band_decompose(torch.full((1, 1, 4, 4), float("nan")), fk.band_masks(4, 4, 1)), "non-finite"),
+])
+def test_bad_input_gets_a_clear_error(call, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        call()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_dct2_on_gpu_matches_cpu():
+    x = _rand((3, 3, 32, 32), torch.float32, 8)
+    assert torch.allclose(fk.dct2(x.cuda()).cpu(), fk.dct2(x), atol=1e-5)
