@@ -1,0 +1,281 @@
+"""Benchmark: frequency-domain Integrated Gradients vs Captum's pixel IG on the same model.
+
+One run times, on the same ResNet-ish CIFAR-size CNN, batch and n_steps:
+
+* ``pixel``: ``captum.attr.IntegratedGradients(model)`` on the images;
+* ``captum_freq``: the same Captum call on ``FrequencyModel(model)`` and DCT coefficients
+  (the bare cost of the frequency step: one inverse DCT per path point, and its backward);
+* ``freqkit``: ``freqkit.attribute(..., method="ig")``, the library call, which also
+  resolves the target and evaluates f(x) and f(baseline) for the completeness delta.
+
+The goal is ``freqkit / pixel <= 1.10``: the DCT is two small matrix products per image,
+tiny next to the network.  Variants run interleaved, ``--repeats`` times each, medians
+reported.  Peak memory of ``freqkit.attribute`` for several ``internal_batch_size`` values
+is measured with ``torch.cuda.max_memory_allocated`` on a GPU, and on a CPU as the growth
+of the peak RSS (``VmHWM``) over the RSS just before the call, in a fresh subprocess per
+setting (torch's CPU allocator is invisible to tracemalloc, and in a long-lived process
+memory freed by an earlier run would hide a later run's growth).
+
+Usage::
+
+    python benchmarks/bench_attribution.py --device cpu --batch 8 --n-steps 32 --repeats 5
+
+Writes ``benchmarks/out/attribution.json`` (atomically) and prints a summary.  Other
+scripts can call :func:`run` with an ``argparse.Namespace`` (or a dict of the options).
+"""
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # runnable as a plain script from anywhere
+    sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+DEFAULT_OUT = ROOT / "benchmarks" / "out" / "attribution.json"
+
+
+# ----------------------------------------------------------------------------- the model
+
+class _Block(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.c1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.b1 = nn.BatchNorm2d(cout)
+        self.c2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.b2 = nn.BatchNorm2d(cout)
+        self.skip = (nn.Sequential() if stride == 1 and cin == cout else
+                     nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)))
+
+    def forward(self, x):
+        y = torch.relu(self.b1(self.c1(x)))
+        return torch.relu(self.b2(self.c2(y)) + self.skip(x))
+
+
+class ResNetish(nn.Module):
+    """A ResNet-10-like CIFAR network (3 stages of 2 basic blocks, widths w, 2w, 4w).
+
+    Normalisation is a layer inside the model, as freqkit's convention asks.
+    """
+
+    def __init__(self, width: int = 16, n_classes: int = 10):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor([0.4914, 0.4822, 0.4465]).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor([0.2470, 0.2435, 0.2616]).view(1, 3, 1, 1))
+        self.stem = nn.Sequential(nn.Conv2d(3, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU())
+        layers, cin = [], width
+        for i, cout in enumerate((width, 2 * width, 4 * width)):
+            layers += [_Block(cin, cout, 1 if i == 0 else 2), _Block(cout, cout, 1)]
+            cin = cout
+        self.layers = nn.Sequential(*layers)
+        self.head = nn.Linear(cin, n_classes)
+
+    def forward(self, x):
+        z = self.layers(self.stem((x - self.mean) / self.std))
+        return self.head(z.mean((2, 3)))
+
+
+def _setup(device: str, batch: int, size: int, width: int, seed: int = 0):
+    torch.manual_seed(seed)
+    model = ResNetish(width).to(device).eval()
+    x = torch.rand(batch, 3, size, size, device=device)
+    with torch.no_grad():
+        t = model(x).argmax(1)
+    return model, x, t
+
+
+def _variants(model, x, t, n_steps, ibs):
+    from captum.attr import IntegratedGradients
+
+    from freqkit.attribution import FrequencyModel, attribute
+    from freqkit.transforms import dct2
+
+    fm = FrequencyModel(model, "dct")
+    ig_pix, ig_freq = IntegratedGradients(model), IntegratedGradients(fm)
+    zeros = torch.zeros_like(x)
+    return {
+        "pixel": lambda: ig_pix.attribute(x, baselines=zeros, target=t, n_steps=n_steps, internal_batch_size=ibs),
+        "captum_freq": lambda: ig_freq.attribute(dct2(x), baselines=zeros, target=t, n_steps=n_steps,
+                                                 internal_batch_size=ibs),
+        "freqkit": lambda: attribute(model, x, t, method="ig", basis="dct", n_steps=n_steps,
+                                     internal_batch_size=ibs).scores,
+    }
+
+
+def _sync(device):
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def _proc_status_bytes(field: str) -> int | None:
+    """A memory field of /proc/self/status (VmRSS, VmHWM) in bytes; None off Linux."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def _cpu_peak_worker(q, variant, device, batch, size, width, n_steps, ibs, threads):
+    """Fresh process: growth of the peak RSS (VmHWM) over the RSS just before the call.
+
+    VmHWM belongs to the process's own address space, so unlike ``ru_maxrss`` it does not
+    inherit the parent's peak across fork/exec; a fresh process also means no memory kept
+    by the allocator from an earlier, larger run hides this run's growth.
+    """
+    torch.set_num_threads(threads)
+    model, x, t = _setup(device, batch, size, width)
+    fns = _variants(model, x, t, n_steps, ibs)
+    # No warm-up call: memory it freed could be kept by the allocator and reused unseen.
+    try:  # reset the high-water mark to the current RSS (Linux >= 4.0)
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        reset = True
+    except OSError:
+        reset = False
+    before = _proc_status_bytes("VmRSS")
+    fns[variant]()
+    peak = _proc_status_bytes("VmHWM")
+    if before is None or peak is None:
+        q.put({"peak_bytes": None, "note": "no /proc/self/status"})
+    else:
+        q.put({"peak_bytes": max(0, peak - before), "hwm_reset": reset})
+
+
+def _peak_memory(variant, args, ibs) -> dict:
+    if str(args.device).startswith("cuda"):
+        model, x, t = _setup(args.device, args.batch, args.size, args.width)
+        fns = _variants(model, x, t, args.n_steps, ibs)
+        torch.cuda.synchronize()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        fns[variant]()
+        torch.cuda.synchronize()
+        return {"peak_bytes": int(torch.cuda.max_memory_allocated() - base), "kind": "cuda_max_memory_allocated"}
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=_cpu_peak_worker, args=(q, variant, args.device, args.batch, args.size, args.width,
+                                                   args.n_steps, ibs, args.threads))
+    p.start()
+    res = q.get(timeout=600)
+    p.join()
+    res["kind"] = "cpu_peak_rss_growth"
+    return res
+
+
+# ----------------------------------------------------------------------------- run
+
+def _defaults() -> dict:
+    return vars(build_parser().parse_args([]))
+
+
+def run(args) -> dict:
+    """Run the benchmark; ``args`` is an argparse.Namespace or a dict of the CLI options."""
+    if isinstance(args, dict):
+        merged = _defaults()
+        merged.update(args)
+        args = argparse.Namespace(**merged)
+    if not str(args.device).startswith("cuda"):
+        torch.set_num_threads(args.threads)
+    ibs = None if args.internal_batch_size in (None, 0) else args.internal_batch_size
+    model, x, t = _setup(args.device, args.batch, args.size, args.width)
+    fns = _variants(model, x, t, args.n_steps, ibs)
+    names = list(fns)
+    for name in names:  # warm-up: allocator, kernels, DCT-matrix cache
+        fns[name]()
+    _sync(args.device)
+    times = {name: [] for name in names}
+    for r in range(args.repeats):
+        # Rotate the order so drift in a shared machine's load hits every variant alike.
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            _sync(args.device)
+            t0 = time.perf_counter()
+            fns[name]()
+            _sync(args.device)
+            times[name].append(time.perf_counter() - t0)
+    med = {name: statistics.median(v) for name, v in times.items()}
+    result = {
+        "benchmark": "attribution_ig_frequency_vs_pixel",
+        "setting": {"device": str(args.device), "batch": args.batch, "n_steps": args.n_steps, "size": args.size,
+                    "width": args.width, "repeats": args.repeats, "internal_batch_size": ibs,
+                    "threads": args.threads if not str(args.device).startswith("cuda") else None,
+                    "model": f"ResNetish(width={args.width}), 3x{args.size}x{args.size}, eval mode",
+                    "ig_method": "gausslegendre"},
+        "machine": {"python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform(),
+                    "gpu": torch.cuda.get_device_name(0) if str(args.device).startswith("cuda") else None},
+        "times_s": times,
+        "median_s": med,
+        "ratio_freqkit_over_pixel": med["freqkit"] / med["pixel"],
+        "ratio_captum_freq_over_pixel": med["captum_freq"] / med["pixel"],
+        "goal_ratio": 1.10,
+    }
+    result["meets_goal"] = result["ratio_freqkit_over_pixel"] <= result["goal_ratio"]
+    if not args.skip_memory:
+        mem = []
+        for setting in args.memory_ibs:
+            s = None if setting == 0 else setting
+            for variant in ("freqkit", "pixel"):
+                m = _peak_memory(variant, args, s)
+                mem.append({"variant": variant, "internal_batch_size": s, **m})
+        result["peak_memory"] = mem
+    if args.out:
+        write_json_atomic(result, Path(args.out))
+    return result
+
+
+def write_json_atomic(obj: dict, path: Path) -> Path:
+    """Write JSON through freqkit's atomic writer (temporary file beside ``path``, then rename)."""
+    from freqkit._io import atomic_write_json
+
+    return atomic_write_json(obj, path)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--n-steps", type=int, default=32)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--size", type=int, default=32, help="image side (CIFAR: 32)")
+    p.add_argument("--width", type=int, default=16, help="ResNet base width")
+    p.add_argument("--internal-batch-size", type=int, default=0, help="for the timing runs; 0 = none")
+    p.add_argument("--memory-ibs", type=int, nargs="*", default=[0, 64, 16],
+                   help="internal_batch_size settings for the peak-memory runs (0 = none)")
+    p.add_argument("--skip-memory", action="store_true")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads (the machine may be shared)")
+    p.add_argument("--out", default=str(DEFAULT_OUT), help="JSON path ('' to skip writing)")
+    return p
+
+
+def main(argv=None) -> dict:
+    args = build_parser().parse_args(argv)
+    res = run(args)
+    s, med = res["setting"], res["median_s"]
+    print(f"IG on {s['model']}, batch {s['batch']}, n_steps {s['n_steps']}, device {s['device']}, "
+          f"median of {s['repeats']}:")
+    for name, v in med.items():
+        print(f"  {name:12s} {v * 1000:9.1f} ms")
+    print(f"  freqkit / pixel     = {res['ratio_freqkit_over_pixel']:.3f} (goal <= {res['goal_ratio']})")
+    print(f"  captum_freq / pixel = {res['ratio_captum_freq_over_pixel']:.3f}")
+    for m in res.get("peak_memory", []):
+        mib = "n/a" if m["peak_bytes"] is None else f"{m['peak_bytes'] / 2 ** 20:8.1f} MiB"
+        print(f"  peak memory {m['variant']:8s} internal_batch_size={m['internal_batch_size']}: {mib} [{m['kind']}]")
+    if args.out:
+        print(f"wrote {args.out}")
+    return res
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,534 @@
+"""Tests of freqkit.attribution: parity with Captum, completeness, ground truth, bad input.
+
+Every model is tiny and built here with a fixed seed; most run in float64 so parity and
+completeness can be checked to near machine precision.
+"""
+from __future__ import annotations
+
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.fft import dctn, idctn
+from torch import nn
+
+from freqkit.attribution import (
+    FrequencyAttribution, FrequencyModel, attribute, band_pixel_attribution, band_shares,
+    default_band_masks, deletion_insertion_curves, model_randomisation_check, planted_band_share,
+    radial_attribution_profile, topk_reconstruction,
+)
+from freqkit.transforms import band_masks, dct2, dht2, from_basis, radial_profile, to_basis
+
+captum_attr = pytest.importorskip("captum.attr")
+
+HYP = settings(max_examples=12, deadline=None, derandomize=True)
+
+
+# ----------------------------------------------------------------------------- tiny models
+
+def tiny_cnn(ch=3, n_classes=5, seed=0, act=nn.Tanh, dtype=torch.float64):
+    torch.manual_seed(seed)
+    m = nn.Sequential(nn.Conv2d(ch, 4, 3, padding=1), act(), nn.Conv2d(4, 4, 3, padding=1, stride=2), act(),
+                      nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(16, n_classes))
+    return m.to(dtype).eval()
+
+
+def images(n=3, ch=3, h=8, w=8, seed=1, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, ch, h, w, generator=g, dtype=dtype)
+
+
+class BandEnergyModel(nn.Module):
+    """Class-0 logit = sum_k a_k E_k(x), E_k the energy of band k: Shapley values are known."""
+
+    def __init__(self, masks, a, basis="dct", interaction=False):
+        super().__init__()
+        self.masks, self.a, self.basis, self.interaction = masks, a, basis, interaction
+
+    def energies(self, x):
+        return radial_profile((to_basis(x, self.basis) ** 2).sum(1), self.masks)
+
+    def forward(self, x):
+        e = self.energies(x)
+        z = e[:, 0] * e[:, 1] if self.interaction else e @ self.a.to(e.dtype)
+        return torch.stack([z, -z, 0.1 * z], 1)
+
+
+class OneBandModel(nn.Module):
+    """A CNN that only ever sees band j of the DCT (a planted ground truth)."""
+
+    def __init__(self, mask, seed=0):
+        super().__init__()
+        self.mask = mask
+        self.net = tiny_cnn(seed=seed)
+
+    def forward(self, x):
+        return self.net(from_basis(to_basis(x, "dct") * self.mask.to(x.dtype), "dct"))
+
+
+def band_index_map(masks):
+    """(1, 1, H, W) long map of band ids: Captum's feature_mask for the same bands."""
+    return (masks.long() * torch.arange(masks.shape[0])[:, None, None]).sum(0)[None, None]
+
+
+# ----------------------------------------------------------------------------- the wrapper
+
+@pytest.mark.parametrize("basis", ["dct", "dft"])
+def test_frequency_model_is_model_of_inverse(basis):
+    m, x = tiny_cnn(), images()
+    fm = FrequencyModel(m, basis)
+    c = fm.to_coeffs(x)
+    torch.testing.assert_close(fm(c), m(from_basis(c, basis)), rtol=0, atol=0)
+    torch.testing.assert_close(fm(c), m(x), rtol=1e-10, atol=1e-10)
+    assert fm.model is m and "basis" in repr(fm)
+
+
+# ----------------------------------------------------------------------------- IG
+
+@pytest.mark.parametrize("basis", ["dct", "dft"])
+@pytest.mark.parametrize("ig_method", ["gausslegendre", "riemann_trapezoid"])
+def test_ig_matches_captum_on_wrapped_model(basis, ig_method):
+    m, x = tiny_cnn(), images()
+    b = images(seed=7) * 0.3
+    t = torch.tensor([0, 3, 1])
+    fm = FrequencyModel(m, basis)
+    ref = captum_attr.IntegratedGradients(fm).attribute(
+        fm.to_coeffs(x), baselines=fm.to_coeffs(b), target=t, n_steps=24, method=ig_method)
+    for ibs in (None, 2):  # 2 < N forces freqkit's own image chunking on top of Captum's
+        r = attribute(m, x, t, method="ig", basis=basis, n_steps=24, baseline=b,
+                      ig_method=ig_method, internal_batch_size=ibs)
+        torch.testing.assert_close(r.scores, ref, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("basis", ["dct", "dft"])
+def test_ig_in_frequency_is_basis_change_of_pixel_ig(basis):
+    """Orthonormality: freq IG = B(integrated pixel gradient) * (c - c_b); same total as pixel IG."""
+    m, x = tiny_cnn(), images()
+    b = torch.full_like(x, 0.5)
+    t = torch.tensor([2, 2, 4])
+    g = captum_attr.IntegratedGradients(m, multiply_by_inputs=False).attribute(x, baselines=b, target=t, n_steps=32)
+    pix = captum_attr.IntegratedGradients(m).attribute(x, baselines=b, target=t, n_steps=32)
+    r = attribute(m, x, t, method="ig", basis=basis, n_steps=32, baseline=0.5)
+    expected = to_basis(g, basis) * (to_basis(x, basis) - to_basis(b, basis))
+    torch.testing.assert_close(r.scores, expected, rtol=1e-8, atol=1e-12)
+    torch.testing.assert_close(r.scores.sum((1, 2, 3)), pix.sum((1, 2, 3)), rtol=1e-8, atol=1e-12)
+
+
+def test_ig_completeness_within_one_percent():
+    m = tiny_cnn(act=nn.ReLU, dtype=torch.float32, seed=3)
+    x = images(n=6, h=16, w=16, dtype=torch.float32)
+    r = attribute(m, x, "predicted", method="ig", n_steps=64)
+    with torch.no_grad():
+        gap = m(x).gather(1, r.target[:, None])[:, 0] - m(torch.zeros_like(x)).gather(1, r.target[:, None])[:, 0]
+    torch.testing.assert_close(r.delta, r.scores.sum((1, 2, 3)) - gap, rtol=1e-4, atol=1e-5)
+    rel = r.delta.abs() / gap.abs()
+    assert float(rel.max()) < 0.01, rel
+    assert r.info["n_steps"] == 64 and r.output_baseline is not None
+
+
+def test_ig_probability_output_and_target_forms():
+    m, x = tiny_cnn(), images()
+    a = attribute(m, x, 1, method="ig", n_steps=16, output="prob")
+    b = attribute(m, x, [1, 1, 1], method="ig", n_steps=16, output="prob")
+    c = attribute(m, x, torch.tensor(1), method="ig", n_steps=16, output="prob")
+    torch.testing.assert_close(a.scores, b.scores)
+    torch.testing.assert_close(a.scores, c.scores)
+    with torch.no_grad():
+        p = torch.softmax(m(x), 1)[:, 1] - torch.softmax(m(torch.zeros_like(x)), 1)[:, 1]
+    assert float((a.scores.sum((1, 2, 3)) - p).abs().max()) < 1e-3
+    pred = attribute(m, x, "predicted", method="gradient")
+    assert torch.equal(pred.target, m(x).argmax(1))
+    assert a.target.dtype == torch.long
+
+
+# ----------------------------------------------------------------------------- gradients
+
+@HYP
+@given(h=st.integers(3, 9), w=st.integers(3, 9), seed=st.integers(0, 50), basis=st.sampled_from(["dct", "dft"]))
+def test_saliency_is_basis_transform_of_pixel_gradient(h, w, seed, basis):
+    m = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.Tanh(), nn.Flatten(), nn.Linear(3 * h * w, 4)).double().eval()
+    torch.manual_seed(seed)
+    x = torch.rand(2, 2, h, w, dtype=torch.float64, requires_grad=True)
+    t = torch.tensor([seed % 4, (seed + 1) % 4])
+    (gx,) = torch.autograd.grad(m(x).gather(1, t[:, None]).sum(), x)
+    want = dct2(gx) if basis == "dct" else dht2(gx)
+    x = x.detach()
+    sal = attribute(m, x, t, method="saliency", basis=basis)
+    sig = attribute(m, x, t, method="gradient", basis=basis)
+    torch.testing.assert_close(sig.scores, want, rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(sal.scores, want.abs(), rtol=1e-9, atol=1e-12)
+    gxi = attribute(m, x, t, method="grad_x_input", basis=basis)
+    torch.testing.assert_close(gxi.scores, want * to_basis(x, basis), rtol=1e-9, atol=1e-12)
+    # Orthonormal inner product: sum_c grad_c * c == sum_x grad_x * x.
+    torch.testing.assert_close(gxi.scores.sum((1, 2, 3)), (gx * x).sum((1, 2, 3)), rtol=1e-9, atol=1e-12)
+    assert sal.delta is None
+
+
+def test_smoothgrad_zero_noise_is_gradient_and_seeded():
+    m, x = tiny_cnn(), images()
+    g = attribute(m, x, 0, method="gradient")
+    s0 = attribute(m, x, 0, method="smoothgrad", stdev=0.0, n_samples=3)
+    torch.testing.assert_close(s0.scores, g.scores, rtol=1e-9, atol=1e-12)
+    a = attribute(m, x, 0, method="smoothgrad", n_samples=8, seed=5, internal_batch_size=6)
+    b = attribute(m, x, 0, method="smoothgrad", n_samples=8, seed=5, internal_batch_size=6)
+    c = attribute(m, x, 0, method="smoothgrad", n_samples=8, seed=6, internal_batch_size=6)
+    torch.testing.assert_close(a.scores, b.scores)
+    assert not torch.allclose(a.scores, c.scores)
+    state = torch.random.get_rng_state()
+    attribute(m, x, 0, method="smoothgrad", n_samples=2)
+    assert torch.equal(state, torch.random.get_rng_state())  # caller's RNG untouched
+
+
+# ----------------------------------------------------------------------------- occlusion
+
+@pytest.mark.parametrize("basis,kind,k", [("dct", "ring", 8), ("dct", "radial", 5), ("dft", "radial", 4),
+                                          ("dft", "ring", 4)])
+def test_occlusion_matches_captum_feature_ablation(basis, kind, k):
+    m, x = tiny_cnn(), images()
+    masks = band_masks(8, 8, k, kind=kind, basis=basis)
+    for baseline in (None, 0.25):
+        b = torch.zeros_like(x) if baseline is None else torch.full_like(x, baseline)
+        fm = FrequencyModel(m, basis)
+        ref = captum_attr.FeatureAblation(fm).attribute(
+            fm.to_coeffs(x), baselines=fm.to_coeffs(b), target=torch.tensor([1, 2, 3]),
+            feature_mask=band_index_map(masks), perturbations_per_eval=4)
+        r = attribute(m, x, torch.tensor([1, 2, 3]), method="occlusion", basis=basis, masks=masks,
+                      baseline=baseline, internal_batch_size=5)
+        # Captum gives every coefficient of a band the band's score: read one per band.
+        first = masks.reshape(k, -1).float().argmax(1)
+        ref_bands = ref.sum(1).reshape(3, -1)[:, first] / 3
+        torch.testing.assert_close(r.band_scores, ref_bands, rtol=1e-9, atol=1e-12)
+        torch.testing.assert_close(r.bands(), r.band_scores)
+        torch.testing.assert_close(r.scores.sum((1, 2, 3)), r.band_scores.sum(1))
+
+
+def test_occlusion_reproduces_authors_rings_with_scipy():
+    """Wang et al. 2020: zero ring max(u, v) = k of the DCT, score = drop of the predicted logit."""
+    m, x = tiny_cnn(), images()
+    r = attribute(m, x, "predicted", method="occlusion")  # default masks: the authors' rings
+    assert r.masks.shape == (8, 8, 8)
+    xn = x.numpy()
+    with torch.no_grad():
+        base = m(x)
+    pred = base.argmax(1)
+    u, v = np.meshgrid(np.arange(8), np.arange(8), indexing="ij")
+    for k in range(8):
+        cc = dctn(xn, axes=(-2, -1), norm="ortho")
+        cc[..., np.maximum(u, v) == k] = 0
+        with torch.no_grad():
+            out = m(torch.from_numpy(idctn(cc, axes=(-2, -1), norm="ortho")))
+        drop = base.gather(1, pred[:, None])[:, 0] - out.gather(1, pred[:, None])[:, 0]
+        torch.testing.assert_close(r.band_scores[:, k], drop, rtol=1e-8, atol=1e-10)
+
+
+def test_occlusion_keep_mode_and_band_scores_only_on_own_masks():
+    m, x = tiny_cnn(), images()
+    masks = band_masks(8, 8, 3)
+    r = attribute(m, x, 0, method="occlusion", masks=masks, mode="keep")
+    with torch.no_grad():
+        f0 = m(torch.zeros_like(x))[:, 0]
+        kept = m(from_basis(dct2(x) * masks[1].double(), "dct"))[:, 0]
+    torch.testing.assert_close(r.band_scores[:, 1], kept - f0)
+    with pytest.raises(ValueError, match="masks"):
+        r.bands(band_masks(8, 8, 4))
+
+
+# ----------------------------------------------------------------------------- Shapley
+
+def test_exact_shapley_matches_captum_and_is_efficient():
+    m, x = tiny_cnn(), images(n=2)
+    masks = band_masks(8, 8, 4, kind="ring")
+    t = torch.tensor([0, 4])
+    r = attribute(m, x, t, method="shapley", masks=masks, baseline=0.1)
+    fm = FrequencyModel(m, "dct")
+    ref = captum_attr.ShapleyValues(fm).attribute(
+        fm.to_coeffs(x), baselines=fm.to_coeffs(torch.full_like(x, 0.1)), target=t,
+        feature_mask=band_index_map(masks), perturbations_per_eval=8)
+    first = masks.reshape(4, -1).float().argmax(1)
+    # Captum accumulates Shapley values in float32, whatever the model's dtype.
+    torch.testing.assert_close(r.band_scores, ref.sum(1).reshape(2, -1)[:, first].double() / 3, rtol=1e-5, atol=1e-7)
+    with torch.no_grad():
+        gap = m(x).gather(1, t[:, None])[:, 0] - m(torch.full_like(x, 0.1)).gather(1, t[:, None])[:, 0]
+    torch.testing.assert_close(r.band_scores.sum(1), gap, rtol=1e-9, atol=1e-12)
+    assert float(r.delta.abs().max()) < 1e-10 and r.info["exact"] and r.stderr is None
+
+
+@pytest.mark.parametrize("basis", ["dct", "dft"])
+def test_shapley_of_band_energy_model_is_known(basis):
+    """For f = sum_k a_k E_k (additive over bands) phi_k = a_k (E_k(x) - E_k(b)); occlusion and IG agree."""
+    masks = band_masks(8, 8, 5, basis=basis)
+    a = torch.tensor([1.0, -2.0, 0.5, 3.0, -1.0], dtype=torch.float64)
+    m = BandEnergyModel(masks, a, basis)
+    x, b = images(), images(seed=3) * 0.2
+    want = a * (m.energies(x) - m.energies(b))
+    for method in ("shapley", "occlusion", "ig"):
+        r = attribute(m, x, 0, method=method, basis=basis, masks=masks, baseline=b, n_steps=8)
+        if method == "occlusion":  # removal of band k loses exactly its term
+            torch.testing.assert_close(r.band_scores, want, rtol=1e-9, atol=1e-12)
+        elif method == "shapley":
+            torch.testing.assert_close(r.bands(), want, rtol=1e-9, atol=1e-12)
+        else:  # IG is exact for this quadratic model; Captum's float32 quadrature weights limit it
+            torch.testing.assert_close(r.bands(), want, rtol=1e-6, atol=1e-9)
+
+
+def test_shapley_of_pure_interaction_splits_evenly():
+    masks = band_masks(8, 8, 4)
+    m = BandEnergyModel(masks, None, interaction=True)
+    x = images()
+    r = attribute(m, x, 0, method="shapley", masks=masks)
+    e = m.energies(x)
+    half = e[:, 0] * e[:, 1] / 2
+    torch.testing.assert_close(r.band_scores[:, :2], torch.stack([half, half], 1))
+    torch.testing.assert_close(r.band_scores[:, 2:], torch.zeros(3, 2, dtype=torch.float64))
+
+
+def test_sampled_shapley_is_efficient_and_near_exact():
+    m, x = tiny_cnn(seed=4), images(n=2, h=16, w=16)
+    masks = band_masks(16, 16, 9, kind="ring")
+    exact = attribute(m, x, 1, method="shapley", masks=masks, exact=True)
+    assert exact.info["n_coalitions"] == 512
+    est = attribute(m, x, 1, method="shapley", masks=masks, n_samples=64, seed=1)
+    assert not est.info["exact"] and est.stderr.shape == (2, 9)
+    assert float(est.delta.abs().max()) < 1e-10  # every permutation telescopes to f(x) - f(b)
+    z = (est.band_scores - exact.band_scores).abs() / est.stderr.clamp_min(1e-12)
+    assert float(z.max()) < 5, z
+    assert float(est.stderr.max()) > 0
+
+
+# ----------------------------------------------------------------------------- per-band pixel maps
+
+@pytest.mark.parametrize("basis", ["dct", "dft"])
+def test_band_pixel_attribution_sums_and_matches_frequency_ig(basis):
+    m, x = tiny_cnn(), images()
+    masks = band_masks(8, 8, 4, basis=basis)
+    b = images(seed=9) * 0.3
+    bp = band_pixel_attribution(m, x, "predicted", masks, basis=basis, n_steps=32, baseline=b)
+    assert bp.maps.shape == (3, 4, 3, 8, 8) and bp.heatmaps().shape == (3, 4, 8, 8)
+    torch.testing.assert_close(bp.maps.sum((2, 3, 4)), bp.band_scores)
+    torch.testing.assert_close(bp.components.sum(1), x, rtol=1e-10, atol=1e-12)
+    ig = attribute(m, x, bp.target, method="ig", basis=basis, n_steps=32, baseline=b)
+    torch.testing.assert_close(bp.band_scores, ig.bands(masks), rtol=1e-8, atol=1e-10)
+    with torch.no_grad():
+        t = bp.target[:, None]
+        gap = m(x).gather(1, t)[:, 0] - m(b).gather(1, t)[:, 0]
+    torch.testing.assert_close(bp.delta, bp.band_scores.sum(1) - gap)
+    assert float((bp.delta.abs() / gap.abs()).max()) < 1e-2
+
+
+def test_band_pixel_attribution_equals_captum_with_k_inputs():
+    m, x = tiny_cnn(), images(n=2)
+    masks = band_masks(8, 8, 3)
+    bp = band_pixel_attribution(m, x, 2, masks, n_steps=16)
+    comps = tuple(bp.components[:, k] for k in range(3))
+    ref = captum_attr.IntegratedGradients(lambda *cs: m(sum(cs))).attribute(
+        comps, baselines=tuple(torch.zeros_like(cp) for cp in comps), target=2, n_steps=16)
+    torch.testing.assert_close(bp.maps, torch.stack(ref, 1), rtol=1e-9, atol=1e-12)
+
+
+# ----------------------------------------------------------------------------- ground truth
+
+def test_model_that_sees_one_band_gets_all_the_mass():
+    masks = band_masks(8, 8, 4)
+    m = OneBandModel(masks[1]).eval()
+    x = images()
+    for method in ("ig", "saliency", "occlusion", "shapley", "smoothgrad"):
+        r = attribute(m, x, "predicted", method=method, masks=masks, n_steps=16, n_samples=4) \
+            if method == "smoothgrad" else attribute(m, x, "predicted", method=method, masks=masks, n_steps=16)
+        share = planted_band_share(r, masks[1])
+        assert float(share.min()) > 0.999, (method, share)
+        s = band_shares(r, masks)
+        assert float(s[:, 1].min()) > 0.999
+
+
+def test_planted_band_share_by_hand():
+    s = torch.zeros(2, 1, 2, 2)
+    s[0, 0, 0, 0], s[0, 0, 1, 1] = 3.0, -1.0
+    s[1, 0, 1, 0] = 2.0
+    planted = torch.tensor([[[True, False], [False, False]], [[False, False], [True, True]]])
+    torch.testing.assert_close(planted_band_share(s, planted), torch.tensor([0.75, 1.0]))
+    torch.testing.assert_close(planted_band_share(s, planted[0]), torch.tensor([0.75, 0.0]))
+
+
+# ----------------------------------------------------------------------------- top-k
+
+@HYP
+@given(h=st.integers(2, 8), w=st.integers(2, 8), basis=st.sampled_from(["dct", "dft"]), seed=st.integers(0, 99))
+def test_topk_fraction_one_returns_x(h, w, basis, seed):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(2, 3, h, w, generator=g, dtype=torch.float64)
+    s = torch.randn(2, 3, h, w, generator=g, dtype=torch.float64)
+    torch.testing.assert_close(topk_reconstruction(x, s, 1.0, basis=basis), x, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(topk_reconstruction(x, s, 0.0, basis=basis), torch.zeros_like(x), rtol=0, atol=1e-12)
+    out, keep = topk_reconstruction(x, s, 0.3, basis=basis, by="signed", return_mask=True)
+    k = round(0.3 * (3 * h * w))
+    assert keep.reshape(2, -1).sum(1).tolist() == [k, k]
+    if k:  # the kept ones are the largest signed scores
+        kept_min = torch.where(keep, s, torch.inf).reshape(2, -1).min(1).values
+        drop_max = torch.where(keep, -torch.inf, s).reshape(2, -1).max(1).values
+        assert bool((kept_min >= drop_max).all())
+    torch.testing.assert_close(to_basis(out, basis), torch.where(keep, to_basis(x, basis), 0.0), atol=1e-12, rtol=0)
+
+
+# ----------------------------------------------------------------------------- deletion / insertion
+
+def test_deletion_insertion_on_linear_model():
+    """For a model linear in the coefficients, deleting by signed IG score is the steepest descent."""
+    torch.manual_seed(0)
+    lin = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 4)).double().eval()
+    x = images()
+    r = attribute(lin, x, "predicted", method="ig", n_steps=4)
+    cur = deletion_insertion_curves(lin, x, r.target, r, output="logit", n_points=9)
+    with torch.no_grad():
+        fx = lin(x).gather(1, r.target[:, None])[:, 0]
+        f0 = lin(torch.zeros_like(x)).gather(1, r.target[:, None])[:, 0]
+    for o in ("attribution", "random", "low_to_high", "high_to_low"):
+        assert cur.deletion[o].shape == (3, 9)
+        torch.testing.assert_close(cur.deletion[o][:, 0], fx)
+        torch.testing.assert_close(cur.deletion[o][:, -1], f0)
+        torch.testing.assert_close(cur.insertion[o][:, 0], f0)
+        torch.testing.assert_close(cur.insertion[o][:, -1], fx)
+        assert bool((cur.deletion["attribution"] <= cur.deletion[o] + 1e-9).all())
+        assert bool((cur.insertion["attribution"] >= cur.insertion[o] - 1e-9).all())
+    summ = cur.summary()
+    assert summ["deletion"]["attribution"] <= summ["deletion"]["random"]
+    assert summ["insertion"]["attribution"] >= summ["insertion"]["random"]
+    p = deletion_insertion_curves(lin, x, r.target, r.scores, orders="random", n_points=3, internal_batch_size=2)
+    assert set(p.deletion) == {"random"} and float(p.deletion["random"].max()) <= 1.0
+
+
+# ----------------------------------------------------------------------------- randomisation check
+
+@pytest.mark.parametrize("mode", ["cascading", "independent", "all"])
+def test_model_randomisation_check(mode):
+    m, x = tiny_cnn(), images()
+    before = [p.clone() for p in m.parameters()]
+    rng = torch.random.get_rng_state()
+    res = model_randomisation_check(m, x, "predicted", method="ig", mode=mode, n_steps=8)
+    assert all(torch.equal(a, b) for a, b in zip(before, m.parameters()))  # original untouched
+    assert torch.equal(rng, torch.random.get_rng_state())
+    n_layers = 1 if mode == "all" else 3
+    assert res.spearman.shape == (n_layers, 3) and res.randomised_scores.shape == (n_layers, 3, 3, 8, 8)
+    if mode != "all":
+        assert res.layers == ["6", "2", "0"]  # top (output) layer first
+    assert float(res.spearman.max()) < 0.99  # randomised weights change the explanation
+    again = model_randomisation_check(m, x, "predicted", method="ig", mode=mode, n_steps=8)
+    torch.testing.assert_close(res.spearman, again.spearman, equal_nan=True)  # seeded
+
+
+# ----------------------------------------------------------------------------- data-set profile
+
+def test_radial_attribution_profile():
+    m = tiny_cnn()
+    x, y = images(n=6), torch.tensor([0, 1, 0, 1, 2, 0])
+    masks = band_masks(8, 8, 4)
+    p = radial_attribution_profile(m, x, y, masks, method="ig", batch_size=4, n_boot=200, by_class=True,
+                                   progress=False, n_steps=8)
+    torch.testing.assert_close(p.per_image.sum(1), torch.ones(6, dtype=p.per_image.dtype))
+    assert bool((p.ci_low <= p.mean + 1e-12).all() and (p.mean <= p.ci_high + 1e-12).all())
+    assert set(p.by_class) == {0, 1, 2} and p.by_class[0]["n"] == 3
+    assert torch.equal(p.targets, y)
+    loader = [(x[:3], y[:3]), (x[3:], y[3:])]
+    q = radial_attribution_profile(m, loader, None, masks, method="ig", n_boot=200, progress=False, n_steps=8)
+    torch.testing.assert_close(q.per_image, p.per_image)
+    torch.testing.assert_close(q.mean, p.mean)
+    assert len(p.to_dict()["mean"]) == 4
+    s = radial_attribution_profile(m, x, y, masks, method="occlusion", by="signed", n_boot=50, progress=False)
+    assert bool((s.per_image.abs().sum(1) <= 1 + 1e-9).all())
+
+
+# ----------------------------------------------------------------------------- batching
+
+def test_internal_batch_size_does_not_change_results():
+    m, x = tiny_cnn(), images(n=4)
+    masks = band_masks(8, 8, 4)
+    for method in ("ig", "occlusion", "shapley", "saliency"):
+        a = attribute(m, x, "predicted", method=method, masks=masks, n_steps=8)
+        b = attribute(m, x, "predicted", method=method, masks=masks, n_steps=8, internal_batch_size=3)
+        torch.testing.assert_close(a.scores, b.scores, rtol=1e-9, atol=1e-12)
+
+
+def test_default_masks_partition_for_odd_shapes():
+    for h, w in ((8, 8), (6, 10), (7, 5)):
+        for basis in ("dct", "dft"):
+            mk = default_band_masks(h, w, basis)
+            assert bool((mk.sum(0) == 1).all())
+
+
+# ----------------------------------------------------------------------------- bad input
+
+def test_bad_inputs_name_the_argument():
+    m, x = tiny_cnn(), images()
+    masks = band_masks(8, 8, 4)
+    with pytest.raises(ValueError, match="method"):
+        attribute(m, x, 0, method="lrp")
+    with pytest.raises(ValueError, match="basis"):
+        attribute(m, x, 0, basis="wavelet")
+    with pytest.raises(ValueError, match="n_steps"):
+        attribute(m, x, 0, n_steps=0)
+    with pytest.raises(ValueError, match="baseline"):
+        attribute(m, x, 0, baseline=torch.zeros(3, 3, 8, 7, dtype=torch.float64))
+    with pytest.raises(ValueError, match="baseline"):
+        attribute(m, x, 0, baseline=torch.zeros(2, 3, 8, 8, dtype=torch.float64))
+    with pytest.raises(ValueError, match="baseline"):
+        attribute(m, x, 0, baseline=float("nan"))
+    with pytest.raises(ValueError, match="masks"):
+        attribute(m, x, 0, method="occlusion", masks=band_masks(8, 7, 4))
+    with pytest.raises(ValueError, match="masks"):
+        band_pixel_attribution(m, x, 0, masks[:2])  # not a partition
+    with pytest.raises(ValueError, match="masks"):
+        attribute(m, x, 0, method="shapley", masks=masks[:3])
+    with pytest.raises(ValueError, match="masks"):
+        attribute(m, x, 0, method="occlusion", masks=torch.cat([masks, masks[:1]]))  # overlap
+    with pytest.raises(ValueError, match="target"):
+        attribute(m, x, 5)
+    with pytest.raises(ValueError, match="target"):
+        attribute(m, x, [0, -1, 2])
+    with pytest.raises(ValueError, match="target"):
+        attribute(m, x, torch.tensor([0, 1]))
+    with pytest.raises(TypeError, match="target"):
+        attribute(m, x, torch.tensor([0.0, 1.0, 2.0]))
+    with pytest.raises(ValueError, match="target"):
+        attribute(m, x, "most likely")
+    bad = x.clone()
+    bad[0, 0, 0, 0] = float("inf")
+    with pytest.raises(ValueError, match="x"):
+        attribute(m, bad, 0)
+    with pytest.raises(ValueError, match="x"):
+        attribute(m, x[0], 0)
+    with pytest.raises(TypeError, match="stdev|n_sample|option"):
+        attribute(m, x, 0, method="ig", stdev=0.1)
+    with pytest.raises(ValueError, match="internal_batch_size"):
+        attribute(m, x, 0, internal_batch_size=0)
+    with pytest.raises(ValueError, match="fraction"):
+        topk_reconstruction(x, x, 1.5)
+    with pytest.raises(ValueError, match="scores"):
+        topk_reconstruction(x, x[:, :1], 0.5)
+    with pytest.raises(ValueError, match="orders"):
+        deletion_insertion_curves(m, x, 0, x, orders=("sideways",))
+    with pytest.raises(ValueError, match="model"):
+        attribute(lambda z: z.sum((1, 2, 3)), x, 0)
+    with pytest.raises(TypeError, match="model"):
+        attribute(FrequencyModel(m), x, 0)
+    with pytest.raises(ValueError, match="mode"):
+        model_randomisation_check(m, x, 0, mode="some")
+    with pytest.raises(ValueError, match="planted_masks"):
+        planted_band_share(x, torch.ones(2, 8, 8, dtype=torch.bool))
+    r = attribute(m, x, 0, method="gradient")
+    with pytest.raises(ValueError, match="masks"):
+        r.bands()
+    assert isinstance(r, FrequencyAttribution) and "gradient" in repr(r)
+
+
+def test_warns_for_batchnorm_in_training_mode():
+    m = nn.Sequential(nn.Conv2d(3, 2, 3), nn.BatchNorm2d(2), nn.Flatten(), nn.LazyLinear(3)).double()
+    x = images()
+    m(x)
+    with pytest.warns(UserWarning, match="eval"):
+        attribute(m, x, 0, method="gradient")
+    m.eval()
+    import warnings as _w
+    with _w.catch_warnings():
+        _w.simplefilter("error")
+        attribute(m, x, 0, method="gradient")
