@@ -15,3 +15,7 @@ from .attribution import (
     default_band_masks, deletion_insertion_curves, model_randomisation_check, planted_band_share,
     radial_attribution_profile, topk_reconstruction,
 )
+from .attacks import (
+    LaplacianSmoothing, band_projector, compare_bands, fourier_basis_images, fourier_heatmap, minimal_distortion,
+    perturbation_spectrum, pgd, smooth_pgd, success_curve,
+)

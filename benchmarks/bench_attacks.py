@@ -1,0 +1,227 @@
+"""Benchmark: band-limited PGD against torchattacks' PGD, and the Fourier heat map's cost.
+
+What it measures, in one run on the same model and batch:
+
+* ``torchattacks.PGD`` (Linf, no band): the reference cost of a PGD step.
+* ``freqkit.pgd`` with ``band=None``: the same iteration (identical results).
+* ``freqkit.pgd`` with a low-frequency DCT band and with a DFT band: the cost of keeping
+  the perturbation in band, ball and box (the projection of ``freqkit.attacks``).
+  The goal is a band projection costing at most 15% over torchattacks' PGD.
+* ``freqkit.fourier_heatmap``: seconds per image and per basis direction (a conjugate pair
+  of DFT frequencies counts once, as it is evaluated once).
+
+Every attack runs with ``early_stop=False`` so that all do the same number of steps on the
+whole batch (early stopping would make ours faster for reasons unrelated to the projection).
+Times are medians over ``--repeats`` runs, interleaved so that drift on a shared machine
+hits every contender alike.  The model is a small CIFAR-size ResNet with random weights
+(the cost of an attack step does not depend on the weights).
+
+    python benchmarks/bench_attacks.py --device cpu --batch 32 --steps 10 --repeats 3
+
+writes ``benchmarks/out/attacks.json`` atomically; ``run(args) -> dict`` is the entry point
+for a driver that runs every benchmark.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from freqkit import attacks as A  # noqa: E402
+from freqkit.transforms import band_masks  # noqa: E402
+
+OUT = REPO / "benchmarks" / "out" / "attacks.json"
+
+
+class _Block(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.c1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.b1 = nn.BatchNorm2d(cout)
+        self.c2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.b2 = nn.BatchNorm2d(cout)
+        self.skip = nn.Sequential() if stride == 1 and cin == cout else nn.Sequential(
+            nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        out = torch.relu(self.b1(self.c1(x)))
+        return torch.relu(self.b2(self.c2(out)) + self.skip(x))
+
+
+def resnet_ish(width: int = 32, n_classes: int = 10) -> nn.Module:
+    """A ResNet-10-like CIFAR network: stem, three stages of two basic blocks, linear head."""
+    w = width
+    return nn.Sequential(
+        nn.Conv2d(3, w, 3, 1, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU(),
+        _Block(w, w, 1), _Block(w, w, 1),
+        _Block(w, 2 * w, 2), _Block(2 * w, 2 * w, 1),
+        _Block(2 * w, 4 * w, 2), _Block(4 * w, 4 * w, 1),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4 * w, n_classes))
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _time(fn, device) -> float:
+    _sync(device)
+    t0 = time.perf_counter()
+    fn()
+    _sync(device)
+    return time.perf_counter() - t0
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--batch", type=int, default=32, help="images per attack")
+    p.add_argument("--steps", type=int, default=10, help="PGD steps")
+    p.add_argument("--repeats", type=int, default=3, help="timed runs per contender (median)")
+    p.add_argument("--width", type=int, default=32, help="channels of the ResNet's first stage")
+    p.add_argument("--size", type=int, default=32, help="image side (CIFAR: 32)")
+    p.add_argument("--proj-iters", type=int, default=8, help="projection iterations per PGD step")
+    p.add_argument("--heatmap-images", type=int, default=4, help="images for the Fourier heat map timing")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave as is)")
+    p.add_argument("--out", default=str(OUT), help="JSON output path")
+    p.add_argument("--seed", type=int, default=0)
+    return p.parse_args(argv)
+
+
+def run(args) -> dict:
+    """Run the benchmark described by ``args`` (see :func:`parse_args`) and return the record."""
+    import torchattacks
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    torch.manual_seed(args.seed)
+    model = resnet_ish(args.width).to(device).eval()
+    s = args.size
+    x = torch.rand(args.batch, 3, s, s, device=device)
+    with torch.no_grad():
+        y = model(x).argmax(1)  # labels = predictions, so every image starts correctly classified
+    eps, alpha, steps = 8 / 255, 2 / 255, args.steps
+    low_dct = band_masks(s, s, 4, "radial", "dct", device=device)[0]
+    mid_dft = band_masks(s, s, 4, "radial", "dft", device=device)[1]
+    atk = torchattacks.PGD(model, eps=eps, alpha=alpha, steps=steps, random_start=True)
+
+    def ours(band=None, basis="dct", norm="linf", e=eps, a=alpha):
+        return lambda: A.pgd(model, x, y, e, norm=norm, steps=steps, step_size=a, band=band, basis=basis,
+                             seed=args.seed, early_stop=False, proj_iters=args.proj_iters)
+
+    contenders = {
+        "torchattacks_pgd": lambda: atk(x, y),
+        "freqkit_pgd_no_band": ours(),
+        "freqkit_pgd_dct_low_band": ours(low_dct, "dct"),
+        "freqkit_pgd_dft_mid_band": ours(mid_dft, "dft"),
+        "torchattacks_pgdl2": (lambda a2=torchattacks.PGDL2(model, eps=0.5, alpha=0.1, steps=steps): a2(x, y)),
+        "freqkit_pgdl2_dct_low_band": ours(low_dct, "dct", "l2", 0.5, 0.1),
+    }
+    for fn in contenders.values():  # warm-up: allocator, cuDNN autotuning, cached DCT matrices
+        fn()
+    times = {k: [] for k in contenders}
+    for _ in range(args.repeats):
+        for k, fn in contenders.items():
+            times[k].append(_time(fn, device))
+    med = {k: statistics.median(v) for k, v in times.items()}
+    ref = med["torchattacks_pgd"]
+
+    # Projection quality on the timed setting (one extra run with diagnostics).
+    _, info = A.pgd(model, x, y, eps, steps=steps, step_size=alpha, band=low_dct, seed=args.seed,
+                    early_stop=False, return_info=True, proj_iters=args.proj_iters)
+
+    # Fourier heat map: all basis directions for a few images.
+    xh, yh = x[: args.heatmap_images], y[: args.heatmap_images]
+    n_dir = A._conjugate_pairs(s, s)[0].numel()
+    A.fourier_heatmap(model, xh[:1], yh[:1], eps=4.0, batch_size=256, progress=False)  # warm-up
+    t_hm = statistics.median(
+        _time(lambda: A.fourier_heatmap(model, xh, yh, eps=4.0, batch_size=256, progress=False), device)
+        for _ in range(max(1, min(args.repeats, 2))))
+
+    record = {
+        "benchmark": "attacks",
+        "setting": {
+            "device": str(device), "device_name": (torch.cuda.get_device_name(device) if device.type == "cuda"
+                                                   else platform.processor() or platform.machine()),
+            "threads": torch.get_num_threads(), "batch": args.batch, "steps": steps, "repeats": args.repeats,
+            "image": [3, s, s], "model": f"ResNet-10-ish width {args.width}, random weights",
+            "linf_eps": eps, "linf_alpha": alpha, "l2_eps": 0.5, "l2_alpha": 0.1,
+            "proj_iters": args.proj_iters, "early_stop": False,
+            "bands": {"dct_low": "radial band 0 of 4 (DCT)", "dft_mid": "radial band 1 of 4 (DFT)"},
+            "torch": torch.__version__, "torchattacks": torchattacks.__version__,
+        },
+        "median_seconds": med,
+        "all_seconds": times,
+        "ratio_vs_torchattacks": {
+            "linf_no_band": med["freqkit_pgd_no_band"] / ref,
+            "linf_dct_low_band": med["freqkit_pgd_dct_low_band"] / ref,
+            "linf_dft_mid_band": med["freqkit_pgd_dft_mid_band"] / ref,
+            "l2_dct_low_band": med["freqkit_pgdl2_dct_low_band"] / med["torchattacks_pgdl2"],
+        },
+        "goal_ratio_max": 1.15,
+        "out_of_band_share_max": float(info["out_of_band"].max()),
+        "projection_routes": {str(k): int((info["projection"] == k).sum()) for k in range(4)},
+        "fourier_heatmap": {
+            "images": int(xh.shape[0]), "directions_evaluated": n_dir, "grid": [s, s], "batch_size": 256,
+            "seconds": t_hm,
+            "seconds_per_image_direction": t_hm / (xh.shape[0] * n_dir),
+            "seconds_per_image_full_map": t_hm / xh.shape[0],
+        },
+    }
+    r = record["ratio_vs_torchattacks"]
+    record["goal_met"] = bool(max(r["linf_dct_low_band"], r["linf_dft_mid_band"], r["l2_dct_low_band"]) <= 1.15)
+    return record
+
+
+def write_json(record: dict, path) -> Path:
+    """Write ``record`` to ``path`` atomically (temporary file in the same folder, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(record, f, indent=2, default=str)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    record = run(args)
+    path = write_json(record, args.out)
+    r = record["ratio_vs_torchattacks"]
+    hm = record["fourier_heatmap"]
+    print(f"device {record['setting']['device']}, batch {args.batch}, steps {args.steps}, "
+          f"median of {args.repeats}:")
+    for k, v in record["median_seconds"].items():
+        print(f"  {k:30s} {v:8.3f} s")
+    print("  ratio vs torchattacks: " + ", ".join(f"{k} {v:.3f}" for k, v in r.items()))
+    print(f"  out-of-band share max {record['out_of_band_share_max']:.2e}; goal met: {record['goal_met']}")
+    print(f"  Fourier heat map: {hm['seconds_per_image_direction'] * 1e3:.3f} ms per image and direction, "
+          f"{hm['seconds_per_image_full_map']:.2f} s per image ({hm['directions_evaluated']} directions)")
+    print(f"wrote {path}")
+    return record
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,544 @@
+"""Attacks: torchattacks parity, exact feasibility in band/ball/box, Fourier heat maps,
+minimal distortion against closed forms, smooth PGD, bad input.
+
+Everything runs on tiny synthetic problems (no downloads) and keeps to a single CPU core.
+"""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import freqkit.attacks as A
+from freqkit.transforms import band_masks, check_dft_symmetric, dft2, idht2
+
+try:  # a test dependency only (installed with --no-deps: it pins an old requests)
+    import torchattacks
+except ImportError:  # pragma: no cover
+    torchattacks = None
+needs_torchattacks = pytest.mark.skipif(torchattacks is None, reason="torchattacks is not installed")
+
+H = 16
+
+
+# ----------------------------------------------------------------------------- fixtures
+
+def _mirror(m: torch.Tensor) -> torch.Tensor:
+    """``m`` reflected through the centre of the centred DFT grid (``f -> -f``)."""
+    h, w = m.shape
+    iu = ((-(torch.arange(h) - h // 2)) % h + h // 2) % h
+    iv = ((-(torch.arange(w) - w // 2)) % w + w // 2) % w
+    return m[iu][:, iv]
+
+
+def _synthetic(n: int, seed: int, h: int = H):
+    """A 3-class problem on 3 x h x h images: class k carries an oriented grating of its own
+    frequency under 1/f-ish noise; contrast stretched so that ~10% of pixels saturate."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 3, (n,), generator=g)
+    yy, xx = torch.meshgrid(torch.arange(h).float(), torch.arange(h).float(), indexing="ij")
+    freqs = [(1.0, 0.0), (0.0, 2.0), (2.0, 2.0)]
+    pat = torch.stack([torch.cos(2 * math.pi * (a * yy + b * xx) / h) for a, b in freqs])
+    noise = torch.randn(n, 3, h, h, generator=g)
+    noise = F.avg_pool2d(F.pad(noise, (1, 1, 1, 1), mode="circular"), 3, stride=1)
+    amp = 0.06 + 0.1 * torch.rand(n, 1, 1, 1, generator=g)
+    x = 0.5 + amp * pat[y][:, None] + 0.45 * noise + 0.1 * torch.randn(n, 1, 1, 1, generator=g)
+    return x.clamp(0, 1), y
+
+
+def _tiny_cnn(c: int = 3, k: int = 3, seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Conv2d(c, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(64, k))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    # Other developers share the machine: keep to one core.
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """A tiny CNN trained for ~2 s on the synthetic problem, and 600 held-out images it
+    classifies correctly (so that attack success rates are about the attack)."""
+    xtr, ytr = _synthetic(1024, seed=1)
+    model = _tiny_cnn()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(150):
+        i = torch.randint(0, xtr.shape[0], (128,), generator=g)
+        opt.zero_grad()
+        F.cross_entropy(model(xtr[i]), ytr[i]).backward()
+        opt.step()
+    model.eval()
+    x, y = _synthetic(900, seed=2)
+    with torch.no_grad():
+        ok = model(x).argmax(1) == y
+    assert ok.float().mean() > 0.8, "the fixture model did not learn the synthetic problem"
+    return model, x[ok][:600], y[ok][:600]
+
+
+RANDOM_MODEL = _tiny_cnn(seed=5).eval()
+
+
+def _saturated(n, c, h, w, seed, frac=0.4):
+    """Images where ``frac`` of the pixels are exactly 0 or 1 (in blobs, like real images)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, c, h, w, generator=g)
+    blob = F.avg_pool2d(torch.rand(n, 1, h + 2, w + 2, generator=g), 3, stride=1)
+    lo, hi = torch.quantile(blob.flatten(1), frac / 2, dim=1), torch.quantile(blob.flatten(1), 1 - frac / 2, dim=1)
+    x = torch.where(blob <= lo.view(-1, 1, 1, 1), torch.zeros_like(x), x)
+    x = torch.where(blob >= hi.view(-1, 1, 1, 1), torch.ones_like(x), x)
+    return x
+
+
+def _assert_feasible(x, x_adv, eps, norm, band, basis, info=None):
+    assert x_adv.shape == x.shape and x_adv.dtype == x.dtype
+    assert float(x_adv.min()) >= 0.0 and float(x_adv.max()) <= 1.0
+    d = (x_adv - x).flatten(1)
+    size = d.norm(dim=1) if norm == "l2" else d.abs().amax(1)
+    assert float(size.max()) <= eps + 1e-5, f"{norm} {float(size.max())} > eps {eps}"
+    if band is not None:
+        proj = A.band_projector(band, basis)
+        delta = x_adv - x
+        e_all = delta.flatten(1).pow(2).sum(1)
+        e_out = (delta - proj(delta)).flatten(1).pow(2).sum(1)
+        share = torch.where(e_all > 0, e_out / e_all.clamp_min(1e-30), torch.zeros_like(e_all))
+        assert float(share.max()) < 1e-3, f"out-of-band share {float(share.max()):.2e}"
+        if info is not None:
+            assert torch.allclose(info["out_of_band"], share, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- torchattacks parity
+
+@needs_torchattacks
+@pytest.mark.parametrize("norm, eps", [("linf", 8 / 255), ("l2", 0.75)])
+def test_band_none_is_torchattacks_step_for_step(trained, norm, eps):
+    """Without early stop, the same seed gives torchattacks' adversarial images exactly."""
+    model, x, y = trained
+    x, y = x[:200], y[:200]
+    alpha = eps / 4
+    torch.manual_seed(11)
+    atk = (torchattacks.PGD if norm == "linf" else torchattacks.PGDL2)(model, eps=eps, alpha=alpha, steps=10)
+    x_ta = atk(x, y)
+    x_fk = A.pgd(model, x, y, eps, norm=norm, steps=10, step_size=alpha, seed=11, early_stop=False)
+    assert (x_fk - x_ta).abs().max() < 1e-6
+
+
+@needs_torchattacks
+@pytest.mark.parametrize("norm, eps", [("linf", 8 / 255), ("l2", 0.75)])
+def test_band_none_success_rate_matches_torchattacks(trained, norm, eps):
+    """With early stop (the default) the success rate matches torchattacks' within 1 pp."""
+    model, x, y = trained
+    alpha = eps / 4
+    torch.manual_seed(7)
+    atk = (torchattacks.PGD if norm == "linf" else torchattacks.PGDL2)(model, eps=eps, alpha=alpha, steps=10)
+    x_ta = atk(x, y)
+    with torch.no_grad():
+        rate_ta = (model(x_ta).argmax(1) != y).float().mean().item()
+    _, info = A.pgd(model, x, y, eps, norm=norm, steps=10, step_size=alpha, seed=7, return_info=True)
+    rate_fk = info["success"].float().mean().item()
+    assert 0.1 < rate_ta < 0.9, f"eps gives an uninformative success rate {rate_ta}"
+    assert abs(rate_fk - rate_ta) <= 0.01, (rate_fk, rate_ta)
+    # early stop can only keep successes that the plain iteration might lose later
+    assert rate_fk >= rate_ta - 1e-9
+
+
+# ----------------------------------------------------------------------------- feasibility
+
+@pytest.mark.parametrize("basis", ["dct", "dft"])
+@pytest.mark.parametrize("norm, eps", [("linf", 8 / 255), ("l2", 0.5)])
+@pytest.mark.parametrize("band_idx", [0, 1, 3])
+def test_band_pgd_result_in_box_ball_and_band_with_saturated_pixels(basis, norm, eps, band_idx):
+    x = _saturated(6, 3, H, H, seed=band_idx)
+    assert float(((x == 0) | (x == 1)).float().mean()) > 0.3
+    band = band_masks(H, H, 4, "radial", basis)[band_idx]
+    with torch.no_grad():
+        y = RANDOM_MODEL(x).argmax(1)
+    x_adv, info = A.pgd(RANDOM_MODEL, x, y, eps, norm=norm, steps=5, band=band, basis=basis, seed=0,
+                        return_info=True)
+    _assert_feasible(x, x_adv, eps, norm, band, basis, info)
+    if band_idx < 3:
+        # (the top band can hardly move an image with large saturated blobs inside [0, 1]:
+        # the projection onto band, ball and box is then almost 0, and so may the result be)
+        assert float(info["l2"].max()) > 0.1 * eps
+    assert set(info) >= {"success", "l2", "linf", "out_of_band", "iterations", "projection"}
+
+
+@st.composite
+def _band_case(draw):
+    h = draw(st.integers(4, 12))
+    w = draw(st.integers(4, 12))
+    basis = draw(st.sampled_from(["dct", "dft"]))
+    seed = draw(st.integers(0, 2**16))
+    g = torch.Generator().manual_seed(seed)
+    m = torch.rand(h, w, generator=g) < draw(st.floats(0.05, 0.9))
+    if basis == "dft":
+        m = m | _mirror(m)
+    if not bool(m.any()):
+        m[h // 2, w // 2] = True
+    return h, w, basis, m, seed
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=_band_case(), norm=st.sampled_from(["linf", "l2"]), eps=st.floats(0.0, 1.5),
+       c=st.integers(1, 3), frac=st.floats(0.0, 0.9), random_start=st.booleans())
+def test_property_band_pgd_always_feasible(case, norm, eps, c, frac, random_start):
+    h, w, basis, band, seed = case
+    if norm == "linf":
+        eps = eps / 10
+    x = _saturated(3, c, h, w, seed, frac)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(c * h * w, 4))
+    torch.manual_seed(seed)
+    y = torch.randint(0, 4, (3,))
+    x_adv, info = A.pgd(model, x, y, eps, norm=norm, steps=3, band=band, basis=basis, seed=seed,
+                        random_start=random_start, return_info=True)
+    _assert_feasible(x, x_adv, eps, norm, band, basis, info)
+
+
+def test_dft_band_attack_is_real_and_symmetric_spectrum():
+    x = _saturated(4, 3, H, H, seed=3, frac=0.1)
+    band = band_masks(H, H, 4, "radial", "dft")[1]
+    with torch.no_grad():
+        y = RANDOM_MODEL(x).argmax(1)
+    x_adv = A.pgd(RANDOM_MODEL, x, y, 0.5, norm="l2", steps=5, band=band, basis="dft", seed=0)
+    spec = dft2(x_adv - x).abs() ** 2
+    e_out = spec[..., ~band].sum()
+    assert float(e_out / spec.sum()) < 1e-3
+
+
+def test_band_attack_is_no_stronger_than_full_band(trained):
+    model, x, y = trained
+    x, y = x[:300], y[:300]
+    full = A.pgd(model, x, y, 1.0, norm="l2", steps=10, seed=0, return_info=True)[1]["success"].float().mean()
+    assert full > 0.3
+    for band in band_masks(H, H, 3, "radial", "dct"):
+        rate = A.pgd(model, x, y, 1.0, norm="l2", steps=10, band=band, seed=0,
+                     return_info=True)[1]["success"].float().mean()
+        assert rate <= full + 0.02, (float(rate), float(full))
+
+
+def test_early_stop_keeps_successes_and_counts_iterations(trained):
+    model, x, y = trained
+    x, y = x[:100], y[:100]
+    x_adv, info = A.pgd(model, x, y, 16 / 255, steps=10, seed=0, return_info=True)
+    with torch.no_grad():
+        pred = model(x_adv).argmax(1)
+    assert torch.equal(info["success"], pred != y)
+    assert int(info["iterations"].max()) <= 10
+    assert bool((info["iterations"][info["success"]] < 10).any())
+    # restarts never lose a success of the first restart (it is the same run)
+    _, info3 = A.pgd(model, x, y, 16 / 255, steps=10, seed=0, restarts=3, return_info=True)
+    assert bool((info3["success"] | ~info["success"]).all())
+
+
+def test_targeted_attack_reaches_targets(trained):
+    model, x, y = trained
+    x = x[:64]
+    target = (y[:64] + 1) % 3
+    x_adv, info = A.pgd(model, x, target, 0.25, norm="linf", steps=20, targeted=True, seed=0, return_info=True)
+    with torch.no_grad():
+        pred = model(x_adv).argmax(1)
+    assert torch.equal(info["success"], pred == target)
+    assert info["success"].float().mean() > 0.5
+
+
+def test_seed_is_reproducible_and_leaves_global_rng_alone(trained):
+    model, x, y = trained
+    x, y = x[:32], y[:32]
+    band = band_masks(H, H, 3, "radial", "dct")[0]
+    torch.manual_seed(123)
+    before = torch.rand(1)
+    torch.manual_seed(123)
+    a = A.pgd(model, x, y, 0.5, norm="l2", steps=3, band=band, seed=5)
+    after = torch.rand(1)
+    b = A.pgd(model, x, y, 0.5, norm="l2", steps=3, band=band, seed=5)
+    assert torch.equal(a, b) and torch.equal(before, after)
+
+
+def test_model_mode_is_restored(trained):
+    model, x, y = trained
+    model.train()
+    try:
+        A.pgd(model, x[:8], y[:8], 0.1, steps=2, seed=0)
+        assert model.training
+    finally:
+        model.eval()
+
+
+def test_per_image_eps_and_zero_eps(trained):
+    model, x, y = trained
+    x, y = x[:8], y[:8]
+    eps = torch.linspace(0, 0.5, 8)
+    band = band_masks(H, H, 3, "radial", "dct")[0]
+    x_adv, info = A.pgd(model, x, y, eps, norm="l2", steps=3, band=band, seed=0, return_info=True)
+    assert bool((info["l2"] <= eps + 1e-5).all()) and float(info["l2"][0]) == 0.0
+
+
+# ----------------------------------------------------------------------------- Fourier heat map
+
+class _OneFrequency(nn.Module):
+    """Sensitive only to the energy at DFT frequency ``(u, v)`` (and its mirror): class 1
+    when the energy of the projection onto that Fourier pair exceeds ``thr``."""
+
+    def __init__(self, h, w, u, v, thr):
+        super().__init__()
+        e = torch.zeros(2, h, w)
+        e[0, u, v] = 1
+        e[1][_mirror(e[0] > 0)] = 1
+        self.register_buffer("basis", idht2(e))  # orthonormal pair spanning the frequency
+        self.thr = thr
+
+    def forward(self, x):
+        c = torch.einsum("nchw,khw->nck", x, self.basis)
+        energy = c.pow(2).sum((1, 2))
+        return torch.stack([self.thr - energy, energy - self.thr], 1)
+
+
+@pytest.mark.parametrize("h, w, u, v", [(16, 16, 5, 11), (12, 15, 2, 9), (8, 8, 4, 1)])
+def test_fourier_heatmap_peaks_at_the_only_sensitive_direction(h, w, u, v):
+    eps = 1.0
+    model = _OneFrequency(h, w, u, v, thr=eps ** 2 / 2)
+    g = torch.Generator().manual_seed(0)
+    x = 0.35 + 0.3 * torch.rand(6, 3, h, w, generator=g)
+    c = torch.einsum("nchw,khw->nck", x, model.basis)
+    x = x - torch.einsum("nck,khw->nchw", c, model.basis)  # no energy at (u, v): class 0
+    assert float(x.min()) >= 0 and float(x.max()) <= 1  # no clamping can interfere
+    y = torch.zeros(6, dtype=torch.long)
+    hm = A.fourier_heatmap(model, x, y, eps=eps, batch_size=64, progress=False)
+    assert hm.shape == (h, w)
+    peak = torch.zeros(h, w, dtype=torch.bool)
+    peak[u, v] = True
+    peak = peak | _mirror(peak)
+    assert torch.equal(hm > 0.5, peak)
+    assert torch.allclose(hm[peak], torch.ones(int(peak.sum())))
+    assert float(hm[~peak].abs().max()) == 0.0
+    lc = A.fourier_heatmap(model, x, y, eps=eps, metric="logit_change", progress=False)
+    assert torch.equal(lc == lc.max(), peak)
+
+
+def test_fourier_heatmap_is_symmetric_and_independent_of_batch_size():
+    x = _saturated(5, 3, 9, 10, seed=1, frac=0.1)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(270, 3))
+    torch.manual_seed(0)
+    y = torch.randint(0, 3, (5,))
+    a = A.fourier_heatmap(model, x, y, eps=2.0, batch_size=7, progress=False, metric="logit_change")
+    b = A.fourier_heatmap(model, x, y, eps=2.0, batch_size=1000, progress=False, metric="logit_change")
+    assert torch.allclose(a, b, atol=1e-5)
+    assert torch.allclose(a, _mirror(a))
+    assert float(a.abs().sum()) > 0
+
+
+def test_fourier_basis_images_are_unit_norm_and_on_their_frequency():
+    idx = torch.arange(0, 64, 7)
+    b = A.fourier_basis_images(8, 8, idx, torch.float64)
+    assert torch.allclose(b.flatten(1).norm(dim=1), torch.ones(len(idx), dtype=torch.float64))
+    spec = dft2(b).abs()
+    for k, i in enumerate(idx.tolist()):
+        m = torch.zeros(64, dtype=torch.bool)
+        m[i] = True
+        m = m.reshape(8, 8)
+        m = m | _mirror(m)
+        assert float(spec[k][~m].max()) < 1e-12
+
+
+# ----------------------------------------------------------------------------- minimal distortion
+
+class _Linear(nn.Module):
+    """Two-class linear model: logits ``(0, w.x + b)``."""
+
+    def __init__(self, w, b):
+        super().__init__()
+        self.w, self.b = w, b
+
+    def forward(self, x):
+        s = (x * self.w).flatten(1).sum(1) + self.b
+        return torch.stack([torch.zeros_like(s), s], 1)
+
+
+def _linear_problem(seed=0, n=12):
+    g = torch.Generator().manual_seed(seed)
+    w = 0.1 * torch.randn(3, H, H, generator=g, dtype=torch.float64)
+    x = 0.4 + 0.2 * torch.rand(n, 3, H, H, generator=g, dtype=torch.float64)
+    b = -float((x * w).flatten(1).sum(1).mean())
+    model = _Linear(w, b)
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    s = (x * w).flatten(1).sum(1) + b
+    return model, x, y, w, s
+
+
+@pytest.mark.parametrize("basis, band_idx", [("dct", 0), ("dct", 2), ("dft", 1), (None, None)])
+def test_minimal_l2_distortion_matches_closed_form(basis, band_idx):
+    """For a linear model the smallest in-band L2 perturbation is |w.x + b| / ||P_band w||."""
+    model, x, y, w, s = _linear_problem()
+    band = None if basis is None else band_masks(H, H, 4, "radial", basis)[band_idx]
+    pw = w if band is None else A.band_projector(band, basis, torch.float64)(w)
+    true = s.abs() / pw.norm()
+    eps_max = float(true.max()) * 4
+    d = A.minimal_distortion(model, x, y, band=band, norm="l2", basis=basis or "dct", eps_max=eps_max,
+                             eps_min=float(true.min()) / 4, progress=False)
+    assert torch.all(d >= true * (1 - 1e-6))  # a valid perturbation is never below the optimum
+    assert float(((d - true) / true).abs().max()) < 0.01
+
+
+def test_minimal_linf_distortion_matches_closed_form():
+    model, x, y, w, s = _linear_problem(seed=1)
+    true = s.abs() / w.abs().sum()
+    d = A.minimal_distortion(model, x, y, norm="linf", eps_max=float(true.max()) * 4,
+                             eps_min=float(true.min()) / 4, progress=False)
+    assert float(((d - true) / true).abs().max()) < 0.01
+
+
+def test_minimal_distortion_inf_when_out_of_reach_and_success_curve_monotone():
+    model, x, y, w, s = _linear_problem(seed=2, n=10)
+    true = s.abs() / w.norm()
+    d = A.minimal_distortion(model, x, y, norm="l2", eps_max=float(true.median()), progress=False)
+    assert torch.equal(torch.isinf(d), true > float(true.median()) * 1.001) or \
+        int(torch.isinf(d).sum()) >= int((true > float(true.median()) * 1.01).sum())
+    eps_list = [0.0] + sorted((true * 1.01).tolist())
+    curve = A.success_curve(model, x, y, eps_list, norm="l2", random_start=False, progress=False)
+    rates = curve["success_rate"]
+    assert float(rates[0]) == 0.0 and bool((rates[1:] >= rates[:-1]).all())
+    assert float(rates[-1]) == 1.0
+
+
+def test_compare_bands_tidy_record(trained):
+    model, x, y = trained
+    x, y = x[:24], y[:24]
+    masks = band_masks(H, H, 2, "radial", "dct")
+    out = A.compare_bands(model, x, y, masks, norm="l2", eps_list=[0.0, 0.5, 2.0], steps=5, search_steps=4,
+                          eps_max=4.0, n_boot=200, progress=False)
+    assert list(out) == ["band0", "band1", "full"]
+    for rec in out.values():
+        assert rec["eps"] == [0.0, 0.5, 2.0] and len(rec["success_rate"]) == 3
+        assert rec["success_rate"][0] == 0.0
+        assert rec["ci_low"] <= rec["median_distortion"] <= rec["ci_high"]
+        assert len(rec["distortions"]) == 24 and rec["out_of_band_max"] < 1e-3
+    assert out["full"]["n_coefficients"] == H * H
+    named = A.compare_bands(model, x[:8], y[:8], {"low": masks[0]}, eps_list=[1.0], steps=3, search_steps=2,
+                            eps_max=4.0, n_boot=50, include_full=False, progress=False)
+    assert list(named) == ["low"] and named["low"]["n_coefficients"] == int(masks[0].sum())
+
+
+def test_minimal_distortion_returns_the_adversarial_images(trained):
+    model, x, y = trained
+    x, y = x[:16], y[:16]
+    band = band_masks(H, H, 3, "radial", "dft")[0]
+    d, info = A.minimal_distortion(model, x, y, band=band, basis="dft", norm="l2", eps_max=4.0, search_steps=4,
+                                   pgd_steps=5, progress=False, return_info=True)
+    ok = info["success"]
+    assert torch.equal(ok, torch.isfinite(d)) and bool(ok.any())
+    with torch.no_grad():
+        assert bool((model(info["x_adv"][ok]).argmax(1) != y[ok]).all())
+    _assert_feasible(x[ok], info["x_adv"][ok], 4.0, "l2", band, "dft")
+    sizes = (info["x_adv"] - x).flatten(1).norm(dim=1)
+    assert torch.allclose(sizes[ok], d[ok], atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- smooth adversarial examples
+
+def test_laplacian_smoothing_solves_its_system_and_is_symmetric():
+    x = _saturated(2, 3, 12, 12, seed=0, frac=0.2)
+    sm = A.LaplacianSmoothing(x.double(), alpha=0.9, cg_iters=200, tol=1e-10)
+    g = torch.Generator().manual_seed(1)
+    u, v = torch.randn(2, 2, 3, 12, 12, generator=g, dtype=torch.float64)
+    r = sm(u)
+    assert torch.allclose(sm.laplacian(r), u, atol=1e-7)
+    assert torch.allclose((sm(u) * v).sum(), (u * sm(v)).sum(), rtol=1e-7)
+    # smoothing reduces the graph Dirichlet energy
+    assert bool((sm.dirichlet_energy(r) < sm.dirichlet_energy(u)).all())
+
+
+def test_smooth_pgd_is_feasible_and_smoother_than_pgd(trained):
+    model, x, y = trained
+    x, y = x[:32], y[:32]
+    xs, info = A.smooth_pgd(model, x, y, 1.0, steps=10, seed=0, return_info=True)
+    _assert_feasible(x, xs, 1.0, "l2", None, "dct")
+    xp = A.pgd(model, x, y, 1.0, norm="l2", steps=10, seed=0)
+    sm = A.LaplacianSmoothing(x)
+    moved = info["l2"] > 0
+    assert float(info["dirichlet"][moved].mean()) < 0.5 * float(sm.dirichlet_energy(xp - x)[moved].mean())
+    assert info["success"].float().mean() > 0.2
+    xl = A.smooth_pgd(model, x, y, 8 / 255, norm="linf", steps=5, seed=0, random_start=True)
+    _assert_feasible(x, xl, 8 / 255, "linf", None, "dct")
+
+
+def test_perturbation_spectrum_shares():
+    g = torch.Generator().manual_seed(0)
+    d = torch.randn(4, 3, H, H, generator=g)
+    for basis in ("dct", "dft"):
+        masks = band_masks(H, H, 4, "radial", basis)
+        p = A.perturbation_spectrum(d, basis=basis, masks=masks)
+        assert p.shape == (4, 4) and torch.allclose(p.sum(1), torch.ones(4), atol=1e-5)
+        low = A.band_projector(masks[0], basis)(d)
+        q = A.perturbation_spectrum(low, basis=basis, masks=masks)
+        assert float(q[:, 1:].max()) < 1e-6
+        raw = A.perturbation_spectrum(d, basis=basis, masks=masks, normalize=False)
+        assert torch.allclose(raw.sum(1), d.pow(2).sum((1, 2, 3)), rtol=1e-4)
+    assert A.perturbation_spectrum(d).shape == (4, H // 2)
+    assert torch.equal(A.perturbation_spectrum(torch.zeros(1, 1, H, H)), torch.zeros(1, H // 2))
+
+
+# ----------------------------------------------------------------------------- bad input
+
+def _bad_cases():
+    x = torch.rand(2, 3, H, H)
+    y = torch.tensor([0, 1])
+    m = RANDOM_MODEL
+    asym = torch.zeros(H, H, dtype=torch.bool)
+    asym[1, 2] = True
+    return [
+        (lambda: A.pgd(m, x, y, -0.1), "eps"),
+        (lambda: A.pgd(m, x, y, float("nan")), "eps"),
+        (lambda: A.pgd(m, x, y, torch.tensor([0.1, -0.1])), "eps"),
+        (lambda: A.pgd(m, x, y, 0.1, norm="l3"), "norm"),
+        (lambda: A.pgd(m, x, y, 0.1, basis="wavelet"), "basis"),
+        (lambda: A.pgd(m, x, y, 0.1, band=torch.ones(8, 8, dtype=torch.bool)), "band"),
+        (lambda: A.pgd(m, x, y, 0.1, band=torch.zeros(H, H, dtype=torch.bool)), "band"),
+        (lambda: A.pgd(m, x, y, 0.1, band=asym, basis="dft"), "band"),
+        (lambda: A.pgd(m, x, torch.tensor([0, 3]), 0.1, steps=1), "y"),
+        (lambda: A.pgd(m, x, torch.tensor([0, -1]), 0.1, steps=0), "y"),
+        (lambda: A.pgd(m, x, torch.tensor([0, 1, 2]), 0.1), "y"),
+        (lambda: A.pgd(m, x, torch.tensor([0.0, 1.0]), 0.1), "y"),
+        (lambda: A.pgd(m, x * 2, y, 0.1), "x"),
+        (lambda: A.pgd(m, x[0], y, 0.1), "x"),
+        (lambda: A.pgd(m, x, y, 0.1, steps=-1), "steps"),
+        (lambda: A.pgd(m, x, y, 0.1, step_size=0.0), "step_size"),
+        (lambda: A.fourier_heatmap(m, x, y, eps=-1.0), "eps"),
+        (lambda: A.fourier_heatmap(m, x, y, metric="accuracy"), "metric"),
+        (lambda: A.fourier_heatmap(m, x, torch.tensor([0, 5]), progress=False), "y"),
+        (lambda: A.minimal_distortion(m, x, y, eps_max=-1.0), "eps_max"),
+        (lambda: A.minimal_distortion(m, x, y, band=torch.ones(3, 3, dtype=torch.bool)), "band"),
+        (lambda: A.smooth_pgd(m, x, y, 0.5, alpha=1.0), "alpha"),
+        (lambda: A.smooth_pgd(m, x, y, -0.5), "eps"),
+        (lambda: A.compare_bands(m, x, y, torch.zeros(2, H, H, dtype=torch.bool), progress=False), "masks"),
+        (lambda: A.perturbation_spectrum(x, masks=torch.ones(2, 4, 4, dtype=torch.bool)), "masks"),
+    ]
+
+
+@pytest.mark.parametrize("k", range(len(_bad_cases())))
+def test_bad_input_errors_name_the_argument(k):
+    call, name = _bad_cases()[k]
+    with pytest.raises((ValueError, TypeError)) as e:
+        call()
+    assert name in str(e.value), str(e.value)
+
+
+def test_dft_band_helper_agrees_with_transforms_check():
+    band = band_masks(H, H, 4, "radial", "dft")[2]
+    check_dft_symmetric(band)  # the masks we hand to pgd are valid
+    asym = band.clone()
+    asym[0, 1] = ~asym[0, 1]
+    with pytest.raises(ValueError, match="band"):
+        A.band_projector(asym, "dft")
