@@ -19,3 +19,4 @@ from .attacks import (
     LaplacianSmoothing, band_projector, compare_bands, fourier_basis_images, fourier_heatmap, minimal_distortion,
     perturbation_spectrum, pgd, smooth_pgd, success_curve,
 )
+from .human import band_sensitivity, csf_map, csf_mannos_sakrison, human_alignment
