@@ -20,3 +20,9 @@ from .attacks import (
     perturbation_spectrum, pgd, smooth_pgd, success_curve,
 )
 from .human import band_sensitivity, csf_map, csf_mannos_sakrison, human_alignment
+from .data import (
+    CIFAR10_CLASSES, MNIST_CLASSES, WeightsUnavailable, dataset_info, load_dataset, load_imagenet_classifier,
+    load_imagenet_folder, planted_frequency_dataset,
+)
+from .models import Normalize, ResNetCIFAR, SmallCNN, build_model
+from .training import PRESETS, CorruptCheckpoint, evaluate, predict_logits, resolve_device, train_or_load

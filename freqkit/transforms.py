@@ -394,12 +394,15 @@ def radial_power_law(power: torch.Tensor, basis: str = "dft", n_bands: int = 16,
 
     Natural images have power falling roughly as ``1 / f^2`` (van der Schaaf & van Hateren
     1996), a slope near -2.  Returns ``(radius_centres, mean_power, slope)``; the fit uses
-    bands whose centre lies in ``fit_range`` (units of Nyquist), which leaves out the mean.
+    bands whose centre lies in ``fit_range`` (units of Nyquist); the mean (r = 0) is left out.
     """
     check_tensor(power, "power", ndim=2)
     h, w = power.shape
-    masks = band_masks(h, w, n_bands, kind="radial", basis=basis)
     r = frequency_radius(h, w, basis)
+    # The mean (r = 0) is no frequency of the image's structure and dwarfs its neighbours:
+    # leave it out, or it drags the first band's power and steepens the slope.
+    masks = band_masks(h, w, n_bands, kind="radial", basis=basis) & (r > 0)
+    masks = masks[masks.flatten(1).any(1)]
     prof = radial_profile(power.double(), masks, reduce="mean")
     centres = torch.stack([r[m].mean() for m in masks])
     sel = (centres >= fit_range[0]) & (centres <= fit_range[1]) & (prof > 0)

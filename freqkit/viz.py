@@ -158,3 +158,457 @@ def setting_caption(**setting) -> str:
 def radius_map(h: int, w: int, basis: str = "dct") -> torch.Tensor:
     """Convenience for figures: the normalised radius per coefficient."""
     return frequency_radius(h, w, basis)
+
+
+# ============================================================================ attack figures (chapters 5-6)
+# Success against eps per band, minimal distortion per band with CIs, Fourier heat maps,
+# perturbation strips and spectra.  Inputs are the records of freqkit.compare_bands /
+# freqkit.robustness.band_comparison and the tensors of freqkit.attacks.
+
+__all__ += ["attack_success_curves", "minimal_distortion_plot", "fourier_heatmap_image", "signed_stretch",
+            "perturbation_strip", "perturbation_spectra", "perturbation_share_bars"]
+
+
+def _band_label(name: str, rec: dict) -> str:
+    k = rec.get("n_coefficients")
+    return f"{name} ({k} coef.)" if k is not None and name != "full" else name
+
+
+def attack_success_curves(records: dict, title: str = "", ax=None, xlabel: str | None = None):
+    """Success rate of (band-limited) PGD against eps, one line per band.
+
+    ``records``: ``{band: record}`` from :func:`freqkit.compare_bands` (keys ``eps``,
+    ``success_rate``, ``n_coefficients``, ``norm``, ``n``).  Each line's y-data are exactly
+    the stored success rates.
+    """
+    plt = _plt()
+    fig = None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5, 3.4))
+    norm = None
+    for name, rec in records.items():
+        norm = rec.get("norm", norm)
+        ax.plot(rec["eps"], rec["success_rate"], marker="o", ms=3, label=_band_label(name, rec),
+                ls="--" if name == "full" else "-")
+    ax.set_ylim(-0.03, 1.03)
+    ax.set_xlabel(xlabel or f"eps ({(norm or '').upper()} radius, pixels in [0, 1])")
+    ax.set_ylabel("attack success rate")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return fig or ax.figure
+
+
+def minimal_distortion_plot(records: dict, title: str = "", ax=None, log: bool = True):
+    """Median minimal distortion per band with its bootstrap CI (error bars).
+
+    A median of ``inf`` (most images resisted up to ``eps_max``) is drawn as a triangle at
+    the top, above the dotted ``eps_max`` line; an infinite CI end as a bar reaching the
+    top.  The numbers are written above the points; where a record has
+    ``box_limited_share`` (:func:`freqkit.robustness.band_comparison`) it is written too.
+    The line labelled ``"median"`` holds the finite medians at their band positions.
+    """
+    plt = _plt()
+    fig = None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5, 3.4))
+    names = list(records)
+    med = np.array([records[k]["median_distortion"] for k in names], dtype=float)
+    lo = np.array([records[k]["ci_low"] for k in names], dtype=float)
+    hi = np.array([records[k]["ci_high"] for k in names], dtype=float)
+    eps_max = max(float(records[k].get("eps_max", np.nan)) for k in names)
+    finite = np.concatenate([v[np.isfinite(v)] for v in (med, lo, hi)] + [[eps_max]])
+    top = float(np.nanmax(finite)) * (2.0 if log else 1.15)
+    pos = np.arange(len(names))
+    ok = np.isfinite(med)
+    lo_c, hi_c = np.where(np.isfinite(lo), lo, top), np.where(np.isfinite(hi), hi, top)
+    ax.vlines(pos, lo_c, hi_c, color="C0", lw=2, alpha=0.6, label=f"{int(100 * records[names[0]].get('ci', 0.95))}% bootstrap CI")
+    ax.plot(pos[ok], med[ok], "o", color="C0", ms=6, label="median")
+    if (~ok).any():
+        ax.plot(pos[~ok], np.full((~ok).sum(), top), "^", color="C3", ms=8, label="median = inf (> eps_max)")
+    ax.axhline(eps_max, color="gray", ls=":", lw=1, label=f"eps_max = {eps_max:.3g}")
+    for i, k in enumerate(names):
+        txt = f"{med[i]:.3g}" if ok[i] else "inf"
+        box = records[k].get("box_limited_share")
+        if box:
+            txt += f"\nbox {box:.0%}"
+        ax.annotate(txt, (pos[i], top if not ok[i] else med[i]), textcoords="offset points", xytext=(6, 2),
+                    fontsize=7)
+    if log:
+        ax.set_yscale("log")
+    ax.set_xticks(pos, [_band_label(k, records[k]) for k in names], rotation=20, fontsize=7)
+    norm = records[names[0]].get("norm", "")
+    ax.set_ylabel(f"median minimal {norm.upper()} distortion")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=7)
+    return fig or ax.figure
+
+
+def fourier_heatmap_image(hm, title: str = "", ax=None, vmin=None, vmax=None, cmap: str = "viridis",
+                          label: str = "error rate"):
+    """A Fourier heat map on the centred DFT grid (zero frequency in the middle).
+
+    Pixel ``(i, j)`` is the value for the perturbation along the Fourier basis image of
+    frequency ``(i - H//2, j - W//2)``: the centre is the lowest frequency, the corners the
+    highest; the map is symmetric through the centre.  The image shows ``hm`` unchanged.
+    """
+    plt = _plt()
+    fig = None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(3.4, 3))
+    a = hm.detach().cpu().double().numpy() if isinstance(hm, torch.Tensor) else np.asarray(hm, dtype=float)
+    im = ax.imshow(a, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
+    h, w = a.shape
+    ax.set_xticks([0, w // 2, w - 1], [f"{-(w // 2)}", "0", f"+{w - 1 - w // 2}"])
+    ax.set_yticks([0, h // 2, h - 1], [f"{-(h // 2)}", "0", f"+{h - 1 - h // 2}"])
+    ax.set_xlabel("horizontal frequency (cycles/image)"), ax.set_ylabel("vertical frequency")
+    ax.set_title(title, fontsize=9)
+    ax.figure.colorbar(im, ax=ax, fraction=0.046, label=label)
+    return fig or ax.figure
+
+
+def signed_stretch(d) -> np.ndarray:
+    """Show a signed perturbation: ``0.5 + d / (2 max|d|)`` (zero is mid-grey). Display only."""
+    a = d.detach().cpu().double().numpy() if isinstance(d, torch.Tensor) else np.asarray(d, dtype=float)
+    m = np.abs(a).max()
+    return to_display(0.5 + a / (2 * m) if m > 0 else np.full_like(a, 0.5))
+
+
+def perturbation_strip(x, x_adv, titles: Sequence[str] | None = None, suptitle: str | None = None,
+                       basis: str = "dct", size: float = 1.5):
+    """Columns: images; rows: ``x``, ``x_adv``, ``delta = x_adv - x`` (:func:`signed_stretch`)
+    and ``log10`` of the perturbation's energy per coefficient in ``basis`` (``"dct"``, or
+    ``"dft"``: centred ``|F|^2``), summed over channels, on a shared colour scale.
+
+    ``titles``: one per column (e.g. prediction and norm).  The spectrum row's images are
+    ``log10(energy + 1e-12)``, exactly.
+    """
+    from .transforms import dct2, dft2
+    plt = _plt()
+    x, x_adv = x.detach().cpu(), x_adv.detach().cpu()
+    n = x.shape[0]
+    d = (x_adv - x).double()
+    e = (dct2(d) ** 2 if basis == "dct" else dft2(d).abs() ** 2).sum(1)
+    le = torch.log10(e + 1e-12).numpy()
+    finite = le[e.numpy() > 0]
+    vmin, vmax = (float(finite.min()), float(finite.max())) if finite.size else (-12.0, 0.0)
+    fig, axes = plt.subplots(4, n, figsize=(size * n + 0.6, size * 4 + (0.4 if suptitle else 0)), squeeze=False)
+    rows = ("image", "adversarial", "perturbation", f"log10 {basis.upper()} energy")
+    for j in range(n):
+        for i, a in enumerate((to_display(x[j]), to_display(x_adv[j]), signed_stretch(d[j]))):
+            axes[i, j].imshow(a, cmap="gray" if a.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
+        axes[3, j].imshow(le[j], cmap="magma", vmin=vmin, vmax=vmax, interpolation="nearest")
+        for i in range(4):
+            axes[i, j].set_xticks([]), axes[i, j].set_yticks([])
+            if j == 0:
+                axes[i, j].set_ylabel(rows[i], fontsize=7)
+        if titles is not None:
+            axes[0, j].set_title(titles[j], fontsize=7)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def perturbation_spectra(profiles: dict, centres, title: str = "", ax=None, logy: bool = True):
+    """Share of perturbation energy per radial band (:func:`freqkit.perturbation_spectrum`,
+    averaged over images) against the band's radius, one line per kind of perturbation."""
+    plt = _plt()
+    fig = None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5, 3.4))
+    c = np.asarray(centres, dtype=float)
+    for name, p in profiles.items():
+        p = p.detach().cpu().numpy() if isinstance(p, torch.Tensor) else np.asarray(p, dtype=float)
+        ax.plot(c, p, marker="o", ms=3, label=name)
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel("radius of the band (x Nyquist)"), ax.set_ylabel("share of perturbation energy")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return fig or ax.figure
+
+
+def perturbation_share_bars(shares: dict, band_labels: Sequence[str], title: str = "", ax=None,
+                            ylabel: str = "share"):
+    """Grouped bars: for each band, one bar per named share vector (e.g. the perturbation's
+    energy share and its share of the logit change).  Bar heights are the values given."""
+    plt = _plt()
+    fig = None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5, 3.4))
+    k = len(band_labels)
+    m = max(len(shares), 1)
+    width = 0.8 / m
+    for i, (name, v) in enumerate(shares.items()):
+        v = v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v, dtype=float)
+        if v.shape != (k,):
+            raise ValueError(f"shares[{name!r}] must have {k} values (one per band), got shape {v.shape}")
+        ax.bar(np.arange(k) + (i - (m - 1) / 2) * width, v, width, label=name)
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_xticks(np.arange(k), list(band_labels), fontsize=7)
+    ax.set_ylabel(ylabel), ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=7)
+    return fig or ax.figure
+
+
+# ============================================================================ attribution figures (chapters 3-4)
+# Spectral maps of attribution scores, band profiles with intervals, per-band pixel heat
+# maps, top-k reconstructions, deletion/insertion curves, completeness histograms, ground
+# truth shares and the randomisation check.  Inputs are results of freqkit.attribution,
+# freqkit.faithfulness and freqkit.planted; every figure shows the numbers it is given.
+
+__all__ += ["attribution_map", "method_panel", "band_profile_plot", "band_heatmap_grid", "topk_strip",
+            "deletion_insertion_plot", "completeness_histogram", "ground_truth_bars", "randomisation_plot"]
+
+
+def _np(a) -> np.ndarray:
+    return a.detach().cpu().double().numpy() if isinstance(a, torch.Tensor) else np.asarray(a, dtype=float)
+
+
+def attribution_map(scores, basis: str = "dct", title: str = "", ax=None, signed: bool = True,
+                    label: str = "score", colorbar: bool = True):
+    """A per-coefficient attribution map ``(H, W)`` on the frequency grid, shown unchanged.
+
+    ``signed=True``: diverging colours (red raises the explained output, blue lowers it)
+    on a scale symmetric about 0; ``False``: a sequential map from 0 (e.g. ``|scores|``).
+    DCT: ``(u, v) = (0, 0)`` (the mean) at the top left; DFT: zero frequency in the centre.
+    """
+    plt = _plt()
+    fig = None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(3.2, 3))
+    a = _np(scores)
+    if a.ndim != 2:
+        raise ValueError(f"scores must be an (H, W) map, got shape {a.shape}")
+    m = float(np.abs(a).max()) or 1.0
+    im = ax.imshow(a, cmap="RdBu_r" if signed else "magma", vmin=-m if signed else 0.0, vmax=m,
+                   interpolation="nearest")
+    h, w = a.shape
+    if basis == "dct":
+        ax.set_xlabel("v (horizontal freq.)", fontsize=7), ax.set_ylabel("u (vertical freq.)", fontsize=7)
+    else:
+        ax.set_xticks([0, w // 2, w - 1], ["-N", "0", "+N"]), ax.set_yticks([0, h // 2, h - 1], ["-N", "0", "+N"])
+    ax.tick_params(labelsize=6)
+    ax.set_title(title, fontsize=8)
+    if colorbar:
+        ax.figure.colorbar(im, ax=ax, fraction=0.046, label=label)
+    return fig or ax.figure
+
+
+def method_panel(image, maps: dict, basis: str = "dct", signed: dict | None = None, suptitle: str | None = None,
+                 size: float = 2.2):
+    """One image and, beside it, each method's spectral map ``(H, W)`` (own colour scale each:
+    the methods' units differ).  ``signed``: ``{name: bool}`` (default True)."""
+    plt = _plt()
+    n = len(maps)
+    fig, axes = plt.subplots(1, n + 1, figsize=(size * (n + 1) + 0.6, size + (0.5 if suptitle else 0.2)),
+                             squeeze=False)
+    axes = axes[0]
+    a = to_display(image)
+    axes[0].imshow(a, cmap="gray" if a.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
+    axes[0].set_xticks([]), axes[0].set_yticks([])
+    axes[0].set_title("image", fontsize=8)
+    for ax, (name, m) in zip(axes[1:], maps.items()):
+        attribution_map(m, basis, name, ax=ax, signed=(signed or {}).get(name, True), label="")
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def band_profile_plot(x, profiles: dict, xlabel: str = "band", ylabel: str = "share of |attribution|",
+                      title: str = "", ax=None, xticklabels: Sequence[str] | None = None, reference=None,
+                      reference_label: str = "share of coefficients"):
+    """Band profiles with 95% intervals: ``profiles`` maps a name to ``(mean, lo, hi)`` (K values
+    each) or to a dict with ``mean``, ``ci_low``, ``ci_high`` (e.g. a
+    :class:`~freqkit.RadialAttributionProfile`'s ``to_dict()``).  Each line's y-data are the
+    means; the shaded areas the intervals.  ``reference``: an optional K-vector drawn dashed.
+    """
+    plt = _plt()
+    fig = None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5, 3.4))
+    xs = _np(x)
+    for name, p in profiles.items():
+        if isinstance(p, dict):
+            mean, lo, hi = p["mean"], p["ci_low"], p["ci_high"]
+        elif hasattr(p, "mean") and hasattr(p, "ci_low"):
+            mean, lo, hi = p.mean, p.ci_low, p.ci_high
+        else:
+            mean, lo, hi = p
+        mean, lo, hi = _np(mean), _np(lo), _np(hi)
+        if not (mean.shape == lo.shape == hi.shape == xs.shape):
+            raise ValueError(f"profiles[{name!r}]: mean, lo and hi must have {xs.shape[0]} values, "
+                             f"got {mean.shape}, {lo.shape}, {hi.shape}")
+        line, = ax.plot(xs, mean, marker="o", ms=3, label=name)
+        ax.fill_between(xs, lo, hi, alpha=0.2, color=line.get_color())
+    if reference is not None:
+        ax.plot(xs, _np(reference), ls="--", color="gray", lw=1, label=reference_label)
+    if xticklabels is not None:
+        ax.set_xticks(xs, list(xticklabels), fontsize=7, rotation=30)
+    ax.set_xlabel(xlabel), ax.set_ylabel(ylabel), ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return fig or ax.figure
+
+
+def band_heatmap_grid(images, maps, band_labels: Sequence[str], band_scores=None, suptitle: str | None = None,
+                      size: float = 1.6, row_titles: Sequence[str] | None = None):
+    """Where in the image each band matters: rows = images, columns = the image and one pixel
+    heat map per band (``maps`` ``(N, K, H, W)``, e.g. ``BandPixelAttribution.heatmaps()``).
+
+    Each row shares one colour scale symmetric about 0 (red: the band's content there raises
+    the output), so the bands of an image compare; the heat maps are shown unchanged.
+    ``band_scores`` ``(N, K)`` (the maps' sums) are written in the titles.
+    """
+    plt = _plt()
+    m = _np(maps)
+    if m.ndim != 4:
+        raise ValueError(f"maps must be (N, K, H, W), got shape {m.shape}")
+    n, k = m.shape[:2]
+    if len(band_labels) != k:
+        raise ValueError(f"band_labels must have {k} entries, got {len(band_labels)}")
+    s = None if band_scores is None else _np(band_scores)
+    fig, axes = plt.subplots(n, k + 1, figsize=(size * (k + 1), size * n + (0.5 if suptitle else 0.1)),
+                             squeeze=False)
+    for i in range(n):
+        a = to_display(images[i])
+        axes[i, 0].imshow(a, cmap="gray" if a.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
+        axes[i, 0].set_title(row_titles[i] if row_titles is not None else "image", fontsize=7)
+        lim = float(np.abs(m[i]).max()) or 1.0
+        for j in range(k):
+            axes[i, j + 1].imshow(m[i, j], cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
+            t = band_labels[j] + (f"\nsum {s[i, j]:+.3g}" if s is not None else "")
+            axes[i, j + 1].set_title(t, fontsize=7)
+        for ax in axes[i]:
+            ax.set_xticks([]), ax.set_yticks([])
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def topk_strip(images, recon, titles: Sequence[str] | None = None, suptitle: str | None = None,
+               size: float = 1.5):
+    """Row 1: the images; row 2: their reconstructions (e.g. :func:`freqkit.topk_reconstruction`),
+    both clipped to ``[0, 1]`` for display (nothing else is changed)."""
+    n = len(images)
+    if len(recon) != n:
+        raise ValueError(f"recon must have one image per image ({n}), got {len(recon)}")
+    titles = list(titles) if titles is not None else ["reconstruction"] * n
+    return show_images([to_display(v) for v in images] + [to_display(v) for v in recon],
+                       ["image"] * n + titles, ncols=n, size=size, suptitle=suptitle)
+
+
+_ORDER_STYLE = {"attribution": ("C3", "-"), "random": ("gray", "--"), "low_to_high": ("C0", "-."),
+                "high_to_low": ("C2", ":")}
+
+
+def deletion_insertion_plot(curves, title: str = "", axes=None, ylabel: str | None = None):
+    """Mean deletion and insertion curves per order (:func:`freqkit.deletion_insertion_curves`),
+    with each order's mean area under the curve (AUC) in the legend.  The lines' y-data are
+    the curves averaged over images."""
+    plt = _plt()
+    fig = None
+    if axes is None:
+        fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    fr = _np(curves.fractions)
+    for ax, kind, data, aucs in ((axes[0], "deletion", curves.deletion, curves.auc_deletion),
+                                 (axes[1], "insertion", curves.insertion, curves.auc_insertion)):
+        for order, v in data.items():
+            c, ls = _ORDER_STYLE.get(order, (None, "-"))
+            ax.plot(fr, _np(v).mean(0), color=c, ls=ls, label=f"{order} (AUC {float(aucs[order].mean()):.3f})")
+        ax.set_xlabel(f"fraction of coefficients {'removed' if kind == 'deletion' else 'inserted'}")
+        ax.set_ylabel(ylabel or f"{curves.output} of the explained class")
+        ax.set_title(f"{kind} {title}".strip(), fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    if fig is not None:
+        fig.tight_layout()
+    return fig or axes[0].figure
+
+
+def completeness_histogram(rel_error, tol: float = 0.01, title: str = "", ax=None, bins: int = 30):
+    """Histogram of relative completeness errors on a log10 axis, with the tolerance line and
+    the share of images within it in the legend (computed here from ``rel_error``)."""
+    plt = _plt()
+    fig = None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5, 3.2))
+    v = _np(rel_error).reshape(-1)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        raise ValueError("rel_error holds no finite value")
+    share = float(np.mean(v <= tol))
+    lv = np.log10(np.maximum(v, 1e-12))
+    ax.hist(lv, bins=bins, color="C0", alpha=0.8)
+    ax.axvline(np.log10(tol), color="C3", ls="--", label=f"tolerance {tol:g}: {share:.1%} of {v.size} within")
+    ax.axvline(np.log10(np.median(np.maximum(v, 1e-12))), color="black", lw=1,
+               label=f"median {np.median(v):.2g}")
+    ax.set_xlabel("log10 |delta| / |f(x) - f(baseline)|"), ax.set_ylabel("images")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    return fig or ax.figure
+
+
+def ground_truth_bars(tables: dict, title: str = "", ax=None):
+    """Share of ``|attribution|`` on the planted band per method (bars, with 95% intervals) and
+    per planted task (groups); a black tick marks the band's share of the coefficients (what
+    a uniform spread would get).  ``tables``: ``{task: freqkit.planted.ground_truth_table(...)}``.
+    The bar heights are the tables' ``share`` values."""
+    plt = _plt()
+    fig = None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6, 3.4))
+    tasks = list(tables)
+    methods = list(dict.fromkeys(m for t in tasks for m in tables[t]))
+    width = 0.8 / max(len(methods), 1)
+    for j, meth in enumerate(methods):
+        xs, hs, lo, hi = [], [], [], []
+        for i, t in enumerate(tasks):
+            if meth in tables[t]:
+                r = tables[t][meth]
+                xs.append(i + (j - (len(methods) - 1) / 2) * width)
+                hs.append(r["share"])
+                lo.append(r["share"] - r["share_ci"][0])
+                hi.append(r["share_ci"][1] - r["share"])
+        ax.bar(xs, hs, width, yerr=[lo, hi], capsize=2, label=meth)
+    for i, t in enumerate(tasks):
+        cs = next(iter(tables[t].values()))["coefficient_share"]
+        ax.hlines(cs, i - 0.45, i + 0.45, color="black", lw=2, label="share of coefficients" if i == 0 else None)
+    ax.set_xticks(range(len(tasks)), tasks, fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("share of |attribution| on the planted band")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=7, ncol=2)
+    return fig or ax.figure
+
+
+def randomisation_plot(checks: dict, title: str = "", ax=None, absolute: bool = True):
+    """Model-randomisation test (Adebayo et al. 2018): mean Spearman correlation between the
+    original and the randomised model's attributions after each cascading step, one line
+    per method.  ``checks``: ``{method: RandomisationCheck}``; y-data = the per-step means."""
+    plt = _plt()
+    fig = None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6, 3.4))
+    layers = None
+    for name, chk in checks.items():
+        rho = _np(chk.spearman_abs if absolute else chk.spearman)
+        ax.plot(np.arange(rho.shape[0]), np.nanmean(rho, 1), marker="o", ms=3, label=name)
+        layers = chk.layers
+    ax.axhline(0, color="black", lw=0.8)
+    if layers is not None:
+        ax.set_xticks(range(len(layers)), [f"{l}" for l in layers], rotation=60, fontsize=6, ha="right")
+    ax.set_xlabel("randomised down to layer (cascading, top first)")
+    ax.set_ylabel(f"Spearman rho{' of |scores|' if absolute else ''}")
+    ax.set_ylim(-0.1, 1.05)
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return fig or ax.figure

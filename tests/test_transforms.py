@@ -204,3 +204,12 @@ def test_bad_input_gets_a_clear_error(call, match):
 def test_dct2_on_gpu_matches_cpu():
     x = _rand((3, 3, 32, 32), torch.float32, 8)
     assert torch.allclose(fk.dct2(x.cuda()).cpu(), fk.dct2(x), atol=1e-5)
+
+
+def test_radial_power_law_recovers_a_known_slope():
+    # a synthetic spectrum P(r) = r^-2 (and a huge DC term that must not matter)
+    r = fk.frequency_radius(32, 32, "dft")
+    power = torch.where(r > 0, r.clamp_min(1e-9) ** -2.0, torch.tensor(1e6, dtype=torch.float64))
+    centres, prof, slope = fk.radial_power_law(power, "dft", 16)
+    assert slope == pytest.approx(-2.0, abs=0.15)
+    assert len(centres) == len(prof) and bool((centres > 0).all())

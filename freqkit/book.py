@@ -1,0 +1,713 @@
+"""The book runner: execute every chapter with papermill under a profile, then build the book.
+
+    python -m freqkit.book --profile smoke|cpu|gpu [--chapters 01 02] [--out _build] [--no-build]
+
+1. Reads ``_toc.yml`` (every ``.ipynb`` listed there is a chapter, ``.md`` pages are copied)
+   and ``book/profiles.yml`` (per profile: ``_all`` parameters for every chapter, plus
+   overrides keyed by notebook stem). Each chapter gets exactly the parameters of its
+   profile plus ``profile=<name>``; every name must exist in the chapter's ``parameters``
+   cell (a typo is an error, not a silently ignored parameter).
+2. Executes each chapter with papermill (kernel ``python3`` of this interpreter, widget state
+   saved) into ``<out>/executed/<profile>/book/<stem>.ipynb``. The working directory of the
+   kernel is that folder, which also holds a copy of the non-notebook files of ``book/``, so
+   a chapter may read files next to it and its scratch files never land in the sources.
+   The executed copy is first written under ``.partial/`` and moved into place only when the
+   chapter passed; a failed chapter's output goes to ``<out>/executed/<profile>/failed/``.
+   Timings go to ``<out>/executed/<profile>/run.json`` (written atomically after every step).
+3. If a chapter fails: stops, prints chapter, failing cell, the head of its source and the
+   error, exits 1, and builds nothing.
+4. Otherwise runs ``jupyter-book build`` (warnings are errors, every page rebuilt, notebooks
+   never re-executed: ``execute_notebooks: "off"``) on the staging tree
+   ``<out>/executed/<profile>/`` (the executed copies + ``_config.yml`` + ``_toc.yml`` +
+   the other files of ``book/``), and moves the HTML into ``<out>/html``.
+
+Path parameters (names ending in ``_dir``, ``_root``, ``_path`` or ``_file``) given as
+strings in profiles.yml may use ``{out}``, ``{profile}`` and ``{root}`` and are made
+absolute against the repository root. Exit status: 0 ok, 1 a chapter or the build failed,
+2 bad usage or configuration.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+SHARED_PARAMETERS = ("profile", "data_root", "cache_dir", "device", "seed", "results_dir")
+PATH_SUFFIXES = ("_dir", "_root", "_path", "_file")
+PROFILES_FILE = Path("book") / "profiles.yml"
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+BOOK_DIR = "book"
+SKIP_COPY = (".ipynb", ".pyc")
+SKIP_DIRS = (".ipynb_checkpoints", "__pycache__", "_build")
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+class BookError(Exception):
+    """A configuration or usage error (exit status 2)."""
+
+
+class ChapterFailed(Exception):
+    """A chapter failed to execute (exit status 1)."""
+
+    def __init__(self, message: str, info: dict | None = None):
+        super().__init__(message)
+        self.info = info or {}
+
+
+class BuildFailed(Exception):
+    """jupyter-book failed (exit status 1)."""
+
+
+# --------------------------------------------------------------------------- helpers
+
+def _log(msg: str = "") -> None:
+    print(msg, flush=True)
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON to a temporary file in the same folder, then rename over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=2, sort_keys=False, default=str)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The repository root: the first folder holding ``_toc.yml`` from ``start`` upwards,
+    else the folder above the freqkit package."""
+    here = (start or Path.cwd()).resolve()
+    for d in (here, *here.parents):
+        if (d / "_toc.yml").is_file() and (d / "_config.yml").is_file():
+            return d
+    pkg_root = Path(__file__).resolve().parents[1]
+    if (pkg_root / "_toc.yml").is_file():
+        return pkg_root
+    raise BookError(f"no _toc.yml/_config.yml found in {here} or above (nor in {pkg_root}); "
+                    "run from the repository or pass --root")
+
+
+# --------------------------------------------------------------------------- toc
+
+def _toc_files(node: Any, where: str) -> list[str]:
+    files: list[str] = []
+    if isinstance(node, list):
+        for i, item in enumerate(node):
+            files += _toc_files(item, f"{where}[{i}]")
+        return files
+    if not isinstance(node, dict):
+        raise BookError(f"_toc.yml: unexpected entry at {where}: {node!r}")
+    if "glob" in node:
+        raise BookError(f"_toc.yml: 'glob' entries are not supported by the book runner ({where}); list files")
+    if "file" in node:
+        files.append(str(node["file"]))
+    for key in ("root",):
+        if key in node:
+            files.append(str(node[key]))
+    for key in ("parts", "chapters", "sections", "subtrees", "entries"):
+        if key in node:
+            files += _toc_files(node[key], f"{where}.{key}")
+    return files
+
+
+def read_toc(root: Path) -> list[Path]:
+    """Source files listed in ``_toc.yml`` (root first, then in order), resolved to paths."""
+    toc_path = root / "_toc.yml"
+    try:
+        toc = yaml.safe_load(toc_path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise BookError(f"cannot read {toc_path}: {exc}") from exc
+    if not isinstance(toc, dict) or "root" not in toc:
+        raise BookError(f"{toc_path}: expected a jb-book toc with a 'root' entry")
+    paths: list[Path] = []
+    for entry in _toc_files(toc, "toc"):
+        base = root / entry
+        if base.suffix in (".ipynb", ".md"):
+            candidates = [base]
+        else:
+            candidates = [base.with_name(base.name + ".ipynb"), base.with_name(base.name + ".md")]
+        found = [c for c in candidates if c.is_file()]
+        if not found:
+            raise BookError(f"_toc.yml lists '{entry}' but no {' or '.join(c.name for c in candidates)} exists "
+                            f"in {base.parent}")
+        if len(found) > 1:
+            raise BookError(f"_toc.yml entry '{entry}' is ambiguous: both {found[0].name} and {found[1].name} exist")
+        if found[0] in paths:
+            raise BookError(f"_toc.yml lists '{entry}' twice")
+        try:
+            found[0].relative_to(root / BOOK_DIR)
+        except ValueError:
+            raise BookError(f"_toc.yml entry '{entry}' is outside {BOOK_DIR}/: keep every page in {BOOK_DIR}/") from None
+        paths.append(found[0])
+    return paths
+
+
+def chapters_in_toc(root: Path) -> list[Path]:
+    return [p for p in read_toc(root) if p.suffix == ".ipynb"]
+
+
+def select_chapters(chapters: list[Path], wanted: list[str] | None) -> list[Path]:
+    if not wanted:
+        return list(chapters)
+    chosen: list[Path] = []
+    for w in wanted:
+        matches = [c for c in chapters if c.stem == w] or [c for c in chapters if c.stem.startswith(w)]
+        if not matches:
+            raise BookError(f"--chapters: no chapter in _toc.yml matches '{w}'; chapters: "
+                            + (", ".join(c.stem for c in chapters) or "(none)"))
+        if len(matches) > 1:
+            raise BookError(f"--chapters: '{w}' is ambiguous: " + ", ".join(c.stem for c in matches))
+        if matches[0] not in chosen:
+            chosen.append(matches[0])
+    return [c for c in chapters if c in chosen]  # toc order
+
+
+# --------------------------------------------------------------------------- profiles
+
+def load_profiles(root: Path) -> dict[str, dict]:
+    path = root / PROFILES_FILE
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise BookError(f"profiles file not found: {path}") from None
+    except yaml.YAMLError as exc:
+        raise BookError(f"{path}: invalid YAML: {exc}") from exc
+    if not isinstance(data, dict) or not data:
+        raise BookError(f"{path}: expected a mapping of profile names to sections")
+    for name, prof in data.items():
+        if not isinstance(prof, dict) or not isinstance(prof.get("_all", {}), dict):
+            raise BookError(f"{path}: profile '{name}' must be a mapping with an '_all' mapping "
+                            "and per-chapter mappings keyed by notebook stem")
+        for key, val in prof.items():
+            if not isinstance(val, dict):
+                raise BookError(f"{path}: profile '{name}', section '{key}' must be a mapping of parameters")
+            if "profile" in val:
+                raise BookError(f"{path}: profile '{name}', section '{key}': 'profile' is set by the runner")
+    return data
+
+
+def _resolve_path_value(value: Any, name: str, *, root: Path, out: Path, profile: str) -> Any:
+    if not isinstance(value, str) or not name.endswith(PATH_SUFFIXES):
+        return value
+    try:
+        value = value.format(out=out, profile=profile, root=root)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise BookError(f"profiles.yml: parameter '{name}': bad placeholder in {value!r} "
+                        "(use {out}, {profile}, {root})") from exc
+    p = Path(os.path.expanduser(os.path.expandvars(value)))
+    return str(p if p.is_absolute() else (root / p).resolve())
+
+
+def chapter_parameters(profiles: dict, profile: str, stem: str, *, root: Path, out: Path,
+                       known_stems: set[str]) -> dict[str, Any]:
+    if profile not in profiles:
+        raise BookError(f"unknown profile '{profile}'; {root / PROFILES_FILE} defines: " + ", ".join(profiles))
+    prof = profiles[profile]
+    unknown = [k for k in prof if k != "_all" and k not in known_stems]
+    if unknown:
+        raise BookError(f"profiles.yml: profile '{profile}' has sections for notebooks that do not exist in "
+                        f"{BOOK_DIR}/: {', '.join(unknown)} (keys are notebook stems, e.g. 01_images_as_frequencies)")
+    params: dict[str, Any] = {"profile": profile}
+    params.update(prof.get("_all") or {})
+    params.update(prof.get(stem) or {})
+    missing = [k for k in SHARED_PARAMETERS if k not in params]
+    if missing:
+        raise BookError(f"profiles.yml: profile '{profile}' does not set {', '.join(missing)} for '{stem}' "
+                        f"(every chapter gets {', '.join(SHARED_PARAMETERS)})")
+    return {k: _resolve_path_value(v, k, root=root, out=out, profile=profile) for k, v in params.items()}
+
+
+# --------------------------------------------------------------------------- notebooks
+
+def _read_nb(path: Path):
+    import nbformat
+
+    try:
+        return nbformat.read(str(path), as_version=4)
+    except Exception as exc:  # noqa: BLE001 - any parse error is a config error
+        raise BookError(f"cannot read notebook {path}: {exc}") from exc
+
+
+def check_source(path: Path, params: dict[str, Any]) -> None:
+    """The chapter has exactly one 'parameters' cell, which defines every injected name."""
+    import papermill
+
+    nb = _read_nb(path)
+    tagged = [i for i, c in enumerate(nb.cells) if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if not tagged:
+        raise BookError(f"{path.name}: no cell tagged 'parameters' (papermill needs one; it must define "
+                        f"{', '.join(SHARED_PARAMETERS)})")
+    if len(tagged) > 1:
+        raise BookError(f"{path.name}: {len(tagged)} cells tagged 'parameters' (cells {tagged}); keep exactly one")
+    declared = papermill.inspect_notebook(str(path))
+    unknown = [k for k in params if k not in declared]
+    if unknown:
+        raise BookError(f"{path.name}: profile parameters not defined in its parameters cell: {', '.join(unknown)} "
+                        f"(defined there: {', '.join(declared) or 'nothing'})")
+
+
+def _error_outputs(nb) -> list[tuple[int, Any, Any]]:
+    errs = []
+    for i, cell in enumerate(nb.cells):
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                errs.append((i, cell, out))
+    return errs
+
+
+def _source_index(nb, index: int) -> int:
+    """Index in the source notebook of cell ``index`` of the executed one (papermill inserts
+    an 'injected-parameters' cell)."""
+    skip = sum(1 for c in nb.cells[:index] if "injected-parameters" in c.get("metadata", {}).get("tags", []))
+    return index - skip
+
+
+def check_executed(nb, name: str) -> dict[str, Any]:
+    """Checks on an executed copy; returns widget facts. Raises ChapterFailed."""
+    errs = _error_outputs(nb)
+    if errs:
+        i, cell, out = errs[0]
+        raise ChapterFailed(_failure_message(name, i, _source_index(nb, i), cell.get("source", ""),
+                                             out.get("ename", "?"), out.get("evalue", ""), out.get("traceback", [])))
+    views: list[str] = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            if WIDGET_VIEW in data:
+                views.append(data[WIDGET_VIEW].get("model_id"))
+    state = nb.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    if views and not state:
+        raise ChapterFailed(f"chapter {name}: displays {len(views)} widget(s) but the executed copy has no saved "
+                            f"widget state (metadata.widgets['{WIDGET_STATE}'])")
+    missing = [m for m in views if m not in state]
+    if missing:
+        raise ChapterFailed(f"chapter {name}: widget views {missing[:3]} have no saved state")
+    for model_id, model in state.items():
+        mname = model.get("model_name", "")
+        classes = model.get("state", {}).get("_dom_classes", [])
+        if mname == "PlayModel":
+            raise ChapterFailed(f"chapter {name}: uses a Play widget, which does not work in the static book "
+                                "(use freqkit.widgets.image_slider)")
+        if "widget-interact" in classes:
+            raise ChapterFailed(f"chapter {name}: uses interact/interactive, whose callbacks need a kernel and do "
+                                "nothing in the static book (precompute frames: freqkit.widgets.image_slider)")
+    return {"widget_views": len(views), "widget_models": len(state)}
+
+
+def _failure_message(name: str, index: int, src_index: int, source: str, ename: str, evalue: str,
+                     traceback: list[str] | None = None) -> str:
+    head = "\n".join(source.splitlines()[:8])
+    more = " ..." if len(source.splitlines()) > 8 else ""
+    tb = _ANSI.sub("", "\n".join(traceback or [])).strip()
+    tb_tail = "\n".join(tb.splitlines()[-25:]) if tb else ""
+    return (f"chapter {name} failed in cell {src_index} of the source notebook "
+            f"(cell {index} of the executed copy):\n"
+            f"{textwrap.indent(head + more, '    | ')}\n"
+            f"{ename}: {evalue}"
+            + (f"\n--- traceback (last lines) ---\n{tb_tail}" if tb_tail else ""))
+
+
+def _running_cell(path: Path):
+    """The cell papermill was running when a chapter died (from the autosaved partial copy)."""
+    try:
+        import nbformat
+
+        nb = nbformat.read(str(path), as_version=4)
+    except Exception:  # noqa: BLE001
+        return None, None
+    for i, c in enumerate(nb.cells):
+        if c.get("metadata", {}).get("papermill", {}).get("status") == "running":
+            return nb, i
+    return nb, None
+
+
+def kernel_check(kernel_name: str) -> None:
+    """The kernel must run this interpreter (so chapters see the same freqkit/torch)."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        spec = KernelSpecManager().get_kernel_spec(kernel_name)
+    except NoSuchKernel:
+        raise BookError(f"no Jupyter kernel named '{kernel_name}' (pip install ipykernel)") from None
+    exe = spec.argv[0] if spec.argv else ""
+    if exe in ("python", "python3", f"python{sys.version_info[0]}.{sys.version_info[1]}"):
+        return  # jupyter_client substitutes sys.executable
+    if Path(exe).resolve() != Path(sys.executable).resolve():
+        raise BookError(f"kernel '{kernel_name}' runs {exe}, not this interpreter {sys.executable}; "
+                        f"pass --kernel with a kernel of this environment (its spec: {spec.resource_dir})")
+
+
+# --------------------------------------------------------------------------- run record
+
+class RunRecord:
+    """run.json next to the executed copies: per-chapter status, timings, parameters."""
+
+    def __init__(self, path: Path, profile: str):
+        self.path = path
+        data: dict[str, Any] = {}
+        if path.is_file():
+            try:
+                data = json.loads(path.read_text())
+            except (OSError, json.JSONDecodeError):
+                data = {}
+        if data.get("profile") != profile:
+            data = {}
+        data.setdefault("profile", profile)
+        data.setdefault("chapters", {})
+        self.data = data
+
+    def start(self, argv: list[str]) -> None:
+        self.data.update({"started": _now(), "finished": None, "command": argv, "status": "running",
+                          "python": sys.executable, "build": None})
+        self.save()
+
+    def chapter(self, stem: str, **info: Any) -> None:
+        self.data["chapters"][stem] = info
+        self.save()
+
+    def finish(self, status: str, **info: Any) -> None:
+        self.data.update({"finished": _now(), "status": status, **info})
+        self.save()
+
+    def save(self) -> None:
+        write_json_atomic(self.path, self.data)
+
+
+# --------------------------------------------------------------------------- staging
+
+def sync_assets(root: Path, stage: Path) -> None:
+    """Copy _config.yml, _toc.yml and book/'s non-notebook files into the staging tree."""
+    stage.mkdir(parents=True, exist_ok=True)
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy2(root / name, stage / name)
+    src_book = root / BOOK_DIR
+    for dirpath, dirnames, filenames in os.walk(src_book):
+        dirnames[:] = [d for d in dirnames if d not in SKIP_DIRS]
+        rel = Path(dirpath).relative_to(src_book)
+        target = stage / BOOK_DIR / rel
+        target.mkdir(parents=True, exist_ok=True)
+        for fn in filenames:
+            if fn.endswith(SKIP_COPY):
+                continue
+            src, dst = Path(dirpath) / fn, target / fn
+            if dst.exists() and dst.stat().st_size == src.stat().st_size and dst.stat().st_mtime >= src.stat().st_mtime:
+                continue
+            shutil.copy2(src, dst)
+
+
+def executed_path(stage: Path, root: Path, source: Path) -> Path:
+    return stage / source.relative_to(root)
+
+
+# --------------------------------------------------------------------------- execute
+
+def execute_chapter(source: Path, *, root: Path, stage: Path, params: dict[str, Any], kernel: str,
+                    timeout: int | None, log_output: bool, progress: bool) -> dict[str, Any]:
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    name = source.stem
+    final = executed_path(stage, root, source)
+    partial = stage / ".partial" / source.relative_to(root)
+    failed = stage / "failed" / source.relative_to(root)
+    for p in (final, partial, failed):
+        if p.exists():
+            p.unlink()  # never leave a stale copy of a chapter that is being re-run
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    if params.get("results_dir"):
+        Path(params["results_dir"]).mkdir(parents=True, exist_ok=True)
+
+    t0 = time.perf_counter()
+    error: str | None = None
+    try:
+        papermill.execute_notebook(
+            str(source), str(partial), parameters=params, kernel_name=kernel, cwd=str(final.parent),
+            progress_bar={"desc": name, "file": sys.stderr, "mininterval": 2.0, "ascii": True} if progress else False,
+            log_output=log_output, request_save_on_cell_execute=True, execution_timeout=timeout,
+            store_widget_state=True,
+        )
+    except PapermillExecutionError as exc:
+        import nbformat
+
+        nb = nbformat.read(str(partial), as_version=4) if partial.exists() else None
+        # papermill added error banner cells; the index it reported counts cells without them
+        src_index = exc.cell_index
+        if nb is not None:
+            nb_cells = [c for c in nb.cells if "papermill-error-cell-tag" not in c.get("metadata", {}).get("tags", [])]
+            nb.cells = nb_cells
+            src_index = _source_index(nb, exc.cell_index)
+        error = _failure_message(name, exc.cell_index, src_index, exc.source, exc.ename, exc.evalue, exc.traceback)
+    except Exception as exc:  # kernel died, cell timeout, ...
+        nb, idx = _running_cell(partial)
+        if nb is not None and idx is not None:
+            error = _failure_message(name, idx, _source_index(nb, idx), nb.cells[idx].get("source", ""),
+                                     type(exc).__name__, str(exc).strip().splitlines()[0] if str(exc).strip() else "")
+        else:
+            error = f"chapter {name} failed: {type(exc).__name__}: {exc}"
+    seconds = time.perf_counter() - t0
+
+    info: dict[str, Any] = {"status": "failed", "seconds": round(seconds, 2), "source": str(source),
+                            "source_sha256": _sha256(source), "parameters": params, "finished": _now()}
+    if error is None:
+        try:
+            nb = _read_nb(partial)
+            info.update(check_executed(nb, name))
+        except (ChapterFailed, BookError) as exc:
+            error = str(exc)
+    if error is not None:
+        if partial.exists():
+            failed.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(partial, failed)
+            info["failed_copy"] = str(failed)
+        info["error"] = error
+        raise ChapterFailed(error, info) from None
+
+    cells = []
+    for i, c in enumerate(nb.cells):
+        d = c.get("metadata", {}).get("papermill", {}).get("duration")
+        if c.get("cell_type") == "code" and d is not None:
+            cells.append((round(float(d), 2), _source_index(nb, i)))
+    os.replace(partial, final)
+    info.update({"status": "ok", "executed": str(final), "executed_sha256": _sha256(final),
+                 "code_cells": len(cells), "slowest_cells": [{"cell": i, "seconds": s} for s, i in
+                                                             sorted(cells, reverse=True)[:3]]})
+    return info
+
+
+# --------------------------------------------------------------------------- build
+
+def jupyter_book_executable() -> list[str]:
+    exe = Path(sys.executable).with_name("jupyter-book")
+    if exe.is_file():
+        return [str(exe)]
+    found = shutil.which("jupyter-book")
+    if found:
+        return [found]
+    raise BookError("jupyter-book is not installed in this environment (pip install -r requirements.txt)")
+
+
+def check_config(stage: Path) -> None:
+    cfg = yaml.safe_load((stage / "_config.yml").read_text()) or {}
+    mode = (cfg.get("execute") or {}).get("execute_notebooks")
+    if mode != "off":
+        raise BookError(f"_config.yml: execute.execute_notebooks is {mode!r}; it must be \"off\" (papermill executes "
+                        "the chapters; with auto/cache/force the book would re-execute them)")
+    if (stage / "_static").exists() or (stage / BOOK_DIR / "_static").exists():
+        raise BookError("a _static folder exists: Jupyter Book 1 adds every .js in it to every page; vendor "
+                        "JavaScript under book/_vendor/static instead")
+    if not (stage / BOOK_DIR / "_vendor" / "static" / "widgets" / "embed-amd.js").is_file():
+        raise BookError("book/_vendor/static is missing: fetch the pinned widget JavaScript first with "
+                        "`bash book/_vendor/fetch.sh` (part of `make install`)")
+
+
+def build_book(root: Path, stage: Path, out: Path, profile: str, chapters: list[Path],
+               record: RunRecord) -> Path:
+    for ch in chapters:
+        info = record.data["chapters"].get(ch.stem, {})
+        exe = executed_path(stage, root, ch)
+        if info.get("status") != "ok" or not exe.is_file():
+            raise BookError(f"cannot build: chapter {ch.stem} has no successful executed copy for profile "
+                            f"'{profile}' (run it, e.g. without --chapters)")
+        if info.get("executed_sha256") and info["executed_sha256"] != _sha256(exe):
+            raise BookError(f"cannot build: {exe} changed since it was executed; re-run chapter {ch.stem}")
+        if info.get("source_sha256") != _sha256(ch):
+            _log(f"  note: {ch.name} changed since it was executed under '{profile}'; the book shows the old run")
+    check_config(stage)
+    jb_out = out / "jb" / profile
+    cmd = jupyter_book_executable() + [
+        "build", str(stage), "--path-output", str(jb_out), "--config", str(stage / "_config.yml"),
+        "--toc", str(stage / "_toc.yml"), "--builder", "html", "-W", "--all",
+    ]
+    _log(f"building the book: {' '.join(cmd)}")
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=stage)
+    seconds = time.perf_counter() - t0
+    built = jb_out / "_build" / "html"
+    if proc.returncode != 0 or not (built / "index.html").is_file():
+        record.data["build"] = {"status": "failed", "seconds": round(seconds, 2)}
+        raise BuildFailed(f"jupyter-book build failed (exit {proc.returncode}); warnings are errors: see its output "
+                          "above")
+    html = out / "html"
+    old = out / ".html.old"
+    if old.exists():
+        shutil.rmtree(old)
+    if html.exists():
+        os.replace(html, old)
+    os.replace(built, html)
+    if old.exists():
+        shutil.rmtree(old)
+    record.data["build"] = {"status": "ok", "seconds": round(seconds, 2), "html": str(html)}
+    return html
+
+
+# --------------------------------------------------------------------------- Sphinx extension
+
+def setup(app):  # pragma: no cover - exercised by the book build
+    """``freqkit.book`` is also a small Sphinx extension (``extra_extensions`` in _config.yml):
+
+    * de-duplicates the pages' scripts: Sphinx 7.4 adds inline scripts registered after
+      ``Builder.init()`` twice (as ``None`` and as ``''``), and sphinx-thebe's
+      ``const THEBE_JS_URL`` then throws "Identifier has already been declared" on every page;
+    * warns (an error under ``-W``) when a page loads a script from another host: every
+      script is vendored so that the book works offline.
+    """
+    app.connect("html-page-context", _page_scripts, priority=900)
+    return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
+
+
+def _page_scripts(app, pagename, templatename, context, doctree) -> None:  # pragma: no cover
+    from sphinx.util import logging as sphinx_logging
+
+    files = context.get("script_files")
+    if not isinstance(files, list):
+        return
+    seen, keep = set(), []
+    for js in files:
+        fn = str(getattr(js, "filename", js) or "")
+        attrs = getattr(js, "attributes", {}) or {}
+        key = (fn, getattr(js, "priority", None), tuple(sorted((k, str(v)) for k, v in attrs.items())))
+        if key in seen:
+            continue
+        seen.add(key)
+        keep.append(js)
+        if "://" in fn or fn.startswith("//"):
+            sphinx_logging.getLogger(__name__).warning(
+                f"page {pagename} loads a script from {fn}: vendor it under book/_vendor/static (the book must work "
+                "offline)")
+    files[:] = keep
+
+
+# --------------------------------------------------------------------------- main
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="python -m freqkit.book", description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--profile", required=True, help="a profile of book/profiles.yml (smoke, cpu, gpu)")
+    ap.add_argument("--chapters", nargs="+", metavar="STEM",
+                    help="run only these chapters (stem or prefix, e.g. 01 02); the build uses earlier executed "
+                         "copies of the others")
+    ap.add_argument("--out", default="_build", help="output folder (default: _build in the repository root)")
+    ap.add_argument("--no-build", action="store_true", help="execute the chapters, do not build the book")
+    ap.add_argument("--build-only", action="store_true", help="build from the executed copies of an earlier run")
+    ap.add_argument("--root", help="repository root (default: found from the current folder)")
+    ap.add_argument("--kernel", default="python3", help="Jupyter kernel (default python3 of this interpreter)")
+    ap.add_argument("--timeout", type=int, default=None, help="seconds allowed per cell (default: no limit)")
+    ap.add_argument("--log-output", action="store_true", help="stream the cells' output")
+    ap.add_argument("--no-progress", action="store_true", help="no per-cell progress bar")
+    args = ap.parse_args(argv)
+    if args.no_build and args.build_only:
+        ap.error("--no-build and --build-only exclude each other")
+    return args
+
+
+def run(args: argparse.Namespace, argv: list[str]) -> int:
+    root = Path(args.root).resolve() if args.root else find_root()
+    out = Path(args.out)
+    out = (out if out.is_absolute() else root / out).resolve()
+    profiles = load_profiles(root)
+    if args.profile not in profiles:
+        raise BookError(f"unknown profile '{args.profile}'; {root / PROFILES_FILE} defines: " + ", ".join(profiles))
+    toc_chapters = chapters_in_toc(root)
+    chosen = select_chapters(toc_chapters, args.chapters)
+    known = {p.stem for p in (root / BOOK_DIR).rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts}
+    plan = [(ch, chapter_parameters(profiles, args.profile, ch.stem, root=root, out=out, known_stems=known))
+            for ch in chosen]
+    stage = out / "executed" / args.profile
+    record = RunRecord(stage / "run.json", args.profile)
+    if not args.build_only:
+        for ch, params in plan:
+            check_source(ch, params)  # every chapter is checked before any runs
+        kernel_check(args.kernel)
+    sync_assets(root, stage)
+    record.start(argv)
+    # the kernels import freqkit from this repository, installed or not
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(root)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
+
+    _log(f"freqkit book: profile '{args.profile}', {len(plan)} of {len(toc_chapters)} chapter(s), out {out}")
+    total0 = time.perf_counter()
+    if not args.build_only:
+        for k, (ch, params) in enumerate(plan, 1):
+            _log(f"[{k}/{len(plan)}] {ch.stem}: executing ({', '.join(f'{a}={b!r}' for a, b in params.items())})")
+            try:
+                info = execute_chapter(ch, root=root, stage=stage, params=params, kernel=args.kernel,
+                                       timeout=args.timeout, log_output=args.log_output,
+                                       progress=not args.no_progress)
+            except ChapterFailed as exc:
+                record.chapter(ch.stem, **exc.info)
+                failed_copy = stage / "failed" / ch.relative_to(root)
+                record.finish("failed", failed_chapter=ch.stem, seconds=round(time.perf_counter() - total0, 2))
+                print(f"\nFAILED: {exc}", file=sys.stderr, flush=True)
+                if failed_copy.exists():
+                    print(f"\nThe failed notebook (with the error) is {failed_copy}", file=sys.stderr)
+                print("Stopped: the remaining chapters were not run and the book was not built.",
+                      file=sys.stderr, flush=True)
+                return 1
+            record.chapter(ch.stem, **info)
+            _log(f"[{k}/{len(plan)}] {ch.stem}: ok in {info['seconds']:.1f} s -> {info['executed']}")
+    if args.no_build:
+        record.finish("executed", seconds=round(time.perf_counter() - total0, 2))
+        _log(f"done (not built) in {time.perf_counter() - total0:.1f} s; timings in {record.path}")
+        return 0
+    try:
+        html = build_book(root, stage, out, args.profile, toc_chapters, record)
+    except BuildFailed as exc:
+        record.finish("build failed", seconds=round(time.perf_counter() - total0, 2))
+        print(f"\nFAILED: {exc}", file=sys.stderr, flush=True)
+        return 1
+    record.finish("ok", seconds=round(time.perf_counter() - total0, 2))
+    _log("")
+    for ch in toc_chapters:
+        info = record.data["chapters"].get(ch.stem, {})
+        _log(f"  {ch.stem:<36} {info.get('seconds', float('nan')):8.1f} s")
+    _log(f"  {'jupyter-book build':<36} {record.data['build']['seconds']:8.1f} s")
+    _log(f"book built in {time.perf_counter() - total0:.1f} s: {html / 'index.html'}")
+    _log(f"timings: {record.path}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    try:
+        return run(args, argv)
+    except BookError as exc:
+        print(f"freqkit.book: error: {exc}", file=sys.stderr, flush=True)
+        return 2
+    except KeyboardInterrupt:
+        print("freqkit.book: interrupted; nothing was built from this run", file=sys.stderr, flush=True)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""Models for the book: a small CNN for MNIST and a ResNet-style network for CIFAR-10.
+
+Every model takes images ``(N, C, H, W)`` with pixels in ``[0, 1]`` and starts with a
+:class:`Normalize` layer (DESIGN.md: normalisation lives inside the model, never in the
+data, so attacks, filters and attributions all act in the same pixel space).  They return
+logits ``(N, n_classes)``.
+
+* :class:`SmallCNN` (MNIST, 1x28x28): two 3x3 conv blocks (conv-BN-ReLU-maxpool) and two
+  fully connected layers.
+* :class:`ResNetCIFAR` (CIFAR-10, 3x32x32): the "ResNet-9" layout of Page (2018,
+  DAWNBench) with a width multiplier: prep conv, three stages that double the channels
+  and halve the resolution, residual blocks after stages 1 and 3, global max pool, a
+  scaled linear head.  ``width=64`` is Page's network (94% in 24 epochs on a GPU);
+  ``width=16`` trains on a 2-core CPU in minutes.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from ._validate import check_choice, check_positive_int
+
+__all__ = [
+    "Normalize", "SmallCNN", "ResNetCIFAR", "build_model", "with_normalization",
+    "CIFAR10_MEAN", "CIFAR10_STD", "MNIST_MEAN", "MNIST_STD", "IMAGENET_MEAN", "IMAGENET_STD",
+    "ARCHS",
+]
+
+# Training-set channel statistics (CIFAR-10: of the 50,000 training images; MNIST: of the
+# 60,000 training digits; ImageNet: torchvision's, used by every pretrained model).
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+MNIST_MEAN = (0.1307,)
+MNIST_STD = (0.3081,)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class Normalize(nn.Module):
+    """``(x - mean) / std`` per channel, as the first layer of a model.
+
+    ``mean`` and ``std`` are sequences of length C (or scalars); they are stored as
+    buffers of shape ``(1, C, 1, 1)`` so they move with the model and are saved in its
+    state_dict.  Input ``(N, C, H, W)`` in ``[0, 1]``; output the same shape.
+    """
+
+    def __init__(self, mean: Sequence[float] | float, std: Sequence[float] | float):
+        super().__init__()
+        mean_t = torch.as_tensor(mean, dtype=torch.float32).reshape(-1)
+        std_t = torch.as_tensor(std, dtype=torch.float32).reshape(-1)
+        if mean_t.numel() == 0 or std_t.numel() == 0:
+            raise ValueError("mean and std must be non-empty")
+        if mean_t.numel() != std_t.numel() and 1 not in (mean_t.numel(), std_t.numel()):
+            raise ValueError(f"mean and std must have the same length, got {mean_t.numel()} and {std_t.numel()}")
+        if not bool(torch.isfinite(mean_t).all()) or not bool(torch.isfinite(std_t).all()):
+            raise ValueError("mean and std must be finite")
+        if not bool((std_t > 0).all()):
+            raise ValueError(f"std must be > 0, got {std_t.tolist()}")
+        self.register_buffer("mean", mean_t.reshape(1, -1, 1, 1))
+        self.register_buffer("std", std_t.reshape(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = self.mean.shape[1]
+        if x.dim() != 4 or (c > 1 and x.shape[1] != c):
+            raise ValueError(f"Normalize expects input (N, {c}, H, W), got shape {tuple(x.shape)}")
+        return (x - self.mean) / self.std
+
+    def extra_repr(self) -> str:
+        r = lambda t: [round(v, 4) for v in t.flatten().tolist()]  # noqa: E731
+        return f"mean={r(self.mean)}, std={r(self.std)}"
+
+
+def with_normalization(model: nn.Module, mean, std) -> nn.Sequential:
+    """Wrap any ``[0, 1]``-input model as ``Sequential(normalize=Normalize, net=model)``."""
+    return nn.Sequential(OrderedDict(normalize=Normalize(mean, std), net=model))
+
+
+def _conv_bn(cin: int, cout: int, pool: bool = False) -> nn.Sequential:
+    layers = [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+    if pool:
+        layers.append(nn.MaxPool2d(2))
+    return nn.Sequential(*layers)
+
+
+class SmallCNN(nn.Module):
+    """MNIST classifier: Normalize -> 2 x (conv3x3-BN-ReLU-maxpool2) -> FC(128) -> FC(n_classes).
+
+    Args:
+        in_channels: C of the input (1 for MNIST).
+        n_classes: number of logits.
+        width: channels of the first conv (the second has ``2 * width``).
+        image_size: H = W of the input (28 for MNIST); must be divisible by 4.
+        mean, std: per-channel statistics for the Normalize layer (MNIST's by default).
+        dropout: before the last layer.
+
+    Input ``(N, in_channels, image_size, image_size)`` in ``[0, 1]``; output ``(N, n_classes)``.
+    About 0.4 M parameters and 4 M multiply-adds per 28x28 image at ``width=32``.
+    """
+
+    def __init__(self, in_channels: int = 1, n_classes: int = 10, width: int = 32, image_size: int = 28,
+                 mean=MNIST_MEAN, std=MNIST_STD, dropout: float = 0.25):
+        super().__init__()
+        check_positive_int(in_channels, "in_channels")
+        check_positive_int(n_classes, "n_classes", 2)
+        check_positive_int(width, "width")
+        check_positive_int(image_size, "image_size", 4)
+        if image_size % 4:
+            raise ValueError(f"image_size must be divisible by 4, got {image_size}")
+        self.normalize = Normalize(mean, std)
+        self.features = nn.Sequential(_conv_bn(in_channels, width, pool=True),
+                                      _conv_bn(width, 2 * width, pool=True))
+        side = image_size // 4
+        self.classifier = nn.Sequential(
+            nn.Flatten(), nn.Linear(2 * width * side * side, 128), nn.ReLU(inplace=True),
+            nn.Dropout(dropout), nn.Linear(128, n_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(self.normalize(x)))
+
+
+class _Residual(nn.Module):
+    def __init__(self, c: int):
+        super().__init__()
+        self.body = nn.Sequential(_conv_bn(c, c), _conv_bn(c, c))
+
+    def forward(self, x):
+        return x + self.body(x)
+
+
+class ResNetCIFAR(nn.Module):
+    """CIFAR-10 ResNet ("ResNet-9" layout, Page 2018) with a width multiplier.
+
+    Normalize -> prep conv(w) -> [conv(2w)+pool, residual(2w)] -> [conv(4w)+pool]
+    -> [conv(8w)+pool, residual(8w)] -> global max pool -> linear(n_classes) * 0.125.
+    Every conv is 3x3-BN-ReLU; 8 convs + 1 linear layer deep.
+
+    Args:
+        width: channels of the prep layer (64 = Page's net, 6.6 M parameters; 16 = 0.4 M
+            parameters, about 25 M multiply-adds per 32x32 image, the CPU profile).
+        in_channels, n_classes, mean, std: as for :class:`SmallCNN` (CIFAR-10 statistics
+            by default).
+
+    Input ``(N, 3, H, W)`` in ``[0, 1]`` with H, W >= 8 (32 for CIFAR-10); output ``(N, n_classes)``.
+    """
+
+    def __init__(self, width: int = 16, in_channels: int = 3, n_classes: int = 10,
+                 mean=CIFAR10_MEAN, std=CIFAR10_STD, head_scale: float = 0.125):
+        super().__init__()
+        check_positive_int(width, "width")
+        check_positive_int(in_channels, "in_channels")
+        check_positive_int(n_classes, "n_classes", 2)
+        w = width
+        self.normalize = Normalize(mean, std)
+        self.features = nn.Sequential(
+            _conv_bn(in_channels, w),
+            _conv_bn(w, 2 * w, pool=True), _Residual(2 * w),
+            _conv_bn(2 * w, 4 * w, pool=True),
+            _conv_bn(4 * w, 8 * w, pool=True), _Residual(8 * w),
+            nn.AdaptiveMaxPool2d(1), nn.Flatten())
+        self.fc = nn.Linear(8 * w, n_classes, bias=False)
+        # Page's trick: a small fixed scale on the logits keeps the initial softmax soft,
+        # which lets the large one-cycle learning rates work without warm-up blow-ups.
+        self.head_scale = float(head_scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.features(self.normalize(x))) * self.head_scale
+
+
+ARCHS = {"mnist": ("smallcnn",), "cifar10": ("resnet",)}
+_DEFAULT_ARCH = {"mnist": "smallcnn", "cifar10": "resnet"}
+
+
+def build_model(dataset: str, arch: str | None = None, **kw) -> nn.Module:
+    """A fresh (randomly initialised) model for ``dataset`` in {"mnist", "cifar10"}.
+
+    ``arch`` defaults to "smallcnn" for MNIST and "resnet" for CIFAR-10 (either arch can
+    be used with either data set: the channel count and normalisation statistics follow
+    the data set).  Extra keyword arguments go to the model's constructor (e.g. ``width``).
+    """
+    check_choice(dataset, "dataset", tuple(_DEFAULT_ARCH))
+    arch = _DEFAULT_ARCH[dataset] if arch is None else arch
+    check_choice(arch, "arch", ("smallcnn", "resnet"))
+    if dataset == "mnist":
+        base = dict(in_channels=1, n_classes=10, mean=MNIST_MEAN, std=MNIST_STD)
+    else:
+        base = dict(in_channels=3, n_classes=10, mean=CIFAR10_MEAN, std=CIFAR10_STD)
+    if arch == "smallcnn":
+        base["image_size"] = 28 if dataset == "mnist" else 32
+    base.update(kw)
+    cls = SmallCNN if arch == "smallcnn" else ResNetCIFAR
+    return cls(**base)

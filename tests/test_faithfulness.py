@@ -1,0 +1,158 @@
+"""Tests of freqkit.faithfulness: the summaries chapters 3-4 report, checked by hand."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import kendalltau, spearmanr
+from torch import nn
+
+from freqkit.attribution import attribute, deletion_insertion_curves
+from freqkit.faithfulness import (
+    auc_table, band_rank_agreement, captum_parity, compare_methods, completeness_summary, distribution_summary,
+    h2_verdict, relative_completeness,
+)
+from freqkit.transforms import band_masks
+
+pytest.importorskip("captum.attr")
+
+
+def tiny_cnn(seed=0, dtype=torch.float64, act=nn.Tanh):
+    torch.manual_seed(seed)
+    m = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), act(), nn.Conv2d(4, 4, 3, padding=1, stride=2), act(),
+                      nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(16, 5))
+    return m.to(dtype).eval()
+
+
+def images(n=4, seed=1, dtype=torch.float64):
+    return torch.rand(n, 3, 8, 8, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+
+
+def test_compare_methods_shares_target_and_options():
+    m, x = tiny_cnn(), images()
+    masks = band_masks(8, 8, 4)
+    rings = band_masks(8, 8, 8, kind="ring")
+    res = compare_methods(m, x, "predicted", ["ig", "occlusion"], masks=masks, n_steps=8)
+    assert list(res) == ["ig", "occlusion"]
+    assert torch.equal(res["ig"].target, m(x).argmax(1))
+    assert torch.equal(res["occlusion"].target, res["ig"].target)
+    assert res["ig"].info["n_steps"] == 8 and res["occlusion"].band_scores.shape == (4, 4)
+    res2 = compare_methods(m, x, 1, {"rings": {"method": "occlusion", "masks": rings},
+                                     "sg": {"method": "smoothgrad", "n_samples": 2}}, masks=masks)
+    assert res2["rings"].band_scores.shape == (4, 8) and res2["sg"].scores.shape == x.shape
+    with pytest.raises(ValueError, match="method"):
+        compare_methods(m, x, 0, ["nope"])
+    with pytest.raises(ValueError, match="empty"):
+        compare_methods(m, x, 0, [])
+    with pytest.raises(ValueError, match="method"):
+        compare_methods(m, x, 0, {"a": {"n_steps": 3}})
+
+
+def test_relative_completeness_by_hand():
+    m, x = tiny_cnn(act=nn.ReLU), images()
+    r = attribute(m, x, 2, method="ig", n_steps=4)
+    with torch.no_grad():
+        gap = m(x)[:, 2] - m(torch.zeros_like(x))[:, 2]
+    want = (r.scores.sum((1, 2, 3)) - gap).abs() / gap.abs()
+    torch.testing.assert_close(relative_completeness(r), want.cpu(), rtol=1e-6, atol=1e-9)
+    with pytest.raises(ValueError, match="completeness"):
+        relative_completeness(attribute(m, x, 2, method="saliency"))
+    with pytest.raises(TypeError):
+        relative_completeness(torch.zeros(3))
+
+
+def test_completeness_summary_and_distribution():
+    s = completeness_summary(torch.tensor([0.001, 0.002, 0.02, 0.5]), tol=0.01)
+    assert s["share_within"] == 0.5 and s["n"] == 4 and s["max"] == 0.5
+    assert math.isclose(s["median"], float(np.median([0.001, 0.002, 0.02, 0.5])), rel_tol=1e-6)
+    d = distribution_summary([1.0, float("nan"), 3.0])
+    assert d["n"] == 2 and d["n_nan"] == 1 and d["mean"] == 2.0 and d["q50"] == 2.0
+    with pytest.raises(ValueError, match="tol"):
+        completeness_summary([0.1], tol=0)
+    with pytest.raises(ValueError):
+        distribution_summary([float("nan")])
+
+
+def test_band_rank_agreement_matches_scipy():
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(6, 7, generator=g), torch.randn(6, 7, generator=g)
+    b[0] = a[0] * 3 + 1          # perfect agreement
+    b[1] = -a[1]                 # perfect disagreement
+    a[2, :3] = a[2, 0]           # ties
+    r = band_rank_agreement(a, b)
+    for i in range(6):
+        assert math.isclose(float(r[i]), spearmanr(a[i], b[i]).statistic, rel_tol=1e-9, abs_tol=1e-12)
+    assert math.isclose(float(r[0]), 1.0) and math.isclose(float(r[1]), -1.0)
+    k = band_rank_agreement(a, b, method="kendall")
+    assert math.isclose(float(k[3]), kendalltau(a[3], b[3]).statistic, rel_tol=1e-9)
+    const = band_rank_agreement(torch.ones(1, 4), torch.arange(4.0)[None])
+    assert torch.isnan(const).all()
+    with pytest.raises(ValueError, match="same shape"):
+        band_rank_agreement(a, b[:, :3])
+
+
+def test_h2_verdict_rule():
+    good = h2_verdict([0.001, 0.002, 0.003, 0.5], [0.9, 0.8, 0.1, 0.7], max_rel_error=0.01, min_median_rho=0.5)
+    assert good["verdict"] == "supported"
+    assert good["evidence"]["share_within_tol"] == 0.75 and math.isclose(good["evidence"]["median_spearman"], 0.75)
+    bad_rho = h2_verdict([0.001] * 4, [0.1, 0.2, 0.3, 0.9], min_median_rho=0.5)
+    assert bad_rho["verdict"] == "rejected" and not bad_rho["evidence"]["agreement_ok"]
+    bad_c = h2_verdict([0.02] * 4, [0.9] * 4, max_rel_error=0.01)
+    assert bad_c["verdict"] == "rejected" and not bad_c["evidence"]["completeness_ok"]
+    few = h2_verdict([0.001, 0.002], [0.9, 0.9])
+    assert few["verdict"] == "inconclusive"
+    nan_rows = h2_verdict([0.001] * 4, [float("nan"), 0.9, 0.8, 0.7])
+    assert nan_rows["evidence"]["n_rank_undefined"] == 1 and nan_rows["verdict"] == "supported"
+    assert "0.01" in good["rule"] and "0.5" in good["rule"]
+    with pytest.raises(ValueError, match="max_rel_error"):
+        h2_verdict([0.1], [0.1], max_rel_error=-1)
+
+
+@pytest.mark.parametrize("basis", ["dct", "dft"])
+def test_captum_parity_is_tiny(basis):
+    m, x = tiny_cnn(), images(n=3)
+    masks = band_masks(8, 8, 4, basis=basis)
+    p = captum_parity(m, x, "predicted", masks, basis=basis, n_steps=8, baseline=0.2)
+    assert p["ig_max_abs_diff"] < 1e-10 and p["occlusion_max_abs_diff"] < 1e-10
+    assert p["ig_max_abs_score"] > 0 and p["occlusion_max_abs_score"] > 0 and p["n_bands"] == 4
+
+
+def test_captum_parity_detects_a_difference():
+    """Parity must not be vacuous: a different model for Captum shows up as a difference."""
+    m, x = tiny_cnn(), images(n=2)
+    masks = band_masks(8, 8, 3)
+    p_ok = captum_parity(m, x, 0, masks, n_steps=4)
+    m2 = tiny_cnn(seed=5)
+
+    class Swap(nn.Module):  # freqkit sees m the first time it is called, Captum sees m2 afterwards
+        def __init__(self):
+            super().__init__()
+            self.calls = 0
+
+        def forward(self, z):
+            self.calls += 1
+            return m(z) if self.calls <= 4 else m2(z)
+
+    p_bad = captum_parity(Swap(), x, 0, masks, n_steps=4)
+    assert p_ok["ig_max_abs_diff"] < 1e-10
+    assert p_bad["ig_max_abs_diff"] > 1e-6 or p_bad["occlusion_max_abs_diff"] > 1e-6
+
+
+def test_auc_table_by_hand():
+    torch.manual_seed(0)
+    lin = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 4)).double().eval()
+    x = images()
+    r = attribute(lin, x, "predicted", method="ig", n_steps=4)
+    cur = deletion_insertion_curves(lin, x, r.target, r, output="logit", n_points=5)
+    t = auc_table(cur, n_boot=200)
+    for kind, aucs in (("deletion", cur.auc_deletion), ("insertion", cur.auc_insertion)):
+        for o, v in aucs.items():
+            assert math.isclose(t[kind][o]["mean"], float(v.mean()), rel_tol=1e-9)
+            lo, hi = t[kind][o]["ci"]
+            assert float(v.min()) - 1e-9 <= lo <= t[kind][o]["mean"] <= hi <= float(v.max()) + 1e-9
+    want = float((cur.auc_deletion["attribution"] < cur.auc_deletion["random"]).double().mean())
+    assert t["beats_random"]["deletion"] == want and t["n"] == 4
+    with pytest.raises(TypeError):
+        auc_table({"deletion": {}})

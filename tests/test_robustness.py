@@ -1,0 +1,237 @@
+"""freqkit.robustness: equal-count bands, box-limited failures, the H3 rule, band examples,
+attribution of perturbations, radial heat-map profiles; and fourier_heatmap's one-pass
+tuple of metrics.
+
+Tiny synthetic problems only (no downloads), one CPU thread.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+import freqkit.attacks as A
+from freqkit import robustness as R
+from freqkit.transforms import band_masks, check_dft_symmetric, dct2, frequency_radius
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+class _Linear(nn.Module):
+    """logits = W x (flattened): IG is exact and closed-form."""
+
+    def __init__(self, c, h, w, k=3, seed=0):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.w = nn.Parameter(torch.randn(k, c, h, w, generator=g, dtype=torch.float64))
+
+    def forward(self, x):
+        return torch.einsum("nchw,kchw->nk", x.to(self.w.dtype), self.w)
+
+
+class _Unfoolable(nn.Module):
+    """Class 0 by a margin of 20 (no perturbation here can flip it); a small gradient with energy
+    at every frequency."""
+
+    def forward(self, x):
+        g = torch.Generator().manual_seed(7)
+        pattern = torch.randn(x.shape[1:], generator=g).to(x)
+        s = 0.01 * (x * pattern).flatten(1).sum(1)
+        return torch.stack([20.0 + s, -s], 1)
+
+
+# ----------------------------------------------------------------------------- equal-count bands
+
+@pytest.mark.parametrize("h, w, k, basis", [(32, 32, 4, "dct"), (28, 28, 4, "dct"), (32, 32, 4, "dft"),
+                                             (16, 12, 3, "dft"), (8, 8, 5, "dct")])
+def test_equal_count_bands_partition_with_near_equal_counts(h, w, k, basis):
+    m = R.equal_count_band_masks(h, w, k, basis=basis)
+    assert m.shape == (k, h, w) and m.dtype == torch.bool
+    assert torch.equal(m.sum(0), torch.ones(h, w, dtype=m.sum(0).dtype))       # a partition
+    counts = m.flatten(1).sum(1).double()
+    # never off by more than the largest group of coefficients that share a radius
+    r = frequency_radius(h, w, basis)
+    _, ties = torch.unique(r, return_counts=True)
+    assert float((counts - h * w / k).abs().max()) <= int(ties.max())
+    # ordered by frequency: every radius of band j is below every radius of band j + 1
+    for j in range(k - 1):
+        assert float(r[m[j]].max()) < float(r[m[j + 1]].min())
+    if basis == "dft":
+        check_dft_symmetric(m)
+
+
+def test_equal_count_bands_errors():
+    with pytest.raises(ValueError, match="n_bands"):
+        R.equal_count_band_masks(2, 2, 10)
+    with pytest.raises(ValueError, match="basis"):
+        R.equal_count_band_masks(8, 8, 2, basis="wavelet")
+
+
+# ----------------------------------------------------------------------------- box-limited
+
+def test_box_limited_on_black_images_and_not_on_grey_ones():
+    h = 8
+    masks = band_masks(h, h, 4, basis="dct")
+    high = masks[1:].any(0)                       # everything but the band with the mean
+    model = _Unfoolable()
+    y = torch.zeros(3, dtype=torch.long)
+    black = torch.zeros(3, 1, h, h)               # a zero-mean perturbation >= 0 is 0
+    b = R.box_limited(model, black, y, high, eps=1.0, norm="l2", steps=5)
+    assert not b["success"].any() and b["limited"].all() and float(b["used"].max()) < 1e-6
+    grey = torch.full((3, 1, h, h), 0.5)
+    g = R.box_limited(model, grey, y, high, eps=1.0, norm="l2", steps=5)
+    assert not g["success"].any() and not g["limited"].any()
+    assert float(g["used"].min()) > 0.9             # (a few pixels of the pattern reach the box)
+    with pytest.raises(ValueError, match="threshold"):
+        R.box_limited(model, grey, y, high, eps=1.0, threshold=0)
+    with pytest.raises(ValueError, match="eps"):
+        R.box_limited(model, grey, y, high, eps=-1.0)
+
+
+def test_band_comparison_adds_box_fields_and_keeps_compare_bands_numbers():
+    h = 8
+    masks = band_masks(h, h, 2, basis="dct")
+    model = _Unfoolable()
+    x = torch.cat([torch.zeros(2, 1, h, h), torch.full((2, 1, h, h), 0.5)])
+    y = torch.zeros(4, dtype=torch.long)
+    recs = R.band_comparison(model, x, y, masks, norm="l2", eps_list=[0.0, 1.0], steps=3, search_steps=2,
+                             eps_max=1.0, n_boot=50)
+    ref = A.compare_bands(model, x, y, masks, norm="l2", eps_list=[0.0, 1.0], steps=3, search_steps=2,
+                          eps_max=1.0, n_boot=50, progress=False)
+    assert set(recs) == {"band0", "band1", "full"}
+    for k, rec in recs.items():
+        assert rec["success_rate"] == ref[k]["success_rate"]
+        assert rec["distortions"] == ref[k]["distortions"]
+        assert len(rec["box_limited"]) == 4 and len(rec["budget_used"]) == 4
+    # band1 excludes the mean: black images cannot move; grey ones use their whole budget
+    assert recs["band1"]["box_limited"] == [True, True, False, False]
+    assert recs["band1"]["box_limited_share"] == 0.5
+    assert recs["full"]["box_limited"] == [False] * 4     # the full band can brighten black images
+
+
+# ----------------------------------------------------------------------------- H3 rule
+
+def _rec(med, lo, hi, box=0.0, n_coef=10):
+    return {"median_distortion": med, "ci_low": lo, "ci_high": hi, "ci": 0.95, "norm": "l2", "basis": "dct",
+            "n": 20, "n_coefficients": n_coef, "box_limited_share": box}
+
+
+@pytest.mark.parametrize("low, high, expected, reason", [
+    ((0.5, 0.4, 0.6), (1.0, 0.8, 1.2), "supported", "below"),
+    ((1.0, 0.8, 1.2), (0.5, 0.4, 0.6), "rejected", "above"),
+    ((0.5, 0.4, 0.9), (1.0, 0.8, 1.2), "inconclusive", "overlap"),
+    ((0.5, 0.4, 0.6), (math.inf, 2.0, math.inf), "supported", "below"),
+])
+def test_h3_verdict_rule(low, high, expected, reason):
+    recs = {"band0": _rec(*low), "band1": _rec(1, 0, 2), "band2": _rec(*high), "full": _rec(0.1, 0.05, 0.2)}
+    v = R.h3_verdict(recs, dataset="toy")
+    assert v["verdict"] == expected
+    assert reason in v["evidence"]["reason"]
+    assert v["evidence"]["band_low"] == "band0" and v["evidence"]["band_high"] == "band2"
+    assert "toy" in v["hypothesis"] and "entirely below" in v["rule"]
+
+
+def test_h3_verdict_box_limited_is_inconclusive():
+    recs = {"band0": _rec(0.5, 0.4, 0.6), "band1": _rec(math.inf, math.inf, math.inf, box=0.6)}
+    v = R.h3_verdict(recs, max_box_share=0.1)
+    assert v["verdict"] == "inconclusive" and v["evidence"]["reason"] == "box-limited"
+    assert R.h3_verdict(recs, max_box_share=0.7)["verdict"] == "supported"
+    with pytest.raises(ValueError, match="two bands"):
+        R.h3_verdict({"band0": _rec(1, 0, 2), "full": _rec(1, 0, 2)})
+    with pytest.raises(ValueError, match="band"):
+        R.h3_verdict(recs, low="nope")
+
+
+# ----------------------------------------------------------------------------- examples, attribution
+
+def test_band_examples_equal_budget_feasible_and_in_band():
+    h = 8
+    g = torch.Generator().manual_seed(0)
+    x = 0.3 + 0.4 * torch.rand(4, 3, h, h, generator=g)
+    model = _Linear(3, h, h).float()
+    y = torch.zeros(4, dtype=torch.long)
+    masks = R.equal_count_band_masks(h, h, 2)
+    ex = R.band_examples(model, x, y, masks, eps=0.5, norm="l2", steps=5, smooth={"cg_iters": 10})
+    assert set(ex) == {"band0", "band1", "full", "smooth"}
+    for name, rec in ex.items():
+        assert rec["x_adv"].shape == x.shape and float(rec["x_adv"].min()) >= 0 and float(rec["x_adv"].max()) <= 1
+        assert torch.allclose(rec["delta"], rec["x_adv"] - x)
+        assert float(rec["l2"].max()) <= 0.5 + 1e-5
+        assert float(rec["out_of_band"].max()) < 1e-3
+    # no early stop and no box in play: every band spends its whole budget
+    assert torch.allclose(ex["band0"]["l2"], torch.full((4,), 0.5), atol=1e-3)
+    e = dct2(ex["band0"]["delta"]).pow(2).sum(1)
+    assert float(e[:, ~masks[0]].sum()) < 1e-3 * float(e.sum())
+    assert "dirichlet" in ex["smooth"]
+
+
+def test_perturbation_attribution_is_exact_for_a_linear_model():
+    h = 8
+    g = torch.Generator().manual_seed(1)
+    x = (0.3 + 0.4 * torch.rand(3, 1, h, h, generator=g)).double()
+    delta = 0.1 * torch.randn(3, 1, h, h, generator=g, dtype=torch.float64)
+    xa = (x + delta).clamp(0, 1)
+    model = _Linear(1, h, h)
+    y = torch.tensor([0, 1, 2])
+    masks = R.equal_count_band_masks(h, h, 3)
+    out = R.perturbation_attribution(model, x, xa, y, masks, n_steps=4)
+    # IG of a linear model: dct(w_y) * dct(x_adv - x), summed per band
+    prod = (dct2(model.w.detach()[y]) * dct2(xa - x)).sum(1)
+    expect = torch.stack([prod[:, m].sum(1) for m in masks], 1)
+    assert torch.allclose(out["band_change"], expect, atol=1e-8)
+    assert torch.allclose(out["logit_change"], expect.sum(1), atol=1e-8)
+    assert torch.allclose(out["change_share"].sum(1), torch.ones(3, dtype=torch.float64))
+    assert torch.allclose(out["energy_share"], A.perturbation_spectrum(xa - x, masks=masks))
+    assert float(out["completeness_error"].abs().max()) < 1e-8
+    with pytest.raises(ValueError, match="x_adv"):
+        R.perturbation_attribution(model, x, xa[:2], y[:2], masks)
+
+
+def test_band_limited_perturbation_is_attributed_to_its_band():
+    h = 8
+    masks = R.equal_count_band_masks(h, h, 4)
+    g = torch.Generator().manual_seed(2)
+    x = (0.4 + 0.2 * torch.rand(2, 1, h, h, generator=g)).double()
+    from freqkit.transforms import filter_band
+    d = filter_band(0.05 * torch.randn(2, 1, h, h, generator=g, dtype=torch.float64), masks[2], "dct")
+    out = R.perturbation_attribution(_Linear(1, h, h), x, x + d, torch.tensor([0, 1]), masks, n_steps=4)
+    assert torch.allclose(out["change_share"][:, 2], torch.ones(2, dtype=torch.float64))
+    assert torch.allclose(out["energy_share"][:, 2], torch.ones(2, dtype=torch.float64))
+
+
+# ----------------------------------------------------------------------------- heat maps
+
+def test_heatmap_radial_profile():
+    h, w = 16, 16
+    c, v = R.heatmap_radial_profile(torch.full((h, w), 0.25))
+    assert np.allclose(v, 0.25) and len(c) == len(v) <= 8
+    r = frequency_radius(h, w, "dft")
+    c, v = R.heatmap_radial_profile(r.float(), n_bins=5)
+    assert np.allclose(c, v, atol=1e-6)                   # the mean radius per ring is the ring's centre
+    assert np.all(np.diff(c) > 0)
+    with pytest.raises(ValueError, match="hm"):
+        R.heatmap_radial_profile(torch.zeros(3, 4, 4))
+
+
+def test_fourier_heatmap_tuple_of_metrics_in_one_pass():
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(4, 1, 6, 7, generator=g)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(42, 3))
+    y = torch.tensor([0, 1, 2, 0])
+    both = A.fourier_heatmap(model, x, y, eps=1.5, metric=("error", "logit_change"), progress=False)
+    assert set(both) == {"error", "logit_change"}
+    for m in ("error", "logit_change"):
+        assert torch.allclose(both[m], A.fourier_heatmap(model, x, y, eps=1.5, metric=m, progress=False))
+    with pytest.raises(ValueError, match="metric"):
+        A.fourier_heatmap(model, x, y, metric=("error", "accuracy"))
+    with pytest.raises(ValueError, match="metric"):
+        A.fourier_heatmap(model, x, y, metric=())

@@ -1,0 +1,250 @@
+"""freqkit.training (train_or_load, checkpoint cache, evaluate) and freqkit._io (atomic writes)."""
+import json
+import os
+
+import pytest
+import torch
+from torch import nn
+
+import freqkit.training as T
+from freqkit._io import atomic_save_torch, atomic_write_bytes, atomic_write_json
+
+# Trains in about a second on 2 idle CPU cores: 1,024 MNIST digits (after holding out
+# 1,000 for validation), one epoch with augmentation, a narrow CNN.
+TINY = {"width": 4, "epochs": 1, "batch_size": 64, "n_train": 1024, "lr": 0.05, "val_size": 1000, "augment": True}
+
+
+# ----------------------------------------------------------------------------- atomic writes
+
+def test_atomic_writes_leave_only_the_target(tmp_path):
+    p = atomic_write_bytes(tmp_path / "a" / "b.bin", b"hello")
+    assert p.read_bytes() == b"hello"
+    atomic_write_json({"x": 1, "y": [1.5, None]}, tmp_path / "r.json")
+    assert json.loads((tmp_path / "r.json").read_text()) == {"x": 1, "y": [1.5, None]}
+    atomic_save_torch({"t": torch.arange(3)}, tmp_path / "c.pt")
+    assert torch.equal(torch.load(tmp_path / "c.pt")["t"], torch.arange(3))
+    assert sorted(os.listdir(tmp_path)) == ["a", "c.pt", "r.json"]
+    assert os.listdir(tmp_path / "a") == ["b.bin"]
+
+
+def test_failed_write_keeps_the_old_file(tmp_path):
+    target = tmp_path / "ckpt.pt"
+    atomic_save_torch({"ok": 1}, target)
+    with pytest.raises(Exception):
+        atomic_save_torch({"bad": lambda: 0}, target)  # lambdas cannot be pickled
+    with pytest.raises(TypeError, match="data must be bytes"):
+        atomic_write_bytes(target, "text")
+    assert torch.load(target) == {"ok": 1}
+    assert os.listdir(tmp_path) == ["ckpt.pt"]  # no temporary file left behind
+
+
+def test_write_interrupted_during_rename_leaves_no_temp(tmp_path, monkeypatch):
+    def boom(*a):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write_bytes(tmp_path / "x.bin", b"data")
+    assert os.listdir(tmp_path) == []
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def test_resolve_device():
+    assert T.resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert T.resolve_device("cpu") == torch.device("cpu")
+    with pytest.raises(ValueError, match="device must be"):
+        T.resolve_device("gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA"):
+            T.resolve_device("cuda")
+
+
+def _linear_model():
+    # Logits = mean pixel of channel 0 and minus it: class 0 iff mean > 0 (so > 0.5 after the shift).
+    lin = nn.Linear(4, 2, bias=True)
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor([[1.0, 1, 1, 1], [-1, -1, -1, -1]]))
+        lin.bias.copy_(torch.tensor([-2.0, 2.0]))
+    return nn.Sequential(nn.Flatten(), nn.Dropout(0.9), lin)
+
+
+def test_evaluate_and_predict_logits_batched():
+    model = _linear_model().train()
+    x = torch.rand(37, 1, 2, 2)
+    y = (x.sum((1, 2, 3)) <= 2).long()
+    logits = T.predict_logits(model, x, batch_size=5)
+    assert logits.shape == (37, 2) and logits.dtype == torch.float32
+    ref = torch.stack([x.flatten(1).sum(1) - 2, 2 - x.flatten(1).sum(1)], 1)
+    assert torch.allclose(logits, ref, atol=1e-6)  # dropout off: eval mode inside
+    assert model.training  # ... and the mode is restored
+    assert T.evaluate(model, x, y, batch_size=4) == 1.0
+    assert abs(T.evaluate(model, x, 1 - y) - 0.0) < 1e-9
+    half = y.clone()
+    half[:10] = 1 - half[:10]
+    assert abs(T.evaluate(model, x, half, batch_size=37) - 27 / 37) < 1e-6
+    with pytest.raises(ValueError, match="one label per image"):
+        T.evaluate(model, x, y[:-1])
+    with pytest.raises(ValueError, match="4 dimensions"):
+        T.predict_logits(model, x[0])
+
+
+def test_lr_schedule_shapes():
+    cfg = {"schedule": "onecycle", "warmup": 0.2}
+    f = [T._lr_factor(s, 100, cfg) for s in range(100)]
+    assert abs(f[0] - 0.1) < 1e-9 and abs(f[20] - 1.0) < 1e-9 and f[99] < 0.02
+    assert all(a <= b for a, b in zip(f[:20], f[1:21])) and all(a >= b for a, b in zip(f[20:], f[21:]))
+    assert T._lr_factor(50, 100, {"schedule": "constant", "warmup": 0.2}) == 1.0
+    assert abs(T._lr_factor(60, 100, {"schedule": "cosine", "warmup": 0.2}) - 0.5) < 1e-9
+
+
+def test_augment_translates_and_flips():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(64, 3, 32, 32)
+    out = T._augment(x, "cifar10", g)
+    assert out.shape == x.shape
+    # Every output is a shifted (and maybe flipped) copy: its centre appears in the input.
+    for i in range(4):
+        found = False
+        for src in (x[i], x[i].flip(-1)):
+            for dy in range(-4, 5):
+                for dx in range(-4, 5):
+                    a = out[i, :, 8:24, 8:24]
+                    b = src[:, 8 + dy:24 + dy, 8 + dx:24 + dx]
+                    found |= torch.equal(a, b)
+        assert found
+    assert not torch.equal(out, x)
+    m = T._augment(torch.rand(8, 1, 28, 28), "mnist", g)
+    assert m.shape == (8, 1, 28, 28)
+
+
+# ----------------------------------------------------------------------------- configuration and keys
+
+def test_full_config_defaults_and_unknown_keys():
+    assert T.full_config("cifar10") == T.DEFAULT_CONFIG["cifar10"] == T.PRESETS["cifar10"]["cpu"]
+    with pytest.raises(ValueError, match=r"unknown config key\(s\) \['epoch'\]"):
+        T.full_config("mnist", {"epoch": 3})
+    with pytest.raises(ValueError, match="dataset must be one of"):
+        T.full_config("svhn")
+
+
+@pytest.mark.parametrize("bad, match", [
+    ({"epochs": 0}, "epochs"), ({"lr": -0.1}, "lr"), ({"lr": 0}, "lr"), ({"optimizer": "adam"}, "optimizer"),
+    ({"schedule": "step"}, "schedule"), ({"label_smoothing": 1.5}, "label_smoothing"), ({"amp": "yes"}, "amp"),
+    ({"val_size": -1}, "val_size"), ({"n_train": 0}, "n_train"), ({"arch": "vgg"}, "arch"),
+    ({"batch_size": 2.5}, "batch_size"), ({"seed": "a"}, "seed"),
+])
+def test_bad_config_values(bad, match):
+    with pytest.raises(ValueError, match=match):
+        T.full_config("mnist", bad)
+
+
+def _changed(v):
+    if isinstance(v, bool):
+        return not v
+    if v is None:
+        return 17
+    if isinstance(v, str):
+        return {"sgd": "adamw", "onecycle": "cosine", "smallcnn": "resnet", "resnet": "smallcnn"}[v]
+    if isinstance(v, float):
+        return v / 2 if 0 < v < 1 else v * 1.5 if v else 0.1
+    return v + 1
+
+
+def test_every_config_key_changes_the_checkpoint_key(monkeypatch):
+    for ds in ("mnist", "cifar10"):
+        base = T.checkpoint_key(ds, {})
+        assert base == T.checkpoint_key(ds, dict(T.DEFAULT_CONFIG[ds]))  # explicit defaults: same key
+        seen = {base}
+        for k, v in T.DEFAULT_CONFIG[ds].items():
+            key = T.checkpoint_key(ds, {k: _changed(v)})
+            assert key not in seen, k
+            seen.add(key)
+    assert T.checkpoint_key("mnist", TINY) != T.checkpoint_key("cifar10", TINY)
+    before = T.checkpoint_key("mnist", TINY)
+    monkeypatch.setattr(T, "TRAINING_CODE_VERSION", "test-bump")
+    assert T.checkpoint_key("mnist", TINY) != before
+
+
+def test_presets_are_complete_and_valid():
+    for ds, profiles in T.PRESETS.items():
+        assert set(profiles) == set(T.PROFILES)
+        for name, cfg in profiles.items():
+            assert set(cfg) == set(T.DEFAULT_CONFIG[ds]), (ds, name)
+            assert T.full_config(ds, cfg) == cfg
+        assert profiles["smoke"]["n_train"] <= 5000 and profiles["smoke"]["epochs"] <= 2
+
+
+def test_cache_dir_from_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("FREQKIT_CACHE", str(tmp_path))
+    assert T.cache_dir() == tmp_path
+    assert T.checkpoint_path("mnist", TINY).parent == tmp_path
+    assert T.checkpoint_path("mnist", TINY).name == f"mnist-{T.checkpoint_key('mnist', TINY)}.pt"
+
+
+# ----------------------------------------------------------------------------- training and the cache
+
+@pytest.fixture(scope="module")
+def trained(data_root, tmp_path_factory):
+    """TINY trained once for this module: (model, info, cache dir)."""
+    cache = tmp_path_factory.mktemp("ckpt")
+    model, info = T.train_or_load("mnist", TINY, data_root=data_root, cache_dir=cache, device="cpu", progress=False)
+    return model, info, cache
+
+
+def test_train_then_hit_cache(trained, data_root):
+    model, info, cache = trained
+    assert info["cached"] is False and os.path.isfile(info["checkpoint"])
+    assert info["n_test"] == 10000 and info["n_train"] == 1024 and info["n_val"] == 1000
+    assert info["test_accuracy"] > 0.5  # chance is 0.1; this tiny run reaches ~0.8
+    assert 0.5 < info["val_accuracy"] <= 1.0
+    assert info["train_seconds"] > 0 and info["device"] == "cpu" and info["config"]["width"] == 4
+    assert not model.training and len(info["history"]) == 1
+    assert os.listdir(cache) == [os.path.basename(info["checkpoint"])]
+    model2, info2 = T.train_or_load("mnist", TINY, data_root=data_root, cache_dir=cache, device="cpu",
+                                    progress=False)
+    assert info2["cached"] is True and info2["checkpoint"] == info["checkpoint"]
+    assert info2["train_seconds"] == info["train_seconds"] and info2["test_accuracy"] == info["test_accuracy"]
+    assert info2["val_accuracy"] == info["val_accuracy"]
+    for (k, v), (k2, v2) in zip(model.state_dict().items(), model2.state_dict().items()):
+        assert k == k2 and torch.equal(v, v2)
+    # Another config maps to another file next to it.
+    assert T.checkpoint_path("mnist", {**TINY, "seed": 1}, cache) != T.checkpoint_path("mnist", TINY, cache)
+
+
+def test_training_is_seeded(trained, data_root, tmp_path):
+    model, info, _ = trained
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    again, info2 = T.train_or_load("mnist", TINY, data_root=data_root, cache_dir=tmp_path, progress=False)
+    assert info2["cached"] is False
+    assert torch.equal(torch.get_rng_state(), state)  # the caller's random state is left alone
+    for v1, v2 in zip(model.state_dict().values(), again.state_dict().values()):
+        assert torch.allclose(v1.float(), v2.float(), atol=1e-5)
+
+
+def test_corrupt_checkpoint_names_the_file_and_the_fix(data_root, tmp_path):
+    path = T.checkpoint_path("mnist", TINY, tmp_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\x00garbage, e.g. a truncated download")
+    with pytest.raises(T.CorruptCheckpoint) as e:
+        T.train_or_load("mnist", TINY, data_root=data_root, cache_dir=tmp_path, progress=False)
+    assert str(path) in str(e.value) and "Delete" in str(e.value)
+    assert isinstance(e.value, RuntimeError)
+    # A readable file that is not a freqkit checkpoint, or one whose config differs.
+    torch.save({"weights": torch.zeros(2)}, path)
+    with pytest.raises(T.CorruptCheckpoint, match="not a freqkit checkpoint"):
+        T.load_checkpoint(path)
+    torch.save({"format": "freqkit-checkpoint", "version": "1", "dataset": "mnist", "config": {"x": 1},
+                "state_dict": {}, "metrics": {}}, path)
+    with pytest.raises(T.CorruptCheckpoint, match="configuration differs"):
+        T.load_checkpoint(path, "mnist", T.full_config("mnist", TINY))
+    with pytest.raises(T.CorruptCheckpoint, match="trained on 'mnist', not 'cifar10'"):
+        T.load_checkpoint(path, "cifar10")
+
+
+def test_missing_data_for_training(tmp_path, monkeypatch):
+    monkeypatch.setenv("FREQKIT_OFFLINE", "1")
+    with pytest.raises(FileNotFoundError, match="FREQKIT_DATA"):
+        T.train_or_load("cifar10", {**TINY, "n_train": 64}, data_root=tmp_path / "none", cache_dir=tmp_path,
+                        progress=False)
+    assert not any(p.suffix == ".pt" for p in tmp_path.iterdir())
