@@ -1,7 +1,5 @@
 """freqkit.data: real offline data sets, subsets and splits, ImageNet folders and
 classifiers, the planted-frequency data set, and clear errors for bad input."""
-import os
-import warnings
 from pathlib import Path
 
 import numpy as np
