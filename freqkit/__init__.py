@@ -26,3 +26,8 @@ from .data import (
 )
 from .models import Normalize, ResNetCIFAR, SmallCNN, build_model
 from .training import PRESETS, CorruptCheckpoint, evaluate, predict_logits, resolve_device, train_or_load
+from .faithfulness import (
+    auc_table, band_rank_agreement, captum_parity, compare_methods, completeness_summary, distribution_summary,
+    h2_verdict, input_rank_correlation, relative_completeness, topk_series,
+)
+from .planted import PlantedCNN, PlantedTask, ground_truth_table, ground_truth_verdict, train_on_tensors, train_planted_model

@@ -22,7 +22,8 @@ from .attribution import (
 )
 
 __all__ = ["compare_methods", "relative_completeness", "completeness_summary", "band_rank_agreement",
-           "h2_verdict", "captum_parity", "auc_table", "distribution_summary"]
+           "h2_verdict", "captum_parity", "auc_table", "distribution_summary", "topk_series",
+           "input_rank_correlation"]
 
 
 # ============================================================================ several methods at once
@@ -281,3 +282,61 @@ def auc_table(curves: DeletionInsertionCurves, n_boot: int = 1000, seed: int = 0
     out["n"] = n
     out["output"] = curves.output
     return out
+
+
+# ============================================================================ what the model sees
+
+def topk_series(model: Callable, x: torch.Tensor, target, scores, fractions: Sequence[float], basis: str = "dct",
+                by: str = "abs", baseline=None, batch_size: int = 256) -> dict:
+    """Images rebuilt from their top-``fraction`` attributed coefficients, and what the model says.
+
+    For every fraction: :func:`freqkit.topk_reconstruction` of ``x`` with ``scores``, the
+    model's softmax probability of ``target`` on it and its predicted class.
+
+    Returns:
+        ``{"fractions": [...], "images": [(N, C, H, W) per fraction], "prob": (F, N),
+        "pred": (F, N) long, "target": (N,)}``.
+    """
+    from .attribution import _resolve_target, topk_reconstruction
+
+    check_images(x, "x")
+    check_positive_int(batch_size, "batch_size")
+    fractions = [float(f) for f in fractions]
+    if not fractions:
+        raise ValueError("fractions is empty")
+
+    @torch.no_grad()
+    def logits(z):
+        return torch.cat([model(z[i:i + batch_size]) for i in range(0, z.shape[0], batch_size)])
+
+    t = _resolve_target(target, logits(x))
+    imgs, prob, pred = [], [], []
+    for f in fractions:
+        r = topk_reconstruction(x, scores, f, basis=basis, by=by, baseline=baseline)
+        out = logits(r)
+        imgs.append(r)
+        prob.append(torch.softmax(out.double(), 1).gather(1, t[:, None])[:, 0].cpu())
+        pred.append(out.argmax(1).cpu())
+    return {"fractions": fractions, "images": imgs, "prob": torch.stack(prob), "pred": torch.stack(pred),
+            "target": t.cpu()}
+
+
+# ============================================================================ how much is just the input?
+
+def input_rank_correlation(result: FrequencyAttribution) -> torch.Tensor:
+    """Spearman correlation, per image, between ``|scores|`` and ``|c - c_baseline|``, ``(N,)``.
+
+    Methods that multiply a gradient by the input (gradient x input, IG) inherit the
+    image's spectrum, which falls steeply with frequency (about ``1/f`` in amplitude for
+    natural images): part of their ranking of coefficients is the image's, not the
+    model's.  This measures that part; compare it with the randomisation check.
+    """
+    from .attribution import _spearman_rows
+
+    if not isinstance(result, FrequencyAttribution):
+        raise TypeError(f"result must be a FrequencyAttribution, got {type(result).__name__}")
+    if result.scores is None:
+        raise ValueError(f"this {result.method!r} result has no per-coefficient scores")
+    n = result.coeffs.shape[0]
+    return _spearman_rows(result.scores.abs().reshape(n, -1),
+                          (result.coeffs - result.baseline_coeffs).abs().reshape(n, -1))

@@ -161,7 +161,7 @@ class PlantedTask:
 
 
 def train_planted_model(band: int | None = 5, n_train: int = 4000, n_test: int = 500, bands: Sequence | None = None,
-                        width: int = 16, epochs: int = 10, batch_size: int = 128, lr: float = 1e-2,
+                        width: int = 8, epochs: int = 10, batch_size: int = 128, lr: float = 1e-2,
                         weight_decay: float = 1e-4, seed: int = 0, device="cpu", progress: bool = False,
                         **dataset_kw) -> PlantedTask:
     """Train a :class:`PlantedCNN` on a planted-frequency data set and test it on fresh images.

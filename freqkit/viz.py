@@ -174,12 +174,14 @@ def _band_label(name: str, rec: dict) -> str:
     return f"{name} ({k} coef.)" if k is not None and name != "full" else name
 
 
-def attack_success_curves(records: dict, title: str = "", ax=None, xlabel: str | None = None):
+def attack_success_curves(records: dict, title: str = "", ax=None, xlabel: str | None = None,
+                          logx: bool = False):
     """Success rate of (band-limited) PGD against eps, one line per band.
 
     ``records``: ``{band: record}`` from :func:`freqkit.compare_bands` (keys ``eps``,
     ``success_rate``, ``n_coefficients``, ``norm``, ``n``).  Each line's y-data are exactly
-    the stored success rates.
+    the stored success rates.  ``logx``: a symmetric-log eps axis, linear below the smallest
+    positive eps (so eps = 0 stays on the plot), for geometric eps lists.
     """
     plt = _plt()
     fig = None
@@ -191,6 +193,10 @@ def attack_success_curves(records: dict, title: str = "", ax=None, xlabel: str |
         ax.plot(rec["eps"], rec["success_rate"], marker="o", ms=3, label=_band_label(name, rec),
                 ls="--" if name == "full" else "-")
     ax.set_ylim(-0.03, 1.03)
+    if logx:
+        pos = [e for rec in records.values() for e in rec["eps"] if e > 0]
+        if pos:
+            ax.set_xscale("symlog", linthresh=min(pos))
     ax.set_xlabel(xlabel or f"eps ({(norm or '').upper()} radius, pixels in [0, 1])")
     ax.set_ylabel("attack success rate")
     ax.set_title(title, fontsize=9)
@@ -217,7 +223,9 @@ def minimal_distortion_plot(records: dict, title: str = "", ax=None, log: bool =
     lo = np.array([records[k]["ci_low"] for k in names], dtype=float)
     hi = np.array([records[k]["ci_high"] for k in names], dtype=float)
     eps_max = max(float(records[k].get("eps_max", np.nan)) for k in names)
-    finite = np.concatenate([v[np.isfinite(v)] for v in (med, lo, hi)] + [[eps_max]])
+    some_inf = not all(np.isfinite(v).all() for v in (med, lo, hi))
+    # eps_max (the search ceiling) sets the scale only where some value is beyond it
+    finite = np.concatenate([v[np.isfinite(v)] for v in (med, lo, hi)] + ([[eps_max]] if some_inf else []))
     top = float(np.nanmax(finite)) * (2.0 if log else 1.15)
     pos = np.arange(len(names))
     ok = np.isfinite(med)
@@ -226,16 +234,19 @@ def minimal_distortion_plot(records: dict, title: str = "", ax=None, log: bool =
     ax.plot(pos[ok], med[ok], "o", color="C0", ms=6, label="median")
     if (~ok).any():
         ax.plot(pos[~ok], np.full((~ok).sum(), top), "^", color="C3", ms=8, label="median = inf (> eps_max)")
-    ax.axhline(eps_max, color="gray", ls=":", lw=1, label=f"eps_max = {eps_max:.3g}")
+    if some_inf:
+        ax.axhline(eps_max, color="gray", ls=":", lw=1, label=f"eps_max = {eps_max:.3g}")
     for i, k in enumerate(names):
         txt = f"{med[i]:.3g}" if ok[i] else "inf"
         box = records[k].get("box_limited_share")
         if box:
             txt += f"\nbox {box:.0%}"
-        ax.annotate(txt, (pos[i], top if not ok[i] else med[i]), textcoords="offset points", xytext=(6, 2),
-                    fontsize=7)
+        ax.annotate(txt, (pos[i], top if not ok[i] else med[i]), textcoords="offset points",
+                    xytext=(6, 2 if ok[i] else -14), fontsize=7)
     if log:
         ax.set_yscale("log")
+    lo_y = ax.get_ylim()[0]
+    ax.set_ylim(lo_y, top * (1.6 if log else 1.08))
     ax.set_xticks(pos, [_band_label(k, records[k]) for k in names], rotation=20, fontsize=7)
     norm = records[names[0]].get("norm", "")
     ax.set_ylabel(f"median minimal {norm.upper()} distortion")
@@ -370,11 +381,15 @@ def _np(a) -> np.ndarray:
 
 
 def attribution_map(scores, basis: str = "dct", title: str = "", ax=None, signed: bool = True,
-                    label: str = "score", colorbar: bool = True):
+                    label: str = "score", colorbar: bool = True, clip: float | None = 99.0):
     """A per-coefficient attribution map ``(H, W)`` on the frequency grid, shown unchanged.
 
     ``signed=True``: diverging colours (red raises the explained output, blue lowers it)
     on a scale symmetric about 0; ``False``: a sequential map from 0 (e.g. ``|scores|``).
+    ``clip``: the colour scale ends at this percentile of ``|scores|`` (the few largest
+    values, often the mean coefficient, saturate instead of washing out the rest; the
+    colour bar is marked with arrows then); ``None``: at the maximum.  Only the colours
+    are clipped: the image holds the scores unchanged.
     DCT: ``(u, v) = (0, 0)`` (the mean) at the top left; DFT: zero frequency in the centre.
     """
     plt = _plt()
@@ -384,7 +399,9 @@ def attribution_map(scores, basis: str = "dct", title: str = "", ax=None, signed
     a = _np(scores)
     if a.ndim != 2:
         raise ValueError(f"scores must be an (H, W) map, got shape {a.shape}")
-    m = float(np.abs(a).max()) or 1.0
+    top = float(np.abs(a).max())
+    m = float(np.percentile(np.abs(a), clip)) if clip is not None else top
+    m = m or top or 1.0
     im = ax.imshow(a, cmap="RdBu_r" if signed else "magma", vmin=-m if signed else 0.0, vmax=m,
                    interpolation="nearest")
     h, w = a.shape
@@ -395,25 +412,32 @@ def attribution_map(scores, basis: str = "dct", title: str = "", ax=None, signed
     ax.tick_params(labelsize=6)
     ax.set_title(title, fontsize=8)
     if colorbar:
-        ax.figure.colorbar(im, ax=ax, fraction=0.046, label=label)
+        extend = ("both" if signed else "max") if m < top else "neither"
+        cb = ax.figure.colorbar(im, ax=ax, fraction=0.046, label=label, extend=extend)
+        cb.ax.tick_params(labelsize=6)
     return fig or ax.figure
 
 
 def method_panel(image, maps: dict, basis: str = "dct", signed: dict | None = None, suptitle: str | None = None,
-                 size: float = 2.2):
-    """One image and, beside it, each method's spectral map ``(H, W)`` (own colour scale each:
-    the methods' units differ).  ``signed``: ``{name: bool}`` (default True)."""
+                 size: float = 2.4, ncols: int = 4, clip: float | None = 99.0):
+    """One image and, after it, each method's spectral map ``(H, W)`` (own colour scale each:
+    the methods' units differ; ``clip`` as in :func:`attribution_map`), ``ncols`` panels per
+    row.  ``signed``: ``{name: bool}`` (default True)."""
     plt = _plt()
     n = len(maps)
-    fig, axes = plt.subplots(1, n + 1, figsize=(size * (n + 1) + 0.6, size + (0.5 if suptitle else 0.2)),
+    ncols = min(ncols, n + 1)
+    nrows = int(np.ceil((n + 1) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols + 0.6, size * nrows + (0.5 if suptitle else 0.2)),
                              squeeze=False)
-    axes = axes[0]
+    axes = axes.ravel()
+    for ax in axes[n + 1:]:
+        ax.axis("off")
     a = to_display(image)
     axes[0].imshow(a, cmap="gray" if a.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
     axes[0].set_xticks([]), axes[0].set_yticks([])
     axes[0].set_title("image", fontsize=8)
     for ax, (name, m) in zip(axes[1:], maps.items()):
-        attribution_map(m, basis, name, ax=ax, signed=(signed or {}).get(name, True), label="")
+        attribution_map(m, basis, name, ax=ax, signed=(signed or {}).get(name, True), label="", clip=clip)
     if suptitle:
         fig.suptitle(suptitle, fontsize=9)
     fig.tight_layout()
@@ -457,13 +481,15 @@ def band_profile_plot(x, profiles: dict, xlabel: str = "band", ylabel: str = "sh
 
 
 def band_heatmap_grid(images, maps, band_labels: Sequence[str], band_scores=None, suptitle: str | None = None,
-                      size: float = 1.6, row_titles: Sequence[str] | None = None):
+                      size: float = 1.6, row_titles: Sequence[str] | None = None, clip: float | None = 99.0):
     """Where in the image each band matters: rows = images, columns = the image and one pixel
     heat map per band (``maps`` ``(N, K, H, W)``, e.g. ``BandPixelAttribution.heatmaps()``).
 
     Each row shares one colour scale symmetric about 0 (red: the band's content there raises
-    the output), so the bands of an image compare; the heat maps are shown unchanged.
-    ``band_scores`` ``(N, K)`` (the maps' sums) are written in the titles.
+    the output), so the bands of an image compare; it ends at the ``clip`` percentile of the
+    row's ``|maps|`` (None: the maximum), so a few extreme pixels do not wash out the rest.
+    The heat maps are shown unchanged.  ``band_scores`` ``(N, K)`` (the maps' sums) are
+    written in the titles.
     """
     plt = _plt()
     m = _np(maps)
@@ -473,13 +499,13 @@ def band_heatmap_grid(images, maps, band_labels: Sequence[str], band_scores=None
     if len(band_labels) != k:
         raise ValueError(f"band_labels must have {k} entries, got {len(band_labels)}")
     s = None if band_scores is None else _np(band_scores)
-    fig, axes = plt.subplots(n, k + 1, figsize=(size * (k + 1), size * n + (0.5 if suptitle else 0.1)),
+    fig, axes = plt.subplots(n, k + 1, figsize=(size * (k + 1), (size + 0.35) * n + (0.5 if suptitle else 0.1)),
                              squeeze=False)
     for i in range(n):
         a = to_display(images[i])
         axes[i, 0].imshow(a, cmap="gray" if a.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
         axes[i, 0].set_title(row_titles[i] if row_titles is not None else "image", fontsize=7)
-        lim = float(np.abs(m[i]).max()) or 1.0
+        lim = (float(np.percentile(np.abs(m[i]), clip)) if clip is not None else 0.0) or float(np.abs(m[i]).max()) or 1.0
         for j in range(k):
             axes[i, j + 1].imshow(m[i, j], cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
             t = band_labels[j] + (f"\nsum {s[i, j]:+.3g}" if s is not None else "")
@@ -511,11 +537,14 @@ _ORDER_STYLE = {"attribution": ("C3", "-"), "random": ("gray", "--"), "low_to_hi
 def deletion_insertion_plot(curves, title: str = "", axes=None, ylabel: str | None = None):
     """Mean deletion and insertion curves per order (:func:`freqkit.deletion_insertion_curves`),
     with each order's mean area under the curve (AUC) in the legend.  The lines' y-data are
-    the curves averaged over images."""
+    the curves averaged over images.  ``title``: the figure's title (or, with ``axes``
+    given, appended to each panel's)."""
     plt = _plt()
     fig = None
     if axes is None:
-        fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+        if title:
+            fig.suptitle(title, fontsize=9)
     fr = _np(curves.fractions)
     for ax, kind, data, aucs in ((axes[0], "deletion", curves.deletion, curves.auc_deletion),
                                  (axes[1], "insertion", curves.insertion, curves.auc_insertion)):
@@ -524,7 +553,7 @@ def deletion_insertion_plot(curves, title: str = "", axes=None, ylabel: str | No
             ax.plot(fr, _np(v).mean(0), color=c, ls=ls, label=f"{order} (AUC {float(aucs[order].mean()):.3f})")
         ax.set_xlabel(f"fraction of coefficients {'removed' if kind == 'deletion' else 'inserted'}")
         ax.set_ylabel(ylabel or f"{curves.output} of the explained class")
-        ax.set_title(f"{kind} {title}".strip(), fontsize=9)
+        ax.set_title(kind if fig is not None else f"{kind} {title}".strip(), fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     if fig is not None:
@@ -612,3 +641,97 @@ def randomisation_plot(checks: dict, title: str = "", ax=None, absolute: bool = 
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     return fig or ax.figure
+
+
+__all__ += ["band_component_strip", "markdown_table"]
+
+
+def band_component_strip(images, components, maps, band_label: str, band_scores=None, vlims=None,
+                         titles: Sequence[str] | None = None, suptitle: str | None = None, size: float = 1.5):
+    """One band for several images (a frame of the band slider).  Rows: the images; the band's
+    component of each (contrast-stretched: display only); its pixel heat map (diverging, zero
+    = white, shown unchanged).  ``vlims`` ``(N,)``: colour limit per image (give the max over
+    *all* bands so that frames compare); ``band_scores`` ``(N,)``: the maps' sums, in titles."""
+    plt = _plt()
+    m = _np(maps)
+    n = len(images)
+    if m.shape[0] != n or len(components) != n:
+        raise ValueError(f"components and maps must have one entry per image ({n}), got "
+                         f"{len(components)} and {m.shape[0]}")
+    lims = _np(vlims) if vlims is not None else np.abs(m).reshape(n, -1).max(1)
+    s = None if band_scores is None else _np(band_scores)
+    fig, axes = plt.subplots(3, n, figsize=(size * n + 0.4, size * 3 + (0.5 if suptitle else 0.1)), squeeze=False)
+    for j in range(n):
+        a = to_display(images[j])
+        axes[0, j].imshow(a, cmap="gray" if a.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
+        axes[0, j].set_title(titles[j] if titles is not None else "image", fontsize=7)
+        c = stretch(components[j])
+        axes[1, j].imshow(c, cmap="gray" if c.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
+        axes[1, j].set_title(f"{band_label} (stretched)", fontsize=7)
+        lim = float(lims[j]) or 1.0
+        axes[2, j].imshow(m[j], cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
+        axes[2, j].set_title("heat map" + (f", sum {s[j]:+.3g}" if s is not None else ""), fontsize=7)
+        for i in range(3):
+            axes[i, j].set_xticks([]), axes[i, j].set_yticks([])
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence], digits: int = 3) -> str:
+    """A Markdown table (display it with ``IPython.display.Markdown``); floats to ``digits``
+    significant digits, lists of numbers as ``[a, b, ...]``, booleans as yes/no, None as -."""
+    def fmt(v):
+        if isinstance(v, bool):
+            return "yes" if v else "no"
+        if isinstance(v, (float, np.floating)):
+            return f"{float(v):.{digits}g}"
+        if isinstance(v, (list, tuple)) and v and all(isinstance(u, (float, int, np.floating)) and
+                                                      not isinstance(u, bool) for u in v):
+            return "[" + ", ".join(fmt(float(u)) for u in v) + "]"
+        if v is None:
+            return "-"
+        return str(v).replace("|", "\\|")
+
+    header = list(header)
+    lines = ["| " + " | ".join(map(str, header)) + " |", "|" + "---|" * len(header)]
+    for r in rows:
+        r = list(r)
+        if len(r) != len(header):
+            raise ValueError(f"every row needs {len(header)} cells, got {len(r)}: {r!r}")
+        lines.append("| " + " | ".join(fmt(v) for v in r) + " |")
+    return "\n".join(lines)
+
+
+def paired_distortion_scatter(d_low, d_high, title: str = "", ax=None, labels=("lowest band", "highest band")):
+    """Per image, the minimal distortion in one band against another (log-log), with the
+    diagonal: points below it are images the first band moves more cheaply.  ``inf`` (not
+    found up to ``eps_max``) is drawn as a triangle on the top or right edge.  The finite
+    pairs are the first line's data, exactly."""
+    plt = _plt()
+    fig = None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(3.8, 3.6))
+    a, b = np.asarray(d_low, dtype=float), np.asarray(d_high, dtype=float)
+    ok = np.isfinite(a) & np.isfinite(b) & (a > 0) & (b > 0)
+    ax.plot(b[ok], a[ok], "o", ms=4, alpha=0.7, label="image")
+    vals = np.concatenate([a[np.isfinite(a) & (a > 0)], b[np.isfinite(b) & (b > 0)]])
+    lo, hi = (vals.min() / 1.5, vals.max() * 1.5) if vals.size else (1e-3, 1.0)
+    edge = hi
+    inf_a, inf_b = ~np.isfinite(a) & np.isfinite(b), np.isfinite(a) & ~np.isfinite(b)
+    if inf_a.any():
+        ax.plot(b[inf_a], np.full(inf_a.sum(), edge), "^", color="C3", ms=6, label=f"{labels[0]}: inf")
+    if inf_b.any():
+        ax.plot(np.full(inf_b.sum(), edge), a[inf_b], ">", color="C3", ms=6, label=f"{labels[1]}: inf")
+    ax.plot([lo, hi], [lo, hi], color="gray", ls="--", lw=1, label="equal distortion")
+    ax.set_xscale("log"), ax.set_yscale("log")
+    ax.set_xlim(lo, hi * 1.3), ax.set_ylim(lo, hi * 1.3)
+    ax.set_xlabel(f"minimal distortion, {labels[1]}"), ax.set_ylabel(f"minimal distortion, {labels[0]}")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return fig or ax.figure
+
+
+__all__ += ["paired_distortion_scatter"]

@@ -12,7 +12,7 @@ from torch import nn
 from freqkit.attribution import attribute, deletion_insertion_curves
 from freqkit.faithfulness import (
     auc_table, band_rank_agreement, captum_parity, compare_methods, completeness_summary, distribution_summary,
-    h2_verdict, relative_completeness,
+    h2_verdict, input_rank_correlation, relative_completeness, topk_series,
 )
 from freqkit.transforms import band_masks
 
@@ -156,3 +156,34 @@ def test_auc_table_by_hand():
     assert t["beats_random"]["deletion"] == want and t["n"] == 4
     with pytest.raises(TypeError):
         auc_table({"deletion": {}})
+
+
+def test_topk_series_reports_model_output_on_reconstructions():
+    from freqkit.attribution import topk_reconstruction
+
+    m, x = tiny_cnn(), images(3)
+    r = attribute(m, x, "predicted", method="ig", n_steps=4)
+    s = topk_series(m, x, r.target, r, [0.0, 0.1, 1.0], batch_size=2)
+    assert s["prob"].shape == (3, 3) and s["pred"].shape == (3, 3) and len(s["images"]) == 3
+    torch.testing.assert_close(s["images"][1], topk_reconstruction(x, r, 0.1))
+    with torch.no_grad():
+        p_full = torch.softmax(m(x), 1).gather(1, r.target[:, None])[:, 0]
+    torch.testing.assert_close(s["prob"][2], p_full, rtol=1e-6, atol=1e-8)
+    assert torch.equal(s["pred"][2], m(x).argmax(1))
+    with pytest.raises(ValueError, match="fractions"):
+        topk_series(m, x, 0, r, [])
+
+
+def test_input_rank_correlation():
+    m, x = tiny_cnn(), images(3)
+    gxi = attribute(m, x, 0, method="grad_x_input")
+    r = input_rank_correlation(gxi)
+    c = gxi.coeffs.abs().reshape(3, -1)
+    for i in range(3):
+        assert math.isclose(float(r[i]), spearmanr(gxi.scores[i].abs().flatten(), c[i]).statistic, rel_tol=1e-9)
+    # a method whose scores *are* |c - c_b| correlates perfectly
+    fake = attribute(m, x, 0, method="grad_x_input")
+    fake.scores = (fake.coeffs - fake.baseline_coeffs).abs() * 2
+    assert torch.allclose(input_rank_correlation(fake), torch.ones(3, dtype=torch.float64))
+    with pytest.raises(TypeError):
+        input_rank_correlation(x)

@@ -47,11 +47,15 @@ def _texts(fig):
 
 def test_attribution_map_shows_the_scores_on_a_symmetric_scale():
     s = torch.randn(6, 5, dtype=torch.float64)
-    fig = viz.attribution_map(s, "dct", "IG")
+    s[0, 0] = 100.0  # a dominant mean coefficient
+    fig = viz.attribution_map(s, "dct", "IG", clip=None)
     im = fig.axes[0].images[0]
     assert np.allclose(np.asarray(im.get_array()), s.numpy())
     lo, hi = im.get_clim()
     assert np.isclose(-lo, hi) and np.isclose(hi, s.abs().max().item())
+    clipped = viz.attribution_map(s, "dct", "IG", clip=90).axes[0].images[0]
+    assert np.allclose(np.asarray(clipped.get_array()), s.numpy())  # the data are not clipped, the colours are
+    assert np.isclose(clipped.get_clim()[1], np.percentile(s.abs().numpy(), 90))
     fig2 = viz.attribution_map(s.abs(), "dft", signed=False)
     assert fig2.axes[0].images[0].get_clim()[0] == 0
     with pytest.raises(ValueError, match="H, W"):
@@ -63,7 +67,7 @@ def test_method_panel_has_image_and_each_map():
     maps = {"IG": r.spectral_map()[0], "|IG|": r.spectral_map("abs")[0]}
     fig = viz.method_panel(images(1)[0], maps, signed={"|IG|": False}, suptitle="setting")
     imgs = [ax.images[0] for ax in fig.axes if ax.images]
-    assert len(imgs) == 3
+    assert len(imgs) == 3 and len(fig.axes) == 3 + 2  # image, two maps, two colour bars
     assert np.allclose(np.asarray(imgs[1].get_array()), maps["IG"].numpy())
     assert np.allclose(np.asarray(imgs[2].get_array()), maps["|IG|"].numpy())
     assert "IG" in _texts(fig) and "setting" in _texts(fig)
@@ -87,9 +91,11 @@ def test_band_heatmap_grid_shows_the_maps_and_their_sums():
     masks = band_masks(8, 8, 3)
     bp = band_pixel_attribution(m, x, 1, masks, n_steps=4)
     hm = bp.heatmaps()
-    fig = viz.band_heatmap_grid(x, hm, ["low", "mid", "high"], bp.band_scores, suptitle="s")
+    fig = viz.band_heatmap_grid(x, hm, ["low", "mid", "high"], bp.band_scores, suptitle="s", clip=None)
     axes = np.array(fig.axes).reshape(2, 4)
+    clipped = np.array(viz.band_heatmap_grid(x, hm, ["low", "mid", "high"]).axes).reshape(2, 4)
     for i in range(2):
+        assert np.isclose(clipped[i, 1].images[0].get_clim()[1], np.percentile(hm[i].abs().numpy(), 99))
         lim = hm[i].abs().max().item()
         for j in range(3):
             im = axes[i, j + 1].images[0]
@@ -160,3 +166,31 @@ def test_randomisation_plot_shows_mean_spearman_per_step():
     ticks = [t.get_text() for t in fig.axes[0].get_xticklabels()]
     assert ticks == list(chk.layers)
     assert re.search("Spearman", fig.axes[0].get_ylabel())
+
+
+def test_band_component_strip_shows_component_and_map():
+    m, x = tiny_cnn(), images(2)
+    masks = band_masks(8, 8, 3)
+    bp = band_pixel_attribution(m, x, 1, masks, n_steps=4)
+    hm = bp.heatmaps()
+    lims = hm.abs().amax((1, 2, 3))
+    fig = viz.band_component_strip(x, bp.components[:, 1], hm[:, 1], "band 1", bp.band_scores[:, 1], vlims=lims)
+    axes = np.array(fig.axes).reshape(3, 2)
+    for j in range(2):
+        assert np.allclose(np.asarray(axes[1, j].images[0].get_array()), viz.stretch(bp.components[j, 1]))
+        im = axes[2, j].images[0]
+        assert np.allclose(np.asarray(im.get_array()), hm[j, 1].numpy())
+        assert np.isclose(im.get_clim()[1], lims[j].item())
+        assert f"{bp.band_scores[j, 1].item():+.3g}" in axes[2, j].get_title()
+    with pytest.raises(ValueError, match="one entry per image"):
+        viz.band_component_strip(x, bp.components[:1, 1], hm[:, 1], "b")
+
+
+def test_markdown_table():
+    t = viz.markdown_table(["method", "share", "ci", "ok", "q"], [["ig", 0.123456, (0.1, 0.2), True, [1, 0.33333, 2.5]],
+                                                              ["a|b", None, 3, False, []]])
+    assert t.splitlines()[0] == "| method | share | ci | ok | q |"
+    assert t.splitlines()[2] == "| ig | 0.123 | [0.1, 0.2] | yes | [1, 0.333, 2.5] |"
+    assert t.splitlines()[3] == "| a\\|b | - | 3 | no | [] |"
+    with pytest.raises(ValueError, match="cells"):
+        viz.markdown_table(["a", "b"], [[1]])
