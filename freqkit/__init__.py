@@ -31,3 +31,7 @@ from .faithfulness import (
     h2_verdict, input_rank_correlation, relative_completeness, topk_series,
 )
 from .planted import PlantedCNN, PlantedTask, ground_truth_table, ground_truth_verdict, train_on_tensors, train_planted_model
+from .robustness import (
+    band_comparison, band_examples, box_limited, equal_count_band_masks, h3_verdict, heatmap_radial_profile,
+    n_fourier_directions, paired_log_ratio, perturbation_attribution,
+)

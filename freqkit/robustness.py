@@ -30,8 +30,8 @@ from .results import verdict
 from .transforms import band_masks, check_dft_symmetric, frequency_radius, radial_profile
 
 __all__ = [
-    "equal_count_band_masks", "box_limited", "band_comparison", "h3_verdict", "band_examples",
-    "perturbation_attribution", "heatmap_radial_profile",
+    "equal_count_band_masks", "box_limited", "band_comparison", "paired_log_ratio", "h3_verdict", "band_examples",
+    "perturbation_attribution", "heatmap_radial_profile", "n_fourier_directions",
 ]
 
 
@@ -42,7 +42,7 @@ def equal_count_band_masks(h: int, w: int, n_bands: int, basis: str = "dct", kin
     """``n_bands`` radial (or ring) bands with as equal numbers of coefficients as the grid allows.
 
     Equal-width radial bands (:func:`freqkit.band_masks`) hold very different numbers of
-    coefficients (on a 32 x 32 DCT grid with 4 bands: about 100, 300, 550 and 70), and a
+    coefficients (on a 32 x 32 DCT grid with 4 bands: 112, 312, 468 and 132), and a
     perturbation confined to a smaller subspace needs more distortion for that reason
     alone.  Here the edges sit at the quantiles of the radius, moved to the nearest gap
     between distinct radii (coefficients at one radius are never split), so band k holds
@@ -175,19 +175,64 @@ def _band_order(records: Mapping) -> list:
     return names
 
 
+def paired_log_ratio(d_low, d_high, n_boot: int = 2000, ci: float = 0.95, seed: int = 0) -> dict:
+    """Per image, ``log(d_low / d_high)`` of two minimal distortions, its median and a bootstrap CI.
+
+    The same images are attacked in both bands, so the comparison is paired: an image that is
+    hard for every band does not widen the interval.  ``inf`` (not found up to ``eps_max``)
+    is larger than any distortion, so one side ``inf`` gives ``-inf`` or ``+inf``; both
+    ``inf`` (or both 0) is a tie, 0.  The median is the mean of the two middle order
+    statistics (a ``-inf``/``+inf`` pair counts as 0) and the CI is the percentile bootstrap
+    over images (Efron 1979) with ``n_boot`` resamples.  Returns ``{"log_ratio" (N,),
+    "median", "ci_low", "ci_high", "ratio" (exp of the median), "n"}``.
+    """
+    dl = np.asarray(d_low, dtype=float)
+    dh = np.asarray(d_high, dtype=float)
+    if dl.ndim != 1 or dl.shape != dh.shape or dl.size == 0:
+        raise ValueError(f"d_low and d_high must be non-empty 1-D sequences of equal length, got shapes "
+                         f"{dl.shape} and {dh.shape}")
+    if np.isnan(dl).any() or np.isnan(dh).any() or (dl < 0).any() or (dh < 0).any():
+        raise ValueError("distortions must be >= 0 (inf allowed), without NaN")
+    if not 0 < ci < 1:
+        raise ValueError(f"ci must be in (0, 1), got {ci!r}")
+    check_positive_int(n_boot, "n_boot")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.log(dl) - np.log(dh)
+    r[np.isnan(r)] = 0.0
+
+    def med(v, axis=-1):
+        v = np.sort(v, axis=axis)
+        k = v.shape[axis]
+        a, b = np.take(v, (k - 1) // 2, axis=axis), np.take(v, k // 2, axis=axis)
+        with np.errstate(invalid="ignore"):
+            m = (a + b) / 2
+        return np.where(np.isnan(m), 0.0, m)
+
+    rng = np.random.default_rng(seed)
+    boots = np.sort(med(r[rng.integers(0, r.size, size=(n_boot, r.size))], axis=1))
+    lo = float(boots[int(math.floor((1 - ci) / 2 * (n_boot - 1)))])
+    hi = float(boots[int(math.ceil((1 + ci) / 2 * (n_boot - 1)))])
+    m = float(med(r))
+    return {"log_ratio": r.tolist(), "median": m, "ci_low": lo, "ci_high": hi, "ci": ci,
+            "ratio": float(np.exp(m)), "n": int(r.size)}
+
+
 def h3_verdict(records: Mapping, dataset: str = "", low: str | None = None, high: str | None = None,
-               max_box_share: float = 0.1) -> dict:
+               max_box_share: float = 0.1, n_boot: int = 2000, ci: float = 0.95, seed: int = 0) -> dict:
     """H3: at equal L2 distortion, low-frequency perturbations are more efficient than high ones.
 
     ``records``: :func:`band_comparison` (or :func:`freqkit.compare_bands`) output for
     bands ordered from low to high frequency; ``low`` / ``high`` default to the first and
-    last band (``"full"`` excluded).  Rule: compare the bootstrap CIs of the median minimal
-    distortion of the two bands.  Supported if the low band's CI lies entirely below the
-    high band's (the low band needs less distortion); rejected if it lies entirely above;
-    inconclusive if they overlap, or if more than ``max_box_share`` of the images are
-    box-limited in either band (their infinite distortion then measures the ``[0, 1]``
-    box, not the model).  The records' ``norm`` should be ``"l2"``: only L2 distortion is
-    the same in pixel and frequency space.
+    last band (``"full"`` excluded).
+
+    Rule (paired, per image): ``r_i = log(d_low_i / d_high_i)``, the log-ratio of the minimal
+    distortions of image i in the two bands (:func:`paired_log_ratio`).  Supported if the
+    ``ci`` bootstrap CI of the median of ``r`` lies entirely below 0 (for the typical image
+    the low band needs less distortion); rejected if it lies entirely above 0; inconclusive
+    if it contains 0, or if more than ``max_box_share`` of the images are box-limited in
+    either band (their infinite distortion then measures the ``[0, 1]`` box, not the model).
+    The records' ``norm`` should be ``"l2"``: only L2 distortion is the same in pixel and
+    frequency space.  The evidence also holds each band's own median and CI.
     """
     names = _band_order(records)
     low = names[0] if low is None else low
@@ -201,17 +246,19 @@ def h3_verdict(records: Mapping, dataset: str = "", low: str | None = None, high
     norm = a.get("norm", "l2")
     box = {k: float(records[k].get("box_limited_share", 0.0)) for k in (low, high)}
     boxed = max(box.values()) > max_box_share
-    below = a["ci_high"] < b["ci_low"]
-    above = a["ci_low"] > b["ci_high"]
+    pr = paired_log_ratio(a["distortions"], b["distortions"], n_boot=n_boot, ci=ci, seed=seed)
+    below, above = pr["ci_high"] < 0, pr["ci_low"] > 0
     supported = None if boxed else (True if below else (False if above else None))
-    reason = ("box-limited" if boxed else "low CI below high CI" if below else
-              "low CI above high CI" if above else "CIs overlap")
-    ci = a.get("ci", 0.95)
-    rule = (f"H3 supported if the {ci:.0%} bootstrap CI of the median minimal {norm.upper()} distortion of the "
-            f"lowest band ({low}) lies entirely below that of the highest band ({high}); rejected if it lies "
-            f"entirely above; inconclusive if the CIs overlap or if more than {max_box_share:.0%} of the images "
-            f"are box-limited in either band ([0, 1] box, not the model, stops the attack)")
-    ev = {"band_low": low, "band_high": high, "norm": norm, "basis": a.get("basis"), "n": a.get("n"),
+    reason = ("box-limited" if boxed else "ratio CI below 1" if below else
+              "ratio CI above 1" if above else "ratio CI contains 1")
+    rule = (f"H3 supported if the {ci:.0%} bootstrap CI of the median over images of log(d_low / d_high), "
+            f"d = minimal {norm.upper()} distortion of the same image in the lowest band ({low}) and the highest "
+            f"band ({high}), lies entirely below 0; rejected if entirely above 0; inconclusive if it contains 0 or "
+            f"if more than {max_box_share:.0%} of the images are box-limited in either band (the [0, 1] box, not "
+            f"the model, stops the attack)")
+    ev = {"band_low": low, "band_high": high, "norm": norm, "basis": a.get("basis"), "n": pr["n"],
+          "median_ratio": pr["ratio"], "ratio_ci": [float(np.exp(pr["ci_low"])), float(np.exp(pr["ci_high"]))],
+          "median_log_ratio": pr["median"], "log_ratio_ci": [pr["ci_low"], pr["ci_high"]],
           "median_low": a["median_distortion"], "ci_low_band": [a["ci_low"], a["ci_high"]],
           "median_high": b["median_distortion"], "ci_high_band": [b["ci_low"], b["ci_high"]],
           "n_coefficients": [a.get("n_coefficients"), b.get("n_coefficients")],
@@ -329,3 +376,13 @@ def heatmap_radial_profile(hm: torch.Tensor, n_bins: int | None = None) -> tuple
     centres = np.bincount(idx, weights=r, minlength=n_bins)[keep] / cnt[keep]
     values = np.bincount(idx, weights=v, minlength=n_bins)[keep] / cnt[keep]
     return centres, values
+
+
+def n_fourier_directions(h: int, w: int) -> int:
+    """How many basis directions :func:`freqkit.fourier_heatmap` evaluates on an ``H x W`` grid:
+    one per pair ``{f, -f}`` of the centred DFT grid (about ``H W / 2``).  The heat map costs
+    ``N * n_fourier_directions(H, W)`` forward passes for ``N`` images."""
+    from .attacks import _conjugate_pairs
+    check_positive_int(h, "h")
+    check_positive_int(w, "w")
+    return int(_conjugate_pairs(h, w)[0].numel())

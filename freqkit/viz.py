@@ -230,7 +230,8 @@ def minimal_distortion_plot(records: dict, title: str = "", ax=None, log: bool =
     pos = np.arange(len(names))
     ok = np.isfinite(med)
     lo_c, hi_c = np.where(np.isfinite(lo), lo, top), np.where(np.isfinite(hi), hi, top)
-    ax.vlines(pos, lo_c, hi_c, color="C0", lw=2, alpha=0.6, label=f"{int(100 * records[names[0]].get('ci', 0.95))}% bootstrap CI")
+    ci = int(round(100 * records[names[0]].get("ci", 0.95)))
+    ax.vlines(pos, lo_c, hi_c, color="C0", lw=2, alpha=0.6, label=f"{ci}% bootstrap CI")
     ax.plot(pos[ok], med[ok], "o", color="C0", ms=6, label="median")
     if (~ok).any():
         ax.plot(pos[~ok], np.full((~ok).sum(), top), "^", color="C3", ms=8, label="median = inf (> eps_max)")

@@ -120,33 +120,60 @@ def test_band_comparison_adds_box_fields_and_keeps_compare_bands_numbers():
 
 # ----------------------------------------------------------------------------- H3 rule
 
-def _rec(med, lo, hi, box=0.0, n_coef=10):
-    return {"median_distortion": med, "ci_low": lo, "ci_high": hi, "ci": 0.95, "norm": "l2", "basis": "dct",
-            "n": 20, "n_coefficients": n_coef, "box_limited_share": box}
+def _rec(d, box=0.0, n_coef=10):
+    d = np.asarray(d, dtype=float)
+    s = np.sort(d)
+    return {"distortions": d.tolist(), "median_distortion": float((s[(len(s) - 1) // 2] + s[len(s) // 2]) / 2),
+            "ci_low": float(s[0]), "ci_high": float(s[-1]), "ci": 0.95, "norm": "l2", "basis": "dct",
+            "n": len(d), "n_coefficients": n_coef, "box_limited_share": box}
+
+
+_RNG = np.random.default_rng(0)
+_BASE = np.exp(_RNG.normal(0, 1.0, 40))          # images differ a lot in how hard they are
 
 
 @pytest.mark.parametrize("low, high, expected, reason", [
-    ((0.5, 0.4, 0.6), (1.0, 0.8, 1.2), "supported", "below"),
-    ((1.0, 0.8, 1.2), (0.5, 0.4, 0.6), "rejected", "above"),
-    ((0.5, 0.4, 0.9), (1.0, 0.8, 1.2), "inconclusive", "overlap"),
-    ((0.5, 0.4, 0.6), (math.inf, 2.0, math.inf), "supported", "below"),
+    (_BASE * 0.8, _BASE, "supported", "below"),                       # paired: every image 20% cheaper
+    (_BASE, _BASE * 0.8, "rejected", "above"),
+    (_BASE * np.exp(_RNG.normal(0, 0.5, 40)), _BASE, "inconclusive", "contains"),
+    (_BASE, np.full(40, np.inf), "supported", "below"),               # the high band never succeeds
 ])
-def test_h3_verdict_rule(low, high, expected, reason):
-    recs = {"band0": _rec(*low), "band1": _rec(1, 0, 2), "band2": _rec(*high), "full": _rec(0.1, 0.05, 0.2)}
+def test_h3_verdict_paired_rule(low, high, expected, reason):
+    recs = {"band0": _rec(low), "band1": _rec(_BASE), "band2": _rec(high), "full": _rec(_BASE / 3)}
     v = R.h3_verdict(recs, dataset="toy")
     assert v["verdict"] == expected
     assert reason in v["evidence"]["reason"]
     assert v["evidence"]["band_low"] == "band0" and v["evidence"]["band_high"] == "band2"
-    assert "toy" in v["hypothesis"] and "entirely below" in v["rule"]
+    assert "toy" in v["hypothesis"] and "entirely below 0" in v["rule"]
+
+
+def test_paired_rule_sees_what_unpaired_cis_miss():
+    # each image 20% cheaper in the low band, but images differ 10x: the bands' own CIs overlap
+    recs = {"band0": _rec(_BASE * 0.8), "band1": _rec(_BASE)}
+    assert recs["band0"]["ci_high"] > recs["band1"]["ci_low"]
+    v = R.h3_verdict(recs)
+    assert v["verdict"] == "supported"
+    assert v["evidence"]["median_ratio"] == pytest.approx(0.8)
+
+
+def test_paired_log_ratio_infinities_and_errors():
+    out = R.paired_log_ratio([1.0, np.inf, np.inf, 2.0], [2.0, 1.0, np.inf, np.inf], n_boot=100)
+    assert out["log_ratio"] == [pytest.approx(math.log(0.5)), math.inf, 0.0, -math.inf]
+    assert out["median"] == pytest.approx(math.log(0.5) / 2)
+    assert out["ci_low"] <= out["median"] <= out["ci_high"]
+    with pytest.raises(ValueError, match="equal length"):
+        R.paired_log_ratio([1.0], [1.0, 2.0])
+    with pytest.raises(ValueError, match=">= 0"):
+        R.paired_log_ratio([-1.0], [1.0])
 
 
 def test_h3_verdict_box_limited_is_inconclusive():
-    recs = {"band0": _rec(0.5, 0.4, 0.6), "band1": _rec(math.inf, math.inf, math.inf, box=0.6)}
+    recs = {"band0": _rec(_BASE), "band1": _rec(np.full(40, np.inf), box=0.6)}
     v = R.h3_verdict(recs, max_box_share=0.1)
     assert v["verdict"] == "inconclusive" and v["evidence"]["reason"] == "box-limited"
     assert R.h3_verdict(recs, max_box_share=0.7)["verdict"] == "supported"
     with pytest.raises(ValueError, match="two bands"):
-        R.h3_verdict({"band0": _rec(1, 0, 2), "full": _rec(1, 0, 2)})
+        R.h3_verdict({"band0": _rec(_BASE), "full": _rec(_BASE)})
     with pytest.raises(ValueError, match="band"):
         R.h3_verdict(recs, low="nope")
 
@@ -235,3 +262,18 @@ def test_fourier_heatmap_tuple_of_metrics_in_one_pass():
         A.fourier_heatmap(model, x, y, metric=("error", "accuracy"))
     with pytest.raises(ValueError, match="metric"):
         A.fourier_heatmap(model, x, y, metric=())
+
+
+@pytest.mark.parametrize("h, w", [(32, 32), (28, 28), (9, 10), (7, 7)])
+def test_n_fourier_directions_counts_conjugate_pairs(h, w):
+    from freqkit.transforms import dft2
+    n = R.n_fourier_directions(h, w)
+    # brute force: frequencies f of the centred grid, identified with -f
+    seen = set()
+    for u in range(h):
+        for v in range(w):
+            fu, fv = u - h // 2, v - w // 2
+            a = ((fu) % h, (fv) % w)
+            b = ((-fu) % h, (-fv) % w)
+            seen.add(min(a, b))
+    assert n == len(seen)

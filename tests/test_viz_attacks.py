@@ -115,3 +115,20 @@ def test_perturbation_spectra_and_share_bars():
     assert np.allclose(heights, shares["energy"] + shares["logit change"])
     with pytest.raises(ValueError, match="shares"):
         viz.perturbation_share_bars({"e": [1, 2]}, ["b0", "b1", "b2"])
+
+
+def test_paired_distortion_scatter_plots_the_pairs():
+    lo = [0.1, 0.2, math.inf, 0.4]
+    hi = [0.2, 0.1, 0.3, math.inf]
+    fig = viz.paired_distortion_scatter(lo, hi, title="t")
+    lines = {ln.get_label(): ln for ln in fig.axes[0].get_lines()}
+    assert np.allclose(lines["image"].get_xdata(), [0.2, 0.1]) and np.allclose(lines["image"].get_ydata(), [0.1, 0.2])
+    assert np.allclose(lines["lowest band: inf"].get_xdata(), [0.3])
+    assert np.allclose(lines["highest band: inf"].get_ydata(), [0.4])
+
+
+def test_success_curves_log_axis_keeps_zero(records):
+    fig = viz.attack_success_curves(records, logx=True)
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "symlog"
+    assert np.allclose(ax.get_lines()[0].get_xdata(), records["band0"]["eps"])
