@@ -24,12 +24,9 @@ for a driver that runs every benchmark.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -46,30 +43,10 @@ from freqkit.transforms import band_masks  # noqa: E402
 OUT = REPO / "benchmarks" / "out" / "attacks.json"
 
 
-class _Block(nn.Module):
-    def __init__(self, cin, cout, stride):
-        super().__init__()
-        self.c1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.b1 = nn.BatchNorm2d(cout)
-        self.c2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.b2 = nn.BatchNorm2d(cout)
-        self.skip = nn.Sequential() if stride == 1 and cin == cout else nn.Sequential(
-            nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-
-    def forward(self, x):
-        out = torch.relu(self.b1(self.c1(x)))
-        return torch.relu(self.b2(self.c2(out)) + self.skip(x))
-
-
-def resnet_ish(width: int = 32, n_classes: int = 10) -> nn.Module:
-    """A ResNet-10-like CIFAR network: stem, three stages of two basic blocks, linear head."""
-    w = width
-    return nn.Sequential(
-        nn.Conv2d(3, w, 3, 1, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU(),
-        _Block(w, w, 1), _Block(w, w, 1),
-        _Block(w, 2 * w, 2), _Block(2 * w, 2 * w, 1),
-        _Block(2 * w, 4 * w, 2), _Block(4 * w, 4 * w, 1),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4 * w, n_classes))
+def resnet_ish(width: int = 16, n_classes: int = 10) -> nn.Module:
+    """The book's CIFAR-10 network (freqkit.models.ResNetCIFAR; width 16 = the cpu profile)."""
+    from freqkit.models import ResNetCIFAR
+    return ResNetCIFAR(width=width, n_classes=n_classes)
 
 
 def _sync(device):
@@ -91,7 +68,7 @@ def parse_args(argv=None):
     p.add_argument("--batch", type=int, default=32, help="images per attack")
     p.add_argument("--steps", type=int, default=10, help="PGD steps")
     p.add_argument("--repeats", type=int, default=3, help="timed runs per contender (median)")
-    p.add_argument("--width", type=int, default=32, help="channels of the ResNet's first stage")
+    p.add_argument("--width", type=int, default=16, help="ResNetCIFAR width (16: the cpu profile's model)")
     p.add_argument("--size", type=int, default=32, help="image side (CIFAR: 32)")
     p.add_argument("--proj-iters", type=int, default=8, help="projection iterations per PGD step")
     p.add_argument("--heatmap-images", type=int, default=4, help="images for the Fourier heat map timing")
@@ -158,7 +135,7 @@ def run(args) -> dict:
             "device": str(device), "device_name": (torch.cuda.get_device_name(device) if device.type == "cuda"
                                                    else platform.processor() or platform.machine()),
             "threads": torch.get_num_threads(), "batch": args.batch, "steps": steps, "repeats": args.repeats,
-            "image": [3, s, s], "model": f"ResNet-10-ish width {args.width}, random weights",
+            "image": [3, s, s], "model": f"ResNetCIFAR width {args.width}, random weights",
             "linf_eps": eps, "linf_alpha": alpha, "l2_eps": 0.5, "l2_alpha": 0.1,
             "proj_iters": args.proj_iters, "early_stop": False,
             "bands": {"dct_low": "radial band 0 of 4 (DCT)", "dft_mid": "radial band 1 of 4 (DFT)"},
@@ -188,21 +165,9 @@ def run(args) -> dict:
 
 
 def write_json(record: dict, path) -> Path:
-    """Write ``record`` to ``path`` atomically (temporary file in the same folder, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(record, f, indent=2, default=str)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    """Atomic JSON write (freqkit._io: temporary file beside ``path``, then rename)."""
+    from freqkit._io import atomic_write_json
+    return atomic_write_json(record, Path(path))
 
 
 def main(argv=None) -> dict:

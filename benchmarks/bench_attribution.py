@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
-import os
 import platform
 import statistics
 import sys
@@ -46,42 +45,10 @@ DEFAULT_OUT = ROOT / "benchmarks" / "out" / "attribution.json"
 
 # ----------------------------------------------------------------------------- the model
 
-class _Block(nn.Module):
-    def __init__(self, cin, cout, stride):
-        super().__init__()
-        self.c1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.b1 = nn.BatchNorm2d(cout)
-        self.c2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.b2 = nn.BatchNorm2d(cout)
-        self.skip = (nn.Sequential() if stride == 1 and cin == cout else
-                     nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)))
-
-    def forward(self, x):
-        y = torch.relu(self.b1(self.c1(x)))
-        return torch.relu(self.b2(self.c2(y)) + self.skip(x))
-
-
-class ResNetish(nn.Module):
-    """A ResNet-10-like CIFAR network (3 stages of 2 basic blocks, widths w, 2w, 4w).
-
-    Normalisation is a layer inside the model, as freqkit's convention asks.
-    """
-
-    def __init__(self, width: int = 16, n_classes: int = 10):
-        super().__init__()
-        self.register_buffer("mean", torch.tensor([0.4914, 0.4822, 0.4465]).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor([0.2470, 0.2435, 0.2616]).view(1, 3, 1, 1))
-        self.stem = nn.Sequential(nn.Conv2d(3, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU())
-        layers, cin = [], width
-        for i, cout in enumerate((width, 2 * width, 4 * width)):
-            layers += [_Block(cin, cout, 1 if i == 0 else 2), _Block(cout, cout, 1)]
-            cin = cout
-        self.layers = nn.Sequential(*layers)
-        self.head = nn.Linear(cin, n_classes)
-
-    def forward(self, x):
-        z = self.layers(self.stem((x - self.mean) / self.std))
-        return self.head(z.mean((2, 3)))
+def ResNetish(width: int = 16, n_classes: int = 10) -> nn.Module:
+    """The book's CIFAR-10 network (freqkit.models.ResNetCIFAR; width 16 = the cpu profile)."""
+    from freqkit.models import ResNetCIFAR
+    return ResNetCIFAR(width=width, n_classes=n_classes)
 
 
 def _setup(device: str, batch: int, size: int, width: int, seed: int = 0):
@@ -211,7 +178,7 @@ def run(args) -> dict:
         "setting": {"device": str(args.device), "batch": args.batch, "n_steps": args.n_steps, "size": args.size,
                     "width": args.width, "repeats": args.repeats, "internal_batch_size": ibs,
                     "threads": args.threads if not str(args.device).startswith("cuda") else None,
-                    "model": f"ResNetish(width={args.width}), 3x{args.size}x{args.size}, eval mode",
+                    "model": f"ResNetCIFAR(width={args.width}), 3x{args.size}x{args.size}, eval mode",
                     "ig_method": "gausslegendre"},
         "machine": {"python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform(),
                     "gpu": torch.cuda.get_device_name(0) if str(args.device).startswith("cuda") else None},

@@ -105,7 +105,7 @@ def main(argv=None):
 
 
 def _attack_args(args, out):
-    return argparse.Namespace(device=args.device, batch=32, steps=10, repeats=3 if args.quick else 5, width=32,
+    return argparse.Namespace(device=args.device, batch=32, steps=10, repeats=3 if args.quick else 5, width=16,
                             size=32, proj_iters=8, heatmap_images=4, threads=0, out=str(out / "attacks.json"), seed=0)
 
 

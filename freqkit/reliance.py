@@ -14,18 +14,10 @@ import torch
 from ._validate import check_choice, check_images, check_positive_int, check_tensor
 from .results import verdict
 from .stats import wilson_interval
+from .training import predict_logits
 from .transforms import dct2, high_pass, low_pass
 
 __all__ = ["filtered_accuracy", "high_frequency_energy", "h1_verdict"]
-
-
-@torch.no_grad()
-def _predict(model, x, batch_size):
-    dev = next((p.device for p in model.parameters()), torch.device("cpu"))
-    out = []
-    for i in range(0, x.shape[0], batch_size):
-        out.append(model(x[i:i + batch_size].to(dev)).argmax(1).cpu())
-    return torch.cat(out)
 
 
 def filtered_accuracy(model, x: torch.Tensor, y: torch.Tensor, cutoffs: Sequence[float], mode: str = "low",
@@ -65,7 +57,7 @@ def filtered_accuracy(model, x: torch.Tensor, y: torch.Tensor, cutoffs: Sequence
             xf = filt(x[i:i + batch_size], float(cut), basis=basis, kind=kind)
             parts.append(xf.clamp(0, 1) if clip else xf)
         xf = torch.cat(parts)
-        pred = _predict(model, xf, batch_size)
+        pred = predict_logits(model, xf, batch_size).argmax(1)
         k = int((pred == y).sum())
         acc.append(k / len(y))
         a, b = wilson_interval(k, len(y))

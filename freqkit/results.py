@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
+
+from ._io import atomic_write_bytes
 
 __all__ = ["save_results", "load_results", "verdict", "VERDICTS"]
 
@@ -39,15 +39,7 @@ def save_results(results_dir, chapter: str, results: dict, setting: dict) -> Pat
     path = d / f"{chapter}.json"
     payload = json.dumps({"chapter": chapter, "setting": _jsonable(setting), "results": _jsonable(results)},
                          indent=1, sort_keys=True)
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=f".{chapter}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(payload)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write_bytes(path, payload.encode())
     return path
 
 

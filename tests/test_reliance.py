@@ -1,5 +1,4 @@
 """Filtered-accuracy curves and the H1 rule, on models whose answer is known."""
-import math
 
 import pytest
 import torch

@@ -1,6 +1,4 @@
 """The results store and the statistics printed beside results."""
-import json
-import math
 
 import numpy as np
 import pytest

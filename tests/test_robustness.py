@@ -266,7 +266,6 @@ def test_fourier_heatmap_tuple_of_metrics_in_one_pass():
 
 @pytest.mark.parametrize("h, w", [(32, 32), (28, 28), (9, 10), (7, 7)])
 def test_n_fourier_directions_counts_conjugate_pairs(h, w):
-    from freqkit.transforms import dft2
     n = R.n_fourier_directions(h, w)
     # brute force: frequencies f of the centred grid, identified with -f
     seen = set()
