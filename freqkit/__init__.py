@@ -35,3 +35,8 @@ from .robustness import (
     band_comparison, band_examples, box_limited, equal_count_band_masks, h3_verdict, heatmap_radial_profile,
     n_fourier_directions, paired_log_ratio, perturbation_attribution,
 )
+from .defense import (
+    DCTQuantize, EOT, LowPassLayer, adversarial_objective, attribution_guided_objective, defended, evaluate_defense,
+    h4_verdict, h5_verdicts, lowpass_objective, train_with_objective,
+)
+from .summary import collect_verdicts, find_verdicts, summarise_hypotheses

@@ -31,6 +31,27 @@ the defaults equal ``PRESETS[dataset]["cpu"]``):
                    (AVX512-BF16/AMX, where it measured 1.5-2x faster); fp32 elsewhere.
 =================  =========================================================================
 
+Two optional keys (not in ``DEFAULT_CONFIG``, absent for standard training) name a custom
+training objective, so that it is part of the checkpoint key:
+
+=====================  =====================================================================
+``objective``          a name such as ``"adversarial"`` (``"standard"`` = plain cross-entropy,
+                       the same as leaving the key out).
+``objective_params``   a dict of JSON-serialisable values: every parameter of the objective
+                       (eps, step size, lambda, a version of the objective's code...).
+=====================  =====================================================================
+
+``train_or_load(..., loss_fn=f)`` trains with ``loss = f(model, xb, yb, cfg, step_info)``
+(or ``(loss, logits)``, logits of the images trained on, for the running training
+accuracy) instead of cross-entropy; ``f`` is called where the cross-entropy would be,
+inside the bf16 autocast context when ``amp`` is on, with the model in train mode.
+``step_info`` is a dict: ``step`` and ``total`` (optimiser steps), ``epoch``, ``dataset``,
+``amp``, ``lr`` (current learning rate) and ``generator`` (a ``torch.Generator`` on the
+device, seeded by ``config["seed"]``, for the objective's random draws).  A ``loss_fn``
+needs a config naming its ``objective``, and a config naming an objective needs its
+``loss_fn``: two objectives can then never share a cache entry.  This module knows
+nothing of attacks or defenses (layering): :mod:`freqkit.defense` builds the objectives.
+
 The checkpoint's key is a hash of (data set, the full configuration with defaults filled
 in, ``TRAINING_CODE_VERSION``); the file is ``{cache_dir}/{dataset}-{key}.pt``.  The cache
 directory is the ``cache_dir`` argument, else ``$FREQKIT_CACHE``, else
@@ -58,7 +79,7 @@ from .models import build_model
 __all__ = [
     "train_or_load", "evaluate", "predict_logits", "resolve_device", "checkpoint_key", "checkpoint_path",
     "load_checkpoint", "full_config", "cache_dir", "CorruptCheckpoint", "PRESETS", "DEFAULT_CONFIG",
-    "TRAINING_CODE_VERSION", "PROFILES",
+    "TRAINING_CODE_VERSION", "PROFILES", "OBJECTIVE_KEYS",
 ]
 
 # Bump whenever a change to this module (or the models) changes what a configuration trains:
@@ -102,6 +123,9 @@ PRESETS: dict = {
 }
 
 DEFAULT_CONFIG = {d: dict(PRESETS[d]["cpu"]) for d in PRESETS}
+
+#: Optional configuration keys naming a custom training objective (see the module docstring).
+OBJECTIVE_KEYS = ("objective", "objective_params")
 
 
 class CorruptCheckpoint(RuntimeError):
@@ -187,10 +211,11 @@ def full_config(dataset: str, config: dict | None = None) -> dict:
     if not isinstance(config, dict):
         raise TypeError(f"config must be a dict, got {type(config).__name__}")
     base = DEFAULT_CONFIG[dataset]
-    unknown = sorted(set(config) - set(base))
+    unknown = sorted(set(config) - set(base) - set(OBJECTIVE_KEYS))
     if unknown:
-        raise ValueError(f"unknown config key(s) {unknown}; known keys: {sorted(base)}")
-    cfg = {**base, **config}
+        raise ValueError(f"unknown config key(s) {unknown}; known keys: {sorted(base) + list(OBJECTIVE_KEYS)}")
+    objective = _check_objective(config)
+    cfg = {**base, **{k: v for k, v in config.items() if k not in OBJECTIVE_KEYS}, **objective}
     for k in ("width", "epochs", "batch_size"):
         check_positive_int(cfg[k], f"config[{k!r}]")
     if cfg["n_train"] is not None:
@@ -214,6 +239,29 @@ def full_config(dataset: str, config: dict | None = None) -> dict:
         if not isinstance(cfg[k], bool):
             raise ValueError(f"config[{k!r}] must be True or False, got {cfg[k]!r}")
     return cfg
+
+
+def _check_objective(config: dict) -> dict:
+    """The objective keys of ``config``, checked; ``{}`` for standard training."""
+    name = config.get("objective", "standard")
+    params = config.get("objective_params", None)
+    if not isinstance(name, str) or not name.strip() or name != name.strip():
+        raise ValueError(f"config['objective'] must be a non-empty name like 'adversarial', got {name!r}")
+    if params is None:
+        params = {}
+    if not isinstance(params, dict) or not all(isinstance(k, str) for k in params):
+        raise ValueError(f"config['objective_params'] must be a dict with str keys, got {params!r}")
+    try:
+        json.dumps(params, sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"config['objective_params'] must hold finite JSON values (numbers, strings, lists, "
+                         f"dicts), so that the checkpoint key covers them: {e}") from e
+    if name == "standard":
+        if params:
+            raise ValueError(f"config['objective_params'] given ({sorted(params)}) but config['objective'] is "
+                             "'standard' (plain cross-entropy takes no parameters); name the objective")
+        return {}
+    return {"objective": name, "objective_params": dict(params)}
 
 
 def checkpoint_key(dataset: str, config: dict | None = None) -> str:
@@ -261,8 +309,13 @@ def load_checkpoint(path, dataset: str | None = None, config: dict | None = None
             bad(f"field {k!r} is missing")
     if dataset is not None and payload["dataset"] != dataset:
         bad(f"it was trained on {payload['dataset']!r}, not {dataset!r}")
-    if config is not None and payload["config"] != config:
-        bad("its configuration differs from the one asked for")
+    if config is not None:
+        try:
+            same = full_config(payload["dataset"], payload["config"]) == full_config(payload["dataset"], config)
+        except (ValueError, TypeError):
+            same = False
+        if not same:
+            bad("its configuration differs from the one asked for")
     try:
         model = _make_model(payload["dataset"], full_config(payload["dataset"], payload["config"]))
         model.load_state_dict(payload["state_dict"])
@@ -312,7 +365,8 @@ def _lr_factor(step: int, total: int, cfg: dict) -> float:
     return 1.0 - t if cfg["schedule"] == "onecycle" else 0.5 * (1 + math.cos(math.pi * t))
 
 
-def _train(model: nn.Module, dataset: str, cfg: dict, data_root, dev: torch.device, progress: bool) -> dict:
+def _train(model: nn.Module, dataset: str, cfg: dict, data_root, dev: torch.device, progress: bool,
+           loss_fn=None) -> dict:
     xs, ys = _select_uint8(dataset, "train", cfg["n_train"], cfg["seed"], data_root, None, cfg["val_size"] or None)
     xs, ys = xs.to(dev), ys.to(dev)
     n = xs.shape[0]
@@ -332,8 +386,9 @@ def _train(model: nn.Module, dataset: str, cfg: dict, data_root, dev: torch.devi
     gen_cpu = torch.Generator().manual_seed(cfg["seed"])
     history = []
     from tqdm import tqdm  # plain tqdm: text in executed notebooks, no widget state
-    bar = tqdm(total=total, disable=not progress, desc=f"train {dataset}", unit="step", mininterval=2.0,
-               dynamic_ncols=True)
+    desc = f"train {dataset}" + (f" ({cfg['objective']})" if loss_fn is not None else "")
+    bar = tqdm(total=total, disable=not progress, desc=desc, unit="step", mininterval=2.0, dynamic_ncols=True)
+    tracked = 0  # images whose training prediction was seen (a loss_fn may return no logits)
     model.train()
     t0 = time.perf_counter()
     try:
@@ -349,23 +404,33 @@ def _train(model: nn.Module, dataset: str, cfg: dict, data_root, dev: torch.devi
                     xb = _augment(xb, dataset, gen)
                 xb = xb.contiguous(memory_format=torch.channels_last)
                 with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-                    logits = model(xb)
-                    loss = F.cross_entropy(logits.float(), yb, label_smoothing=cfg["label_smoothing"])
+                    if loss_fn is None:
+                        logits = model(xb)
+                        loss = F.cross_entropy(logits.float(), yb, label_smoothing=cfg["label_smoothing"])
+                    else:
+                        step = epoch * steps_per_epoch + i
+                        loss, logits = _custom_loss(loss_fn, model, xb, yb, cfg, {
+                            "step": step, "total": total, "epoch": epoch, "dataset": dataset, "amp": amp,
+                            "lr": sched.get_last_lr()[0], "generator": gen})
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
                 sched.step()
                 loss_sum += loss.detach()
-                correct += (logits.argmax(1) == yb).sum()
+                if logits is not None:
+                    correct += (logits.detach().argmax(1) == yb).sum()
+                    tracked += yb.shape[0]
                 bar.update(1)
                 if i % 50 == 0 and not math.isfinite(float(loss.detach())):
                     raise FloatingPointError(f"training diverged (loss {float(loss)}) at epoch {epoch}, step {i}; "
                                              f"lower config['lr'] (now {cfg['lr']})")
             ep = {"epoch": epoch + 1, "train_loss": float(loss_sum) / steps_per_epoch,
-                  "train_accuracy": float(correct) / (steps_per_epoch * bs),
+                  "train_accuracy": float(correct) / tracked if tracked else None,
                   "seconds": time.perf_counter() - t0}
+            tracked = 0
             history.append(ep)
-            bar.set_postfix(loss=f"{ep['train_loss']:.3f}", acc=f"{ep['train_accuracy']:.3f}")
+            bar.set_postfix(loss=f"{ep['train_loss']:.3f}",
+                            acc="-" if ep["train_accuracy"] is None else f"{ep['train_accuracy']:.3f}")
     finally:
         bar.close()
     if dev.type == "cuda":
@@ -374,8 +439,27 @@ def _train(model: nn.Module, dataset: str, cfg: dict, data_root, dev: torch.devi
             "history": history}
 
 
+def _custom_loss(loss_fn, model, xb, yb, cfg, step_info):
+    """Call a custom objective; accept ``loss`` or ``(loss, logits)``; check what came back."""
+    out = loss_fn(model, xb, yb, cfg, step_info)
+    logits = None
+    if isinstance(out, (tuple, list)):
+        if len(out) != 2:
+            raise ValueError(f"loss_fn must return loss or (loss, logits), got a {type(out).__name__} of {len(out)}")
+        out, logits = out
+        if logits is not None and (not isinstance(logits, torch.Tensor) or logits.dim() != 2
+                                   or logits.shape[0] != yb.shape[0]):
+            raise ValueError(f"loss_fn's logits must be a ({yb.shape[0]}, n_classes) tensor, got "
+                             f"{tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__}")
+    if not isinstance(out, torch.Tensor) or out.numel() != 1 or not out.requires_grad:
+        raise ValueError(f"loss_fn must return a scalar tensor attached to the model's graph (requires_grad), got "
+                         f"{tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__}"
+                         + ("" if not isinstance(out, torch.Tensor) or out.requires_grad else " without grad"))
+    return out.float().reshape(()), logits
+
+
 def train_or_load(dataset: str, config: dict | None = None, data_root=None, cache_dir=None, device="auto",
-                  progress: bool = True) -> tuple[nn.Module, dict]:
+                  progress: bool = True, loss_fn=None) -> tuple[nn.Module, dict]:
     """Return a trained model for ``dataset`` ("mnist" or "cifar10") and its record.
 
     Loads ``{cache_dir}/{dataset}-{key}.pt`` when it exists (key: see :func:`checkpoint_key`);
@@ -393,11 +477,27 @@ def train_or_load(dataset: str, config: dict | None = None, data_root=None, cach
         ``device`` (str), ``amp`` (whether bf16 was used in training), ``history``
         (per epoch: train_loss, train_accuracy, seconds since the start).
 
+    ``loss_fn``: a custom objective ``loss_fn(model, xb, yb, cfg, step_info) -> loss`` (or
+    ``(loss, logits)``), see the module docstring; it requires ``config["objective"]`` (and
+    ``config["objective_params"]``), which enter the checkpoint key.
+
     Raises:
         CorruptCheckpoint: the cached file exists but is unreadable (delete it).
         FileNotFoundError: the data are missing (see :func:`freqkit.data.load_dataset`).
+        ValueError: a ``loss_fn`` without ``config["objective"]`` or the reverse.
     """
     cfg = full_config(dataset, config)
+    if loss_fn is not None and not callable(loss_fn):
+        raise TypeError(f"loss_fn must be callable (model, xb, yb, cfg, step_info) -> loss, got "
+                        f"{type(loss_fn).__name__}")
+    if loss_fn is not None and "objective" not in cfg:
+        raise ValueError("loss_fn given but config has no 'objective' name: set config['objective'] (and "
+                         "config['objective_params']) so that the checkpoint of this objective never shares a "
+                         "cache key with plain cross-entropy training or another objective")
+    if loss_fn is None and "objective" in cfg:
+        raise ValueError(f"config['objective'] is {cfg['objective']!r} but no loss_fn was given: pass the loss_fn "
+                         "that implements it (e.g. from freqkit.defense), or drop the objective keys for "
+                         "standard training")
     dev = resolve_device(device)
     path = checkpoint_path(dataset, cfg, cache_dir)
     if path.exists():
@@ -409,7 +509,7 @@ def train_or_load(dataset: str, config: dict | None = None, data_root=None, cach
         with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
             torch.manual_seed(cfg["seed"])
             model = _make_model(dataset, cfg).to(dev).to(memory_format=torch.channels_last)
-            stats = _train(model, dataset, cfg, data_root, dev, progress)
+            stats = _train(model, dataset, cfg, data_root, dev, progress, loss_fn)
         # channels_last only speeds up training; hand back the same layout a loaded model has.
         model = model.to(memory_format=torch.contiguous_format)
         cached = False

@@ -248,3 +248,77 @@ def test_missing_data_for_training(tmp_path, monkeypatch):
         T.train_or_load("cifar10", {**TINY, "n_train": 64}, data_root=tmp_path / "none", cache_dir=tmp_path,
                         progress=False)
     assert not any(p.suffix == ".pt" for p in tmp_path.iterdir())
+
+
+# ----------------------------------------------------------------------------- custom objectives (loss_fn hook)
+
+def test_objective_keys_enter_the_checkpoint_key():
+    base = T.checkpoint_key("mnist", TINY)
+    # Naming the standard objective explicitly changes nothing: old checkpoints stay valid.
+    assert T.checkpoint_key("mnist", {**TINY, "objective": "standard"}) == base
+    assert "objective" not in T.full_config("mnist", {**TINY, "objective": "standard"})
+    a = T.checkpoint_key("mnist", {**TINY, "objective": "adv", "objective_params": {"eps": 0.1}})
+    b = T.checkpoint_key("mnist", {**TINY, "objective": "adv", "objective_params": {"eps": 0.2}})
+    c = T.checkpoint_key("mnist", {**TINY, "objective": "other", "objective_params": {"eps": 0.1}})
+    assert len({base, a, b, c}) == 4
+
+
+@pytest.mark.parametrize("bad, match", [
+    ({"objective": ""}, "objective"), ({"objective": 3}, "objective"),
+    ({"objective": "adv", "objective_params": [1]}, "objective_params"),
+    ({"objective": "adv", "objective_params": {"f": lambda: 0}}, "JSON"),
+    ({"objective": "adv", "objective_params": {"eps": float("nan")}}, "JSON"),
+    ({"objective_params": {"eps": 0.1}}, "standard"),
+])
+def test_bad_objective_keys(bad, match):
+    with pytest.raises(ValueError, match=match):
+        T.full_config("mnist", {**TINY, **bad})
+
+
+def test_loss_fn_and_objective_must_come_together(tmp_path):
+    def loss_fn(model, xb, yb, cfg, info):
+        return nn.functional.cross_entropy(model(xb), yb)
+    with pytest.raises(ValueError, match="no 'objective' name"):
+        T.train_or_load("mnist", TINY, cache_dir=tmp_path, loss_fn=loss_fn, progress=False)
+    with pytest.raises(ValueError, match="no loss_fn"):
+        T.train_or_load("mnist", {**TINY, "objective": "x"}, cache_dir=tmp_path, progress=False)
+    with pytest.raises(TypeError, match="loss_fn must be callable"):
+        T.train_or_load("mnist", {**TINY, "objective": "x"}, cache_dir=tmp_path, loss_fn=3, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_custom_loss_fn_trains_and_caches(data_root, tmp_path):
+    cfg = {**TINY, "n_train": 256, "val_size": 0, "objective": "scaled_ce", "objective_params": {"scale": 2.0}}
+    seen = []
+
+    def loss_fn(model, xb, yb, c, info):
+        seen.append(info)
+        assert c["objective_params"] == {"scale": 2.0} and model.training
+        logits = model(xb)
+        return 2.0 * nn.functional.cross_entropy(logits.float(), yb), logits
+
+    _, info = T.train_or_load("mnist", cfg, data_root=data_root, cache_dir=tmp_path, loss_fn=loss_fn,
+                              progress=False)
+    assert not info["cached"] and info["config"]["objective"] == "scaled_ce"
+    assert len(seen) == 256 // 64  # one call per optimiser step
+    assert [s["step"] for s in seen] == list(range(4)) and seen[0]["total"] == 4
+    assert {"epoch", "dataset", "amp", "lr", "generator"} <= set(seen[0])
+    assert isinstance(seen[0]["generator"], torch.Generator)
+    assert 0 <= info["history"][0]["train_accuracy"] <= 1
+    # Cached under its own key; loading again needs the loss_fn but does not call it.
+    _, info2 = T.train_or_load("mnist", cfg, data_root=data_root, cache_dir=tmp_path, loss_fn=loss_fn,
+                               progress=False)
+    assert info2["cached"] and len(seen) == 4
+    assert T.checkpoint_path("mnist", cfg, tmp_path) != T.checkpoint_path("mnist", {**cfg, "objective": "standard",
+                                                                                   "objective_params": None}, tmp_path)
+
+
+def test_custom_loss_fn_bad_return(data_root, tmp_path):
+    cfg = {**TINY, "n_train": 128, "val_size": 0, "objective": "broken"}
+    with pytest.raises(ValueError, match="scalar tensor"):
+        T.train_or_load("mnist", cfg, data_root=data_root, cache_dir=tmp_path, progress=False,
+                        loss_fn=lambda m, xb, yb, c, i: 1.0)
+    with pytest.raises(ValueError, match="logits"):
+        T.train_or_load("mnist", cfg, data_root=data_root, cache_dir=tmp_path, progress=False,
+                        loss_fn=lambda m, xb, yb, c, i: (m(xb).sum(), torch.zeros(3)))
+    assert not any(p.suffix == ".pt" for p in tmp_path.iterdir())
