@@ -36,7 +36,8 @@ from .robustness import (
     n_fourier_directions, paired_log_ratio, perturbation_attribution,
 )
 from .defense import (
-    DCTQuantize, EOT, LowPassLayer, adversarial_objective, attribution_guided_objective, defended, evaluate_defense,
+    STANDARD_BUDGETS, DCTQuantize, EOT, LowPassLayer, Objective, adversarial_objective, alignment_profile,
+    invisible_gradient_share, jpeg_quant_table, attribution_guided_objective, defended, evaluate_defense,
     h4_verdict, h5_verdicts, lowpass_objective, train_with_objective,
 )
 from .summary import collect_verdicts, find_verdicts, summarise_hypotheses
