@@ -294,6 +294,13 @@ def _succeeded(logits, ya, targeted: bool) -> torch.Tensor:
     return pred == ya if targeted else pred != ya
 
 
+def _outcome(x, x_adv, logits, y, targeted) -> dict:
+    """Per-image success and distortion, shared by every attack's ``info``."""
+    delta = x_adv - x
+    return {"success": _succeeded(logits, y, targeted), "l2": _flat_norm(delta, "l2"),
+            "linf": _flat_norm(delta, "linf")}
+
+
 def _pgd_once(model, x, y, eps, norm, steps, alpha, proj, lo_box, hi_box, random_start, targeted,
               gen, early_stop, proj_iters, smoother=None, check_labels=True):
     """One restart of PGD on the images ``x`` ``(n, C, H, W)``.
@@ -564,11 +571,8 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps, norm: str = "li
                 _check_label_range(y, logits.shape[1])
             if not return_info:
                 return x_adv.detach()
-    delta = x_adv - x
     info = {
-        "success": _succeeded(logits, y, targeted),
-        "l2": _flat_norm(delta, "l2"),
-        "linf": _flat_norm(delta, "linf"),
+        **_outcome(x, x_adv, logits, y, targeted),
         "out_of_band": share,
         "projection": route,
         "iterations": n_iter,
@@ -1085,13 +1089,10 @@ def smooth_pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps, norm: st
         with torch.no_grad():
             logits = model(x_adv)
     _check_label_range(y, logits.shape[1])
-    delta = x_adv - x
     info = {
-        "success": _succeeded(logits, y, targeted),
-        "l2": _flat_norm(delta, "l2"),
-        "linf": _flat_norm(delta, "linf"),
+        **_outcome(x, x_adv, logits, y, targeted),
         "iterations": n_iter,
-        "dirichlet": smoother.dirichlet_energy(delta),
+        "dirichlet": smoother.dirichlet_energy(x_adv - x),
         "logits": logits,
     }
     return x_adv.detach(), info

@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -202,3 +203,14 @@ def browser(chromium_path):
 # ======================================================================================
 # end of the book pipeline fixtures
 # ======================================================================================
+
+
+# --------------------------------------------------------------------------- threads
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread for a test module: steadier timings on a shared 2-core machine."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

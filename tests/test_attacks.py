@@ -58,13 +58,7 @@ def _tiny_cnn(c: int = 3, k: int = 3, seed: int = 0) -> nn.Module:
         nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(64, k))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # Other developers share the machine: keep to one core.
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

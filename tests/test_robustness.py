@@ -18,12 +18,7 @@ from freqkit import robustness as R
 from freqkit.transforms import band_masks, check_dft_symmetric, dct2, frequency_radius
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class _Linear(nn.Module):
