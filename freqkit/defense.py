@@ -75,7 +75,7 @@ from .attacks import _EvalMode, pgd
 from .human import csf_map, human_alignment
 from .results import verdict
 from .stats import wilson_interval
-from .training import train_or_load
+from .training import predict_logits, train_or_load
 from .transforms import band_masks, block_dct2, block_idct2, dct2, filter_band, frequency_radius
 
 __all__ = [
@@ -493,11 +493,7 @@ def _infer_dataset(x: torch.Tensor) -> str | None:
 
 
 def _predict(model, x, batch_size):
-    out = []
-    with _EvalMode(model), torch.no_grad():
-        for i in range(0, x.shape[0], batch_size):
-            out.append(model(x[i:i + batch_size]).argmax(1))
-    return torch.cat(out)
+    return predict_logits(model, x, batch_size).argmax(1)
 
 
 def _acc_record(correct: torch.Tensor) -> dict:
