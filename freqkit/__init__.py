@@ -11,7 +11,7 @@ from .stats import bootstrap_ci, wilson_interval
 __version__ = "0.1.0"
 from .attribution import (
     ATTRIBUTION_METHODS, BandPixelAttribution, DeletionInsertionCurves, FrequencyAttribution, FrequencyModel,
-    RadialAttributionProfile, RandomisationCheck, attribute, band_pixel_attribution, band_shares,
+    RadialAttributionProfile, RandomisationCheck, attribute, band_feature_mask, band_pixel_attribution, band_shares,
     default_band_masks, deletion_insertion_curves, model_randomisation_check, planted_band_share,
     radial_attribution_profile, topk_reconstruction,
 )

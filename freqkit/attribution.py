@@ -56,7 +56,7 @@ from .transforms import band_masks, frequency_radius, from_basis, radial_profile
 
 __all__ = [
     "ATTRIBUTION_METHODS", "FrequencyModel", "FrequencyAttribution", "attribute",
-    "BandPixelAttribution", "band_pixel_attribution", "band_shares", "default_band_masks",
+    "BandPixelAttribution", "band_pixel_attribution", "band_shares", "default_band_masks", "band_feature_mask",
     "topk_reconstruction", "RadialAttributionProfile", "radial_attribution_profile",
     "DeletionInsertionCurves", "deletion_insertion_curves", "RandomisationCheck",
     "model_randomisation_check", "planted_band_share",
@@ -326,6 +326,22 @@ def _check_options(method: str, kw: dict) -> dict:
     opts = dict(allowed)
     opts.update(kw)
     return opts
+
+
+def band_feature_mask(masks: torch.Tensor) -> torch.Tensor:
+    """Captum's ``feature_mask`` for the same bands: ``(1, 1, H, W)`` long map of band ids.
+
+    ``masks``: ``(K, H, W)`` bool, disjoint.  With it, Captum's perturbation methods
+    (FeatureAblation, ShapleyValues...) on :class:`FrequencyModel` coefficients remove or keep
+    the same groups of coefficients (every channel of a band at once) as freqkit's band
+    occlusion and band Shapley.
+    """
+    if masks.dim() != 3 or masks.dtype != torch.bool:
+        raise ValueError(f"masks must be a (K, H, W) bool tensor, got {tuple(masks.shape)} {masks.dtype}")
+    if bool((masks.sum(0) > 1).any()):
+        raise ValueError("masks must be disjoint (each coefficient in at most one band)")
+    ids = torch.arange(masks.shape[0], device=masks.device)[:, None, None]
+    return (masks.long() * ids).sum(0)[None, None]
 
 
 def default_band_masks(h: int, w: int, basis: str = "dct", device=None) -> torch.Tensor:

@@ -228,8 +228,29 @@ def _resolve_path_value(value: Any, name: str, *, root: Path, out: Path, profile
     return str(p if p.is_absolute() else (root / p).resolve())
 
 
+def parse_overrides(items: list[str] | None) -> dict[str, Any]:
+    """``["n_images=8", "datasets=[cifar10]"]`` -> ``{"n_images": 8, "datasets": ["cifar10"]}``.
+
+    Values are parsed as YAML (the syntax of profiles.yml), so numbers, lists and mappings
+    keep their types; a bare word stays a string.
+    """
+    out: dict[str, Any] = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or not name.isidentifier():
+            raise BookError(f"--set expects NAME=VALUE with NAME a parameter name, got {item!r}")
+        if name == "profile":
+            raise BookError("--set: 'profile' is set by --profile")
+        try:
+            out[name] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise BookError(f"--set {name}: value {value!r} is not valid YAML: {exc}") from exc
+    return out
+
+
 def chapter_parameters(profiles: dict, profile: str, stem: str, *, root: Path, out: Path,
-                       known_stems: set[str]) -> dict[str, Any]:
+                       known_stems: set[str], overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     if profile not in profiles:
         raise BookError(f"unknown profile '{profile}'; {root / PROFILES_FILE} defines: " + ", ".join(profiles))
     prof = profiles[profile]
@@ -240,6 +261,7 @@ def chapter_parameters(profiles: dict, profile: str, stem: str, *, root: Path, o
     params: dict[str, Any] = {"profile": profile}
     params.update(prof.get("_all") or {})
     params.update(prof.get(stem) or {})
+    params.update(overrides or {})
     missing = [k for k in SHARED_PARAMETERS if k not in params]
     if missing:
         raise BookError(f"profiles.yml: profile '{profile}' does not set {', '.join(missing)} for '{stem}' "
@@ -623,6 +645,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--root", help="repository root (default: found from the current folder)")
     ap.add_argument("--kernel", default="python3", help="Jupyter kernel (default python3 of this interpreter)")
     ap.add_argument("--timeout", type=int, default=None, help="seconds allowed per cell (default: no limit)")
+    ap.add_argument("--set", action="append", metavar="NAME=VALUE", dest="overrides",
+                    help="override a parameter of every chosen chapter (value parsed as YAML, e.g. "
+                         "--set 'datasets=[cifar10]'); repeatable; each name must exist in the chapter's "
+                         "parameters cell")
     ap.add_argument("--log-output", action="store_true", help="stream the cells' output")
     ap.add_argument("--no-progress", action="store_true", help="no per-cell progress bar")
     args = ap.parse_args(argv)
@@ -641,7 +667,9 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     toc_chapters = chapters_in_toc(root)
     chosen = select_chapters(toc_chapters, args.chapters)
     known = {p.stem for p in (root / BOOK_DIR).rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts}
-    plan = [(ch, chapter_parameters(profiles, args.profile, ch.stem, root=root, out=out, known_stems=known))
+    overrides = parse_overrides(args.overrides)
+    plan = [(ch, chapter_parameters(profiles, args.profile, ch.stem, root=root, out=out, known_stems=known,
+                                    overrides=overrides))
             for ch in chosen]
     stage = out / "executed" / args.profile
     record = RunRecord(stage / "run.json", args.profile)

@@ -401,7 +401,7 @@ class DCTQuantize(nn.Module):
         if ph or pw:
             v = F.pad(v, (0, pw, 0, ph), mode="replicate")
         coef = block_dct2(v, b)
-        q = self.table.to(dtype=coef.dtype).repeat(coef.shape[-2] // b, coef.shape[-1] // b)
+        q = self.table.to(device=coef.device, dtype=coef.dtype).repeat(coef.shape[-2] // b, coef.shape[-1] // b)
         rec = block_idct2(torch.round(coef / q) * q, b)[..., :h, :w]
         return ((rec + 128.0) / 255.0).clamp(0.0, 1.0)
 
@@ -422,11 +422,13 @@ def defended(model: nn.Module, *layers: nn.Module) -> nn.Sequential:
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
     mods = OrderedDict()
+    where = next(iter(model.parameters()), None)
     for i, layer in enumerate(layers):
         if not isinstance(layer, nn.Module):
             raise TypeError(f"layers[{i}] must be an nn.Module (e.g. LowPassLayer, DCTQuantize), "
                             f"got {type(layer).__name__}")
-        mods[f"defense{i}"] = layer
+        # The layers' buffers (e.g. DCTQuantize's table) follow the model onto its device.
+        mods[f"defense{i}"] = layer if where is None else layer.to(where.device)
     mods["model"] = model
     return nn.Sequential(mods)
 

@@ -15,7 +15,7 @@ from scipy.fft import dctn, idctn
 from torch import nn
 
 from freqkit.attribution import (
-    FrequencyAttribution, FrequencyModel, attribute, band_pixel_attribution, band_shares,
+    FrequencyAttribution, FrequencyModel, attribute, band_feature_mask, band_pixel_attribution, band_shares,
     default_band_masks, deletion_insertion_curves, model_randomisation_check, planted_band_share,
     radial_attribution_profile, topk_reconstruction,
 )
@@ -69,8 +69,19 @@ class OneBandModel(nn.Module):
 
 
 def band_index_map(masks):
-    """(1, 1, H, W) long map of band ids: Captum's feature_mask for the same bands."""
-    return (masks.long() * torch.arange(masks.shape[0])[:, None, None]).sum(0)[None, None]
+    return band_feature_mask(masks)
+
+
+def test_band_feature_mask_names_each_coefficients_band():
+    masks = band_masks(8, 8, 3)
+    fmap = band_feature_mask(masks)
+    assert fmap.shape == (1, 1, 8, 8) and fmap.dtype == torch.long
+    for k in range(3):
+        assert torch.equal(fmap[0, 0] == k, masks[k])
+    with pytest.raises(ValueError, match="disjoint"):
+        band_feature_mask(torch.ones(2, 8, 8, dtype=torch.bool))
+    with pytest.raises(ValueError, match="masks"):
+        band_feature_mask(masks.float())
 
 
 # ----------------------------------------------------------------------------- the wrapper

@@ -177,6 +177,28 @@ def test_path_parameters_are_made_absolute(tmp_path):
                       "device": "cpu", "seed": 1, "results_dir": str(tmp_path / "o" / "results" / "p"), "n": 3}
 
 
+def test_set_overrides_keep_yaml_types_and_beat_the_profile(tmp_path):
+    over = fkbook.parse_overrides(["n=8", "datasets=[cifar10]", "eps={a: 0.5}", "cache_dir=c", "name=cpu"])
+    assert over == {"n": 8, "datasets": ["cifar10"], "eps": {"a": 0.5}, "cache_dir": "c", "name": "cpu"}
+    profiles = {"p": {"_all": {"data_root": None, "cache_dir": None, "device": "cpu", "seed": 1,
+                               "results_dir": "r", "n": 3}}}
+    params = fkbook.chapter_parameters(profiles, "p", "x", root=tmp_path, out=tmp_path / "o", known_stems={"x"},
+                                       overrides=over)
+    assert params["n"] == 8 and params["datasets"] == ["cifar10"]
+    assert params["cache_dir"] == str(tmp_path / "c")  # a path override is resolved like a profile's
+    for bad in (["n"], ["=3"], ["profile=gpu"], ["n=[1"]):
+        with pytest.raises(fkbook.BookError, match="--set"):
+            fkbook.parse_overrides(bad)
+
+
+def test_set_override_of_an_unknown_parameter_is_refused_before_running(tmp_path):
+    root = make_book_project(tmp_path, [BOOK_FIXTURES / "00_fixture_widgets.ipynb"])
+    proc = run_book("--profile", "smoke", "--no-build", "--set", "typo_name=3", root=root)
+    assert proc.returncode == 2, proc.stderr
+    assert "not defined in its parameters cell: typo_name" in proc.stderr
+    assert not (root / "_build" / "executed" / "smoke" / "book" / "00_fixture_widgets.ipynb").exists()
+
+
 def test_write_json_atomic_leaves_no_temporary_files(tmp_path):
     target = tmp_path / "run.json"
     fkbook.write_json_atomic(target, {"a": 1})

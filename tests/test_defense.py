@@ -111,6 +111,20 @@ def test_defended_and_attack_view():
         D.defended("net")
 
 
+def test_defended_moves_the_layers_buffers_to_the_models_device():
+    # Found on an H100: a DCTQuantize built on the CPU in front of a CUDA model mixed devices.
+    net = nn.Sequential(nn.Flatten(), nn.Linear(64, 2)).to("meta")
+    m = D.defended(net, D.DCTQuantize(quality=75))
+    assert m.defense0.table.device.type == "meta"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_dct_quantize_runs_on_cuda_even_when_built_on_the_cpu():
+    x = torch.rand(2, 1, 16, 16)
+    q = D.DCTQuantize(quality=75)
+    torch.testing.assert_close(q(x.cuda()).cpu(), q(x), atol=1e-5, rtol=0)
+
+
 class _Noisy(nn.Module):
     def __init__(self, net):
         super().__init__()
