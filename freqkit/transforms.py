@@ -149,15 +149,17 @@ def _makhoul_plan_cpu(h: int, w: int):
     qq = torch.arange(1, (w + 1) // 2)
     out_cols[w - qq] = 2 * qq + 1
     row_flip = (-torch.arange(h)) % h
-    # Inverse: E interleaves C[p, q] and C[p, W - q] (column W - 0 = W is zero; the
-    # index points at column 0 and the imaginary part is cleared after the gather).
+    # Inverse: E interleaves C[p, q] and C[p, W - q].  Column 0 should read C[p, W] = 0
+    # as its imaginary part; the index reads C[p, 0] instead, so E[p, 0] = (1 + i) C[p, 0]
+    # exactly, and dividing that column's twiddles by (1 + i) replaces a clearing pass.
     in_cols = torch.stack([torch.arange(hw), (w - torch.arange(hw)) % w], 1).reshape(-1)
     inv_s1 = 1.0 / s1
     inv_s2 = 1.0 / s2
-    tw = (b[:, None] * a[None, :]) * inv_s1[:, None] * inv_s2[None, :]   # conj(b' a') = b a
-    inv1 = tw
+    inv1 = (b[:, None] * a[None, :]) * inv_s1[:, None] * inv_s2[None, :]
     inv2 = 1j * (b[:, None] * a[None, :]) * inv_s1[row_flip][:, None] * inv_s2[None, :]
-    inv2[0] = 0  # E[-0] = E[H] is the zero row
+    inv2[0] = 0  # E[H - 0] = E[H] is the zero row
+    inv1[:, 0] /= 1 + 1j
+    inv2[:, 0] /= 1 + 1j
     return dict(gather_in=gather_in, scatter_out=scatter_out, out_cols=out_cols, row_flip=row_flip,
                 in_cols=in_cols, fwd1=fwd1, fwd2=fwd2, inv1=inv1, inv2=inv2)
 
@@ -235,9 +237,7 @@ def _dct2_fft_into(xf: torch.Tensor, out: torch.Tensor, pl: dict, h: int, w: int
 def _idct2_fft_into(cf: torch.Tensor, out: torch.Tensor, pl: dict, h: int, w: int) -> None:
     """Inverse Makhoul DCT of ``cf`` (n, H*W) into ``out`` (n, H*W), both contiguous."""
     n = cf.shape[0]
-    e = cf.view(n * h, w).index_select(1, pl["in_cols"]).view(n, h, w // 2 + 1, 2)
-    e[:, :, 0, 1] = 0  # C[p, W] := 0
-    e = torch.view_as_complex(e)
+    e = torch.view_as_complex(cf.view(n * h, w).index_select(1, pl["in_cols"]).view(n, h, w // 2 + 1, 2))
     s = e * pl["inv1"]
     s.addcmul_(e.index_select(1, pl["row_flip"]), pl["inv2"])
     v = torch.fft.irfft2(s, s=(h, w)).view(n, h * w)      # the reversed reorder of the image
