@@ -1,8 +1,10 @@
 """dct2 / idct2 against scipy.fft.dctn (CPU) and an FFT-based DCT in torch, in one run.
 
-Usage: python benchmarks/bench_transforms.py [--device cpu] [--repeats 20] [--quick]
+Usage: python benchmarks/bench_transforms.py [--device cpu] [--repeats 20] [--quick] [--threads 1]
 Writes benchmarks/out/transforms.json (atomically) and prints a markdown table.  Ratios
 are freqkit time / reference time measured in the same run (< 1: freqkit is faster).
+torch runs on ``--threads`` intra-op threads (default 1), the same as scipy.fft.dctn,
+which is single-threaded unless given ``workers``: like is compared with like.
 """
 from __future__ import annotations
 
@@ -53,6 +55,17 @@ def _time(fn, repeats, sync=None):
 
 
 def run(args) -> dict:
+    threads = getattr(args, "threads", 1)
+    old_threads = torch.get_num_threads()
+    if threads and threads > 0:
+        torch.set_num_threads(threads)
+    try:
+        return _run(args)
+    finally:
+        torch.set_num_threads(old_threads)
+
+
+def _run(args) -> dict:
     dev = torch.device(args.device)
     sync = torch.cuda.synchronize if dev.type == "cuda" else None
     sizes = [(32, 32, 3), (28, 28, 1), (224, 224, 3)]
@@ -84,7 +97,7 @@ def run(args) -> dict:
                   flush=True)
     return {"benchmark": "transforms", "device": str(dev), "device_name": (torch.cuda.get_device_name(dev)
             if dev.type == "cuda" else platform.processor() or platform.machine()),
-            "torch": torch.__version__, "threads": torch.get_num_threads(), "repeats": args.repeats,
+            "torch": torch.__version__, "threads": torch.get_num_threads(), "scipy_workers": 1, "repeats": args.repeats,
             "machine": platform.node(), "rows": rows}
 
 
@@ -102,6 +115,8 @@ def main(argv=None):
     p.add_argument("--device", default="cpu")
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--quick", action="store_true", help="fewer batch sizes")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch intra-op threads (default 1, like scipy's dctn; 0: leave torch's default)")
     p.add_argument("--out", default=str(Path(__file__).parent / "out" / "transforms.json"))
     args = p.parse_args(argv)
     res = run(args)

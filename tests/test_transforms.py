@@ -213,3 +213,134 @@ def test_radial_power_law_recovers_a_known_slope():
     centres, prof, slope = fk.radial_power_law(power, "dft", 16)
     assert slope == pytest.approx(-2.0, abs=0.15)
     assert len(centres) == len(prof) and bool((centres > 0).all())
+
+
+# ----------------------------------------------------------------------------- the FFT (Makhoul) path
+# dct2/idct2 switch from two GEMMs to Makhoul's FFT algorithm for large images; the
+# private ``_fft_min_size`` lowers that crossover so small inputs exercise the FFT path.
+
+FFT = 1  # _fft_min_size that sends every input through the FFT path
+GEMM = 10 ** 9  # ... and one that never does
+
+
+def _scipy_pair(x):
+    xd = x.double().numpy()
+    return sfft.dctn(xd, axes=(-2, -1), norm="ortho"), sfft.idctn(xd, axes=(-2, -1), norm="ortho")
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 224, 224), (1, 225, 225), (97, 97), (2, 225, 97), (1, 2, 97, 225),
+                                   (3, 1, 300), (3, 300, 1), (2, 160, 96)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_large_sizes_match_scipy(shape, dtype):
+    x = _rand(shape, dtype, 11)
+    ref, ref_inv = _scipy_pair(x)
+    h, w = shape[-2:]
+    # scaled by sqrt(H W) (the DC coefficient's size): float32 1.1e-4, float64 2.2e-13 at 224x224
+    tol = {torch.float32: 5e-7, torch.float64: 1e-15}[dtype] * max(1, h * w) ** 0.5
+    for kw in ({}, {"_fft_min_size": FFT}):
+        c, ci = fk.dct2(x, **kw), fk.idct2(x, **kw)
+        assert c.dtype == dtype and c.shape == x.shape and ci.shape == x.shape
+        assert np.abs(c.double().numpy() - ref).max() < tol
+        assert np.abs(ci.double().numpy() - ref_inv).max() < tol
+        assert torch.allclose(fk.idct2(c, **kw), x, atol=tol)
+
+
+@settings(max_examples=40, deadline=None)
+@given(h=sizes, w=sizes, n=st.integers(1, 3), dtype=dtypes, seed=st.integers(0, 2**16))
+def test_fft_path_matches_scipy_and_the_gemm_path(h, w, n, dtype, seed):
+    x = _rand((n, 2, h, w), dtype, seed)
+    ref, ref_inv = _scipy_pair(x)
+    c, ci = fk.dct2(x, _fft_min_size=FFT), fk.idct2(x, _fft_min_size=FFT)
+    assert np.abs(c.double().numpy() - ref).max() < TOL[dtype] * max(1, h * w) ** 0.5
+    assert np.abs(ci.double().numpy() - ref_inv).max() < TOL[dtype] * max(1, h * w) ** 0.5
+    atol = TOL[dtype] * 10
+    assert torch.allclose(c, fk.dct2(x, _fft_min_size=GEMM), atol=atol)
+    assert torch.allclose(fk.idct2(c, _fft_min_size=FFT), x, atol=atol)
+
+
+def test_default_crossover_picks_the_fft_path_for_large_images(monkeypatch):
+    calls = []
+    real = T._makhoul
+    monkeypatch.setattr(T, "_makhoul", lambda x, inverse: calls.append((tuple(x.shape), inverse)) or real(x, inverse))
+    fk.dct2(torch.zeros(1, 32, 32))
+    fk.idct2(torch.zeros(2, 28, 28))
+    assert calls == []
+    fk.dct2(torch.zeros(1, 224, 224))
+    fk.idct2(torch.zeros(1, 224, 224))
+    fk.dct2(torch.zeros(1, 224, 224, dtype=torch.float16))  # no half-precision FFT on CPU: GEMM
+    assert calls == [((1, 224, 224), False), ((1, 224, 224), True)]
+
+
+def test_fft_path_chunks_leading_dims_and_layouts(monkeypatch):
+    monkeypatch.setattr(T, "_FFT_CHUNK_ELEMS", 3 * 40 * 33)  # 3 images per chunk: 7 = 3 + 3 + 1
+    x = _rand((7, 40, 33), torch.float64, 12)
+    ref, ref_inv = _scipy_pair(x)
+    assert np.abs(fk.dct2(x, _fft_min_size=FFT).numpy() - ref).max() < 1e-12
+    assert np.abs(fk.idct2(x, _fft_min_size=FFT).numpy() - ref_inv).max() < 1e-12
+    # arbitrary leading dims, none at all, and non-contiguous inputs
+    y = _rand((2, 2, 2, 33, 40), torch.float64, 13)
+    assert torch.allclose(fk.dct2(y, _fft_min_size=FFT), fk.dct2(y, _fft_min_size=GEMM), atol=1e-12)
+    assert torch.allclose(fk.dct2(y[0, 0, 0], _fft_min_size=FFT), fk.dct2(y[0, 0, 0], _fft_min_size=GEMM), atol=1e-12)
+    yt = y.transpose(-1, -2)
+    assert not yt.is_contiguous()
+    assert torch.allclose(fk.dct2(yt, _fft_min_size=FFT), fk.dct2(yt.contiguous(), _fft_min_size=GEMM), atol=1e-12)
+    assert torch.allclose(fk.idct2(yt[..., ::2, :], _fft_min_size=FFT),
+                          fk.idct2(yt[..., ::2, :].contiguous(), _fft_min_size=GEMM), atol=1e-12)
+    assert fk.dct2(torch.zeros(0, 3, 224, 224)).shape == (0, 3, 224, 224)
+
+
+def test_fft_path_large_output_buffer():
+    # > 4 MB of output: the CPU path advises huge pages for the result buffer (a hint only)
+    x = _rand((12, 3, 224, 224), torch.float32, 14)
+    c = fk.dct2(x)
+    ref = sfft.dctn(x.numpy(), axes=(-2, -1), norm="ortho")
+    assert np.abs(c.numpy() - ref).max() < 5e-5
+    assert torch.allclose(fk.idct2(c), x, atol=5e-5)
+    c.resize_(0)  # an ordinary, resizable tensor
+
+
+@pytest.mark.parametrize("fn", [fk.dct2, fk.idct2])
+def test_fft_path_gradients_of_any_order(fn):
+    x = _rand((2, 5, 6), torch.float64, 15).requires_grad_(True)
+    f = lambda v: fn(v, _fft_min_size=FFT)  # noqa: E731
+    assert torch.autograd.gradcheck(f, (x,))
+    assert torch.autograd.gradgradcheck(f, (x,))
+    # the vector-Jacobian product of an orthonormal map is its inverse
+    g = _rand((2, 5, 6), torch.float64, 16)
+    (gx,) = torch.autograd.grad((f(x) * g).sum(), x)
+    inv = fk.idct2 if fn is fk.dct2 else fk.dct2
+    assert torch.allclose(gx, inv(g, _fft_min_size=GEMM), atol=1e-12)
+    # forward mode: the Jacobian-vector product is the map itself
+    import torch.autograd.forward_ad as fwAD
+    with fwAD.dual_level():
+        out = f(fwAD.make_dual(x.detach(), g))
+        assert torch.allclose(fwAD.unpack_dual(out).tangent, fn(g, _fft_min_size=GEMM), atol=1e-12)
+
+
+def test_fft_path_under_torch_func():
+    x = _rand((3, 2, 9, 7), torch.float64, 20)
+    for fn in (fk.dct2, fk.idct2):
+        f = lambda v: fn(v, _fft_min_size=FFT)  # noqa: E731
+        assert torch.allclose(torch.func.vmap(f, in_dims=1)(x), f(x.movedim(1, 0)), atol=1e-12)
+        g = torch.func.grad(lambda v: (f(v) ** 3).sum())(x)
+        (ref,) = torch.autograd.grad((fn(x.requires_grad_(True), _fft_min_size=GEMM) ** 3).sum(), x)
+        x = x.detach()
+        assert torch.allclose(g, ref, atol=1e-10)
+
+
+def test_fft_path_gradient_at_224():
+    x = _rand((1, 224, 224), torch.float64, 17).requires_grad_(True)
+    g = _rand((1, 224, 224), torch.float64, 18)
+    (gx,) = torch.autograd.grad((fk.dct2(x) * g).sum(), x)
+    assert torch.allclose(gx, fk.idct2(g), atol=1e-12)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+@pytest.mark.parametrize("shape", [(2, 3, 224, 224), (2, 225, 97)])
+def test_fft_path_on_gpu_matches_cpu(shape):
+    x = _rand(shape, torch.float64, 19)
+    for fn in (fk.dct2, fk.idct2):
+        assert torch.allclose(fn(x.cuda()).cpu(), fn(x), atol=1e-12)
+        assert torch.allclose(fn(x.float().cuda()).cpu().double(), fn(x), atol=5e-5)
+    xg = x[:1, ..., :12, :10].cuda().requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda v: fk.dct2(v, _fft_min_size=FFT), (xg,))
