@@ -42,8 +42,9 @@ torch.version.cuda, '|', torch.cuda.get_device_name() if torch.cuda.is_available
 cat "$OUT/gpu.txt"
 
 if [ "${MODE:-bench}" = smoke ]; then
-  timeout 120 $PY -m pytest -q -p no:cacheprovider tests -k cuda > "$OUT/pytest.log" 2>&1
+  timeout 120 $PY -m pytest -q -p no:cacheprovider tests -k "cuda or gpu" > "$OUT/pytest.log" 2>&1
   echo "cuda tests: exit $? after $(elapsed) s"; tail -n 5 "$OUT/pytest.log"
+  timeout 60 $PY benchmarks/gpu/dct_paths.py > "$OUT/dct_paths.log" 2>&1; cat "$OUT/dct_paths.log"
   LEFT=$(( BUDGET - $(elapsed) - 10 ))
   timeout "$LEFT" $PY -m freqkit.book --profile smoke --no-build --out "$WORK/book" --set device=auto \
     --log-output --no-progress > "$OUT/chapter.log" 2>&1
