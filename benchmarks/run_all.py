@@ -106,7 +106,13 @@ def main(argv=None):
                    help="GPU training benchmark: keep its checkpoint here (default: a temporary folder)")
     p.add_argument("--skip", nargs="*", default=[], choices=("transforms", "attribution", "bands", "attacks",
                                                               "training"), help="benchmarks to leave out")
+    p.add_argument("--render", metavar="RESULTS_JSON",
+                   help="only print the table of a stored results.json (with --readme-block, into README.md)")
+    p.add_argument("--readme-block", default=None, help="with --render: the README block name (e.g. perf-gpu)")
     args = p.parse_args(argv)
+    if args.render:
+        print(render(args.render, args.readme_block))
+        return
     gpu = args.device.startswith("cuda")
     out = Path(args.out)
     t0 = time.time()
@@ -150,16 +156,31 @@ def main(argv=None):
     atomic_write_bytes(out / "RESULTS.md", table.encode())
     print(table)
     if args.readme:
-        readme = HERE.parent / "README.md"
-        text = readme.read_text()
-        a, b = "<!-- perf:start -->", "<!-- perf:end -->"
-        if a not in text or b not in text:
-            raise SystemExit(f"README.md has no {a} ... {b} block to replace")
-        head, rest = text.split(a, 1)
-        _, tail = rest.split(b, 1)
-        atomic_write_bytes(readme, (head + a + "\n" + table + b + tail).encode())
-        print("README.md performance table updated")
+        write_readme_block(table, "perf")
     print(f"all benchmarks: {results['seconds_total']:.0f} s")
+
+
+def write_readme_block(table: str, name: str) -> None:
+    """Replace the text between ``<!-- NAME:start -->`` and ``<!-- NAME:end -->`` in README.md."""
+    readme = HERE.parent / "README.md"
+    text = readme.read_text()
+    a, b = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    if a not in text or b not in text:
+        raise SystemExit(f"README.md has no {a} ... {b} block to replace")
+    head, rest = text.split(a, 1)
+    _, tail = rest.split(b, 1)
+    atomic_write_bytes(readme, (head + a + "\n" + table + b + tail).encode())
+    print(f"README.md block '{name}' updated")
+
+
+def render(path: str, block: str | None) -> str:
+    """The table of a stored results.json (e.g. a GPU run brought back by the device tool)."""
+    import json
+    results = json.loads(Path(path).read_text())
+    table = _table(results)
+    if block:
+        write_readme_block(table, block)
+    return table
 
 
 def _cifar_available() -> bool:
