@@ -7,7 +7,7 @@ OUT     ?= _build
 # empty when root, else sudo (for apt-get)
 SUDO    := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: help install venv browser test test-fast book chapter clean vendor
+.PHONY: help install venv browser test test-fast book chapter clean vendor bench bench-quick device-pack
 
 help:
 	@echo "make install           venv + requirements-dev + torchattacks (--no-deps) + freqkit (editable) + chromium (apt) + widget JS (npm, checksummed)"
@@ -15,6 +15,9 @@ help:
 	@echo "make test-fast         the tests not marked slow"
 	@echo "make book PROFILE=cpu  execute every chapter with papermill, then build the HTML book into $(OUT)/html"
 	@echo "make chapter CH=02 PROFILE=smoke   execute one chapter (no build)"
+	@echo "make bench             every benchmark (CPU, a few minutes), table into README.md"
+	@echo "make bench-quick       fewer sizes and repeats (about a minute)"
+	@echo "make device-pack       wheels + CIFAR-10 subset in .device/ for benchmarks/gpu/run_device.sh"
 	@echo "make clean             remove $(OUT)/ and caches (keeps the venv and the model cache)"
 
 install: venv browser vendor
@@ -37,6 +40,15 @@ test-fast:
 
 book:
 	$(PY) -m freqkit.book --profile $(PROFILE) --out $(OUT)
+
+bench:
+	$(PY) benchmarks/run_all.py --readme
+
+bench-quick:
+	$(PY) benchmarks/run_all.py --quick
+
+device-pack:
+	$(PY) benchmarks/gpu/pack.py
 
 chapter:
 	$(PY) -m freqkit.book --profile $(PROFILE) --out $(OUT) --chapters $(CH) --no-build

@@ -85,15 +85,24 @@ def run(args) -> dict:
                                                        n_samples=args.samples, perturbations_per_eval=ppe),
             args.samples * (sampled.shape[0] + 1)),
     }
+    band_sets = {"occlusion": rings, "shapley_exact": exact, "shapley_sampled": sampled}
     rows = {}
     for name, (ours, theirs, evals) in cases.items():
         med, _ = interleaved_medians({"freqkit": ours, "captum": theirs}, args.repeats, dev)
+        # Same quantity on both sides: Captum gives every coefficient of a band (all channels)
+        # the band's score, so one coefficient per band, summed over channels / C, is it.
+        m = band_sets[name]
+        first = m.reshape(m.shape[0], -1).float().argmax(1)
+        theirs_bands = theirs().sum(1).reshape(x.shape[0], -1)[:, first] / x.shape[1]
+        diff = float((ours().band_scores.to(theirs_bands.dtype) - theirs_bands).abs().max())
         rows[name] = {"freqkit_s": med["freqkit"], "captum_s": med["captum"],
                       "freqkit_s_per_image": med["freqkit"] / args.batch,
                       "captum_s_per_image": med["captum"] / args.batch,
-                      "ratio": med["freqkit"] / med["captum"], "freqkit_model_evals_per_image": evals}
+                      "ratio": med["freqkit"] / med["captum"], "freqkit_model_evals_per_image": evals,
+                      "max_abs_diff_vs_captum": diff}
         print(f"{name:16s} freqkit {med['freqkit']:.3f} s | captum {med['captum']:.3f} s | "
-              f"ratio {rows[name]['ratio']:.2f} | {med['freqkit'] / args.batch * 1e3:.1f} ms per image", flush=True)
+              f"ratio {rows[name]['ratio']:.2f} | {med['freqkit'] / args.batch * 1e3:.1f} ms per image | "
+              f"max |difference| {diff:.1e}", flush=True)
     return {"benchmark": "bands", "setting": {
         "device": str(dev), "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else
         platform.machine(), "threads": torch.get_num_threads(), "batch": args.batch, "budget": args.budget,

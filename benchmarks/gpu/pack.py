@@ -66,7 +66,7 @@ def pack_mnist(data_root: Path, dest: Path) -> Path:
     if missing:
         raise FileNotFoundError(f"MNIST raw files missing under {src}: {', '.join(missing)}")
     for n in names:
-        atomic_write_bytes(dest / "MNIST" / f"{n}.gz", gzip.compress((src / n).read_bytes(), compresslevel=9))
+        atomic_write_bytes(dest / "MNIST" / f"{n}.gz", gzip.compress((src / n).read_bytes(), compresslevel=6))
     return dest / "MNIST"
 
 
