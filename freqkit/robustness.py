@@ -12,6 +12,8 @@
   the output: frequency Integrated Gradients from ``x`` to ``x_adv``, per band, next to the
   perturbation's energy per band.
 * :func:`heatmap_radial_profile`: a Fourier heat map averaged over rings of equal radius.
+* :func:`heatmap_report`: one model's Fourier heat maps, their ring profiles, its clean
+  error and the timing, as chapter 6 (and 7) show them.
 
 Nothing here draws; :mod:`freqkit.viz` does.
 """
@@ -31,7 +33,7 @@ from .transforms import band_masks, check_dft_symmetric, frequency_radius, radia
 
 __all__ = [
     "equal_count_band_masks", "box_limited", "band_comparison", "paired_log_ratio", "h3_verdict", "band_examples",
-    "perturbation_attribution", "heatmap_radial_profile", "n_fourier_directions",
+    "perturbation_attribution", "heatmap_radial_profile", "n_fourier_directions", "heatmap_report",
 ]
 
 
@@ -386,3 +388,42 @@ def n_fourier_directions(h: int, w: int) -> int:
     check_positive_int(h, "h")
     check_positive_int(w, "w")
     return int(_conjugate_pairs(h, w)[0].numel())
+
+
+def heatmap_report(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, batch_size: int = 512,
+                   seed: int = 0, n_radial_bins: int | None = None,
+                   metrics: tuple = ("error", "logit_change")) -> dict:
+    """Fourier heat maps of one model (Yin et al. 2019) with what a chapter reports beside them.
+
+    ``x`` ``(N, C, H, W)`` in ``[0, 1]`` and labels ``y``; ``eps`` the L2 norm of the
+    perturbation per channel (see :func:`freqkit.fourier_heatmap`, which does the work, all
+    metrics in one pass).  Returns a dict:
+
+    * ``maps``: ``{metric: (H, W) tensor}`` on the centred DFT grid;
+    * ``radial``: ``{metric: [centres, values]}`` (lists; :func:`heatmap_radial_profile`);
+    * ``clean_error``: the model's error rate on ``x`` unperturbed;
+    * ``timing``: ``seconds``, ``n_images``, ``n_directions``, ``ms_per_image_direction``,
+      ``device`` (every metric comes from the same forward passes).
+    """
+    import time
+
+    from .attacks import fourier_heatmap
+    from .training import predict_logits
+
+    check_images(x, "x")
+    y = _check_labels(y, x.shape[0], x.device)
+    h, w = x.shape[-2:]
+    metrics = tuple(metrics)
+    clean_error = float((predict_logits(model, x).argmax(1).cpu() != y.cpu()).float().mean())
+    t0 = time.perf_counter()
+    maps = fourier_heatmap(model, x, y, eps=eps, batch_size=batch_size, seed=seed,
+                           metric=metrics if len(metrics) > 1 else metrics[0], progress=False)
+    if isinstance(maps, torch.Tensor):
+        maps = {metrics[0]: maps}
+    sec = time.perf_counter() - t0
+    n_dir = n_fourier_directions(h, w)
+    return {"maps": maps,
+            "radial": {m: [v.tolist() for v in heatmap_radial_profile(maps[m], n_radial_bins)] for m in maps},
+            "clean_error": clean_error,
+            "timing": {"seconds": sec, "n_images": int(x.shape[0]), "n_directions": n_dir,
+                       "ms_per_image_direction": 1e3 * sec / max(1, x.shape[0] * n_dir), "device": str(x.device)}}

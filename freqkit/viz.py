@@ -736,3 +736,33 @@ def paired_distortion_scatter(d_low, d_high, title: str = "", ax=None, labels=("
 
 
 __all__ += ["paired_distortion_scatter"]
+
+
+def heatmap_report_figure(reports: dict, captions: dict | None = None):
+    """One row per model of :func:`freqkit.robustness.heatmap_report` results: the error map,
+    the mean-logit-drop map and the error by ring against the clean error.
+
+    ``reports``: ``{label: report}``; ``captions``: ``{label: setting text}`` (e.g. from
+    :func:`setting_caption`).  Returns the figure.
+    """
+    plt = _plt()
+    captions = captions or {}
+    fig, axes = plt.subplots(len(reports), 3, figsize=(13, 3.6 * len(reports)), squeeze=False)
+    for row, (label, rep) in enumerate(reports.items()):
+        cap = captions.get(label, "")
+        fourier_heatmap_image(rep["maps"]["error"], title=f"{label}: error rate\n{cap}", ax=axes[row, 0],
+                              vmin=0, vmax=1, label="error rate")
+        if "logit_change" in rep["maps"]:
+            fourier_heatmap_image(rep["maps"]["logit_change"], title=f"{label}: mean logit drop\n{cap}",
+                                  ax=axes[row, 1], cmap="magma", label="logit(x) - logit(x + pert.)")
+        else:
+            axes[row, 1].axis("off")
+        c, v = rep["radial"]["error"]
+        ax = axes[row, 2]
+        plot_curves(c, {"error rate": v}, "frequency radius (x Nyquist)", "error rate",
+                    f"{label}: error by frequency (ring mean)", ax=ax, chance=rep["clean_error"])
+        ax.get_lines()[-1].set_label("clean error")
+        ax.legend(fontsize=7)
+        ax.set_ylim(-0.03, 1.03)
+    fig.tight_layout()
+    return fig

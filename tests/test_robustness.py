@@ -271,3 +271,24 @@ def test_n_fourier_directions_counts_conjugate_pairs(h, w):
             b = ((-fu) % h, (-fv) % w)
             seen.add(min(a, b))
     assert n == len(seen)
+
+
+def test_heatmap_report_matches_fourier_heatmap_and_its_parts():
+    torch.manual_seed(0)
+    m = _Linear(1, 8, 8, k=2).float()
+    x = torch.rand(5, 1, 8, 8)
+    y = m(x).argmax(1)
+    rep = R.heatmap_report(m, x, y, eps=2.0, batch_size=64, seed=3, n_radial_bins=3)
+    ref = A.fourier_heatmap(m, x, y, eps=2.0, batch_size=64, seed=3, metric=("error", "logit_change"),
+                            progress=False)
+    for k in ("error", "logit_change"):
+        torch.testing.assert_close(rep["maps"][k], ref[k])
+        c, v = R.heatmap_radial_profile(ref[k], 3)
+        np.testing.assert_allclose(rep["radial"][k][1], v)
+    assert rep["clean_error"] == 0.0                    # labels are the model's own predictions
+    assert rep["timing"]["n_directions"] == R.n_fourier_directions(8, 8)
+    assert rep["timing"]["n_images"] == 5 and rep["timing"]["seconds"] > 0
+    one = R.heatmap_report(m, x, (y + 1) % 2, eps=2.0, metrics=("error",))
+    assert list(one["maps"]) == ["error"] and one["clean_error"] == 1.0
+    with pytest.raises(ValueError, match="y"):
+        R.heatmap_report(m, x, y[:2], eps=2.0)

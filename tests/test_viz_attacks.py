@@ -132,3 +132,25 @@ def test_success_curves_log_axis_keeps_zero(records):
     ax = fig.axes[0]
     assert ax.get_xscale() == "symlog"
     assert np.allclose(ax.get_lines()[0].get_xdata(), records["band0"]["eps"])
+
+
+def test_heatmap_report_figure_draws_each_models_maps_and_clean_error():
+    from freqkit import robustness as R
+    rng = torch.Generator().manual_seed(0)
+    reports = {}
+    for label, err in (("a", 0.1), ("b", 0.4)):
+        e = torch.rand(8, 8, generator=rng)
+        reports[label] = {"maps": {"error": e, "logit_change": -e}, "clean_error": err,
+                          "radial": {"error": [v.tolist() for v in R.heatmap_radial_profile(e, 3)]}}
+    fig = viz.heatmap_report_figure(reports, {"a": "setting a"})
+    axes = fig.axes
+    titles = [ax.get_title() for ax in axes]
+    assert any(t.startswith("a: error rate\nsetting a") for t in titles)
+    assert any(t.startswith("b: mean logit drop") for t in titles)
+    curves = [ax for ax in axes if ax.get_title().endswith("(ring mean)")]
+    assert len(curves) == 2
+    for ax, label in zip(curves, ("a", "b")):
+        line = [ln for ln in ax.get_lines() if ln.get_label() == "clean error"][0]
+        assert line.get_ydata()[0] == pytest.approx(reports[label]["clean_error"])
+        np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), reports[label]["radial"]["error"][1])
+    plt.close(fig)
