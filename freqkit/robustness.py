@@ -34,6 +34,7 @@ from .transforms import band_masks, check_dft_symmetric, frequency_radius, radia
 __all__ = [
     "equal_count_band_masks", "box_limited", "band_comparison", "paired_log_ratio", "h3_verdict", "band_examples",
     "perturbation_attribution", "heatmap_radial_profile", "n_fourier_directions", "heatmap_report",
+    "band_table",
 ]
 
 
@@ -169,6 +170,19 @@ def band_comparison(model: nn.Module, x: torch.Tensor, y: torch.Tensor, masks, n
 
 
 # ----------------------------------------------------------------------------- H3
+
+def band_table(records: Mapping, eps_list) -> str:
+    """:func:`band_comparison` records as a fixed-width text table, one row per band: number
+    of coefficients, success rate at each eps of ``eps_list``, median minimal distortion with
+    its CI, success at ``eps_max``, box-limited share, largest out-of-band share."""
+    lines = [f"  {'band':>6} {'coef':>5} | success at eps = {', '.join(f'{e:.3g}' for e in eps_list)}"
+             " | median min. distortion [95% CI] | success at eps_max | box-limited | out-of-band max"]
+    for band, r in records.items():
+        lines.append(f"  {band:>6} {r['n_coefficients']:>5} | {' '.join(f'{s:4.0%}' for s in r['success_rate'])} | "
+                     f"{r['median_distortion']:.3g} [{r['ci_low']:.3g}, {r['ci_high']:.3g}] | "
+                     f"{r['success_at_eps_max']:.0%} | {r['box_limited_share']:.0%} | {r['out_of_band_max']:.1e}")
+    return "\n".join(lines)
+
 
 def _band_order(records: Mapping) -> list:
     names = [k for k in records if k != "full"]

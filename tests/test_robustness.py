@@ -292,3 +292,13 @@ def test_heatmap_report_matches_fourier_heatmap_and_its_parts():
     assert list(one["maps"]) == ["error"] and one["clean_error"] == 1.0
     with pytest.raises(ValueError, match="y"):
         R.heatmap_report(m, x, y[:2], eps=2.0)
+
+
+def test_band_table_has_one_row_per_band_with_its_numbers():
+    rec = {"n_coefficients": 256, "success_rate": [0.0, 0.5, 1.0], "median_distortion": 0.25, "ci_low": 0.2,
+           "ci_high": 0.3, "success_at_eps_max": 1.0, "box_limited_share": 0.0, "out_of_band_max": 3e-5}
+    text = R.band_table({"band0": rec, "full": {**rec, "n_coefficients": 1024}}, [0.0, 0.5, 1.0])
+    lines = text.splitlines()
+    assert len(lines) == 3 and "success at eps = 0, 0.5, 1" in lines[0]
+    assert lines[1].split()[:2] == ["band0", "256"] and "0.25 [0.2, 0.3]" in lines[1] and "3.0e-05" in lines[1]
+    assert "  0%  50% 100%" in lines[1] and lines[2].split()[:2] == ["full", "1024"]
