@@ -34,7 +34,7 @@ from .transforms import band_masks, check_dft_symmetric, frequency_radius, radia
 __all__ = [
     "equal_count_band_masks", "box_limited", "band_comparison", "paired_log_ratio", "h3_verdict", "band_examples",
     "perturbation_attribution", "heatmap_radial_profile", "n_fourier_directions", "heatmap_report",
-    "band_table",
+    "band_table", "h3_summary", "example_spectra", "smooth_summary",
 ]
 
 
@@ -287,6 +287,24 @@ def h3_verdict(records: Mapping, dataset: str = "", low: str | None = None, high
 
 # ----------------------------------------------------------------------------- examples and attribution
 
+def h3_summary(v: Mapping) -> str:
+    """An :func:`h3_verdict` as text: the verdict and reason, the rule, the paired ratio with
+    its CI, and each band's median minimal distortion with its CI."""
+    e = v["evidence"]
+
+    def g(x):  # stored evidence writes inf as "inf"
+        return f"{float(x):.3g}"
+
+    return "\n".join([
+        f"{v['hypothesis']} -> {v['verdict'].upper()} ({e['reason']})",
+        f"  rule: {v['rule']}",
+        f"  median over images of d_low / d_high = {g(e['median_ratio'])}, 95% CI "
+        f"[{', '.join(map(g, e['ratio_ci']))}] | n={e['n']} | box-limited {e['box_limited_share']}",
+        f"  per band: {e['band_low']} median {g(e['median_low'])} CI [{', '.join(map(g, e['ci_low_band']))}] | "
+        f"{e['band_high']} median {g(e['median_high'])} CI [{', '.join(map(g, e['ci_high_band']))}]"
+        + (f" | full band {g(e['median_full'])}" if "median_full" in e else "")])
+
+
 def band_examples(model: nn.Module, x: torch.Tensor, y: torch.Tensor, masks, eps: float, norm: str = "l2",
                   basis: str = "dct", steps: int = 20, seed: int = 0, include_full: bool = True,
                   smooth: dict | None = None) -> dict:
@@ -315,6 +333,41 @@ def band_examples(model: nn.Module, x: torch.Tensor, y: torch.Tensor, masks, eps
                               return_info=True, **smooth)
         info = {**info, "out_of_band": torch.zeros(x.shape[0])}
         out["smooth"] = _example_record(x, xa, info)
+    return out
+
+
+def example_spectra(examples: Mapping, variants: Mapping, n_bands: int, basis: str = "dct") -> tuple[dict, list]:
+    """Mean radial energy profile of :func:`band_examples` perturbations.
+
+    ``variants``: ``{example name: label}`` (e.g. ``{"full": "PGD (full band)"}``).  Returns
+    ``({label: [share of energy in each of n_bands radial bands]}, centres)``, the centres
+    being each band's mean normalised radius (x Nyquist).
+    """
+    from .attacks import perturbation_spectrum
+
+    first = examples[next(iter(variants))]["delta"]
+    h, w = first.shape[-2:]
+    sm = band_masks(h, w, n_bands, kind="radial", basis=basis)
+    r = frequency_radius(h, w, basis)
+    centres = [float(r[m].mean()) for m in sm]
+    spectra = {label: perturbation_spectrum(examples[v]["delta"], basis, masks=sm).mean(0).tolist()
+               for v, label in variants.items()}
+    return spectra, centres
+
+
+def smooth_summary(examples: Mapping, masks: torch.Tensor, variants=("full", "band0", "smooth"),
+                   basis: str = "dct") -> dict:
+    """Smooth PGD next to full-band and lowest-band PGD at the same radius (:func:`band_examples`).
+
+    Returns ``lowest_band_energy_share`` ``{variant: mean share of the perturbation's energy in
+    masks[0]}``, ``dirichlet_smooth`` (mean graph Dirichlet energy of the smooth
+    perturbations) and ``success_<variant>`` (success rate of each variant).
+    """
+    from .attacks import perturbation_spectrum
+
+    low = {v: float(perturbation_spectrum(examples[v]["delta"], basis, masks=masks)[:, 0].mean()) for v in variants}
+    out = {"lowest_band_energy_share": low, "dirichlet_smooth": float(examples["smooth"]["dirichlet"].mean())}
+    out.update({f"success_{v}": float(examples[v]["success"].float().mean()) for v in variants})
     return out
 
 

@@ -302,3 +302,35 @@ def test_band_table_has_one_row_per_band_with_its_numbers():
     assert len(lines) == 3 and "success at eps = 0, 0.5, 1" in lines[0]
     assert lines[1].split()[:2] == ["band0", "256"] and "0.25 [0.2, 0.3]" in lines[1] and "3.0e-05" in lines[1]
     assert "  0%  50% 100%" in lines[1] and lines[2].split()[:2] == ["full", "1024"]
+
+
+def test_h3_summary_states_verdict_rule_ratio_and_bands():
+    recs = {"band0": _rec(_BASE * 0.8), "band1": _rec(_BASE), "full": _rec(_BASE / 3)}
+    v = R.h3_verdict(recs, dataset="toy")
+    text = R.h3_summary(v)
+    lines = text.splitlines()
+    assert lines[0].startswith(v["hypothesis"]) and v["verdict"].upper() in lines[0]
+    assert lines[1] == "  rule: " + v["rule"]
+    assert f"{float(v['evidence']['median_ratio']):.3g}" in lines[2]
+    assert "band0 median" in lines[3] and "band1 median" in lines[3] and "full band" in lines[3]
+
+
+def test_example_spectra_and_smooth_summary_follow_the_perturbations():
+    h = 8
+    fk_band = R.equal_count_band_masks(h, h, 2)
+    # a perturbation entirely in band 0 and one entirely in band 1, built in the DCT domain
+    from freqkit.transforms import idct2
+    c = torch.randn(3, 1, h, h)
+    d0, d1 = idct2(c * fk_band[0]), idct2(c * fk_band[1])
+    ok = torch.tensor([True, False, True])
+    ex = {"band0": {"delta": d0, "success": ok}, "full": {"delta": d0 + d1, "success": ok},
+          "smooth": {"delta": d0, "success": ~ok, "dirichlet": torch.tensor([1.0, 2.0, 3.0])}}
+    spectra, centres = R.example_spectra(ex, {"band0": "low", "full": "all"}, n_bands=4)
+    assert len(centres) == 4 and centres == sorted(centres)
+    assert sum(spectra["low"]) == pytest.approx(1.0) and sum(spectra["all"]) == pytest.approx(1.0)
+    assert spectra["low"][0] > spectra["all"][0]  # band-0 energy sits at low radii
+    s = R.smooth_summary(ex, fk_band)
+    assert s["lowest_band_energy_share"]["band0"] == pytest.approx(1.0, abs=1e-5)
+    assert 0 < s["lowest_band_energy_share"]["full"] < 1
+    assert s["dirichlet_smooth"] == pytest.approx(2.0)
+    assert s["success_band0"] == pytest.approx(2 / 3) and s["success_smooth"] == pytest.approx(1 / 3)
