@@ -60,3 +60,22 @@ def test_device_pack_round_trips_cifar_and_mnist(data_root, tmp_path):
         assert torch.equal(x, x0[:n]) and torch.equal(y, y0[:n])
     with pytest.raises(ValueError, match="n_train"):
         pack.pack_data(0, data_root, tmp_path / "bad")
+
+
+@pytest.mark.slow
+def test_benchmark_entry_point_runs_quick_on_this_machine(tmp_path, data_root):
+    """`run_all.py --quick` end to end (a fresh clone's CPU run): every row, ratios in the JSON."""
+    import json
+    import os
+    import subprocess
+    env = {**os.environ, "FREQKIT_DATA": str(data_root), "FREQKIT_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, str(BENCH / "run_all.py"), "--quick", "--device", "cpu", "--out",
+                           str(tmp_path)], capture_output=True, text=True, env=env, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads((tmp_path / "results.json").read_text())
+    for key in ("transforms", "attribution", "bands", "attacks", "training"):
+        assert key in res, key
+    assert all(r["ratio_vs_scipy"] > 0 for r in res["transforms"]["rows"])
+    assert res["bands"]["rows"]["occlusion"]["max_abs_diff_vs_captum"] < 1e-5
+    table = (tmp_path / "RESULTS.md").read_text()
+    assert "dct2 vs scipy.fft.dctn" in table and "CIFAR-10 training, cpu throughput" in table
