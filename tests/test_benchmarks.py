@@ -35,7 +35,7 @@ def test_stored_gpu_results_render_every_benchmark_row():
 def test_band_benchmark_compares_the_same_quantity_as_captum(one_thread):
     bands = _load("bench_bands", BENCH / "bench_bands.py")
     rec = bands.run(argparse.Namespace(device="cpu", batch=2, width=4, budget=64, exact_bands=3, sampled_bands=4,
-                                       samples=2, repeats=1))
+                                       samples=4, repeats=1))
     assert rec["rows"]["occlusion"]["max_abs_diff_vs_captum"] < 1e-5
     assert rec["rows"]["shapley_exact"]["max_abs_diff_vs_captum"] < 1e-5
     for r in rec["rows"].values():
