@@ -11,7 +11,7 @@ verdict on H2 (:func:`h2_verdict`).
 from __future__ import annotations
 
 import numbers
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -23,7 +23,7 @@ from .attribution import (
 
 __all__ = ["compare_methods", "relative_completeness", "completeness_summary", "band_rank_agreement",
            "h2_verdict", "captum_parity", "auc_table", "distribution_summary", "topk_series",
-           "input_rank_correlation"]
+           "input_rank_correlation", "randomisation_summary"]
 
 
 # ============================================================================ several methods at once
@@ -340,3 +340,23 @@ def input_rank_correlation(result: FrequencyAttribution) -> torch.Tensor:
     n = result.coeffs.shape[0]
     return _spearman_rows(result.scores.abs().reshape(n, -1),
                           (result.coeffs - result.baseline_coeffs).abs().reshape(n, -1))
+
+
+def randomisation_summary(checks: Mapping) -> dict:
+    """The numbers a chapter reports from :func:`freqkit.model_randomisation_check` results.
+
+    ``checks``: ``{method label: RandomisationCheck}`` (mode "cascading" or "independent",
+    top layer first).  Per label: ``spearman_abs_top_layer`` and ``spearman_abs`` (mean over
+    images of the Spearman correlation of ``|scores|`` with the trained model's, after
+    randomising the top layer / every layer), ``spearman`` (signed, every layer) and
+    ``spearman_with_input`` (:func:`input_rank_correlation` of the trained model's scores:
+    how much of the ranking the image's own spectrum explains).  NaN images (constant
+    scores) are left out of the means.
+    """
+    out = {}
+    for label, c in checks.items():
+        out[label] = {"spearman_abs": float(np.nanmean(c.spearman_abs[-1].numpy())),
+                      "spearman": float(np.nanmean(c.spearman[-1].numpy())),
+                      "spearman_abs_top_layer": float(np.nanmean(c.spearman_abs[0].numpy())),
+                      "spearman_with_input": float(np.nanmean(input_rank_correlation(c.original).numpy()))}
+    return out

@@ -12,7 +12,7 @@ from torch import nn
 from freqkit.attribution import attribute, deletion_insertion_curves
 from freqkit.faithfulness import (
     auc_table, band_rank_agreement, captum_parity, compare_methods, completeness_summary, distribution_summary,
-    h2_verdict, input_rank_correlation, relative_completeness, topk_series,
+    h2_verdict, input_rank_correlation, randomisation_summary, relative_completeness, topk_series,
 )
 from freqkit.transforms import band_masks
 
@@ -187,3 +187,19 @@ def test_input_rank_correlation():
     assert torch.allclose(input_rank_correlation(fake), torch.ones(3, dtype=torch.float64))
     with pytest.raises(TypeError):
         input_rank_correlation(x)
+
+
+def test_randomisation_summary_reads_the_top_and_bottom_layer_rows():
+    from freqkit.attribution import model_randomisation_check
+    m, x = tiny_cnn(), images(n=3)
+    checks = {"IG": model_randomisation_check(m, x, "predicted", method="ig", mode="cascading", n_steps=4),
+              "saliency": model_randomisation_check(m, x, "predicted", method="saliency", mode="cascading")}
+    s = randomisation_summary(checks)
+    assert list(s) == ["IG", "saliency"]
+    for k, c in checks.items():
+        assert s[k]["spearman_abs"] == pytest.approx(float(np.nanmean(c.spearman_abs[-1].numpy())))
+        assert s[k]["spearman_abs_top_layer"] == pytest.approx(float(np.nanmean(c.spearman_abs[0].numpy())))
+        assert s[k]["spearman"] == pytest.approx(float(np.nanmean(c.spearman[-1].numpy())))
+        assert s[k]["spearman_with_input"] == pytest.approx(
+            float(np.nanmean(input_rank_correlation(c.original).numpy())))
+    assert s["IG"]["spearman_abs_top_layer"] != s["IG"]["spearman_abs"]  # two different rows are read
