@@ -23,7 +23,7 @@ from .attribution import (
 
 __all__ = ["compare_methods", "relative_completeness", "completeness_summary", "band_rank_agreement",
            "h2_verdict", "captum_parity", "auc_table", "distribution_summary", "topk_series",
-           "input_rank_correlation", "randomisation_summary"]
+           "input_rank_correlation", "randomisation_summary", "band_share_profile"]
 
 
 # ============================================================================ several methods at once
@@ -360,3 +360,19 @@ def randomisation_summary(checks: Mapping) -> dict:
                       "spearman_abs_top_layer": float(np.nanmean(c.spearman_abs[0].numpy())),
                       "spearman_with_input": float(np.nanmean(input_rank_correlation(c.original).numpy()))}
     return out
+
+
+def band_share_profile(result, masks: torch.Tensor, by: str = "signed", n_boot: int = 1000,
+                       seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean share of attribution per band over images, with a percentile bootstrap 95% CI.
+
+    ``result``: a :class:`FrequencyAttribution` or ``(N, C, H, W)`` scores; ``masks``
+    ``(K, H, W)`` bands; ``by`` as in :func:`freqkit.band_shares`.  Returns
+    ``(mean, lo, hi)``, each ``(K,)`` (the form :func:`freqkit.viz.band_profile_plot` takes).
+    """
+    from .attribution import band_shares
+    from .stats import bootstrap_ci
+
+    sh = band_shares(result, masks, by=by).detach().cpu().numpy()
+    lo, hi = bootstrap_ci(sh, stat=np.mean, n_boot=n_boot, seed=seed)
+    return sh.mean(0), lo, hi

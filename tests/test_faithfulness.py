@@ -12,7 +12,8 @@ from torch import nn
 from freqkit.attribution import attribute, deletion_insertion_curves
 from freqkit.faithfulness import (
     auc_table, band_rank_agreement, captum_parity, compare_methods, completeness_summary, distribution_summary,
-    h2_verdict, input_rank_correlation, randomisation_summary, relative_completeness, topk_series,
+    band_share_profile, h2_verdict, input_rank_correlation, randomisation_summary, relative_completeness,
+    topk_series,
 )
 from freqkit.transforms import band_masks
 
@@ -203,3 +204,20 @@ def test_randomisation_summary_reads_the_top_and_bottom_layer_rows():
         assert s[k]["spearman_with_input"] == pytest.approx(
             float(np.nanmean(input_rank_correlation(c.original).numpy())))
     assert s["IG"]["spearman_abs_top_layer"] != s["IG"]["spearman_abs"]  # two different rows are read
+
+
+def test_band_share_profile_is_the_mean_share_with_a_bootstrap_ci():
+    from freqkit.attribution import band_shares
+    from freqkit.stats import bootstrap_ci
+    g = torch.Generator().manual_seed(0)
+    scores = torch.randn(12, 3, 8, 8, generator=g, dtype=torch.float64)
+    masks = band_masks(8, 8, 4)
+    mean, lo, hi = band_share_profile(scores, masks, n_boot=200, seed=3)
+    sh = band_shares(scores, masks, by="signed").numpy()
+    np.testing.assert_allclose(mean, sh.mean(0))
+    ref_lo, ref_hi = bootstrap_ci(sh, stat=np.mean, n_boot=200, seed=3)
+    np.testing.assert_allclose(lo, ref_lo)
+    np.testing.assert_allclose(hi, ref_hi)
+    assert mean.shape == (4,) and np.all(lo <= mean) and np.all(mean <= hi)
+    a_mean, _, _ = band_share_profile(scores, masks, by="abs", n_boot=50)
+    assert a_mean.sum() == pytest.approx(1.0)  # |shares| of a partition sum to 1
