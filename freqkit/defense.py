@@ -83,7 +83,7 @@ __all__ = [
     "OBJECTIVE_VERSION", "AT_SETTINGS", "STANDARD_BUDGETS", "ROBUSTBENCH_REFERENCE", "MADRY_MNIST_REFERENCE",
     "train_with_objective", "invisible_gradient_share", "LowPassLayer", "DCTQuantize", "JPEG_LUMINANCE_TABLE",
     "jpeg_quant_table", "defended", "EOT", "is_randomized", "attack_view", "evaluate_defense", "low_high_masks",
-    "alignment_profile", "paired_difference", "h4_verdict", "h5_verdicts", "model_record", "train_suite",
+    "alignment_profile", "paired_difference", "h4_verdict", "h5_verdicts", "model_record", "record_line", "train_suite",
     "robustness_rows", "heatmap_summary",
 ]
 
@@ -892,6 +892,14 @@ def model_record(info: Mapping) -> dict:
             "epochs": cfg["epochs"], "width": cfg["width"], "arch": cfg["arch"],
             "objective": cfg.get("objective", "standard"), "objective_params": cfg.get("objective_params", {}),
             "config": cfg, "key": info["key"]}
+
+
+def record_line(dataset: str, name: str, rec: Mapping, name_width: int = 20) -> str:
+    """One line of text for a :func:`model_record`: accuracy, model, data, time, objective."""
+    return (f"{dataset:8s} {name:{name_width}s} test accuracy {rec['test_accuracy']:.2%} ({rec['n_test']} images) | "
+            f"{rec['arch']} width {rec['width']}, {rec['epochs']} epochs on {rec['n_train']} images | trained "
+            f"{rec['train_seconds']:.0f} s on {rec['trained_on']} | cached={rec['cached']} | objective "
+            f"{rec['objective']} {rec['objective_params']}")
 
 
 def train_suite(dataset: str, objectives: Mapping, config: Mapping | None = None, device="auto",

@@ -442,3 +442,14 @@ def test_train_suite_records(data_root, tmp_path):
     assert recs["std"]["key"] != recs["lp"]["key"] and recs["lp"]["train_seconds"] > 0
     with pytest.raises(ValueError, match="objectives"):
         D.train_suite("mnist", {}, cfg)
+
+
+def test_record_line_states_accuracy_model_data_time_and_objective():
+    rec = {"test_accuracy": 0.9062, "n_test": 1000, "arch": "resnet", "width": 16, "epochs": 10, "n_train": 10000,
+           "train_seconds": 35.4, "trained_on": "cpu", "cached": True, "objective": "adversarial",
+           "objective_params": {"eps": 0.03}}
+    line = D.record_line("cifar10", "adversarial", rec, name_width=12)
+    assert line.startswith("cifar10  adversarial  test accuracy 90.62% (1000 images)")
+    for part in ("resnet width 16, 10 epochs on 10000 images", "trained 35 s on cpu", "cached=True",
+                 "objective adversarial {'eps': 0.03}"):
+        assert part in line, part
