@@ -27,7 +27,6 @@ import argparse
 import platform
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -36,6 +35,11 @@ import torch.nn as nn
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+
+if str(REPO / "benchmarks") not in sys.path:
+    sys.path.insert(0, str(REPO / "benchmarks"))
+
+from _timing import interleaved_medians, timed  # noqa: E402
 
 from freqkit import attacks as A  # noqa: E402
 from freqkit.transforms import band_masks  # noqa: E402
@@ -47,19 +51,6 @@ def resnet_ish(width: int = 16, n_classes: int = 10) -> nn.Module:
     """The book's CIFAR-10 network (freqkit.models.ResNetCIFAR; width 16 = the cpu profile)."""
     from freqkit.models import ResNetCIFAR
     return ResNetCIFAR(width=width, n_classes=n_classes)
-
-
-def _sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _time(fn, device) -> float:
-    _sync(device)
-    t0 = time.perf_counter()
-    fn()
-    _sync(device)
-    return time.perf_counter() - t0
 
 
 def parse_args(argv=None):
@@ -111,13 +102,8 @@ def run(args) -> dict:
         "torchattacks_pgdl2": (lambda a2=torchattacks.PGDL2(model, eps=0.5, alpha=0.1, steps=steps): a2(x, y)),
         "freqkit_pgdl2_dct_low_band": ours(low_dct, "dct", "l2", 0.5, 0.1),
     }
-    for fn in contenders.values():  # warm-up: allocator, cuDNN autotuning, cached DCT matrices
-        fn()
-    times = {k: [] for k in contenders}
-    for _ in range(args.repeats):
-        for k, fn in contenders.items():
-            times[k].append(_time(fn, device))
-    med = {k: statistics.median(v) for k, v in times.items()}
+    # warm-up (allocator, cuDNN autotuning, cached DCT matrices), then interleaved rounds
+    med, times = interleaved_medians(contenders, args.repeats, device)
     ref = med["torchattacks_pgd"]
 
     # Projection quality on the timed setting (one extra run with diagnostics).
@@ -139,7 +125,7 @@ def run(args) -> dict:
     n_dir = A._conjugate_pairs(s, s)[0].numel()
     A.fourier_heatmap(model, xh[:8], yh[:8], eps=4.0, batch_size=hb, progress=False)  # warm-up
     t_hm = statistics.median(
-        _time(lambda: A.fourier_heatmap(model, xh, yh, eps=4.0, batch_size=hb, progress=False), device)
+        timed(lambda: A.fourier_heatmap(model, xh, yh, eps=4.0, batch_size=hb, progress=False), device)
         for _ in range(1 if xh.shape[0] >= 256 else max(1, min(args.repeats, 2))))
 
     record = {

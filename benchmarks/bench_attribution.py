@@ -28,14 +28,16 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import platform
-import statistics
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # runnable as a plain script from anywhere
     sys.path.insert(0, str(ROOT))
+if str(ROOT / "benchmarks") not in sys.path:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _timing import interleaved_medians  # noqa: E402
 
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
@@ -76,11 +78,6 @@ def _variants(model, x, t, n_steps, ibs):
         "freqkit": lambda: attribute(model, x, t, method="ig", basis="dct", n_steps=n_steps,
                                      internal_batch_size=ibs).scores,
     }
-
-
-def _sync(device):
-    if str(device).startswith("cuda"):
-        torch.cuda.synchronize()
 
 
 def _proc_status_bytes(field: str) -> int | None:
@@ -159,20 +156,8 @@ def run(args) -> dict:
     ibs = None if args.internal_batch_size in (None, 0) else args.internal_batch_size
     model, x, t = _setup(args.device, args.batch, args.size, args.width)
     fns = _variants(model, x, t, args.n_steps, ibs)
-    names = list(fns)
-    for name in names:  # warm-up: allocator, kernels, DCT-matrix cache
-        fns[name]()
-    _sync(args.device)
-    times = {name: [] for name in names}
-    for r in range(args.repeats):
-        # Rotate the order so drift in a shared machine's load hits every variant alike.
-        for name in names[r % len(names):] + names[:r % len(names)]:
-            _sync(args.device)
-            t0 = time.perf_counter()
-            fns[name]()
-            _sync(args.device)
-            times[name].append(time.perf_counter() - t0)
-    med = {name: statistics.median(v) for name, v in times.items()}
+    # warm-up (allocator, kernels, DCT-matrix cache), then interleaved rounds
+    med, times = interleaved_medians(fns, args.repeats, args.device)
     result = {
         "benchmark": "attribution_ig_frequency_vs_pixel",
         "setting": {"device": str(args.device), "batch": args.batch, "n_steps": args.n_steps, "size": args.size,

@@ -9,13 +9,8 @@ which is single-threaded unless given ``workers``: like is compared with like.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import platform
-import statistics
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +18,11 @@ import scipy.fft as sfft
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import interleaved_medians  # noqa: E402
+
 import freqkit as fk  # noqa: E402
+from freqkit._io import atomic_write_json  # noqa: E402
 
 
 def fft_dct2(x: torch.Tensor) -> torch.Tensor:
@@ -40,20 +39,6 @@ def fft_dct2(x: torch.Tensor) -> torch.Tensor:
     return dct1(dct1(x).transpose(-1, -2)).transpose(-1, -2)
 
 
-def _time(fn, repeats, sync=None):
-    fn()  # warm-up (caches DCT matrices, plans FFTs)
-    ts = []
-    for _ in range(repeats):
-        if sync:
-            sync()
-        t = time.perf_counter()
-        fn()
-        if sync:
-            sync()
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts)
-
-
 def run(args) -> dict:
     threads = getattr(args, "threads", 1)
     old_threads = torch.get_num_threads()
@@ -67,7 +52,6 @@ def run(args) -> dict:
 
 def _run(args) -> dict:
     dev = torch.device(args.device)
-    sync = torch.cuda.synchronize if dev.type == "cuda" else None
     sizes = [(32, 32, 3), (28, 28, 1), (224, 224, 3)]
     batches = [1, 64, 1024] if args.quick else [1, 16, 64, 256, 1024]
     rows = []
@@ -78,17 +62,19 @@ def _run(args) -> dict:
             x = torch.rand(n, ch, h, w, device=dev)
             ref = sfft.dctn(x.cpu().numpy(), axes=(-2, -1), norm="ortho")
             err = float(np.abs(fk.dct2(x).cpu().numpy() - ref).max())
-            t_fk = _time(lambda: fk.dct2(x), args.repeats, sync)
-            t_inv = _time(lambda: fk.idct2(x), args.repeats, sync)
-            t_fft = _time(lambda: fft_dct2(x), args.repeats, sync)
+            fns = {"dct2": lambda: fk.dct2(x), "idct2": lambda: fk.idct2(x), "fft": lambda: fft_dct2(x)}
+            if dev.type == "cpu":
+                xn = x.numpy()
+                fns["scipy"] = lambda: sfft.dctn(xn, axes=(-2, -1), norm="ortho")
+            # interleaved, so that load drift on a shared machine hits every contender alike
+            med, _ = interleaved_medians(fns, args.repeats, dev)
+            t_fk, t_inv, t_fft = med["dct2"], med["idct2"], med["fft"]
             row = {"shape": [n, ch, h, w], "freqkit_dct2_s": t_fk, "freqkit_idct2_s": t_inv,
                    "torch_fft_dct2_s": t_fft, "max_abs_err_vs_scipy": err,
                    "ratio_vs_torch_fft": t_fk / t_fft}
-            if dev.type == "cpu":
-                xn = x.numpy()
-                t_sp = _time(lambda: sfft.dctn(xn, axes=(-2, -1), norm="ortho"), args.repeats)
-                row["scipy_dctn_s"] = t_sp
-                row["ratio_vs_scipy"] = t_fk / t_sp
+            if "scipy" in med:
+                row["scipy_dctn_s"] = med["scipy"]
+                row["ratio_vs_scipy"] = t_fk / med["scipy"]
             rows.append(row)
             print(f"{n:5d}x{ch}x{h}x{w}: freqkit {t_fk * 1e3:8.3f} ms"
                   + (f" | scipy {row['scipy_dctn_s'] * 1e3:8.3f} ms (ratio {row['ratio_vs_scipy']:.2f})"
@@ -101,15 +87,6 @@ def _run(args) -> dict:
             "machine": platform.node(), "rows": rows}
 
 
-def write_json(obj, path):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=1)
-    os.replace(tmp, path)
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--device", default="cpu")
@@ -120,7 +97,7 @@ def main(argv=None):
     p.add_argument("--out", default=str(Path(__file__).parent / "out" / "transforms.json"))
     args = p.parse_args(argv)
     res = run(args)
-    write_json(res, args.out)
+    atomic_write_json(res, Path(args.out))
     print("wrote", args.out)
 
 

@@ -183,7 +183,8 @@ def _frame_widget(frame: Any, index: int):
     return out
 
 
-def _prepare(frames: Any, labels: Sequence[str] | None, what: str):
+def _prepare(frames: Any, labels: Sequence[str] | None, what: str, index: int = 0):
+    """Frames as widgets, labels as strings, and ``index`` checked: shared by every control."""
     if isinstance(frames, np.ndarray) or type(frames).__module__.startswith("torch"):
         frames = [frames[i] for i in range(len(frames))]
     elif isinstance(frames, (str, bytes, bytearray)) or not isinstance(frames, Iterable):
@@ -196,6 +197,8 @@ def _prepare(frames: Any, labels: Sequence[str] | None, what: str):
         labels = [str(lab) for lab in labels]
         if len(labels) != len(frames):
             raise ValueError(f"{what}: got {len(frames)} frames but {len(labels)} labels")
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(frames):
+        raise ValueError(f"{what}: index must be an int in [0, {len(frames) - 1}], got {index!r}")
     children = [_frame_widget(f, i) for i, f in enumerate(frames)]
     return children, labels
 
@@ -225,9 +228,7 @@ def image_slider(frames: Any, labels: Sequence[str] | None = None, description: 
     Returns a ``FrameSlider`` (an ipywidgets VBox): display it, or make it a cell's last line.
     """
     w = _widgets()
-    children, labels = _prepare(frames, labels, "image_slider")
-    if not 0 <= index < len(children):
-        raise ValueError(f"image_slider: index must be in [0, {len(children) - 1}], got {index}")
+    children, labels = _prepare(frames, labels, "image_slider", index)
     slider = w.IntSlider(value=index, min=0, max=len(children) - 1, step=1, description=str(description),
                          continuous_update=True, readout=labels is None,
                          style={"description_width": "initial"}, layout=w.Layout(width=slider_width))
@@ -250,11 +251,9 @@ def image_dropdown(frames: Any, labels: Sequence[str] | None = None, description
                    *, index: int = 0):
     """A dropdown over precomputed frames (its ``index`` is jslinked to a Stack)."""
     w = _widgets()
-    children, labels = _prepare(frames, labels, "image_dropdown")
+    children, labels = _prepare(frames, labels, "image_dropdown", index)
     if labels is None:
         labels = [f"frame {i}" for i in range(len(children))]
-    if not 0 <= index < len(children):
-        raise ValueError(f"image_dropdown: index must be in [0, {len(children) - 1}], got {index}")
     dropdown = w.Dropdown(options=[(lab, i) for i, lab in enumerate(labels)], index=index,
                           description=str(description), style={"description_width": "initial"})
     stack = w.Stack(children=children, selected_index=index)
@@ -268,11 +267,9 @@ def image_dropdown(frames: Any, labels: Sequence[str] | None = None, description
 def image_tabs(frames: Any, labels: Sequence[str] | None = None, *, index: int = 0):
     """Tabs over precomputed frames (a ``Tab`` needs no link: it works statically)."""
     w = _widgets()
-    children, labels = _prepare(frames, labels, "image_tabs")
+    children, labels = _prepare(frames, labels, "image_tabs", index)
     if labels is None:
         labels = [f"{i}" for i in range(len(children))]
-    if not 0 <= index < len(children):
-        raise ValueError(f"image_tabs: index must be in [0, {len(children) - 1}], got {index}")
     tab = w.Tab(children=children, titles=tuple(labels), selected_index=index)
     tab.add_class("freqkit-tabs")
     return tab

@@ -133,6 +133,10 @@ def test_image_dropdown_and_tabs():
     tabs = fw.image_tabs(frames, labels=["dct", "dft"])
     assert isinstance(tabs, w.Tab) and tabs.titles == ("dct", "dft") and len(tabs.children) == 2
     assert fw.tabs is fw.image_tabs
+    for control in (fw.image_slider, fw.image_dropdown, fw.image_tabs):
+        for bad in (2, -1, 1.0, True):
+            with pytest.raises(ValueError, match=f"{control.__name__}: index must be an int"):
+                control(frames, index=bad)
 
 
 def test_figure_to_png():
