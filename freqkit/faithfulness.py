@@ -353,8 +353,15 @@ def randomisation_summary(checks: Mapping) -> dict:
     how much of the ranking the image's own spectrum explains).  NaN images (constant
     scores) are left out of the means.
     """
+    from .attribution import RandomisationCheck
+
+    if not isinstance(checks, Mapping) or not checks:
+        raise ValueError("checks must be a non-empty {label: RandomisationCheck} dict")
     out = {}
     for label, c in checks.items():
+        if not isinstance(c, RandomisationCheck):
+            raise TypeError(f"checks[{label!r}] must be a RandomisationCheck (model_randomisation_check), "
+                            f"got {type(c).__name__}")
         out[label] = {"spearman_abs": float(np.nanmean(c.spearman_abs[-1].numpy())),
                       "spearman": float(np.nanmean(c.spearman[-1].numpy())),
                       "spearman_abs_top_layer": float(np.nanmean(c.spearman_abs[0].numpy())),
@@ -373,6 +380,7 @@ def band_share_profile(result, masks: torch.Tensor, by: str = "signed", n_boot: 
     from .attribution import band_shares
     from .stats import bootstrap_ci
 
+    check_positive_int(n_boot, "n_boot")
     sh = band_shares(result, masks, by=by).detach().cpu().numpy()
     lo, hi = bootstrap_ci(sh, stat=np.mean, n_boot=n_boot, seed=seed)
     return sh.mean(0), lo, hi

@@ -175,6 +175,13 @@ def band_table(records: Mapping, eps_list) -> str:
     """:func:`band_comparison` records as a fixed-width text table, one row per band: number
     of coefficients, success rate at each eps of ``eps_list``, median minimal distortion with
     its CI, success at ``eps_max``, box-limited share, largest out-of-band share."""
+    if not isinstance(records, Mapping) or not records:
+        raise ValueError("records must be a non-empty {band: record} dict from band_comparison")
+    eps_list = list(eps_list)
+    for band, r in records.items():
+        if len(r["success_rate"]) != len(eps_list):
+            raise ValueError(f"records[{band!r}] has {len(r['success_rate'])} success rates but eps_list has "
+                             f"{len(eps_list)} values: pass the eps_list the records were made with")
     lines = [f"  {'band':>6} {'coef':>5} | success at eps = {', '.join(f'{e:.3g}' for e in eps_list)}"
              " | median min. distortion [95% CI] | success at eps_max | box-limited | out-of-band max"]
     for band, r in records.items():
@@ -290,6 +297,10 @@ def h3_verdict(records: Mapping, dataset: str = "", low: str | None = None, high
 def h3_summary(v: Mapping) -> str:
     """An :func:`h3_verdict` as text: the verdict and reason, the rule, the paired ratio with
     its CI, and each band's median minimal distortion with its CI."""
+    need = ("hypothesis", "verdict", "rule", "evidence")
+    if not isinstance(v, Mapping) or any(k not in v for k in need):
+        raise ValueError(f"v must be an h3_verdict result (keys {', '.join(need)}), got "
+                         f"{sorted(v) if isinstance(v, Mapping) else type(v).__name__}")
     e = v["evidence"]
 
     def g(x):  # stored evidence writes inf as "inf"
@@ -336,6 +347,17 @@ def band_examples(model: nn.Module, x: torch.Tensor, y: torch.Tensor, masks, eps
     return out
 
 
+def _check_variants(examples: Mapping, names, what: str) -> None:
+    if not isinstance(examples, Mapping):
+        raise TypeError(f"examples must be the dict of band_examples, got {type(examples).__name__}")
+    if not names:
+        raise ValueError(f"{what} must name at least one example")
+    missing = [v for v in names if v not in examples]
+    if missing:
+        raise ValueError(f"{what}: no example named {', '.join(map(repr, missing))}; band_examples made "
+                         f"{', '.join(map(repr, examples))} (pass smooth={{}} to it for 'smooth')")
+
+
 def example_spectra(examples: Mapping, variants: Mapping, n_bands: int, basis: str = "dct") -> tuple[dict, list]:
     """Mean radial energy profile of :func:`band_examples` perturbations.
 
@@ -345,6 +367,7 @@ def example_spectra(examples: Mapping, variants: Mapping, n_bands: int, basis: s
     """
     from .attacks import perturbation_spectrum
 
+    _check_variants(examples, variants, "variants")
     first = examples[next(iter(variants))]["delta"]
     h, w = first.shape[-2:]
     sm = band_masks(h, w, n_bands, kind="radial", basis=basis)
@@ -365,6 +388,7 @@ def smooth_summary(examples: Mapping, masks: torch.Tensor, variants=("full", "ba
     """
     from .attacks import perturbation_spectrum
 
+    _check_variants(examples, tuple(variants) + ("smooth",), "variants (and 'smooth')")
     low = {v: float(perturbation_spectrum(examples[v]["delta"], basis, masks=masks)[:, 0].mean()) for v in variants}
     out = {"lowest_band_energy_share": low, "dirichlet_smooth": float(examples["smooth"]["dirichlet"].mean())}
     out.update({f"success_{v}": float(examples[v]["success"].float().mean()) for v in variants})
@@ -480,7 +504,9 @@ def heatmap_report(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: floa
     check_images(x, "x")
     y = _check_labels(y, x.shape[0], x.device)
     h, w = x.shape[-2:]
-    metrics = tuple(metrics)
+    metrics = (metrics,) if isinstance(metrics, str) else tuple(metrics)
+    if not metrics:
+        raise ValueError("metrics must name at least one metric, e.g. ('error',)")
     clean_error = float((predict_logits(model, x).argmax(1).cpu() != y.cpu()).float().mean())
     t0 = time.perf_counter()
     maps = fourier_heatmap(model, x, y, eps=eps, batch_size=batch_size, seed=seed,

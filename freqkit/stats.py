@@ -28,6 +28,8 @@ def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
 def bootstrap_ci(values, stat=np.median, n_boot: int = 1000, alpha: float = 0.05, seed: int = 0,
                  axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Percentile bootstrap ``(lo, hi)`` of ``stat`` over ``axis`` of ``values`` (Efron 1979)."""
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
+        raise ValueError(f"n_boot must be an integer >= 1, got {n_boot!r}")
     v = np.asarray(values, dtype=float)
     if v.shape[axis] == 0:
         raise ValueError("values is empty")

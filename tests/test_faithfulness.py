@@ -221,3 +221,15 @@ def test_band_share_profile_is_the_mean_share_with_a_bootstrap_ci():
     assert mean.shape == (4,) and np.all(lo <= mean) and np.all(mean <= hi)
     a_mean, _, _ = band_share_profile(scores, masks, by="abs", n_boot=50)
     assert a_mean.sum() == pytest.approx(1.0)  # |shares| of a partition sum to 1
+
+
+def test_summaries_refuse_bad_input_by_name():
+    masks = band_masks(8, 8, 2)
+    with pytest.raises(ValueError, match="n_boot"):
+        band_share_profile(torch.rand(2, 1, 8, 8), masks, n_boot=0)
+    with pytest.raises(ValueError, match="by"):
+        band_share_profile(torch.rand(2, 1, 8, 8), masks, by="mean")
+    with pytest.raises(TypeError, match=r"checks\['a'\] must be a RandomisationCheck"):
+        randomisation_summary({"a": 3})
+    with pytest.raises(ValueError, match="non-empty"):
+        randomisation_summary({})

@@ -50,3 +50,8 @@ def test_bootstrap_ci_covers_the_median_and_shrinks_with_n():
     assert (hi_b - lo_b) < (hi_s - lo_s)
     with pytest.raises(ValueError):
         wilson_interval(11, 10)
+    for bad in (0, -5, 2.5, True):
+        with pytest.raises(ValueError, match="n_boot"):
+            bootstrap_ci(small, n_boot=bad)
+    with pytest.raises(ValueError, match="empty"):
+        bootstrap_ci([])

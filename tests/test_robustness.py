@@ -334,3 +334,29 @@ def test_example_spectra_and_smooth_summary_follow_the_perturbations():
     assert 0 < s["lowest_band_energy_share"]["full"] < 1
     assert s["dirichlet_smooth"] == pytest.approx(2.0)
     assert s["success_band0"] == pytest.approx(2 / 3) and s["success_smooth"] == pytest.approx(1 / 3)
+
+
+def test_chapter_helpers_refuse_bad_input_by_name():
+    m = _Linear(1, 8, 8, k=2).float()
+    x = torch.rand(3, 1, 8, 8)
+    y = torch.zeros(3, dtype=torch.long)
+    for kw, match in ((dict(eps=-1.0), "eps"), (dict(eps=float("nan")), "eps"), (dict(eps=1.0, metrics=()), "metrics"),
+                      (dict(eps=1.0, metrics=("bogus",)), "metric"), (dict(eps=1.0, n_radial_bins=0), "n_bins")):
+        with pytest.raises(ValueError, match=match):
+            R.heatmap_report(m, x, y, **kw)
+    with pytest.raises(ValueError, match="non-finite"):
+        R.heatmap_report(m, x * float("nan"), y, eps=1.0)
+    rec = _rec(_BASE)
+    rec.update(success_rate=[0.0, 1.0], n_coefficients=4, success_at_eps_max=1.0, box_limited_share=0.0,
+               out_of_band_max=0.0)
+    with pytest.raises(ValueError, match="eps_list has 1"):
+        R.band_table({"band0": rec}, [0.0])
+    with pytest.raises(ValueError, match="records"):
+        R.band_table({}, [0.0])
+    with pytest.raises(ValueError, match="h3_verdict"):
+        R.h3_summary({"verdict": "supported"})
+    ex = {"full": {"delta": torch.zeros(2, 1, 8, 8), "success": torch.ones(2, dtype=torch.bool)}}
+    with pytest.raises(ValueError, match="no example named 'band0'"):
+        R.example_spectra(ex, {"band0": "low"}, 4)
+    with pytest.raises(ValueError, match="no example named 'smooth'"):
+        R.smooth_summary(ex, torch.ones(1, 8, 8, dtype=torch.bool), variants=("full",))
