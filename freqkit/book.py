@@ -1,12 +1,13 @@
 """The book runner: execute every chapter with papermill under a profile, then build the book.
 
-    python -m freqkit.book --profile smoke|cpu|gpu [--chapters 01 02] [--out _build] [--no-build]
+    python -m freqkit.book --profile smoke|cpu|gpu [--chapters 01 02] [--set NAME=VALUE] [--out _build] [--no-build]
 
 1. Reads ``_toc.yml`` (every ``.ipynb`` listed there is a chapter, ``.md`` pages are copied)
    and ``book/profiles.yml`` (per profile: ``_all`` parameters for every chapter, plus
    overrides keyed by notebook stem). Each chapter gets exactly the parameters of its
-   profile plus ``profile=<name>``; every name must exist in the chapter's ``parameters``
-   cell (a typo is an error, not a silently ignored parameter).
+   profile plus ``profile=<name>`` and the ``--set NAME=VALUE`` overrides (YAML values);
+   every name must exist in the chapter's ``parameters`` cell (a typo is an error, not a
+   silently ignored parameter).
 2. Executes each chapter with papermill (kernel ``python3`` of this interpreter, widget state
    saved) into ``<out>/executed/<profile>/book/<stem>.ipynb``. The working directory of the
    kernel is that folder, which also holds a copy of the non-notebook files of ``book/``, so

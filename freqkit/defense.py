@@ -254,8 +254,10 @@ def attribution_guided_objective(lam: float = 1.0, pixels_per_degree: float = 60
     ``ceil(fraction * batch)`` images of each (shuffled) batch, in a separate forward pass;
     the cross-entropy on the whole batch.  1.0 (default) penalises every image in the same
     pass as the cross-entropy.  The double backpropagation costs about 6-8 standard steps
-    per penalised batch on a CPU, so a fraction of 0.25 roughly halves the training time;
-    the penalty is an average over images, so a random quarter estimates it without bias.
+    per penalised batch on a CPU, and 16 on an H100 (8.5 vs 133 steps/s, CIFAR-10 ResNet
+    width 64, batch 512, bf16), so a fraction of 0.25 roughly halves the training time on a
+    CPU and cuts it about 3x on that GPU; the penalty is an average over images, so a random
+    quarter estimates it without bias.
     """
     lam = _number(lam, "lam", lo_open=False)
     _number(pixels_per_degree, "pixels_per_degree")
