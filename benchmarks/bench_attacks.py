@@ -42,6 +42,7 @@ if str(REPO / "benchmarks") not in sys.path:
 from _timing import interleaved_medians, timed  # noqa: E402
 
 from freqkit import attacks as A  # noqa: E402
+from freqkit.robustness import n_fourier_directions  # noqa: E402
 from freqkit.transforms import band_masks  # noqa: E402
 
 OUT = REPO / "benchmarks" / "out" / "attacks.json"
@@ -122,7 +123,7 @@ def run(args) -> dict:
         xh = torch.rand(args.heatmap_images, 3, s, s, device=device, generator=torch.Generator(device).manual_seed(1))
         with torch.no_grad():
             yh = model(xh).argmax(1)
-    n_dir = A._conjugate_pairs(s, s)[0].numel()
+    n_dir = n_fourier_directions(s, s)
     A.fourier_heatmap(model, xh[:8], yh[:8], eps=4.0, batch_size=hb, progress=False)  # warm-up
     t_hm = statistics.median(
         timed(lambda: A.fourier_heatmap(model, xh, yh, eps=4.0, batch_size=hb, progress=False), device)
