@@ -1,43 +1,105 @@
-"""freqkit: explain convolutional networks in the frequency domain."""
-from .transforms import (
-    BASES, band_decompose, band_masks, band_pass, block_dct2, block_idct2, dct2, dct_matrix, dft2,
-    dht2, filter_band, frequency_coords, frequency_radius, from_basis, high_pass, idct2, idft2,
-    idht2, low_pass, power_spectrum, radial_power_law, radial_profile, to_basis,
-)
-from .results import load_results, save_results, verdict
-from .reliance import filtered_accuracy, h1_verdict, high_frequency_energy
-from .stats import bootstrap_ci, wilson_interval
+"""freqkit: explain convolutional networks in the frequency domain.
 
-__version__ = "0.1.0"
-from .attribution import (
-    ATTRIBUTION_METHODS, BandPixelAttribution, DeletionInsertionCurves, FrequencyAttribution, FrequencyModel,
-    RadialAttributionProfile, RandomisationCheck, attribute, band_feature_mask, band_pixel_attribution, band_shares,
-    default_band_masks, deletion_insertion_curves, model_randomisation_check, planted_band_share,
-    radial_attribution_profile, topk_reconstruction,
-)
+The public API is :data:`__all__`; each name lives in the module named for its concept:
+
+========================  ==================================================================
+``freqkit.transforms``    DCT/DFT bases, band masks, filters, spectra (the ground floor)
+``freqkit.data``          CIFAR-10, MNIST, ImageNet folders as ``[0, 1]`` tensors
+``freqkit.models``        architectures, ``Normalize``, prediction, pretrained classifiers
+``freqkit.training``      presets and :func:`train_or_load` with a checkpoint cache
+``freqkit.objectives``    adversarial, low-pass and attribution-guided training
+``freqkit.attribution``   :func:`attribute` and frequency attributions built on it
+``freqkit.faithfulness``  completeness, agreement, deletion/insertion, randomisation
+``freqkit.planted``       a data set and a model whose frequency ground truth is known
+``freqkit.attacks``       band-limited PGD, minimal distortion per band, smooth PGD
+``freqkit.heatmaps``      Fourier heat maps (Yin et al. 2019)
+``freqkit.defense``       input-transform defenses and an evaluation that sees them
+``freqkit.reliance``      filtered accuracy and attribution profiles of a model
+``freqkit.human``         the human contrast sensitivity function
+``freqkit.stats``         one bootstrap, Wilson intervals, paired comparisons
+``freqkit.results``       the results store
+``freqkit.hypotheses``    the book's hypotheses as data, and their decision rules
+========================  ==================================================================
+
+The book's own code (runner, figures, widgets, chapter helpers) is :mod:`freqkit.book`;
+nothing above imports it.
+"""
+from . import hypotheses
 from .attacks import (
-    LaplacianSmoothing, band_projector, compare_bands, fourier_basis_images, fourier_heatmap, minimal_distortion,
-    perturbation_spectrum, pgd, smooth_pgd, success_curve,
+    LaplacianSmoothing, band_comparison, band_examples, band_projector, box_limited, compare_bands, example_spectra,
+    minimal_distortion, pgd, smooth_pgd, smooth_summary, success_curve,
 )
-from .human import band_sensitivity, csf_map, csf_mannos_sakrison, human_alignment
-from .data import (
-    CIFAR10_CLASSES, MNIST_CLASSES, WeightsUnavailable, dataset_info, load_dataset, load_imagenet_classifier,
-    load_imagenet_folder, planted_frequency_dataset,
+from .attribution import (
+    ATTRIBUTION_METHODS, FrequencyAttribution, FrequencyModel, attribute, band_feature_mask, band_pixel_attribution,
+    band_shares, perturbation_attribution, radial_attribution_profile, topk_reconstruction,
 )
-from .models import Normalize, ResNetCIFAR, SmallCNN, build_model
-from .training import PRESETS, CorruptCheckpoint, evaluate, predict_logits, resolve_device, train_or_load
-from .faithfulness import (
-    auc_table, band_rank_agreement, captum_parity, compare_methods, completeness_summary, distribution_summary,
-    h2_verdict, input_rank_correlation, relative_completeness, topk_series,
-)
-from .planted import PlantedCNN, PlantedTask, ground_truth_table, ground_truth_verdict, train_on_tensors, train_planted_model
-from .robustness import (
-    band_comparison, band_examples, box_limited, equal_count_band_masks, h3_verdict, heatmap_radial_profile,
-    n_fourier_directions, paired_log_ratio, perturbation_attribution,
-)
+from .data import CIFAR10_CLASSES, MNIST_CLASSES, dataset_info, load_dataset, load_imagenet_folder
 from .defense import (
-    STANDARD_BUDGETS, DCTQuantize, EOT, LowPassLayer, Objective, adversarial_objective, alignment_profile,
-    invisible_gradient_share, jpeg_quant_table, attribution_guided_objective, defended, evaluate_defense,
-    h4_verdict, h5_verdicts, lowpass_objective, train_with_objective,
+    MADRY_MNIST_REFERENCE, ROBUSTBENCH_REFERENCE, STANDARD_BUDGETS, DCTQuantize, EOT, LowPassLayer, attack_view,
+    defended, evaluate_defense, jpeg_quant_table,
 )
-from .summary import collect_verdicts, find_verdicts, summarise_hypotheses
+from .faithfulness import (
+    auc_table, band_rank_agreement, band_share_profile, captum_parity, compare_methods, completeness_summary,
+    deletion_insertion_curves, input_rank_correlation, model_randomisation_check, randomisation_summary,
+    relative_completeness, topk_series,
+)
+from .heatmaps import (
+    fourier_basis_images, fourier_heatmap, heatmap_radial_profile, heatmap_report, heatmap_summary,
+    n_fourier_directions,
+)
+from .human import band_sensitivity, csf_mannos_sakrison, csf_map, human_alignment
+from .models import (
+    Normalize, PlantedCNN, ResNetCIFAR, SmallCNN, WeightsUnavailable, build_model, evaluate, load_imagenet_classifier,
+    predict_logits, resolve_device, with_normalization,
+)
+from .objectives import (
+    Objective, adversarial_objective, attribution_guided_objective, lowpass_objective, train_suite,
+    train_with_objective,
+)
+from .planted import ground_truth_table, planted_band_share, planted_frequency_dataset, train_planted_model
+from .reliance import alignment_profile, filtered_accuracy, high_frequency_energy
+from .results import load_results, save_results
+from .stats import bootstrap_ci, distribution_summary, paired_difference, paired_log_ratio, wilson_interval
+from .training import PRESETS, CorruptCheckpoint, train_on_tensors, train_or_load
+from .transforms import (
+    BASES, band_decompose, band_energy, band_masks, band_pass, block_dct2, block_idct2, dct2, dct_matrix, dft2,
+    dht2, equal_count_band_masks, filter_band, frequency_radius, from_basis, high_pass, idct2, idft2, idht2,
+    low_high_masks, low_pass, power_spectrum, radial_power_law, radial_profile, ring_band_masks, to_basis,
+)
+
+__version__ = "0.2.0"
+
+__all__ = [
+    # transforms
+    "BASES", "dct2", "idct2", "dft2", "idft2", "dht2", "idht2", "to_basis", "from_basis", "dct_matrix",
+    "frequency_radius", "band_masks", "equal_count_band_masks", "ring_band_masks", "low_high_masks", "filter_band",
+    "low_pass", "high_pass", "band_pass", "band_decompose", "block_dct2", "block_idct2", "power_spectrum",
+    "radial_profile", "radial_power_law", "band_energy",
+    # data and models
+    "load_dataset", "dataset_info", "load_imagenet_folder", "CIFAR10_CLASSES", "MNIST_CLASSES",
+    "Normalize", "with_normalization", "SmallCNN", "ResNetCIFAR", "PlantedCNN", "build_model", "predict_logits",
+    "evaluate", "resolve_device", "load_imagenet_classifier", "WeightsUnavailable",
+    # training and objectives
+    "PRESETS", "train_or_load", "train_on_tensors", "CorruptCheckpoint", "Objective", "adversarial_objective",
+    "lowpass_objective", "attribution_guided_objective", "train_with_objective", "train_suite",
+    # attribution and its faithfulness
+    "ATTRIBUTION_METHODS", "FrequencyModel", "FrequencyAttribution", "attribute", "band_pixel_attribution",
+    "band_shares", "band_feature_mask", "topk_reconstruction", "radial_attribution_profile",
+    "perturbation_attribution", "compare_methods", "relative_completeness", "completeness_summary",
+    "band_rank_agreement", "captum_parity", "deletion_insertion_curves", "auc_table", "topk_series",
+    "model_randomisation_check", "randomisation_summary", "input_rank_correlation", "band_share_profile",
+    "planted_frequency_dataset", "train_planted_model", "planted_band_share", "ground_truth_table",
+    # attacks and heat maps
+    "pgd", "band_projector", "minimal_distortion", "success_curve", "compare_bands", "band_comparison",
+    "box_limited", "band_examples", "example_spectra", "smooth_summary", "smooth_pgd", "LaplacianSmoothing",
+    "fourier_heatmap", "fourier_basis_images", "n_fourier_directions", "heatmap_radial_profile", "heatmap_summary",
+    "heatmap_report",
+    # defenses, reliance, human vision
+    "STANDARD_BUDGETS", "ROBUSTBENCH_REFERENCE", "MADRY_MNIST_REFERENCE", "LowPassLayer", "DCTQuantize",
+    "jpeg_quant_table", "defended", "EOT", "attack_view", "evaluate_defense", "filtered_accuracy",
+    "high_frequency_energy", "alignment_profile", "csf_mannos_sakrison", "csf_map", "band_sensitivity",
+    "human_alignment",
+    # statistics, results, hypotheses
+    "wilson_interval", "bootstrap_ci", "paired_difference", "paired_log_ratio", "distribution_summary",
+    "save_results", "load_results", "hypotheses",
+]

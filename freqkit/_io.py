@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
 
 import torch
 
-__all__ = ["atomic_write_bytes", "atomic_save_torch", "atomic_write_json"]
+__all__ = ["atomic_write_bytes", "atomic_save_torch", "atomic_write_json", "jsonable"]
 
 
 def atomic_write_bytes(path, data: bytes) -> Path:
@@ -52,7 +53,24 @@ def atomic_save_torch(obj, path) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 
-def atomic_write_json(obj, path, *, indent: int = 2) -> Path:
-    """Write ``obj`` as JSON (UTF-8, sorted keys for stable diffs), atomically."""
-    text = json.dumps(obj, indent=indent, sort_keys=True, ensure_ascii=False, allow_nan=True)
+def atomic_write_json(obj, path, *, indent: int = 2, sort_keys: bool = True, default=None) -> Path:
+    """Write ``obj`` as JSON (UTF-8, keys sorted for stable diffs unless ``sort_keys=False``), atomically.
+
+    ``default`` is json's hook for values it cannot encode (e.g. ``str``); non-finite floats
+    are written as JSON's ``NaN``/``Infinity`` unless converted first (:func:`jsonable`).
+    """
+    text = json.dumps(obj, indent=indent, sort_keys=sort_keys, ensure_ascii=False, allow_nan=True, default=default)
     return atomic_write_bytes(path, (text + "\n").encode("utf-8"))
+
+
+def jsonable(v):
+    """``v`` with tensors and arrays turned into lists and non-finite floats into strings ("inf", "nan")."""
+    if hasattr(v, "tolist"):
+        return v.tolist()
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)
+    if isinstance(v, dict):
+        return {str(k): jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [jsonable(x) for x in v]
+    return v

@@ -1,4 +1,4 @@
-"""Frequency-constrained adversarial attacks, minimal distortion per band, Fourier heat maps.
+"""Frequency-constrained adversarial attacks and the equal-distortion comparison of bands.
 
 Everything here takes any ``nn.Module`` classifier that maps images ``(N, C, H, W)`` with
 pixels in ``[0, 1]`` to logits ``(N, K)`` (normalisation is a layer inside the model, see
@@ -8,12 +8,15 @@ DESIGN.md), runs on the images' device, and is batched.
   frequency band, a DCT mask or a symmetric mask on the centred DFT grid: the low-frequency
   attacks of Guo et al. 2018 and Sharma et al. 2019, with the projection done right.  The
   returned ``x_adv`` lies in ``[0, 1]``, in the eps-ball, *and* in the band.
-* :func:`minimal_distortion`, :func:`success_curve`, :func:`compare_bands`: the
-  equal-distortion comparison of bands that Sharma et al. 2019 left open.
-* :func:`fourier_heatmap`: the Fourier heat map of Yin et al. 2019.
+* :func:`minimal_distortion`, :func:`success_curve`, :func:`compare_bands`,
+  :func:`band_comparison` (with :func:`box_limited`): the equal-distortion comparison of
+  bands that Sharma et al. 2019 left open; :func:`band_examples`, :func:`example_spectra`
+  and :func:`smooth_summary` for the pictures beside it.
 * :func:`smooth_pgd`: smooth adversarial examples after Zhang et al. 2019 (graph-Laplacian
-  smoothing along the image's own structure), and :func:`perturbation_spectrum` to compare
-  the spectra of perturbations.
+  smoothing along the image's own structure); :func:`freqkit.band_energy` compares the
+  spectra of perturbations.
+
+Fourier heat maps (Yin et al. 2019) live in :mod:`freqkit.heatmaps`.
 
 The projection onto a band and a box (why not "project, then clip")
 -------------------------------------------------------------------
@@ -56,17 +59,20 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._validate import check_choice, check_images, check_mask, check_positive_int, check_tensor
-from .transforms import band_masks, check_dft_symmetric, dct2, dct_matrix, dht2, idht2
+from ._runtime import eval_mode
+from ._runtime import progress as progress_bar
+from ._validate import (
+    check_choice, check_images, check_label_range, check_labels, check_mask, check_positive_int, check_tensor,
+)
+from .stats import bootstrap_ci, median_with_inf
+from .transforms import band_energy, band_masks, check_basis, check_dft_symmetric, dct_matrix, frequency_radius
 
 __all__ = [
-    "pgd", "minimal_distortion", "success_curve", "compare_bands", "fourier_heatmap",
-    "smooth_pgd", "LaplacianSmoothing", "perturbation_spectrum", "band_projector",
-    "fourier_basis_images",
+    "pgd", "band_projector", "minimal_distortion", "success_curve", "compare_bands", "box_limited",
+    "band_comparison", "band_examples", "example_spectra", "smooth_summary", "smooth_pgd", "LaplacianSmoothing",
 ]
 
 _NORMS = ("linf", "l2")
-_BASES = ("dct", "dft", "dht")
 #: Out-of-band energy share above which an image's projection is refined (the target is 1e-3).
 _SHARE_TOL = 1e-4
 #: The guarantee: no returned perturbation has a larger out-of-band energy share.
@@ -100,22 +106,6 @@ def _check_eps(eps, n: int, like: torch.Tensor, name: str = "eps") -> torch.Tens
     return e.view(n, 1, 1, 1)
 
 
-def _check_labels(y, n: int, device) -> torch.Tensor:
-    if not isinstance(y, torch.Tensor):
-        raise TypeError(f"y must be a torch.Tensor of class indices, got {type(y).__name__}")
-    if y.dtype == torch.bool or y.is_floating_point() or y.is_complex():
-        raise TypeError(f"y must hold integer class indices, got dtype {y.dtype}")
-    if y.dim() != 1 or y.shape[0] != n:
-        raise ValueError(f"y must have shape ({n},) to match x, got {tuple(y.shape)}")
-    return y.to(device=device, dtype=torch.long)
-
-
-def _check_label_range(y: torch.Tensor, n_classes: int, name: str = "y") -> None:
-    if y.numel() and (int(y.min()) < 0 or int(y.max()) >= n_classes):
-        raise ValueError(f"{name} must hold class indices in [0, {n_classes - 1}] (the model has "
-                         f"{n_classes} outputs), got range [{int(y.min())}, {int(y.max())}]")
-
-
 def _check_band(band, h: int, w: int, basis: str, name: str = "band") -> torch.Tensor:
     m = check_mask(band, name, h, w)
     if basis != "dct":
@@ -137,23 +127,6 @@ def _step_sizes(step_size, eps: torch.Tensor, steps: int, x: torch.Tensor) -> to
     if bool((a <= 0).any()):
         raise ValueError("step_size must be > 0")
     return a
-
-
-class _EvalMode:
-    """Attack in eval mode (BatchNorm statistics frozen, dropout off) and restore afterwards,
-    as torchattacks does, so that an attack never changes the model it attacks."""
-
-    def __init__(self, model: nn.Module):
-        self.model = model
-
-    def __enter__(self):
-        self.was_training = self.model.training
-        self.model.eval()
-        return self.model
-
-    def __exit__(self, *exc):
-        self.model.train(self.was_training)
-        return False
 
 
 # ----------------------------------------------------------------------------- band projector
@@ -196,7 +169,7 @@ def band_projector(band: torch.Tensor, basis: str = "dct", dtype=torch.float32, 
     (``basis="dft"``; it must be symmetric under ``f -> -f``).  Equivalent to
     :func:`freqkit.filter_band` but with the matrices prepared once, for use inside loops.
     """
-    check_choice(basis, "basis", _BASES)
+    check_basis(basis)
     if not isinstance(band, torch.Tensor) or band.dim() != 2:
         raise ValueError(f"band must be an (H, W) mask tensor, got "
                          f"{tuple(band.shape) if isinstance(band, torch.Tensor) else type(band).__name__}")
@@ -280,7 +253,7 @@ def _loss_and_grad(model, xa, ya, targeted: bool, check_labels: bool = False):
     if logits.dim() != 2:
         raise ValueError(f"model must return logits of shape (N, n_classes), got {tuple(logits.shape)}")
     if check_labels:
-        _check_label_range(ya, logits.shape[1])
+        check_label_range(ya, logits.shape[1])
     # The mean over the batch follows torchattacks; the scale cancels in sign() and in the
     # L2 normalisation, so which images are still active does not change any image's step.
     loss = F.cross_entropy(logits, ya)
@@ -523,9 +496,9 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps, norm: str = "li
     """
     check_images(x, "x", unit_range=True)
     norm = _check_norm(norm)
-    check_choice(basis, "basis", _BASES)
+    check_basis(basis)
     n, c, h, w = x.shape
-    y = _check_labels(y, n, x.device)
+    y = check_labels(y, n, x.device)
     eps_t = _check_eps(eps, n, x)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
         raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
@@ -544,7 +517,7 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps, norm: str = "li
         gen.manual_seed(int(seed))
     lo_box, hi_box = -x, 1.0 - x
 
-    with _EvalMode(model), torch.enable_grad():
+    with eval_mode(model), torch.enable_grad():
         x_adv = x.clone()
         n_iter = torch.zeros(n, dtype=torch.long, device=x.device)
         q = torch.zeros_like(x) if proj is not None else None
@@ -568,7 +541,7 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps, norm: str = "li
             x_adv, share, route = _finalise(x, x_adv, proj, lo_box, hi_box, eps_t, norm, q)
             if steps == 0 or return_info:
                 logits = model(x_adv)
-                _check_label_range(y, logits.shape[1])
+                check_label_range(y, logits.shape[1])
             if not return_info:
                 return x_adv.detach()
     info = {
@@ -582,12 +555,6 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps, norm: str = "li
 
 
 # ----------------------------------------------------------------------------- equal distortion
-
-def _progress(iterable, enabled: bool, **kw):
-    if not enabled:
-        return iterable
-    from tqdm.auto import tqdm
-    return tqdm(iterable, **kw)
 
 
 def _default_eps_max(x: torch.Tensor, norm: str) -> float:
@@ -640,9 +607,9 @@ def minimal_distortion(model: nn.Module, x: torch.Tensor, y: torch.Tensor, band:
     """
     check_images(x, "x", unit_range=True)
     norm = _check_norm(norm)
-    check_choice(basis, "basis", _BASES)
+    check_basis(basis)
     n = x.shape[0]
-    y = _check_labels(y, n, x.device)
+    y = check_labels(y, n, x.device)
     if band is not None:
         _check_band(band, x.shape[-2], x.shape[-1], basis)
     eps_max = _default_eps_max(x, norm) if eps_max is None else eps_max
@@ -666,14 +633,14 @@ def minimal_distortion(model: nn.Module, x: torch.Tensor, y: torch.Tensor, band:
     best_x = x.detach().clone()
     found = torch.zeros(n, dtype=torch.bool, device=x.device)
     chunks = list(range(0, n, bs))
-    bar = _progress(range(len(chunks) * (search_steps + 1)), progress, desc="minimal distortion")
+    bar = progress_bar(range(len(chunks) * (search_steps + 1)), enabled=progress, desc="minimal distortion")
     it = iter(bar)
     for s in chunks:
         xb, yb = x[s:s + bs], y[s:s + bs]
         m = xb.shape[0]
-        with _EvalMode(model), torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             logits = model(xb)
-        _check_label_range(yb, logits.shape[1])
+        check_label_range(yb, logits.shape[1])
         already = _succeeded(logits, yb, targeted)
         lo = torch.full((m,), float(eps_min), dtype=x.dtype, device=x.device)
         hi = torch.full((m,), float(eps_max), dtype=x.dtype, device=x.device)
@@ -723,7 +690,7 @@ def success_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps_list: 
     if not eps_list:
         raise ValueError("eps_list must hold at least one radius")
     succ, oob = [], []
-    for e in _progress(eps_list, progress, desc="success curve"):
+    for e in progress_bar(eps_list, enabled=progress, desc="success curve"):
         if e == 0:
             _, info = pgd(model, x, y, 0.0, norm=norm, steps=0, band=band, basis=basis,
                           random_start=False, targeted=targeted, return_info=True)
@@ -736,25 +703,6 @@ def success_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps_list: 
     s = torch.stack(succ)
     return {"eps": torch.tensor(eps_list), "success_rate": s.float().mean(1).cpu(), "success": s.cpu(),
             "out_of_band_max": torch.tensor(oob), "n": x.shape[0]}
-
-
-def _median_with_inf(v: np.ndarray, axis: int = -1) -> np.ndarray:
-    # Median that treats inf ("never succeeded") as larger than anything, without the
-    # inf - inf = nan of interpolating quantiles: mean of the two middle order statistics.
-    # Distortions are >= 0, so no -inf can meet an inf.
-    s = np.sort(v, axis=axis)
-    k = s.shape[axis]
-    return (np.take(s, (k - 1) // 2, axis=axis) + np.take(s, k // 2, axis=axis)) / 2
-
-
-def _bootstrap_median_ci(d: np.ndarray, n_boot: int, ci: float, seed: int):
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, d.shape[0], size=(n_boot, d.shape[0]))
-    meds = np.sort(_median_with_inf(d[idx], axis=1))
-    # Order statistics of the bootstrap medians (no interpolation, so inf stays inf).
-    lo = meds[int(math.floor((1 - ci) / 2 * (n_boot - 1)))]
-    hi = meds[int(math.ceil((1 + ci) / 2 * (n_boot - 1)))]
-    return float(lo), float(hi)
 
 
 def compare_bands(model: nn.Module, x: torch.Tensor, y: torch.Tensor, masks, norm: str = "l2",
@@ -780,7 +728,7 @@ def compare_bands(model: nn.Module, x: torch.Tensor, y: torch.Tensor, masks, nor
     """
     check_images(x, "x", unit_range=True)
     norm = _check_norm(norm)
-    check_choice(basis, "basis", _BASES)
+    check_basis(basis)
     h, w = x.shape[-2:]
     if isinstance(masks, Mapping):
         named = {str(k): _check_band(v, h, w, basis, f"masks[{k!r}]") for k, v in masks.items()}
@@ -800,17 +748,18 @@ def compare_bands(model: nn.Module, x: torch.Tensor, y: torch.Tensor, masks, nor
     if not 0 < ci < 1:
         raise ValueError(f"ci must be in (0, 1), got {ci!r}")
     out = {}
-    for name, m in _progress(list(named.items()), progress, desc="bands"):
+    for name, m in progress_bar(list(named.items()), enabled=progress, desc="bands"):
         curve = success_curve(model, x, y, eps_list, band=m, norm=norm, basis=basis, steps=steps, seed=seed,
                               progress=False)
         d = minimal_distortion(model, x, y, band=m, norm=norm, basis=basis, eps_max=eps_max,
                                search_steps=search_steps, pgd_steps=steps, seed=seed, progress=False)
         dn = d.detach().cpu().double().numpy()
-        lo, hi = _bootstrap_median_ci(dn, n_boot, ci, seed)
+        lo, hi = (float(v) for v in bootstrap_ci(dn, median_with_inf, n_boot=n_boot, ci=ci, seed=seed,
+                                                  rule="outward"))
         out[name] = {
             "eps": [float(e) for e in curve["eps"]],
             "success_rate": [float(r) for r in curve["success_rate"]],
-            "median_distortion": float(_median_with_inf(dn)),
+            "median_distortion": float(median_with_inf(dn)),
             "ci_low": lo, "ci_high": hi, "ci": ci,
             "success_at_eps_max": float(np.isfinite(dn).mean()),
             "distortions": [float(v) for v in dn],
@@ -821,119 +770,175 @@ def compare_bands(model: nn.Module, x: torch.Tensor, y: torch.Tensor, masks, nor
     return out
 
 
-# ----------------------------------------------------------------------------- Fourier heat map
+# ----------------------------------------------------------------------------- box-limited failures
 
-def _conjugate_pairs(h: int, w: int, device=None):
-    """Flat indices of one member of each pair ``{f, -f}`` on the centred grid, and of its mirror."""
-    u = torch.arange(h, device=device)
-    v = torch.arange(w, device=device)
-    mu = (-(u - h // 2)) % h
-    mu = (mu + h // 2) % h
-    mv = (-(v - w // 2)) % w
-    mv = (mv + w // 2) % w
-    flat = (u[:, None] * w + v[None, :]).flatten()
-    mirror = (mu[:, None] * w + mv[None, :]).flatten()
-    keep = flat <= mirror
-    return flat[keep], mirror[keep]
+def _named_masks(masks, h: int, w: int, basis: str) -> dict:
+    if isinstance(masks, Mapping):
+        out = {}
+        for k, m in masks.items():
+            if m is not None:
+                m = check_mask(m, f"masks[{k!r}]", h, w)
+                if basis != "dct":
+                    check_dft_symmetric(m, f"masks[{k!r}]")
+            out[str(k)] = m
+        return out
+    ms = check_mask(masks, "masks", h, w, allow_stack=True)
+    ms = ms.unsqueeze(0) if ms.dim() == 2 else ms
+    if basis != "dct":
+        check_dft_symmetric(ms, "masks")
+    return {f"band{k}": ms[k] for k in range(ms.shape[0])}
 
+def box_limited(model: nn.Module, x: torch.Tensor, y: torch.Tensor, band: torch.Tensor | None, eps: float,
+                norm: str = "l2", basis: str = "dct", steps: int = 20, step_factor: float = 2.5, seed: int = 0,
+                threshold: float = 0.5) -> dict:
+    """Did the ``[0, 1]`` box, rather than the model, stop the attack?
 
-def fourier_basis_images(h: int, w: int, index: torch.Tensor, dtype=torch.float32, device=None) -> torch.Tensor:
-    """Unit-L2-norm real Fourier basis images ``(len(index), H, W)`` for flat centred-grid indices.
+    Runs the attack of :func:`freqkit.minimal_distortion`'s first try (band-limited
+    :func:`freqkit.pgd` at radius ``eps``, no random start, step ``step_factor * eps /
+    steps``) and measures how much of its budget each image's final perturbation uses,
+    ``||delta|| / eps`` in ``norm``.  A failed attack normally ends on the sphere (a used
+    share near 1: the model resisted the whole budget).  A band that can barely move the
+    image inside ``[0, 1]`` (a high band on an image with large saturated regions, such as
+    MNIST's black background and white strokes) ends far inside: the projection onto
+    band, ball and box is nearly 0.  Such an image is *box-limited*: failed and used share
+    ``< threshold``.  (A model whose gradient vanished inside the band would also leave
+    the budget unused; trained CNNs have no such bands, and the used share is returned so
+    that it can be checked.)
 
-    The image for ``(u, v)`` is the Hartley basis image ``idht2(e_uv)``: a sinusoid at
-    frequency ``(u, v)`` (and so also ``-(u, v)``), ``cos + sin`` of the phase over
-    ``sqrt(H W)``; its DFT is supported exactly on ``(u, v)`` and its mirror, like the
-    basis of Yin et al. 2019 (who use the same sinusoid with another phase).
-    """
-    e = torch.zeros(index.numel(), h * w, dtype=dtype, device=device)
-    e[torch.arange(index.numel(), device=device), index.to(device)] = 1.0
-    return idht2(e.reshape(-1, h, w))
-
-
-def fourier_heatmap(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float = 4.0,
-                    batch_size: int = 512, seed: int = 0, metric: str = "error",
-                    progress: bool = True) -> torch.Tensor:
-    """Fourier heat map (Yin et al. 2019, "A Fourier perspective on model robustness").
-
-    For every frequency ``(u, v)`` of the centred DFT grid, each image gets the real
-    unit-L2-norm Fourier basis image ``U_uv`` (a sinusoid whose spectrum sits at ``(u, v)``
-    and ``(-u, -v)``) added with norm ``eps`` and a random sign per image and channel,
-    ``clamp(x + eps * s * U_uv, 0, 1)``; the map holds the model's error rate on these
-    images (``metric="error"``) or the mean drop of the true class's logit
-    (``metric="logit_change"``: ``logit_y(x) - logit_y(x + perturbation)``).  A frequency
-    and its mirror share one basis image, so each conjugate pair is evaluated once and the
-    map is symmetric under ``f -> -f``.
-
-    Args:
-        model: classifier on ``[0, 1]`` images.
-        x: ``(N, C, H, W)`` images in ``[0, 1]``.  y: ``(N,)`` labels.
-        eps: L2 norm of the perturbation per channel on ``[0, 1]`` images; ``4.0`` is the
-            CIFAR-10 convention of Yin et al. 2019 (a large, visible perturbation).
-        batch_size: perturbed images per forward pass (directions x images are batched).
-        seed: seed of the random signs.  metric: ``"error"`` or ``"logit_change"``, or a
-            tuple of both: then both maps come from the same perturbed images in one pass
-            (half the cost of two calls) and a ``{metric: map}`` dict is returned.
-
-    Returns:
-        ``(H, W)`` float tensor on ``x``'s device, laid out on the centred grid of
-        :func:`freqkit.dft2` (zero frequency at ``(H//2, W//2)``); a ``{metric: map}`` dict
-        when ``metric`` is a tuple.
-
-    Cost: ``ceil(N * (H*W/2 + 2) / batch_size)`` forward passes (about half the grid,
-    thanks to the symmetry).
+    Returns a dict of ``(N,)`` tensors: ``success`` (bool), ``used`` (float, the used
+    share) and ``limited`` (bool).
     """
     check_images(x, "x", unit_range=True)
-    several = isinstance(metric, (tuple, list))
-    metrics = tuple(metric) if several else (metric,)
-    if not metrics:
-        raise ValueError("metric must name at least one of ['error', 'logit_change'], got an empty tuple")
-    for m_ in metrics:
-        check_choice(m_, "metric", ("error", "logit_change"))
-    n, c, h, w = x.shape
-    y = _check_labels(y, n, x.device)
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps) or eps < 0:
-        raise ValueError(f"eps must be a finite number >= 0, got {eps!r}")
-    check_positive_int(batch_size, "batch_size")
-    idx, mirror = _conjugate_pairs(h, w, x.device)
-    n_dir = idx.numel()
-    gen = torch.Generator(device="cpu").manual_seed(int(seed))
-    # Signs drawn up front, per (direction, image, channel), so that the map does not depend
-    # on batch_size.
-    signs = (torch.randint(0, 2, (n_dir, n, c), generator=gen) * 2 - 1).to(device=x.device, dtype=x.dtype)
-    accs = {m_: torch.zeros(n_dir, dtype=torch.float64, device=x.device) for m_ in metrics}
-    dirs_per_batch = max(1, batch_size // n)
-    imgs_per_batch = min(n, batch_size)
-    with _EvalMode(model), torch.no_grad():
-        clean = model(x) if "logit_change" in metrics else None
-        if clean is not None:
-            _check_label_range(y, clean.shape[1])
-            clean_y = clean.gather(1, y[:, None]).squeeze(1)
-        starts = [(d0, i0) for d0 in range(0, n_dir, dirs_per_batch) for i0 in range(0, n, imgs_per_batch)]
-        checked = clean is not None
-        for d0, i0 in _progress(starts, progress, desc="Fourier heat map"):
-            d1, i1 = min(d0 + dirs_per_batch, n_dir), min(i0 + imgs_per_batch, n)
-            basis = fourier_basis_images(h, w, idx[d0:d1], x.dtype, x.device)      # (D, H, W)
-            s = signs[d0:d1, i0:i1]                                                  # (D, n, C)
-            xp = x[i0:i1].unsqueeze(0) + eps * s[..., None, None] * basis[:, None, None]
-            xp = xp.clamp(0.0, 1.0).reshape(-1, c, h, w)
-            logits = model(xp)
-            yy = y[i0:i1].repeat(d1 - d0)
-            if not checked:
-                _check_label_range(yy, logits.shape[1])
-                checked = True
-            for m_, acc in accs.items():
-                if m_ == "error":
-                    val = (logits.argmax(1) != yy).to(torch.float64)
-                else:
-                    val = (clean_y[i0:i1].repeat(d1 - d0) - logits.gather(1, yy[:, None]).squeeze(1)).double()
-                acc[d0:d1] += val.reshape(d1 - d0, i1 - i0).sum(1)
-    maps = {}
-    for m_, acc in accs.items():
-        hm = torch.zeros(h * w, dtype=torch.float64, device=x.device)
-        hm[idx] = acc / n
-        hm[mirror] = acc / n
-        maps[m_] = hm.reshape(h, w).to(torch.float32)
-    return maps if several else maps[metric]
+    if not (isinstance(threshold, (int, float)) and 0 < threshold <= 1):
+        raise ValueError(f"threshold must be in (0, 1], got {threshold!r}")
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps) or eps <= 0:
+        raise ValueError(f"eps must be a finite number > 0, got {eps!r}")
+    check_positive_int(steps, "steps")
+    _, info = pgd(model, x, y, eps, norm=norm, steps=steps, step_size=step_factor * eps / steps, band=band,
+                  basis=basis, random_start=False, seed=seed, early_stop=True, return_info=True)
+    used = info[norm.lower()] / eps
+    return {"success": info["success"], "used": used, "limited": (~info["success"]) & (used < threshold)}
+
+def band_comparison(model: nn.Module, x: torch.Tensor, y: torch.Tensor, masks, norm: str = "l2",
+                    eps_list=None, basis: str = "dct", steps: int = 20, search_steps: int = 10,
+                    eps_max: float | None = None, n_boot: int = 1000, ci: float = 0.95,
+                    include_full: bool = True, seed: int = 0, box_threshold: float = 0.5,
+                    progress: bool = False) -> dict:
+    """:func:`freqkit.compare_bands`, and per band how many failures the box explains.
+
+    Each record of :func:`freqkit.compare_bands` (success rate against ``eps_list``,
+    median minimal distortion with its bootstrap CI, ...) gains ``box_limited`` (``(N,)``
+    list of bools: the image resisted up to ``eps_max`` *and* :func:`box_limited` says the
+    box, not the model, stopped the attack), ``box_limited_share`` (their share of the N
+    images) and ``budget_used`` (``(N,)`` list: used share of ``eps_max`` for images with
+    infinite minimal distortion, ``nan`` for the others).  ``masks`` is a ``(K, H, W)``
+    stack (bands named ``band0..``) or a ``{name: mask}`` dict.
+    """
+    h, w = x.shape[-2:]
+    recs = compare_bands(model, x, y, masks, norm=norm, eps_list=eps_list, basis=basis, steps=steps,
+                         search_steps=search_steps, eps_max=eps_max, n_boot=n_boot, ci=ci,
+                         include_full=include_full, seed=seed, progress=progress)
+    named = _named_masks(masks, h, w, basis)
+    if include_full:
+        named["full"] = None
+    n = x.shape[0]
+    for name, rec in recs.items():
+        d = torch.tensor(rec["distortions"], dtype=torch.float64)
+        failed = ~torch.isfinite(d)
+        lim = torch.zeros(n, dtype=torch.bool)
+        used = torch.full((n,), float("nan"), dtype=torch.float64)
+        if bool(failed.any()):
+            idx = failed.nonzero().flatten().to(x.device)
+            b = box_limited(model, x[idx], y[idx], named[name], rec["eps_max"], norm=norm, basis=basis,
+                            steps=steps, seed=seed, threshold=box_threshold)
+            lim[idx.cpu()] = b["limited"].cpu()
+            used[idx.cpu()] = b["used"].detach().cpu().double()
+        rec["box_limited"] = [bool(v) for v in lim]
+        rec["box_limited_share"] = float(lim.double().mean())
+        rec["budget_used"] = [float(v) for v in used]
+        rec["box_threshold"] = float(box_threshold)
+    return recs
+
+
+# ----------------------------------------------------------------------------- examples at one radius
+
+def band_examples(model: nn.Module, x: torch.Tensor, y: torch.Tensor, masks, eps: float, norm: str = "l2",
+                  basis: str = "dct", steps: int = 20, seed: int = 0, include_full: bool = True,
+                  smooth: dict | None = None) -> dict:
+    """Perturbations of every band at one radius ``eps``: the equal-distortion picture.
+
+    Runs band-limited :func:`freqkit.pgd` per band *without* early stopping, so that every
+    perturbation spends (up to the box) the same budget, and optionally (``smooth``: keyword
+    arguments of :func:`freqkit.smooth_pgd`, e.g. ``{}``) a smooth adversarial example at
+    the same radius.  Returns ``{name: {"x_adv", "delta" (N, C, H, W), "success", "pred",
+    "l2", "linf", "out_of_band" (N,)}}`` with tensors on the CPU; names ``band0..`` (or the
+    dict's keys), ``"full"`` and ``"smooth"``.
+    """
+    check_images(x, "x", unit_range=True)
+    h, w = x.shape[-2:]
+    named = _named_masks(masks, h, w, basis)
+    if include_full:
+        named["full"] = None
+    out = {}
+    for name, m in named.items():
+        xa, info = pgd(model, x, y, eps, norm=norm, steps=steps, band=m, basis=basis, random_start=False,
+                       seed=seed, early_stop=False, return_info=True)
+        out[name] = _example_record(x, xa, info)
+    if smooth is not None:
+        xa, info = smooth_pgd(model, x, y, eps, norm=norm, steps=steps, seed=seed, early_stop=False,
+                              return_info=True, **smooth)
+        info = {**info, "out_of_band": torch.zeros(x.shape[0])}
+        out["smooth"] = _example_record(x, xa, info)
+    return out
+
+def _check_variants(examples: Mapping, names, what: str) -> None:
+    if not isinstance(examples, Mapping):
+        raise TypeError(f"examples must be the dict of band_examples, got {type(examples).__name__}")
+    if not names:
+        raise ValueError(f"{what} must name at least one example")
+    missing = [v for v in names if v not in examples]
+    if missing:
+        raise ValueError(f"{what}: no example named {', '.join(map(repr, missing))}; band_examples made "
+                         f"{', '.join(map(repr, examples))} (pass smooth={{}} to it for 'smooth')")
+
+def example_spectra(examples: Mapping, variants: Mapping, n_bands: int, basis: str = "dct") -> tuple[dict, list]:
+    """Mean radial energy profile of :func:`band_examples` perturbations.
+
+    ``variants``: ``{example name: label}`` (e.g. ``{"full": "PGD (full band)"}``).  Returns
+    ``({label: [share of energy in each of n_bands radial bands]}, centres)``, the centres
+    being each band's mean normalised radius (x Nyquist).
+    """
+    _check_variants(examples, variants, "variants")
+    first = examples[next(iter(variants))]["delta"]
+    h, w = first.shape[-2:]
+    sm = band_masks(h, w, n_bands, kind="radial", basis=basis)
+    r = frequency_radius(h, w, basis)
+    centres = [float(r[m].mean()) for m in sm]
+    spectra = {label: band_energy(examples[v]["delta"], basis, masks=sm).mean(0).tolist()
+               for v, label in variants.items()}
+    return spectra, centres
+
+def smooth_summary(examples: Mapping, masks: torch.Tensor, variants=("full", "band0", "smooth"),
+                   basis: str = "dct") -> dict:
+    """Smooth PGD next to full-band and lowest-band PGD at the same radius (:func:`band_examples`).
+
+    Returns ``lowest_band_energy_share`` ``{variant: mean share of the perturbation's energy in
+    masks[0]}``, ``dirichlet_smooth`` (mean graph Dirichlet energy of the smooth
+    perturbations) and ``success_<variant>`` (success rate of each variant).
+    """
+    _check_variants(examples, tuple(variants) + ("smooth",), "variants (and 'smooth')")
+    low = {v: float(band_energy(examples[v]["delta"], basis, masks=masks)[:, 0].mean()) for v in variants}
+    out = {"lowest_band_energy_share": low, "dirichlet_smooth": float(examples["smooth"]["dirichlet"].mean())}
+    out.update({f"success_{v}": float(examples[v]["success"].float().mean()) for v in variants})
+    return out
+
+def _example_record(x, xa, info) -> dict:
+    rec = {"x_adv": xa.detach().cpu(), "delta": (xa - x).detach().cpu(), "success": info["success"].cpu(),
+           "pred": info["logits"].argmax(1).cpu(), "l2": info["l2"].detach().cpu(),
+           "linf": info["linf"].detach().cpu(), "out_of_band": info["out_of_band"].detach().cpu()}
+    if "dirichlet" in info:
+        rec["dirichlet"] = info["dirichlet"].detach().cpu()
+    return rec
 
 
 # ----------------------------------------------------------------------------- smooth adversarial examples
@@ -1070,7 +1075,7 @@ def smooth_pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps, norm: st
     check_images(x, "x", unit_range=True)
     norm = _check_norm(norm)
     n = x.shape[0]
-    y = _check_labels(y, n, x.device)
+    y = check_labels(y, n, x.device)
     eps_t = _check_eps(eps, n, x)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
         raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
@@ -1081,14 +1086,14 @@ def smooth_pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps, norm: st
     if seed is not None:
         gen = torch.Generator(device=x.device)
         gen.manual_seed(int(seed))
-    with _EvalMode(model), torch.enable_grad():
+    with eval_mode(model), torch.enable_grad():
         x_adv, n_iter, _ = _pgd_once(model, x, y, eps_t, norm, steps, alpha_t, None, None, None, random_start,
                                      targeted, gen, early_stop, 1, smoother=smoother)
         if not return_info:
             return x_adv.detach()
         with torch.no_grad():
             logits = model(x_adv)
-    _check_label_range(y, logits.shape[1])
+    check_label_range(y, logits.shape[1])
     info = {
         **_outcome(x, x_adv, logits, y, targeted),
         "iterations": n_iter,
@@ -1096,36 +1101,3 @@ def smooth_pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps, norm: st
         "logits": logits,
     }
     return x_adv.detach(), info
-
-
-def perturbation_spectrum(delta: torch.Tensor, basis: str = "dct", masks: torch.Tensor | None = None,
-                          n_bands: int | None = None, normalize: bool = True) -> torch.Tensor:
-    """Radial energy profile of perturbations: energy per frequency band, per image.
-
-    ``delta`` ``(N, C, H, W)`` (e.g. ``x_adv - x``); energy per coefficient in the
-    orthonormal ``basis`` (``"dct"``, or ``"dft"``: the real Hartley form of the centred DFT,
-    whose energies over a symmetric band equal ``|F|^2`` summed over it), summed over
-    channels and over each band of ``masks`` ``(K, H, W)`` (default: ``n_bands`` equal-width
-    radial bands, ``min(H, W) // 2`` of them).  Returns ``(N, K)``; with ``normalize`` the
-    share of each image's energy per band (rows sum to 1; zero rows stay zero).  Used to
-    compare the spectra of smooth, low-frequency and unconstrained perturbations.
-    """
-    check_tensor(delta, "delta", ndim=4)
-    check_choice(basis, "basis", _BASES)
-    h, w = delta.shape[-2:]
-    if masks is None:
-        k = max(2, min(h, w) // 2) if n_bands is None else check_positive_int(n_bands, "n_bands")
-        masks = band_masks(h, w, k, kind="radial", basis="dct" if basis == "dct" else "dft", device=delta.device)
-    else:
-        masks = check_mask(masks, "masks", h, w, allow_stack=True)
-        masks = masks.unsqueeze(0) if masks.dim() == 2 else masks
-        if basis != "dct":
-            check_dft_symmetric(masks, "masks")
-    coef = dct2(delta) if basis == "dct" else dht2(delta)
-    e = coef.pow(2).sum(1)                                                     # (N, H, W)
-    m = masks.to(device=delta.device, dtype=e.dtype).reshape(masks.shape[0], -1)
-    prof = e.reshape(e.shape[0], -1) @ m.T
-    if normalize:
-        tot = prof.sum(1, keepdim=True)
-        prof = torch.where(tot > 0, prof / tot.clamp_min(1e-38), torch.zeros_like(prof))
-    return prof

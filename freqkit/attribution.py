@@ -5,10 +5,10 @@ attribute ``g(c) = f(B^T c)`` where ``c = B x`` are the coefficients of ``x`` in
 orthonormal basis ``B`` (:func:`freqkit.transforms.to_basis`):
 
 * ``basis="dct"``: the orthonormal 2-D DCT-II, per channel;
-* ``basis="dft"`` (alias ``"dht"``): the real, orthonormal Hartley form of the centred
-  unitary DFT.  A real basis keeps every Captum method (which perturbs real inputs)
-  meaningful, and a DFT band mask that is symmetric under ``f -> -f`` selects the same
-  subspace in both forms, so band scores mean the same thing.
+* ``basis="dft"``: the centred unitary DFT, in its real orthonormal form (the Hartley
+  transform, see :mod:`freqkit.transforms`).  A real basis keeps every Captum method
+  (which perturbs real inputs) meaningful, and a DFT band mask that is symmetric under
+  ``f -> -f`` selects the same subspace in both forms, so band scores mean the same thing.
 
 Because ``B`` is orthonormal, ``grad_c g = B grad_x f`` and straight-line paths map to
 straight-line paths, so Integrated-Gradients completeness carries over exactly: the
@@ -34,41 +34,41 @@ Methods of :func:`attribute` and their sources:
                    2^K coalitions for K <= 8 bands, permutation sampling beyond
 =================  ==========================================================================
 
-Faithfulness checks: :func:`deletion_insertion_curves` (Samek et al. 2017; Petsiuk et
-al. 2018), :func:`model_randomisation_check` (Adebayo et al. 2018) and
-:func:`planted_band_share` (ground truth on a planted-frequency data set).
+Beside :func:`attribute`: :func:`band_pixel_attribution` (where in the image each band
+matters), :func:`band_shares`, :func:`topk_reconstruction`, the data-set profile
+:func:`radial_attribution_profile`, and :func:`perturbation_attribution` (which
+frequencies of an adversarial perturbation change the output).  Whether the numbers can be
+trusted is :mod:`freqkit.faithfulness`'s question.
 """
 from __future__ import annotations
 
-import copy
 import math
 import numbers
-import warnings
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable
 
 import numpy as np
 import torch
 from torch import nn
 
-from ._validate import check_choice, check_images, check_mask, check_positive_int, check_tensor
-from .transforms import band_masks, frequency_radius, from_basis, radial_profile, to_basis
+from ._explain import (
+    OUTPUTS, OutputHead, check_internal_batch, check_masks, eval_variants, forward_batched, pick, prepare_baseline,
+    resolve_target, warn_if_training,
+)
+from ._runtime import chunks
+from ._runtime import progress as progress_bar
+from ._validate import check_choice, check_images, check_labels, check_mask, check_positive_int, check_tensor
+from .stats import bootstrap_ci
+from .transforms import band_energy, check_basis, from_basis, radial_profile, ring_band_masks, to_basis
 
 __all__ = [
-    "ATTRIBUTION_METHODS", "FrequencyModel", "FrequencyAttribution", "attribute",
-    "BandPixelAttribution", "band_pixel_attribution", "band_shares", "default_band_masks", "band_feature_mask",
-    "topk_reconstruction", "RadialAttributionProfile", "radial_attribution_profile",
-    "DeletionInsertionCurves", "deletion_insertion_curves", "RandomisationCheck",
-    "model_randomisation_check", "planted_band_share",
+    "ATTRIBUTION_METHODS", "FrequencyModel", "FrequencyAttribution", "attribute", "scores_of",
+    "BandPixelAttribution", "band_pixel_attribution", "band_shares", "band_feature_mask",
+    "topk_reconstruction", "RadialAttributionProfile", "radial_attribution_profile", "perturbation_attribution",
 ]
 
 ATTRIBUTION_METHODS = ("saliency", "gradient", "grad_x_input", "ig", "smoothgrad", "occlusion", "shapley")
-_BASES = ("dct", "dft", "dht")
-_OUTPUTS = ("logit", "prob", "log_prob")
 _BAND_METHODS = ("occlusion", "shapley")
-# Perturbation methods evaluate many masked copies of each image; without a cap a 32x32
-# data set times 256 coalitions would not fit in memory.
-_DEFAULT_EVAL_BATCH = 256
 _EXACT_SHAPLEY_MAX_K = 8
 _EXACT_SHAPLEY_HARD_MAX_K = 16
 
@@ -82,6 +82,7 @@ _METHOD_OPTIONS = {
     "occlusion": {"mode": "remove"},
     "shapley": {"exact": None, "n_samples": 128, "antithetic": True, "seed": 0},
 }
+
 
 
 # ============================================================================ the wrapper
@@ -106,7 +107,7 @@ class FrequencyModel(nn.Module):
         if not callable(model):
             raise TypeError(f"model must be callable (an nn.Module taking (N, C, H, W) images), "
                             f"got {type(model).__name__}")
-        check_choice(basis, "basis", _BASES)
+        check_basis(basis)
         self.model = model
         self.basis = basis
 
@@ -120,25 +121,6 @@ class FrequencyModel(nn.Module):
     def extra_repr(self) -> str:
         return f"basis={self.basis!r}"
 
-
-class _Head(nn.Module):
-    """Turn logits into the quantity being explained (logit, probability, log-probability)."""
-
-    def __init__(self, f: Callable, output: str):
-        super().__init__()
-        self.f = f
-        self.output = output
-
-    def forward(self, *args):
-        out = self.f(*args)
-        if not isinstance(out, torch.Tensor) or out.dim() != 2:
-            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-            raise ValueError(f"model must return a (N, n_classes) tensor of scores, got {shape}")
-        if self.output == "prob":
-            return torch.softmax(out, dim=1)
-        if self.output == "log_prob":
-            return torch.log_softmax(out, dim=1)
-        return out
 
 
 # ============================================================================ the result
@@ -193,7 +175,7 @@ class FrequencyAttribution:
             if self.masks is None:
                 raise ValueError("masks is required: this result was computed without band masks")
             masks = self.masks
-        masks = _check_masks(masks, h, w, device=self.coeffs.device)
+        masks = check_masks(masks, h, w, device=self.coeffs.device)
         if self.band_scores is not None:
             if self.masks is None or masks.shape != self.masks.shape or not bool((masks == self.masks).all()):
                 raise ValueError(f"masks must be the bands this {self.method!r} result was computed on "
@@ -218,87 +200,8 @@ class FrequencyAttribution:
                 f"shape={tuple(self.coeffs.shape[1:])}{extra}{d})")
 
 
+
 # ============================================================================ validation helpers
-
-def _check_basis(basis) -> str:
-    return check_choice(basis, "basis", _BASES)
-
-
-def _check_batch(internal_batch_size, name: str = "internal_batch_size"):
-    if internal_batch_size is not None:
-        check_positive_int(internal_batch_size, name)
-    return internal_batch_size
-
-
-def _prepare_baseline(baseline, x: torch.Tensor, name: str = "baseline") -> torch.Tensor:
-    """A baseline image for every row of ``x``: None (black), a number, or a tensor."""
-    if baseline is None:
-        return torch.zeros_like(x)
-    if isinstance(baseline, numbers.Real) and not isinstance(baseline, bool):
-        if not math.isfinite(float(baseline)):
-            raise ValueError(f"{name} must be finite, got {baseline!r}")
-        return torch.full_like(x, float(baseline))
-    check_tensor(baseline, name)
-    b = baseline.to(device=x.device, dtype=x.dtype)
-    if b.dim() == 3:
-        b = b.unsqueeze(0)
-    if b.dim() != 4 or tuple(b.shape[1:]) != tuple(x.shape[1:]) or b.shape[0] not in (1, x.shape[0]):
-        raise ValueError(f"{name} must be an image of shape {tuple(x.shape)}, (1, {', '.join(map(str, x.shape[1:]))}) "
-                         f"or {tuple(x.shape[1:])} to match x, got {tuple(baseline.shape)}")
-    return b.expand_as(x).clone()
-
-
-def _check_masks(masks, h: int, w: int, *, name: str = "masks", disjoint: bool = False,
-                 partition: bool = False, device=None) -> torch.Tensor:
-    masks = check_mask(masks, name, h, w, allow_stack=True)
-    if masks.dim() == 2:
-        masks = masks.unsqueeze(0)
-    if device is not None:
-        masks = masks.to(device)
-    if disjoint or partition:
-        cover = masks.sum(0)
-        if bool((cover > 1).any()):
-            raise ValueError(f"{name} must not overlap: {int((cover > 1).sum())} frequencies are in more than one band")
-        if partition and bool((cover == 0).any()):
-            raise ValueError(f"{name} must partition the frequency plane: {int((cover == 0).sum())} "
-                             "frequencies are in no band")
-    return masks
-
-
-def _resolve_target(target, out: torch.Tensor) -> torch.Tensor:
-    """Class indices ``(N,)`` from an int, a sequence, a tensor or ``"predicted"``; range-checked."""
-    n, n_classes = out.shape
-    if isinstance(target, str):
-        if target != "predicted":
-            raise ValueError(f"target must be an int, a sequence or tensor of N ints, or 'predicted'; got {target!r}")
-        t = out.argmax(1)
-    elif isinstance(target, bool) or target is None:
-        raise TypeError(f"target must be an int, a sequence or tensor of N ints, or 'predicted'; got {target!r}")
-    elif isinstance(target, numbers.Integral):
-        t = torch.full((n,), int(target), dtype=torch.long)
-    else:
-        if isinstance(target, torch.Tensor):
-            t = target.detach()
-        elif isinstance(target, (list, tuple, np.ndarray)):
-            try:
-                t = torch.as_tensor(np.asarray(target))
-            except (TypeError, ValueError) as e:
-                raise TypeError(f"target must hold integers, got {target!r}") from e
-        else:
-            raise TypeError(f"target must be an int, a sequence or tensor of N ints, or 'predicted'; "
-                            f"got {type(target).__name__}")
-        if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
-            raise TypeError(f"target must hold integers, got dtype {t.dtype}")
-        if t.dim() == 0:
-            t = t.expand(n)
-        if t.dim() != 1 or t.shape[0] != n:
-            raise ValueError(f"target must have one class index per image, shape ({n},), got {tuple(t.shape)}")
-    t = t.to(device=out.device, dtype=torch.long)
-    if n and (int(t.min()) < 0 or int(t.max()) >= n_classes):
-        raise ValueError(f"target out of range: class indices must lie in [0, {n_classes}), "
-                         f"got min {int(t.min())}, max {int(t.max())}")
-    return t
-
 
 def _check_pixel_model(model) -> None:
     if isinstance(model, FrequencyModel):
@@ -306,15 +209,6 @@ def _check_pixel_model(model) -> None:
                         "(passing a FrequencyModel would transform twice)")
     if not callable(model):
         raise TypeError(f"model must be callable (an nn.Module taking (N, C, H, W) images), got {type(model).__name__}")
-
-
-def _warn_if_training(model) -> None:
-    # Only layers whose output depends on the mode make a training-mode model a problem.
-    if isinstance(model, nn.Module) and any(
-            m.training and isinstance(m, (nn.modules.batchnorm._NormBase, nn.modules.dropout._DropoutNd))
-            for m in model.modules()):
-        warnings.warn("model has batch-norm or dropout layers in training mode: its attributions depend on "
-                      "the batch and on chance; call model.eval() first", stacklevel=3)
 
 
 def _check_options(method: str, kw: dict) -> dict:
@@ -344,57 +238,8 @@ def band_feature_mask(masks: torch.Tensor) -> torch.Tensor:
     return (masks.long() * ids).sum(0)[None, None]
 
 
-def default_band_masks(h: int, w: int, basis: str = "dct", device=None) -> torch.Tensor:
-    """The authors' L-shaped ring bands (Wang et al. 2020), one ring per frequency step.
 
-    DCT: ``min(H, W)`` rings ``max(u/H, v/W)`` in equal steps (for square images, ring k
-    is exactly ``max(u, v) == k``).  DFT: ``min(H, W) // 2`` rings of the centred
-    spectrum (the DFT has half as many distinct frequencies per axis).  ``(K, H, W)`` bool.
-    """
-    _check_basis(basis)
-    k = min(h, w) if basis == "dct" else max(1, min(h, w) // 2)
-    return band_masks(h, w, k, kind="ring", basis=basis, device=device)
-
-
-# ============================================================================ evaluation helpers
-
-def _chunks(n: int, size: int | None):
-    size = n if size is None else max(1, size)
-    for s in range(0, n, size):
-        yield slice(s, min(n, s + size))
-
-
-@torch.no_grad()
-def _forward(f: Callable, inp: torch.Tensor, batch: int | None) -> torch.Tensor:
-    return torch.cat([f(inp[sl]) for sl in _chunks(inp.shape[0], batch or _DEFAULT_EVAL_BATCH)]) \
-        if inp.shape[0] else f(inp)
-
-
-def _pick(out: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    return out.gather(1, t[:, None])[:, 0]
-
-
-@torch.no_grad()
-def _eval_variants(head: Callable, c: torch.Tensor, cb: torch.Tensor, keep_fn: Callable, n_variants: int,
-                   t: torch.Tensor, batch: int | None) -> torch.Tensor:
-    """Explained output for every image n and variant m: ``(N, M)``.
-
-    Variant m of image n has coefficients ``c[n]`` where ``keep_fn(n_idx, m_idx)`` is true
-    and the baseline's ``cb[n]`` elsewhere.  Images x variants are flattened and evaluated
-    ``batch`` at a time, so memory is bounded whatever N and M are.
-    """
-    n = c.shape[0]
-    total = n * n_variants
-    out = torch.empty(total, dtype=c.dtype, device=c.device)
-    b = batch or _DEFAULT_EVAL_BATCH
-    for s in range(0, total, b):
-        idx = torch.arange(s, min(total, s + b), device=c.device)
-        ni, mi = idx // n_variants, idx % n_variants
-        keep = keep_fn(ni, mi)
-        inp = torch.where(keep, c[ni], cb[ni])
-        out[s:s + idx.numel()] = _pick(head(inp), t[ni]).to(c.dtype)
-    return out.view(n, n_variants)
-
+# ============================================================================ attribute()
 
 def _spread(band_scores: torch.Tensor, masks: torch.Tensor, channels: int) -> torch.Tensor:
     """Spread (N, K) band scores uniformly over each band's coefficients -> (N, C, H, W)."""
@@ -403,8 +248,6 @@ def _spread(band_scores: torch.Tensor, masks: torch.Tensor, channels: int) -> to
     spec = torch.einsum("nk,khw->nhw", per_coef, m)
     return spec.unsqueeze(1).expand(-1, channels, -1, -1).contiguous()
 
-
-# ============================================================================ attribute()
 
 def attribute(model: Callable, x: torch.Tensor, target, method: str = "ig", basis: str = "dct",
               n_steps: int = 64, baseline=None, internal_batch_size: int | None = None,
@@ -430,7 +273,7 @@ def attribute(model: Callable, x: torch.Tensor, target, method: str = "ig", basi
             images x steps, passed to Captum, and images are chunked so that it holds;
             perturbation methods: masked images, default 256).  Bounds memory.
         masks: ``(K, H, W)`` bool bands.  Required meaning for occlusion and Shapley (the
-            players); defaults there to :func:`default_band_masks` (the authors' rings).
+            players); defaults there to :func:`ring_band_masks` (the authors' rings).
             For the other methods they are only stored, so ``result.bands()`` works.
         output: the explained quantity: ``"logit"`` (default, the authors' choice),
             ``"prob"`` or ``"log_prob"`` of the target class.
@@ -462,27 +305,27 @@ def attribute(model: Callable, x: torch.Tensor, target, method: str = "ig", basi
         non-finite inputs, or an unknown option.
     """
     check_choice(method, "method", ATTRIBUTION_METHODS)
-    _check_basis(basis)
+    check_basis(basis)
     check_positive_int(n_steps, "n_steps")
-    _check_batch(internal_batch_size)
-    check_choice(output, "output", _OUTPUTS)
+    check_internal_batch(internal_batch_size)
+    check_choice(output, "output", OUTPUTS)
     opts = _check_options(method, kw)
     check_images(x, "x")
     _check_pixel_model(model)
-    _warn_if_training(model)
+    warn_if_training(model)
     n, ch, h, w = x.shape
-    b = _prepare_baseline(baseline, x)
+    b = prepare_baseline(baseline, x)
     if masks is not None:
-        masks = _check_masks(masks, h, w, disjoint=method in _BAND_METHODS,
+        masks = check_masks(masks, h, w, disjoint=method in _BAND_METHODS,
                              partition=method == "shapley", device=x.device)
     fm = FrequencyModel(model, basis)
-    head = _Head(fm, output)
+    head = OutputHead(fm, output)
     c, cb = to_basis(x, basis), to_basis(b, basis)
     # f(x) through the frequency model (as Captum evaluates it) so that deltas and
     # occlusion drops compare like with like; it differs from model(x) by rounding only.
-    fx = _forward(head, c, internal_batch_size)
-    t = _resolve_target(target, fx)
-    fx_t = _pick(fx, t)
+    fx = forward_batched(head, c, internal_batch_size)
+    t = resolve_target(target, fx)
+    fx_t = pick(fx, t)
     res = FrequencyAttribution(scores=None, method=method, basis=basis, target=t, coeffs=c,
                                baseline_coeffs=cb, masks=masks, output_x=fx_t, output=output,
                                info={k: v for k, v in opts.items()})
@@ -492,21 +335,21 @@ def attribute(model: Callable, x: torch.Tensor, target, method: str = "ig", basi
         res.scores = _gradient_method(method, head, c, cb, t, n_steps, ibs, opts)
         if method == "ig":
             res.info["n_steps"] = n_steps
-            fb_t = _pick(_forward(head, cb, ibs), t)
+            fb_t = pick(forward_batched(head, cb, ibs), t)
             res.output_baseline = fb_t
             res.delta = res.scores.sum((1, 2, 3)) - (fx_t - fb_t)
         return res
 
     if masks is None:
-        masks = default_band_masks(h, w, basis, device=x.device)
+        masks = ring_band_masks(h, w, basis, device=x.device)
         res.masks = masks
     k = masks.shape[0]
-    fb_t = _pick(_forward(head, cb, ibs), t)
+    fb_t = pick(forward_batched(head, cb, ibs), t)
     res.output_baseline = fb_t
     if method == "occlusion":
         check_choice(opts["mode"], "mode", ("remove", "keep"))
         keep = (~masks if opts["mode"] == "remove" else masks).unsqueeze(1)  # (K, 1, H, W)
-        v = _eval_variants(head, c, cb, lambda ni, mi: keep[mi], k, t, ibs)
+        v = eval_variants(head, c, cb, lambda ni, mi: keep[mi], k, t, ibs)
         res.band_scores = fx_t[:, None] - v if opts["mode"] == "remove" else v - fb_t[:, None]
     else:
         phi, se, info = _band_shapley(head, c, cb, t, masks, fx_t, fb_t, ibs, opts)
@@ -528,7 +371,7 @@ def _gradient_method(method, head, c, cb, t, n_steps, ibs, opts) -> torch.Tensor
         if not isinstance(stdev, numbers.Real) or isinstance(stdev, bool) or not math.isfinite(stdev) or stdev < 0:
             raise ValueError(f"stdev must be a finite number >= 0, got {stdev!r}")
         check_choice(opts["nt_type"], "nt_type", ("smoothgrad", "smoothgrad_sq", "vargrad"))
-    for sl in _chunks(n, ibs):
+    for sl in chunks(n, ibs):
         # Captum warns unless the input already requires grad; it needs it either way.
         cc, tt = c[sl].detach().requires_grad_(), t[sl]
         if method in ("saliency", "gradient"):
@@ -568,7 +411,7 @@ def _band_shapley(head, c, cb, t, masks, fx_t, fb_t, ibs, opts):
         m = 1 << k
         bits = ((torch.arange(m, device=c.device)[:, None] >> torch.arange(k, device=c.device)) & 1).bool()
         keep = ((bits.to(c.dtype) @ flat) > 0).reshape(m, 1, h, w)
-        v = _eval_variants(head, c, cb, lambda ni, mi: keep[mi], m, t, ibs).double()
+        v = eval_variants(head, c, cb, lambda ni, mi: keep[mi], m, t, ibs).double()
         # The empty and the full coalition are f(baseline) and f(x) by definition; using the
         # same numbers as the delta makes efficiency hold to rounding.
         v[:, 0], v[:, m - 1] = fb_t.double(), fx_t.double()
@@ -595,7 +438,7 @@ def _band_shapley(head, c, cb, t, masks, fx_t, fb_t, ibs, opts):
     pos.scatter_(1, perms, torch.arange(k, device=c.device).expand(p, k))
     member = pos[:, None, :] <= torch.arange(k - 1, device=c.device)[None, :, None]
     keep = ((member.reshape(-1, k).to(c.dtype) @ flat) > 0).reshape(p * (k - 1), 1, h, w)
-    v_mid = _eval_variants(head, c, cb, lambda ni, mi: keep[mi], p * (k - 1), t, ibs)
+    v_mid = eval_variants(head, c, cb, lambda ni, mi: keep[mi], p * (k - 1), t, ibs)
     n = c.shape[0]
     vals = torch.cat([fb_t[:, None, None].expand(n, p, 1), v_mid.view(n, p, k - 1),
                       fx_t[:, None, None].expand(n, p, 1)], dim=2).double()
@@ -606,6 +449,7 @@ def _band_shapley(head, c, cb, t, masks, fx_t, fb_t, ibs, opts):
     phi = samples.mean(1)
     se = samples.std(1, unbiased=True) / math.sqrt(samples.shape[1])
     return phi.to(c.dtype), se.to(c.dtype), {"exact": False, "n_permutations": p}
+
 
 
 # ============================================================================ per-band pixel heat maps
@@ -669,25 +513,25 @@ def band_pixel_attribution(model: Callable, x: torch.Tensor, target, masks: torc
     """
     from captum.attr import IntegratedGradients
 
-    _check_basis(basis)
+    check_basis(basis)
     check_positive_int(n_steps, "n_steps")
-    _check_batch(internal_batch_size)
-    check_choice(output, "output", _OUTPUTS)
+    check_internal_batch(internal_batch_size)
+    check_choice(output, "output", OUTPUTS)
     check_images(x, "x")
     _check_pixel_model(model)
-    _warn_if_training(model)
+    warn_if_training(model)
     n, ch, h, w = x.shape
-    b = _prepare_baseline(baseline, x)
-    masks = _check_masks(masks, h, w, partition=True, device=x.device)
-    head = _Head(model, output)
-    fx = _forward(head, x, internal_batch_size)
-    t = _resolve_target(target, fx)
-    fx_t = _pick(fx, t)
-    fb_t = _pick(_forward(head, b, internal_batch_size), t)
+    b = prepare_baseline(baseline, x)
+    masks = check_masks(masks, h, w, partition=True, device=x.device)
+    head = OutputHead(model, output)
+    fx = forward_batched(head, x, internal_batch_size)
+    t = resolve_target(target, fx)
+    fx_t = pick(fx, t)
+    fb_t = pick(forward_batched(head, b, internal_batch_size), t)
     ig = IntegratedGradients(head, multiply_by_inputs=False)
     g = torch.cat([ig.attribute(x[sl], baselines=b[sl], target=t[sl], n_steps=n_steps, method=ig_method,
                                 internal_batch_size=internal_batch_size).detach()
-                   for sl in _chunks(n, internal_batch_size)]) if n else torch.zeros_like(x)
+                   for sl in chunks(n, internal_batch_size)]) if n else torch.zeros_like(x)
     comps = _band_components(x, masks, basis)
     maps = g.unsqueeze(1) * (comps - _band_components(b, masks, basis))
     band_scores = maps.sum((2, 3, 4))
@@ -695,9 +539,11 @@ def band_pixel_attribution(model: Callable, x: torch.Tensor, target, masks: torc
                                 components=comps, target=t, masks=masks, basis=basis, n_steps=n_steps)
 
 
+
 # ============================================================================ shares, top-k
 
-def _scores_of(scores, name: str = "scores") -> torch.Tensor:
+def scores_of(scores, name: str = "scores") -> torch.Tensor:
+    """The ``(N, C, H, W)`` per-coefficient scores of a :class:`FrequencyAttribution` or of a tensor, checked."""
     if isinstance(scores, FrequencyAttribution):
         if scores.scores is None:
             raise ValueError(f"{name}: this {scores.method!r} result has no per-coefficient scores")
@@ -714,30 +560,12 @@ def band_shares(scores, masks: torch.Tensor, by: str = "abs") -> torch.Tensor:
     ``scores`` is ``(N, C, H, W)`` or a :class:`FrequencyAttribution`.  An all-zero row
     gives zeros.
     """
-    s = _scores_of(scores)
+    s = scores_of(scores)
     check_choice(by, "by", ("abs", "signed"))
-    masks = _check_masks(masks, *s.shape[-2:], device=s.device)
+    masks = check_masks(masks, *s.shape[-2:], device=s.device)
     total = s.abs().sum((1, 2, 3))
     num = radial_profile((s.abs() if by == "abs" else s).sum(1), masks)
     return num / total.clamp_min(torch.finfo(s.dtype).tiny)[:, None]
-
-
-def planted_band_share(result_scores, planted_masks: torch.Tensor) -> torch.Tensor:
-    """Share of ``|attribution|`` mass on a planted band, ``(N,)`` in ``[0, 1]``.
-
-    Ground truth for chapter 4: on a data set where the label lives in a known band, a
-    faithful method puts most of its mass there.  ``result_scores``: ``(N, C, H, W)`` or a
-    :class:`FrequencyAttribution`; ``planted_masks``: one ``(H, W)`` mask for all images or
-    ``(N, H, W)``, one per image.  Channels are pooled.
-    """
-    s = _scores_of(result_scores, "result_scores")
-    n, _, h, w = s.shape
-    m = check_mask(planted_masks, "planted_masks", h, w, allow_stack=True).to(s.device)
-    if m.dim() == 3 and m.shape[0] != n:
-        raise ValueError(f"planted_masks must be (H, W) or one mask per image ({n}, {h}, {w}), got {tuple(m.shape)}")
-    a = s.abs().sum(1)
-    on = (a * m.to(a.dtype)).sum((1, 2))
-    return on / a.sum((1, 2)).clamp_min(torch.finfo(a.dtype).tiny)
 
 
 def topk_reconstruction(x: torch.Tensor, scores, fraction: float, basis: str = "dct", by: str = "abs",
@@ -757,14 +585,14 @@ def topk_reconstruction(x: torch.Tensor, scores, fraction: float, basis: str = "
         ``return_mask=True``.
     """
     check_images(x, "x")
-    _check_basis(basis)
+    check_basis(basis)
     check_choice(by, "by", ("abs", "signed"))
-    s = _scores_of(scores)
+    s = scores_of(scores)
     if tuple(s.shape) != tuple(x.shape):
         raise ValueError(f"scores must have the shape of x {tuple(x.shape)}, got {tuple(s.shape)}")
     if not isinstance(fraction, numbers.Real) or isinstance(fraction, bool) or not 0 <= fraction <= 1:
         raise ValueError(f"fraction must be a number in [0, 1], got {fraction!r}")
-    b = _prepare_baseline(baseline, x)
+    b = prepare_baseline(baseline, x)
     n = x.shape[0]
     d = x[0].numel()
     k = int(round(fraction * d))
@@ -776,6 +604,7 @@ def topk_reconstruction(x: torch.Tensor, scores, fraction: float, basis: str = "
     c = torch.where(keep, to_basis(x, basis), to_basis(b, basis))
     out = from_basis(c, basis)
     return (out, keep) if return_mask else out
+
 
 
 # ============================================================================ data-set profile
@@ -818,20 +647,6 @@ class RadialAttributionProfile:
         }
 
 
-def _bootstrap(values: torch.Tensor, n_boot: int, gen: torch.Generator, chunk: int = 64):
-    """Mean and 95% percentile bootstrap interval of the row mean of ``values`` (M, K)."""
-    m = values.shape[0]
-    v = values.double().cpu()
-    means = []
-    for s in range(0, n_boot, chunk):
-        r = min(chunk, n_boot - s)
-        idx = torch.randint(0, m, (r, m), generator=gen)
-        means.append(v[idx].mean(1))
-    means = torch.cat(means)
-    lo, hi = torch.quantile(means, torch.tensor([0.025, 0.975], dtype=torch.float64), dim=0)
-    return v.mean(0), lo, hi
-
-
 def radial_attribution_profile(model: Callable, x, y: torch.Tensor | None, masks: torch.Tensor,
                                method: str = "ig", basis: str = "dct", batch_size: int = 64,
                                n_boot: int = 1000, seed: int = 0, by_class: bool = False,
@@ -853,8 +668,6 @@ def radial_attribution_profile(model: Callable, x, y: torch.Tensor | None, masks
         by_class: also report the profile per class label.
         progress: show a tqdm bar over batches.
     """
-    from tqdm.auto import tqdm
-
     check_choice(target, "target", ("label", "predicted"))
     check_choice(by, "by", ("abs", "signed"))
     check_positive_int(batch_size, "batch_size")
@@ -864,14 +677,14 @@ def radial_attribution_profile(model: Callable, x, y: torch.Tensor | None, masks
         if not isinstance(y, torch.Tensor) or y.dim() != 1 or y.shape[0] != x.shape[0]:
             raise ValueError(f"y must be a ({x.shape[0]},) tensor of labels matching x, got "
                              f"{tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__}")
-        batches: Iterable = ((x[sl], y[sl]) for sl in _chunks(x.shape[0], batch_size))
+        batches: Iterable = ((x[sl], y[sl]) for sl in chunks(x.shape[0], batch_size))
         total = math.ceil(x.shape[0] / batch_size)
     else:
         if y is not None:
             raise ValueError("y must be None when x is an iterable of (images, labels) batches")
         batches, total = x, (len(x) if hasattr(x, "__len__") else None)
     shares, labels, targets = [], [], []
-    for xb, yb in tqdm(batches, total=total, disable=not progress, desc=f"{method} profile"):
+    for xb, yb in progress_bar(batches, total=total, enabled=progress, desc=f"{method} profile"):
         yb = torch.as_tensor(yb)
         r = attribute(model, xb, yb if target == "label" else "predicted", method=method, basis=basis,
                       masks=masks, **attr_kw)
@@ -882,226 +695,65 @@ def radial_attribution_profile(model: Callable, x, y: torch.Tensor | None, masks
         raise ValueError("x holds no images")
     per_image = torch.cat(shares)
     labels_t, targets_t = torch.cat(labels), torch.cat(targets)
-    gen = torch.Generator().manual_seed(seed)
-    mean, lo, hi = _bootstrap(per_image, n_boot, gen)
+    rng = np.random.default_rng(seed)  # one stream: the overall interval, then each class's
+
+    def mean_ci(v):
+        v = v.double()
+        lo, hi = bootstrap_ci(v.numpy(), np.mean, n_boot=n_boot, rng=rng)
+        return v.mean(0), torch.from_numpy(np.asarray(lo)), torch.from_numpy(np.asarray(hi))
+
+    mean, lo, hi = mean_ci(per_image)
     classes = {}
     if by_class:
         for cl in torch.unique(labels_t).tolist():
             sel = per_image[labels_t == cl]
-            cm, cl_lo, cl_hi = _bootstrap(sel, n_boot, gen)
+            cm, cl_lo, cl_hi = mean_ci(sel)
             classes[int(cl)] = {"mean": cm, "ci_low": cl_lo, "ci_high": cl_hi, "n": int(sel.shape[0])}
     return RadialAttributionProfile(mean=mean, ci_low=lo, ci_high=hi, per_image=per_image, labels=labels_t,
                                     targets=targets_t, by_class=classes, method=method, basis=basis, by=by,
                                     n_boot=n_boot, seed=seed, masks=masks)
 
 
-# ============================================================================ deletion / insertion
 
-@dataclass
-class DeletionInsertionCurves:
-    """Result of :func:`deletion_insertion_curves`.
+# ============================================================================ perturbations
 
-    Attributes:
-        fractions: ``(P,)`` fraction of coefficients removed (deletion) / added (insertion).
-        deletion, insertion: ``{order: (N, P)}`` explained output along each curve.
-        auc_deletion, auc_insertion: ``{order: (N,)}`` trapezoid areas over ``[0, 1]``.
-            Faithful attributions give a low deletion AUC and a high insertion AUC for
-            ``"attribution"`` compared with ``"random"``.
-        output: ``"prob"``, ``"logit"`` or ``"log_prob"``; target: ``(N,)``.
+def perturbation_attribution(model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor,
+                             masks: torch.Tensor, basis: str = "dct", n_steps: int = 32,
+                             internal_batch_size: int | None = None) -> dict:
+    """Which frequencies of the perturbation ``x_adv - x`` drive the change of the output?
+
+    Frequency Integrated Gradients (:func:`freqkit.attribute`, ``method="ig"``) of the
+    true class's logit along the straight path from ``x`` (the baseline) to ``x_adv`` (the
+    input), in ``basis``.  By completeness the scores sum to ``f_y(x_adv) - f_y(x)``, the
+    change the attack caused; summed over each band of ``masks`` ``(K, H, W)`` they say how
+    much of that change each band's part of the perturbation caused.  (Only coefficients
+    where the perturbation is non-zero get a score: a band-limited perturbation is
+    attributed to its band by construction, so this is informative for unconstrained or
+    smooth perturbations.)
+
+    Returns a dict: ``logit_change`` ``(N,)`` (``f_y(x_adv) - f_y(x)``), ``band_change``
+    ``(N, K)`` (IG summed per band, logit units), ``change_share`` ``(N, K)`` (``band_change``
+    over its row sum: the share of the change caused by each band; rows sum to 1),
+    ``energy_share`` ``(N, K)`` (share of the perturbation's energy per band), and
+    ``completeness_error`` ``(N,)`` (IG's ``delta``).  ``change_share / energy_share``
+    compares the bands' effect per unit of energy.
     """
-
-    fractions: torch.Tensor
-    deletion: dict
-    insertion: dict
-    auc_deletion: dict
-    auc_insertion: dict
-    output: str
-    target: torch.Tensor
-
-    def summary(self) -> dict:
-        """Mean AUC per order: ``{"deletion": {order: float}, "insertion": {...}}``."""
-        return {"deletion": {k: float(v.mean()) for k, v in self.auc_deletion.items()},
-                "insertion": {k: float(v.mean()) for k, v in self.auc_insertion.items()}}
-
-
-_ORDERS = ("attribution", "random", "low_to_high", "high_to_low")
-
-
-def deletion_insertion_curves(model: Callable, x: torch.Tensor, target, scores, basis: str = "dct",
-                              orders: Sequence[str] = _ORDERS, n_points: int = 21, baseline=None,
-                              output: str = "prob", by: str = "signed", seed: int = 0,
-                              internal_batch_size: int | None = None) -> DeletionInsertionCurves:
-    """Deletion and insertion curves in frequency space (Samek et al. 2017; Petsiuk et al. 2018).
-
-    Coefficients (all ``C * H * W`` per image) are ranked by an order; *deletion* replaces
-    the first ``round(p * D)`` of them by the baseline's coefficients (zero by default),
-    *insertion* starts from the baseline and puts them back, for ``p`` in
-    ``linspace(0, 1, n_points)``; the curve is the explained output of the target.
-
-    Orders: ``"attribution"`` (largest score first; ``by="signed"`` ranks the strongest
-    positive evidence first, ``"abs"`` the largest magnitude), ``"random"`` (seeded),
-    ``"low_to_high"`` / ``"high_to_low"`` (by normalised radial frequency; ties by index).
-
-    Args:
-        scores: ``(N, C, H, W)`` in ``basis``, or a FrequencyAttribution.
-        target: as in :func:`attribute`.
-        output: ``"prob"`` (softmax probability, as Petsiuk et al.), ``"logit"``, ``"log_prob"``.
-    """
-    check_images(x, "x")
-    _check_basis(basis)
-    check_positive_int(n_points, "n_points", minimum=2)
-    check_choice(output, "output", _OUTPUTS)
-    check_choice(by, "by", ("abs", "signed"))
-    _check_batch(internal_batch_size)
-    if isinstance(orders, str):
-        orders = (orders,)
-    for o in orders:
-        check_choice(o, "orders", _ORDERS)
-    s = _scores_of(scores)
-    if tuple(s.shape) != tuple(x.shape):
-        raise ValueError(f"scores must have the shape of x {tuple(x.shape)}, got {tuple(s.shape)}")
-    n, ch, h, w = x.shape
-    d = ch * h * w
-    b = _prepare_baseline(baseline, x)
-    head = _Head(FrequencyModel(model, basis), output)
-    c, cb = to_basis(x, basis), to_basis(b, basis)
-    t = _resolve_target(target, _forward(head, c, internal_batch_size))
-    fractions = torch.linspace(0, 1, n_points, dtype=torch.float64)
-    kcount = torch.round(fractions * d).long().to(x.device)
-    radius = frequency_radius(h, w, basis, "radial", device=x.device).to(x.dtype)
-    radius = radius.expand(ch, h, w).reshape(d)
-    gen = torch.Generator().manual_seed(seed)
-    dele, ins, auc_d, auc_i = {}, {}, {}, {}
-    for o in orders:
-        if o == "attribution":
-            key = (s.abs() if by == "abs" else s).reshape(n, d)
-            order = torch.argsort(key, dim=1, descending=True, stable=True)
-        elif o == "random":
-            order = torch.stack([torch.randperm(d, generator=gen) for _ in range(n)]).to(x.device)
-        else:
-            order = torch.argsort(radius, descending=o == "high_to_low", stable=True).expand(n, d)
-        rank = torch.empty_like(order)
-        rank.scatter_(1, order, torch.arange(d, device=x.device).expand(n, d))
-        rank = rank.view(n, ch, h, w)
-        # Deletion keeps the coefficients ranked past the first k; insertion keeps the first k.
-        dele[o] = _eval_variants(head, c, cb, lambda ni, mi: rank[ni] >= kcount[mi].view(-1, 1, 1, 1),
-                                 n_points, t, internal_batch_size)
-        ins[o] = _eval_variants(head, c, cb, lambda ni, mi: rank[ni] < kcount[mi].view(-1, 1, 1, 1),
-                                n_points, t, internal_batch_size)
-        fr = fractions.to(device=x.device, dtype=dele[o].dtype)
-        auc_d[o] = torch.trapezoid(dele[o], fr, dim=1)
-        auc_i[o] = torch.trapezoid(ins[o], fr, dim=1)
-    return DeletionInsertionCurves(fractions=fractions, deletion=dele, insertion=ins, auc_deletion=auc_d,
-                                   auc_insertion=auc_i, output=output, target=t)
-
-
-# ============================================================================ randomisation check
-
-@dataclass
-class RandomisationCheck:
-    """Result of :func:`model_randomisation_check`.
-
-    Attributes:
-        layers: names of the randomised layers, one entry per step (``"all"`` for mode all;
-            for cascading, step i has layers[0..i] re-initialised, top first).
-        spearman: ``(L, N)`` Spearman rank correlation between the original and the
-            randomised model's scores (signed); ``spearman_abs``: of ``|scores|``.  High
-            values mean the explanation does not depend on what the model learned.
-        original: the original model's :class:`FrequencyAttribution`.
-        randomised_scores: ``(L, N, C, H, W)``.
-        mode, method, basis, seed.
-    """
-
-    layers: list
-    spearman: torch.Tensor
-    spearman_abs: torch.Tensor
-    original: FrequencyAttribution
-    randomised_scores: torch.Tensor
-    mode: str
-    method: str
-    basis: str
-    seed: int
-
-    def summary(self) -> dict:
-        return {"layers": list(self.layers), "mode": self.mode, "method": self.method,
-                "spearman_mean": self.spearman.mean(1).tolist(),
-                "spearman_abs_mean": self.spearman_abs.mean(1).tolist()}
-
-
-def _spearman_rows(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Spearman correlation per row with average ranks for ties (NaN for a constant row)."""
-    from scipy.stats import rankdata
-
-    ra = rankdata(a.detach().double().cpu().numpy(), axis=1)
-    rb = rankdata(b.detach().double().cpu().numpy(), axis=1)
-    ra -= ra.mean(1, keepdims=True)
-    rb -= rb.mean(1, keepdims=True)
-    den = np.sqrt((ra ** 2).sum(1) * (rb ** 2).sum(1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r = (ra * rb).sum(1) / den
-    return torch.from_numpy(r)
-
-
-def _randomisable_layers(model: nn.Module) -> list:
-    return [name for name, mod in model.named_modules()
-            if callable(getattr(mod, "reset_parameters", None)) and any(True for _ in mod.parameters(recurse=False))]
-
-
-def model_randomisation_check(model: nn.Module, x: torch.Tensor, target, method: str = "ig",
-                              basis: str = "dct", mode: str = "cascading", layers: Sequence[str] | None = None,
-                              seed: int = 0, **attr_kw) -> RandomisationCheck:
-    """Model-parameter randomisation test of Adebayo et al. 2018 ("Sanity checks for saliency maps").
-
-    A copy of ``model`` has its layers re-initialised (``reset_parameters()``; the
-    original is untouched) and the attributions are recomputed for the same images and
-    the same target classes (those resolved on the original model).  A faithful method's
-    scores must change: low rank correlation with the original.
-
-    Args:
-        model: an ``nn.Module``; layers are its submodules that own parameters and have
-            ``reset_parameters`` (conv, linear, batch norm, ...), ordered top (output) first.
-        mode: ``"cascading"`` (re-initialise from the top layer down, cumulatively, one
-            step per layer), ``"independent"`` (one layer at a time) or ``"all"`` (every
-            layer at once, one step).
-        layers: names to randomise, top first (default: all randomisable layers).
-        seed: seeds the re-initialisation (torch's global RNG is forked, not disturbed).
-        attr_kw: passed to :func:`attribute` (``n_steps``, ``baseline``, ``masks``, ...).
-    """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be an nn.Module (its layers are re-initialised), got {type(model).__name__}")
-    check_choice(mode, "mode", ("cascading", "independent", "all"))
-    available = _randomisable_layers(model)
-    if layers is None:
-        layers = available[::-1]
-    else:
-        layers = list(layers)
-        bad = [l for l in layers if l not in available]
-        if bad:
-            raise ValueError(f"layers {bad} are not randomisable layers of model; choose from {available}")
-    if not layers:
-        raise ValueError("model has no layer with parameters and reset_parameters() to randomise")
-    orig = attribute(model, x, target, method=method, basis=basis, **attr_kw)
-    t = orig.target
-    steps = [[l] for l in layers] if mode != "all" else [list(layers)]
-    names = list(layers) if mode != "all" else ["all"]
-    scores, rho, rho_abs = [], [], []
-    devices = [x.device] if x.device.type == "cuda" else []
-    rand_model = copy.deepcopy(model)
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        for step in steps:
-            if mode == "independent":
-                rand_model = copy.deepcopy(model)
-            mods = dict(rand_model.named_modules())
-            with torch.no_grad():
-                for name in step:
-                    mods[name].reset_parameters()
-            r = attribute(rand_model, x, t, method=method, basis=basis, **attr_kw)
-            sc = r.scores
-            scores.append(sc)
-            flat_o, flat_r = orig.scores.reshape(x.shape[0], -1), sc.reshape(x.shape[0], -1)
-            rho.append(_spearman_rows(flat_o, flat_r))
-            rho_abs.append(_spearman_rows(flat_o.abs(), flat_r.abs()))
-    return RandomisationCheck(layers=names, spearman=torch.stack(rho), spearman_abs=torch.stack(rho_abs),
-                              original=orig, randomised_scores=torch.stack(scores), mode=mode,
-                              method=method, basis=basis, seed=seed)
+    check_images(x, "x", unit_range=True)
+    check_images(x_adv, "x_adv", unit_range=True)
+    if x_adv.shape != x.shape:
+        raise ValueError(f"x_adv must have the shape of x {tuple(x.shape)}, got {tuple(x_adv.shape)}")
+    y = check_labels(y, x.shape[0], x.device)
+    h, w = x.shape[-2:]
+    masks = check_mask(masks, "masks", h, w, allow_stack=True)
+    masks = masks.unsqueeze(0) if masks.dim() == 2 else masks
+    res = attribute(model, x_adv, y, method="ig", basis=basis, n_steps=n_steps, baseline=x,
+                    internal_batch_size=internal_batch_size)
+    s = res.scores.detach()
+    band_change = radial_profile(s.sum(1), masks.to(s.device))                 # (N, K)
+    tot = band_change.sum(1, keepdim=True)
+    share = torch.where(tot.abs() > 0, band_change / torch.where(tot == 0, torch.ones_like(tot), tot),
+                        torch.zeros_like(band_change))
+    energy = band_energy((x_adv - x).detach(), basis=basis, masks=masks)
+    return {"logit_change": (res.output_x - res.output_baseline).detach().cpu(),
+            "band_change": band_change.cpu(), "change_share": share.cpu(), "energy_share": energy.cpu(),
+            "completeness_error": res.delta.detach().cpu()}

@@ -1,5 +1,7 @@
-"""Data: CIFAR-10 and MNIST as ``[0, 1]`` tensors, an ImageNet folder, pretrained ImageNet
-classifiers, and a planted-frequency synthetic data set whose ground truth is known.
+"""Data loaders: CIFAR-10 and MNIST as ``[0, 1]`` tensors, and ImageNet-style image folders.
+
+Pretrained classifiers live in :mod:`freqkit.models`; the planted-frequency data set, whose
+ground truth is known, in :mod:`freqkit.planted`.
 
 Conventions (DESIGN.md): images are float32 ``(N, C, H, W)`` in ``[0, 1]``, labels int64
 ``(N,)``.  Nothing here normalises: mean/std is a layer inside each model.
@@ -21,22 +23,19 @@ first 1,000 official test images); :func:`dataset_info` reports the split sizes 
 from __future__ import annotations
 
 import csv
-import math
 import os
 import warnings
 from functools import lru_cache
 from pathlib import Path
-from typing import Sequence
 
 import torch
 
+from ._runtime import offline
 from ._validate import check_choice, check_positive_int
-from .transforms import band_masks, dct_matrix, frequency_radius, idct2
 
 __all__ = [
     "load_dataset", "dataset_info", "data_root", "DATASETS", "SPLITS", "CIFAR10_CLASSES", "MNIST_CLASSES",
-    "load_imagenet_folder", "load_imagenet_classifier", "WeightsUnavailable",
-    "planted_frequency_dataset",
+    "load_imagenet_folder",
 ]
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -60,10 +59,6 @@ _MNIST_FILES = {True: ["train-images-idx3-ubyte", "train-labels-idx1-ubyte"],
 # The validation carve uses its own fixed seed, independent of the subset seed, so that
 # the validation images never change with ``seed`` and never overlap the training images.
 _VAL_SEED = 0x5EED
-
-
-def _offline() -> bool:
-    return os.environ.get("FREQKIT_OFFLINE", "").strip().lower() in ("1", "true", "yes")
 
 
 def data_root(root=None) -> Path:
@@ -103,7 +98,7 @@ def _ensure(name: str, train: bool, root: Path, download) -> None:
     if not missing:
         return
     if download is None:
-        download = not _offline()
+        download = not offline()
     if not download:
         raise _not_found(name, root, missing, "Download is off (download=False or FREQKIT_OFFLINE=1). ")
     try:
@@ -188,7 +183,7 @@ def _val_split(n_train: int, val_size: int) -> tuple[torch.Tensor, torch.Tensor]
 
 
 def load_dataset(name: str, split: str = "test", n: int | None = None, seed: int = 0, root=None,
-                 download: bool | None = None, val_size: int | None = None
+                 download: bool | None = None, val_size: int | None = None, dtype: torch.dtype = torch.float32
                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """Load CIFAR-10 or MNIST as tensors.
 
@@ -208,13 +203,18 @@ def load_dataset(name: str, split: str = "test", n: int | None = None, seed: int
             ``~/.cache/freqkit/data``.
         download: True/False, or None = download missing files unless ``FREQKIT_OFFLINE=1``.
         val_size: size of the validation carve (e.g. 5000); required for ``split="val"``.
+        dtype: a floating dtype (pixels / 255 in ``[0, 1]``), or ``torch.uint8`` for the raw
+            bytes 0..255 (4x less memory: training keeps the set so and converts per batch).
 
     Returns:
-        ``x`` float32 ``(N, C, H, W)`` in ``[0, 1]`` (pixel / 255) and ``y`` int64 ``(N,)``.
-        With ``n=None`` the images are in the files' order.
+        ``x`` ``(N, C, H, W)`` in ``[0, 1]`` (``dtype``) and ``y`` int64 ``(N,)``.  With
+        ``n=None`` the images are in the files' order.
+
+    Shape:
+        ``x``: ``(N, 3, 32, 32)`` (CIFAR-10) or ``(N, 1, 28, 28)`` (MNIST); ``y``: ``(N,)``.
 
     Raises:
-        ValueError on a bad name/split/n/val_size; FileNotFoundError, with instructions,
+        ValueError on a bad name/split/n/val_size/dtype; FileNotFoundError, with instructions,
         when the data are missing and cannot be downloaded.
 
     Whole splits are cached in-process (as uint8), so repeated calls are cheap.
@@ -230,15 +230,16 @@ def load_dataset(name: str, split: str = "test", n: int | None = None, seed: int
     if split == "val" and not val_size:
         raise ValueError("split='val' needs val_size >= 1 (the number of training images to hold out, "
                          "e.g. val_size=5000); pass the same val_size with split='train' to exclude them")
-    x, y = _select_uint8(name, split, n, seed, root, download, val_size)
-    return x.float().div_(255.0), y.clone()
+    if dtype != torch.uint8 and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise ValueError(f"dtype must be a floating dtype or torch.uint8, got {dtype!r}")
+    x, y = _select(name, split, n, seed, root, download, val_size)
+    if dtype == torch.uint8:
+        return x.clone(), y.clone()  # never hand out the in-process cache itself
+    return x.to(dtype).div_(255.0), y.clone()
 
 
-def _select_uint8(name, split, n, seed, root, download, val_size):
-    """The images of :func:`load_dataset` as uint8 (0..255); arguments already checked.
-
-    Training keeps the set as uint8 (4x less memory) and converts each batch.
-    """
+def _select(name, split, n, seed, root, download, val_size):
+    """The images of :func:`load_dataset` as uint8 (0..255), possibly the cached tensors themselves."""
     train = split != "test"
     r = data_root(root)
     _ensure(name, train, r, download)
@@ -280,13 +281,6 @@ def dataset_info(name: str, root=None) -> dict:
 
 
 # ----------------------------------------------------------------------------- ImageNet
-
-class WeightsUnavailable(RuntimeError):
-    """Pretrained weights could not be had (offline, no cached download, no weights file).
-
-    Raised instead of ever falling back to random weights; a chapter catches it and says
-    plainly that its ImageNet section is skipped.
-    """
 
 
 _IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".tif", ".tiff")
@@ -406,201 +400,3 @@ def load_imagenet_folder(root, n: int | None = None, size: int = 224, seed: int 
     if bool(((y < 0) | (y > 999)).any()):
         raise ValueError(f"class indices must lie in 0..999, got range {int(y.min())}..{int(y.max())}")
     return x, y, [str(p) for p, _ in items]
-
-
-def _strip_state_dict(sd: dict) -> dict:
-    if isinstance(sd, dict):
-        for key in ("state_dict", "model_state_dict", "model"):
-            if key in sd and isinstance(sd[key], dict):
-                sd = sd[key]
-                break
-    out = {}
-    for k, v in sd.items():
-        if k.startswith("normalize."):
-            continue  # our own wrapper's Normalize buffers: rebuilt below
-        for prefix in ("module.", "net."):
-            if k.startswith(prefix):
-                k = k[len(prefix):]
-        out[k] = v
-    return out
-
-
-def load_imagenet_classifier(arch: str = "resnet18", weights_path=None, download: bool | None = None):
-    """A pretrained torchvision ImageNet classifier that takes ``[0, 1]`` images.
-
-    Returns ``nn.Sequential(normalize=Normalize(ImageNet mean, std), net=<torchvision model>)``
-    in eval mode, on the CPU, mapping ``(N, 3, H, W)`` in ``[0, 1]`` (224x224 as from
-    :func:`load_imagenet_folder`) to logits ``(N, 1000)``.  Attributes: ``arch``,
-    ``categories`` (1,000 class names) and ``weights_source`` (the file the weights came from).
-
-    Weights come from, in order: ``weights_path`` (a local ``state_dict`` file of the
-    torchvision model, e.g. the ``resnet18-f37072fd.pth`` that torchvision downloads);
-    torchvision's download cache (``torch.hub.get_dir()/checkpoints``); a download
-    (when ``download`` is True, or None and ``FREQKIT_OFFLINE`` is unset).
-
-    Raises:
-        WeightsUnavailable: no weights file given and none cached or downloadable.  Never
-            returns random weights.
-        FileNotFoundError: ``weights_path`` does not exist.
-        ValueError: unknown ``arch``, or a weights file that does not fit it.
-    """
-    import torchvision
-    from torchvision import models as tvm
-
-    from .models import IMAGENET_MEAN, IMAGENET_STD, with_normalization
-
-    known = tvm.list_models(module=torchvision.models)
-    if arch not in known:
-        raise ValueError(f"arch must be a torchvision ImageNet classifier name (e.g. 'resnet18', 'resnet50', "
-                         f"'vgg16'), got {arch!r}")
-    weights_enum = tvm.get_model_weights(arch)
-    default = weights_enum.DEFAULT
-    net = tvm.get_model(arch, weights=None)
-    if weights_path is not None:
-        path = Path(weights_path).expanduser()
-        if not path.is_file():
-            raise FileNotFoundError(f"weights_path {path} does not exist")
-        try:
-            sd = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:
-            raise ValueError(f"could not read weights file {path} ({type(e).__name__}: {e}); "
-                             f"it should hold a torchvision {arch} state_dict") from e
-        try:
-            net.load_state_dict(_strip_state_dict(sd))
-        except (RuntimeError, AttributeError, TypeError) as e:
-            raise ValueError(f"weights file {path} does not fit torchvision's {arch}: {e}") from e
-        source = str(path)
-    else:
-        cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(default.url)
-        if download is None:
-            download = not _offline()
-        if not cached.is_file() and not download:
-            raise WeightsUnavailable(
-                f"no pretrained weights for {arch}: offline (download={download}, FREQKIT_OFFLINE="
-                f"{os.environ.get('FREQKIT_OFFLINE', '')!r}) and not in torchvision's cache {cached}. "
-                f"Pass weights_path= a local state_dict file (e.g. {os.path.basename(default.url)} from "
-                f"{default.url}) or copy it into {cached.parent}.")
-        try:
-            net.load_state_dict(default.get_state_dict(progress=False, check_hash=False))
-        except Exception as e:
-            raise WeightsUnavailable(
-                f"no pretrained weights for {arch}: could not download {default.url} ({type(e).__name__}: {e}). "
-                f"Pass weights_path= a local state_dict file, or copy the file into {cached.parent}.") from e
-        source = str(cached)
-    model = with_normalization(net, IMAGENET_MEAN, IMAGENET_STD).eval()
-    model.arch = arch
-    model.categories = list(default.meta.get("categories", []))
-    model.weights_source = source
-    return model
-
-
-# ----------------------------------------------------------------------------- planted frequencies
-
-def planted_frequency_dataset(n: int, n_classes: int = 2, size: int = 32, channels: int = 1,
-                              bands: Sequence[int | None] | None = None, kind: str = "radial",
-                              basis: str = "dct", n_bands: int = 8, amplitude: float = 1.0,
-                              noise: float = 0.0, exponent: float = 1.0, headroom: float = 6.0,
-                              seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, dict]:
-    """Synthetic images whose classes differ *only* in the energy of one DCT band each.
-
-    Construction (all Gaussian, all in the orthonormal DCT domain, per channel):
-
-    * background, shared by every class: coefficient ``(u, v)`` ~ N(0, s_uv^2) with
-      ``s_uv = (f_uv + 1/size) ** -exponent`` (``f`` = normalised radius; ``exponent=1``
-      gives the 1/f amplitude spectrum of natural images, 0 white noise), plus white
-      noise N(0, (noise * rms(s))^2) on every coefficient;
-    * class ``c`` adds N(0, (amplitude * s_uv)^2) to every coefficient of band
-      ``bands[c]`` (a random sign and magnitude per coefficient, i.e. random phase), so
-      that band's expected energy grows by ``1 + amplitude^2``; ``bands[c] = None`` adds
-      nothing (a "background only" class).
-
-    Coefficient signs are symmetric, so a class is visible only in the *energy* of its
-    band; every coefficient outside the planted bands has exactly the same distribution
-    in every class.  The image is ``0.5 + scale * idct2(c)`` with one global ``scale``
-    computed from the parameters alone (the largest pixel standard deviation of any
-    class times ``headroom`` maps to 0.5), so the map to ``[0, 1]`` is the same linear map
-    for every image and class and leaks nothing into other bands.  A pixel beyond
-    ``headroom`` standard deviations (probability ~2e-9 per pixel at 6) is clipped as a
-    last resort and counted in ``info["n_clipped"]``.
-
-    Args:
-        n: number of images; classes are balanced (``n // n_classes`` each, the rest
-            spread over the first classes) and shuffled.
-        n_classes: >= 2.
-        size: H = W.
-        channels: C; channels are independent draws with the same spectrum.
-        bands: one band index (into ``band_masks(size, size, n_bands, kind)``) or None
-            per class, distinct.  Default: evenly spaced over bands 1 .. n_bands - 2.
-        kind: "radial" or "ring" bands (see :func:`freqkit.band_masks`).
-        basis: only "dct".
-        amplitude: planted standard deviation relative to the background's, > 0.
-        noise: white-noise level relative to the background's RMS coefficient, >= 0.
-        exponent: background spectrum slope, >= 0.
-        headroom: pixel standard deviations that fit between 0.5 and 0 or 1.
-        seed: the generator's seed (images and label order).
-
-    Returns:
-        ``x`` float32 ``(n, channels, size, size)`` in ``[0, 1]``, ``y`` int64 ``(n,)`` and
-        ``info`` (dict): ``masks`` (K, H, W) bool, the band partition; ``bands`` (list);
-        ``planted_masks`` (n_classes, H, W) bool, class c's planted band (all False for
-        None); ``coef_std`` (n_classes, H, W), the std of each DCT coefficient of
-        ``x - 0.5`` per class (DC excluded from the offset); ``scale``; ``offset`` (0.5);
-        ``class_names``; ``n_clipped``; and every parameter.
-    """
-    check_positive_int(n, "n")
-    check_positive_int(n_classes, "n_classes", 2)
-    check_positive_int(size, "size", 2)
-    check_positive_int(channels, "channels")
-    check_positive_int(n_bands, "n_bands", 2)
-    check_choice(kind, "kind", ("radial", "ring"))
-    check_choice(basis, "basis", ("dct",))
-    for val, nm, lo_ok in ((amplitude, "amplitude", False), (noise, "noise", True), (exponent, "exponent", True),
-                           (headroom, "headroom", False)):
-        if isinstance(val, bool) or not isinstance(val, (int, float)) or not math.isfinite(val) \
-                or val < 0 or (val == 0 and not lo_ok):
-            raise ValueError(f"{nm} must be a finite number {'>=' if lo_ok else '>'} 0, got {val!r}")
-    masks = band_masks(size, size, n_bands, kind=kind, basis="dct")
-    k = masks.shape[0]
-    if bands is None:
-        if n_classes > k - 2:
-            raise ValueError(f"n_classes={n_classes} needs bands= explicitly (only {k - 2} default bands "
-                             f"1..{k - 2} with n_bands={n_bands})")
-        bands = [round(1 + i * (k - 3) / (n_classes - 1)) for i in range(n_classes)]
-    bands = list(bands)
-    if len(bands) != n_classes:
-        raise ValueError(f"bands must list one band per class ({n_classes}), got {bands!r}")
-    for b in bands:
-        if b is not None and (isinstance(b, bool) or not isinstance(b, int) or not 0 <= b < k):
-            raise ValueError(f"bands entries must be band indices in 0..{k - 1} or None, got {bands!r}")
-    if len(set(bands)) != len(bands):
-        raise ValueError(f"bands must be distinct (one class per band), got {bands!r}")
-
-    f = frequency_radius(size, size, "dct", "radial")
-    s = (f + 1.0 / size) ** (-float(exponent))
-    white = float(noise) * float(s.pow(2).mean().sqrt())
-    planted = torch.zeros(n_classes, size, size, dtype=torch.bool)
-    for c, b in enumerate(bands):
-        if b is not None:
-            planted[c] = masks[b]
-    var = s.pow(2) + white ** 2 + planted.double() * (float(amplitude) * s).pow(2)  # (n_classes, H, W)
-    # Pixel variance of idct2(c) with independent coefficients: sum_uv var_uv * D[u,i]^2 D[v,j]^2.
-    d2 = dct_matrix(size, dtype=torch.float64).pow(2)
-    pix_std = (d2.T @ var @ d2).sqrt()
-    scale = 0.5 / (float(headroom) * float(pix_std.max()))
-
-    g = torch.Generator().manual_seed(int(seed))
-    y = (torch.arange(n) % n_classes)[torch.randperm(n, generator=g)]
-    z = torch.randn(n, channels, size, size, generator=g, dtype=torch.float64)
-    coef = z * var.sqrt()[y].unsqueeze(1)
-    img = 0.5 + scale * idct2(coef)
-    n_clipped = int(((img < 0) | (img > 1)).sum())
-    x = img.clamp_(0.0, 1.0).float()
-    info = {
-        "masks": masks, "bands": bands, "planted_masks": planted,
-        "coef_std": (var.sqrt() * scale).float(), "scale": scale, "offset": 0.5,
-        "class_names": [f"band {b}" if b is not None else "background" for b in bands],
-        "n_clipped": n_clipped, "n": n, "n_classes": n_classes, "size": size, "channels": channels,
-        "kind": kind, "basis": basis, "n_bands": n_bands, "amplitude": float(amplitude), "noise": float(noise),
-        "exponent": float(exponent), "headroom": float(headroom), "seed": int(seed),
-    }
-    return x, y.to(torch.int64), info

@@ -1,29 +1,47 @@
-"""Are frequency attributions right?  Summaries that chapters 3 and 4 report and judge.
+"""Can frequency attributions be trusted?  The checks chapters 3 and 4 report.
 
-:mod:`freqkit.attribution` computes the attributions and the raw checks (deletion and
-insertion curves, the randomisation test, planted-band shares).  This module runs several
-methods on the same images (:func:`compare_methods`), measures completeness
-(:func:`relative_completeness`, :func:`completeness_summary`), agreement between methods
-(:func:`band_rank_agreement`), parity with Captum (:func:`captum_parity`), summarises
-deletion/insertion areas with intervals (:func:`auc_table`), and turns them into the
-verdict on H2 (:func:`h2_verdict`).
+* Several methods on the same images: :func:`compare_methods`.
+* Completeness (Sundararajan et al. 2017): :func:`relative_completeness`,
+  :func:`completeness_summary`.
+* Agreement between methods: :func:`band_rank_agreement`; parity with Captum run by hand
+  on the wrapped model: :func:`captum_parity`.
+* Deletion and insertion curves in frequency space (Samek et al. 2017; Petsiuk et al.
+  2018): :func:`deletion_insertion_curves`, summarised by :func:`auc_table`; what the model
+  sees of its top-k coefficients: :func:`topk_series`.
+* The model-randomisation sanity check (Adebayo et al. 2018):
+  :func:`model_randomisation_check`, :func:`randomisation_summary`, and how much of a
+  ranking is just the input's spectrum: :func:`input_rank_correlation`.
+* Band shares with intervals: :func:`band_share_profile`.
+
+Ground truth on a planted-frequency data set is :mod:`freqkit.planted`; the verdicts these
+numbers feed are :mod:`freqkit.hypotheses`.
 """
 from __future__ import annotations
 
+import copy
 import numbers
+from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
+from torch import nn
 
+from ._explain import (
+    OUTPUTS, OutputHead, check_internal_batch, eval_variants, forward_batched, prepare_baseline, resolve_target,
+)
+from ._runtime import progress as progress_bar
 from ._validate import check_choice, check_images, check_positive_int
 from .attribution import (
-    ATTRIBUTION_METHODS, DeletionInsertionCurves, FrequencyAttribution, FrequencyModel, attribute,
+    ATTRIBUTION_METHODS, FrequencyAttribution, FrequencyModel, attribute, band_shares, scores_of, topk_reconstruction,
 )
+from .stats import bootstrap_ci, distribution_summary, spearman_rows
+from .transforms import check_basis, frequency_radius, to_basis
 
 __all__ = ["compare_methods", "relative_completeness", "completeness_summary", "band_rank_agreement",
-           "h2_verdict", "captum_parity", "auc_table", "distribution_summary", "topk_series",
-           "input_rank_correlation", "randomisation_summary", "band_share_profile"]
+           "captum_parity", "DeletionInsertionCurves", "deletion_insertion_curves", "auc_table", "topk_series",
+           "RandomisationCheck", "model_randomisation_check", "input_rank_correlation", "randomisation_summary",
+           "band_share_profile"]
 
 
 # ============================================================================ several methods at once
@@ -61,10 +79,8 @@ def compare_methods(model: Callable, x: torch.Tensor, target, methods, masks: to
         spec = {m: {"method": m} for m in methods}
     for label, opts in spec.items():
         check_choice(opts["method"], f"methods[{label!r}]", ATTRIBUTION_METHODS)
-    from tqdm.auto import tqdm
-
     out, t = {}, target
-    for label, opts in tqdm(spec.items(), disable=not progress, desc="methods"):
+    for label, opts in progress_bar(spec.items(), enabled=progress, desc="methods"):
         kw = dict(basis=basis, n_steps=n_steps, baseline=baseline, internal_batch_size=internal_batch_size,
                   masks=masks)
         kw.update(opts)
@@ -72,6 +88,7 @@ def compare_methods(model: Callable, x: torch.Tensor, target, methods, masks: to
         out[label] = attribute(model, x, t, method=method, **kw)
         t = out[label].target
     return out
+
 
 
 # ============================================================================ completeness
@@ -93,20 +110,6 @@ def relative_completeness(result: FrequencyAttribution) -> torch.Tensor:
     return torch.where((gap == 0) & (d == 0), torch.zeros_like(rel), rel).cpu()
 
 
-def distribution_summary(values, quantiles: Sequence[float] = (0.1, 0.25, 0.5, 0.75, 0.9)) -> dict:
-    """Mean, min, max and quantiles of a 1-D sample (NaNs dropped and counted)."""
-    v = np.asarray(values.detach().cpu().double() if isinstance(values, torch.Tensor) else values, dtype=float)
-    v = v.reshape(-1)
-    n_nan = int(np.isnan(v).sum())
-    v = v[~np.isnan(v)]
-    if v.size == 0:
-        raise ValueError("values holds no (non-NaN) number")
-    out = {"n": int(v.size), "n_nan": n_nan, "mean": float(v.mean()), "min": float(v.min()), "max": float(v.max())}
-    for q in quantiles:
-        out[f"q{round(100 * q):02d}"] = float(np.quantile(v, q))
-    return out
-
-
 def completeness_summary(rel_error, tol: float = 0.01) -> dict:
     """Distribution of relative completeness errors and the share of images within ``tol``."""
     if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not tol > 0:
@@ -118,6 +121,7 @@ def completeness_summary(rel_error, tol: float = 0.01) -> dict:
     s = distribution_summary(v)
     s.update({"tol": float(tol), "share_within": float(np.mean(v <= tol)), "median": s["q50"]})
     return s
+
 
 
 # ============================================================================ agreement between methods
@@ -138,7 +142,7 @@ def band_rank_agreement(a, b, method: str = "spearman") -> torch.Tensor:
     masks).  ``method``: ``"spearman"`` (average ranks for ties) or ``"kendall"`` (tau-b).
     A row that is constant in either input gives NaN.
     """
-    from scipy.stats import kendalltau, rankdata
+    from scipy.stats import kendalltau
 
     check_choice(method, "method", ("spearman", "kendall"))
     a, b = _bands_of(a, "a"), _bands_of(b, "b")
@@ -151,56 +155,8 @@ def band_rank_agreement(a, b, method: str = "spearman") -> torch.Tensor:
         r = np.array([kendalltau(u, v).statistic if np.ptp(u) > 0 and np.ptp(v) > 0 else np.nan
                       for u, v in zip(an, bn)], dtype=float)
         return torch.from_numpy(r)
-    ra, rb = rankdata(an, axis=1), rankdata(bn, axis=1)
-    ra -= ra.mean(1, keepdims=True)
-    rb -= rb.mean(1, keepdims=True)
-    den = np.sqrt((ra ** 2).sum(1) * (rb ** 2).sum(1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r = np.where(den > 0, (ra * rb).sum(1) / np.where(den > 0, den, 1.0), np.nan)
-    return torch.from_numpy(r)
+    return spearman_rows(an, bn)
 
-
-def h2_verdict(rel_error, rank_corr, max_rel_error: float = 0.01, min_median_rho: float = 0.5,
-               n_steps: int | None = None) -> dict:
-    """Verdict on H2: attribution quantifies each component's contribution.
-
-    Rule: *supported* if the median relative IG completeness error is below
-    ``max_rel_error`` **and** the median (over images) Spearman correlation between IG
-    band scores and band-occlusion scores is at least ``min_median_rho``; *rejected* if
-    either fails; *inconclusive* if there are fewer than 3 usable images.
-
-    Args:
-        rel_error: ``(N,)`` :func:`relative_completeness` of IG.
-        rank_corr: ``(N,)`` :func:`band_rank_agreement` of IG and occlusion band scores.
-    """
-    from .results import verdict
-
-    for v, nm in ((max_rel_error, "max_rel_error"), (min_median_rho, "min_median_rho")):
-        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not np.isfinite(v):
-            raise ValueError(f"{nm} must be a finite number, got {v!r}")
-    if not max_rel_error > 0:
-        raise ValueError(f"max_rel_error must be > 0, got {max_rel_error!r}")
-    rel = np.asarray(rel_error.detach().cpu().double() if isinstance(rel_error, torch.Tensor) else rel_error,
-                     dtype=float).reshape(-1)
-    rho = np.asarray(rank_corr.detach().cpu().double() if isinstance(rank_corr, torch.Tensor) else rank_corr,
-                     dtype=float).reshape(-1)
-    rel, rho_ok = rel[np.isfinite(rel)], rho[np.isfinite(rho)]
-    rule = (f"supported if the median relative IG completeness error |delta| / |f(x) - f(b)| < {max_rel_error:g}"
-            + (f" (n_steps={n_steps})" if n_steps else "")
-            + f" AND the median per-image Spearman correlation between IG and band-occlusion band scores is "
-              f">= {min_median_rho:g}; rejected if either fails; inconclusive with fewer than 3 images")
-    if rel.size < 3 or rho_ok.size < 3:
-        return verdict("H2: attribution quantifies each component's contribution", rule, None,
-                       {"n_completeness": int(rel.size), "n_rank": int(rho_ok.size)})
-    med_rel, med_rho = float(np.median(rel)), float(np.median(rho_ok))
-    complete, agree = med_rel < max_rel_error, med_rho >= min_median_rho
-    evidence = {"median_rel_completeness_error": med_rel, "share_within_tol": float(np.mean(rel <= max_rel_error)),
-                "max_rel_completeness_error": float(rel.max()), "median_spearman": med_rho,
-                "spearman_quartiles": [float(np.quantile(rho_ok, q)) for q in (0.25, 0.5, 0.75)],
-                "share_spearman_positive": float(np.mean(rho_ok > 0)), "completeness_ok": complete,
-                "agreement_ok": agree, "n_images": int(rel.size), "n_rank": int(rho_ok.size),
-                "n_rank_undefined": int(rho.size - rho_ok.size)}
-    return verdict("H2: attribution quantifies each component's contribution", rule, complete and agree, evidence)
 
 
 # ============================================================================ parity with Captum
@@ -250,7 +206,107 @@ def captum_parity(model: Callable, x: torch.Tensor, target, masks: torch.Tensor,
             "n": int(x.shape[0]), "n_steps": n_steps, "n_bands": k, "dtype": str(x.dtype).replace("torch.", "")}
 
 
-# ============================================================================ deletion / insertion areas
+
+# ============================================================================ deletion / insertion
+
+@dataclass
+class DeletionInsertionCurves:
+    """Result of :func:`deletion_insertion_curves`.
+
+    Attributes:
+        fractions: ``(P,)`` fraction of coefficients removed (deletion) / added (insertion).
+        deletion, insertion: ``{order: (N, P)}`` explained output along each curve.
+        auc_deletion, auc_insertion: ``{order: (N,)}`` trapezoid areas over ``[0, 1]``.
+            Faithful attributions give a low deletion AUC and a high insertion AUC for
+            ``"attribution"`` compared with ``"random"``.
+        output: ``"prob"``, ``"logit"`` or ``"log_prob"``; target: ``(N,)``.
+    """
+
+    fractions: torch.Tensor
+    deletion: dict
+    insertion: dict
+    auc_deletion: dict
+    auc_insertion: dict
+    output: str
+    target: torch.Tensor
+
+    def summary(self) -> dict:
+        """Mean AUC per order: ``{"deletion": {order: float}, "insertion": {...}}``."""
+        return {"deletion": {k: float(v.mean()) for k, v in self.auc_deletion.items()},
+                "insertion": {k: float(v.mean()) for k, v in self.auc_insertion.items()}}
+
+
+_ORDERS = ("attribution", "random", "low_to_high", "high_to_low")
+
+
+def deletion_insertion_curves(model: Callable, x: torch.Tensor, target, scores, basis: str = "dct",
+                              orders: Sequence[str] = _ORDERS, n_points: int = 21, baseline=None,
+                              output: str = "prob", by: str = "signed", seed: int = 0,
+                              internal_batch_size: int | None = None) -> DeletionInsertionCurves:
+    """Deletion and insertion curves in frequency space (Samek et al. 2017; Petsiuk et al. 2018).
+
+    Coefficients (all ``C * H * W`` per image) are ranked by an order; *deletion* replaces
+    the first ``round(p * D)`` of them by the baseline's coefficients (zero by default),
+    *insertion* starts from the baseline and puts them back, for ``p`` in
+    ``linspace(0, 1, n_points)``; the curve is the explained output of the target.
+
+    Orders: ``"attribution"`` (largest score first; ``by="signed"`` ranks the strongest
+    positive evidence first, ``"abs"`` the largest magnitude), ``"random"`` (seeded),
+    ``"low_to_high"`` / ``"high_to_low"`` (by normalised radial frequency; ties by index).
+
+    Args:
+        scores: ``(N, C, H, W)`` in ``basis``, or a FrequencyAttribution.
+        target: as in :func:`attribute`.
+        output: ``"prob"`` (softmax probability, as Petsiuk et al.), ``"logit"``, ``"log_prob"``.
+    """
+    check_images(x, "x")
+    check_basis(basis)
+    check_positive_int(n_points, "n_points", minimum=2)
+    check_choice(output, "output", OUTPUTS)
+    check_choice(by, "by", ("abs", "signed"))
+    check_internal_batch(internal_batch_size)
+    if isinstance(orders, str):
+        orders = (orders,)
+    for o in orders:
+        check_choice(o, "orders", _ORDERS)
+    s = scores_of(scores)
+    if tuple(s.shape) != tuple(x.shape):
+        raise ValueError(f"scores must have the shape of x {tuple(x.shape)}, got {tuple(s.shape)}")
+    n, ch, h, w = x.shape
+    d = ch * h * w
+    b = prepare_baseline(baseline, x)
+    head = OutputHead(FrequencyModel(model, basis), output)
+    c, cb = to_basis(x, basis), to_basis(b, basis)
+    t = resolve_target(target, forward_batched(head, c, internal_batch_size))
+    fractions = torch.linspace(0, 1, n_points, dtype=torch.float64)
+    kcount = torch.round(fractions * d).long().to(x.device)
+    radius = frequency_radius(h, w, basis, "radial", device=x.device).to(x.dtype)
+    radius = radius.expand(ch, h, w).reshape(d)
+    gen = torch.Generator().manual_seed(seed)
+    dele, ins, auc_d, auc_i = {}, {}, {}, {}
+    for o in orders:
+        if o == "attribution":
+            key = (s.abs() if by == "abs" else s).reshape(n, d)
+            order = torch.argsort(key, dim=1, descending=True, stable=True)
+        elif o == "random":
+            order = torch.stack([torch.randperm(d, generator=gen) for _ in range(n)]).to(x.device)
+        else:
+            order = torch.argsort(radius, descending=o == "high_to_low", stable=True).expand(n, d)
+        rank = torch.empty_like(order)
+        rank.scatter_(1, order, torch.arange(d, device=x.device).expand(n, d))
+        rank = rank.view(n, ch, h, w)
+        # Deletion keeps the coefficients ranked past the first k; insertion keeps the first k.
+        dele[o] = eval_variants(head, c, cb, lambda ni, mi: rank[ni] >= kcount[mi].view(-1, 1, 1, 1),
+                                 n_points, t, internal_batch_size)
+        ins[o] = eval_variants(head, c, cb, lambda ni, mi: rank[ni] < kcount[mi].view(-1, 1, 1, 1),
+                                n_points, t, internal_batch_size)
+        fr = fractions.to(device=x.device, dtype=dele[o].dtype)
+        auc_d[o] = torch.trapezoid(dele[o], fr, dim=1)
+        auc_i[o] = torch.trapezoid(ins[o], fr, dim=1)
+    return DeletionInsertionCurves(fractions=fractions, deletion=dele, insertion=ins, auc_deletion=auc_d,
+                                   auc_insertion=auc_i, output=output, target=t)
+
+
 
 def auc_table(curves: DeletionInsertionCurves, n_boot: int = 1000, seed: int = 0) -> dict:
     """Mean deletion and insertion AUC per order with 95% bootstrap intervals over images.
@@ -264,17 +320,15 @@ def auc_table(curves: DeletionInsertionCurves, n_boot: int = 1000, seed: int = 0
     if not isinstance(curves, DeletionInsertionCurves):
         raise TypeError(f"curves must be a DeletionInsertionCurves, got {type(curves).__name__}")
     check_positive_int(n_boot, "n_boot")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(seed)  # one stream over every (kind, order), in that order
     out: dict = {"deletion": {}, "insertion": {}, "beats_random": {}}
     n = None
     for kind, aucs in (("deletion", curves.auc_deletion), ("insertion", curves.auc_insertion)):
         for order, v in aucs.items():
             a = v.detach().double().cpu().numpy()
             n = a.shape[0]
-            idx = rng.integers(0, n, size=(n_boot, n))
-            boots = a[idx].mean(1)
-            out[kind][order] = {"mean": float(a.mean()),
-                                "ci": [float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))]}
+            lo, hi = bootstrap_ci(a, np.mean, n_boot=n_boot, rng=rng)
+            out[kind][order] = {"mean": float(a.mean()), "ci": [float(lo), float(hi)]}
     if "attribution" in curves.auc_deletion and "random" in curves.auc_deletion:
         out["beats_random"] = {
             "deletion": float((curves.auc_deletion["attribution"] < curves.auc_deletion["random"]).double().mean()),
@@ -282,6 +336,7 @@ def auc_table(curves: DeletionInsertionCurves, n_boot: int = 1000, seed: int = 0
     out["n"] = n
     out["output"] = curves.output
     return out
+
 
 
 # ============================================================================ what the model sees
@@ -297,8 +352,6 @@ def topk_series(model: Callable, x: torch.Tensor, target, scores, fractions: Seq
         ``{"fractions": [...], "images": [(N, C, H, W) per fraction], "prob": (F, N),
         "pred": (F, N) long, "target": (N,)}``.
     """
-    from .attribution import _resolve_target, topk_reconstruction
-
     check_images(x, "x")
     check_positive_int(batch_size, "batch_size")
     fractions = [float(f) for f in fractions]
@@ -309,7 +362,7 @@ def topk_series(model: Callable, x: torch.Tensor, target, scores, fractions: Seq
     def logits(z):
         return torch.cat([model(z[i:i + batch_size]) for i in range(0, z.shape[0], batch_size)])
 
-    t = _resolve_target(target, logits(x))
+    t = resolve_target(target, logits(x))
     imgs, prob, pred = [], [], []
     for f in fractions:
         r = topk_reconstruction(x, scores, f, basis=basis, by=by, baseline=baseline)
@@ -321,7 +374,105 @@ def topk_series(model: Callable, x: torch.Tensor, target, scores, fractions: Seq
             "target": t.cpu()}
 
 
-# ============================================================================ how much is just the input?
+
+# ============================================================================ randomisation check
+
+@dataclass
+class RandomisationCheck:
+    """Result of :func:`model_randomisation_check`.
+
+    Attributes:
+        layers: names of the randomised layers, one entry per step (``"all"`` for mode all;
+            for cascading, step i has layers[0..i] re-initialised, top first).
+        spearman: ``(L, N)`` Spearman rank correlation between the original and the
+            randomised model's scores (signed); ``spearman_abs``: of ``|scores|``.  High
+            values mean the explanation does not depend on what the model learned.
+        original: the original model's :class:`FrequencyAttribution`.
+        randomised_scores: ``(L, N, C, H, W)``.
+        mode, method, basis, seed.
+    """
+
+    layers: list
+    spearman: torch.Tensor
+    spearman_abs: torch.Tensor
+    original: FrequencyAttribution
+    randomised_scores: torch.Tensor
+    mode: str
+    method: str
+    basis: str
+    seed: int
+
+    def summary(self) -> dict:
+        return {"layers": list(self.layers), "mode": self.mode, "method": self.method,
+                "spearman_mean": self.spearman.mean(1).tolist(),
+                "spearman_abs_mean": self.spearman_abs.mean(1).tolist()}
+
+
+def _randomisable_layers(model: nn.Module) -> list:
+    return [name for name, mod in model.named_modules()
+            if callable(getattr(mod, "reset_parameters", None)) and any(True for _ in mod.parameters(recurse=False))]
+
+
+def model_randomisation_check(model: nn.Module, x: torch.Tensor, target, method: str = "ig",
+                              basis: str = "dct", mode: str = "cascading", layers: Sequence[str] | None = None,
+                              seed: int = 0, **attr_kw) -> RandomisationCheck:
+    """Model-parameter randomisation test of Adebayo et al. 2018 ("Sanity checks for saliency maps").
+
+    A copy of ``model`` has its layers re-initialised (``reset_parameters()``; the
+    original is untouched) and the attributions are recomputed for the same images and
+    the same target classes (those resolved on the original model).  A faithful method's
+    scores must change: low rank correlation with the original.
+
+    Args:
+        model: an ``nn.Module``; layers are its submodules that own parameters and have
+            ``reset_parameters`` (conv, linear, batch norm, ...), ordered top (output) first.
+        mode: ``"cascading"`` (re-initialise from the top layer down, cumulatively, one
+            step per layer), ``"independent"`` (one layer at a time) or ``"all"`` (every
+            layer at once, one step).
+        layers: names to randomise, top first (default: all randomisable layers).
+        seed: seeds the re-initialisation (torch's global RNG is forked, not disturbed).
+        attr_kw: passed to :func:`attribute` (``n_steps``, ``baseline``, ``masks``, ...).
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module (its layers are re-initialised), got {type(model).__name__}")
+    check_choice(mode, "mode", ("cascading", "independent", "all"))
+    available = _randomisable_layers(model)
+    if layers is None:
+        layers = available[::-1]
+    else:
+        layers = list(layers)
+        bad = [l for l in layers if l not in available]
+        if bad:
+            raise ValueError(f"layers {bad} are not randomisable layers of model; choose from {available}")
+    if not layers:
+        raise ValueError("model has no layer with parameters and reset_parameters() to randomise")
+    orig = attribute(model, x, target, method=method, basis=basis, **attr_kw)
+    t = orig.target
+    steps = [[l] for l in layers] if mode != "all" else [list(layers)]
+    names = list(layers) if mode != "all" else ["all"]
+    scores, rho, rho_abs = [], [], []
+    devices = [x.device] if x.device.type == "cuda" else []
+    rand_model = copy.deepcopy(model)
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        for step in steps:
+            if mode == "independent":
+                rand_model = copy.deepcopy(model)
+            mods = dict(rand_model.named_modules())
+            with torch.no_grad():
+                for name in step:
+                    mods[name].reset_parameters()
+            r = attribute(rand_model, x, t, method=method, basis=basis, **attr_kw)
+            sc = r.scores
+            scores.append(sc)
+            flat_o, flat_r = orig.scores.reshape(x.shape[0], -1), sc.reshape(x.shape[0], -1)
+            rho.append(spearman_rows(flat_o, flat_r))
+            rho_abs.append(spearman_rows(flat_o.abs(), flat_r.abs()))
+    return RandomisationCheck(layers=names, spearman=torch.stack(rho), spearman_abs=torch.stack(rho_abs),
+                              original=orig, randomised_scores=torch.stack(scores), mode=mode,
+                              method=method, basis=basis, seed=seed)
+
+
 
 def input_rank_correlation(result: FrequencyAttribution) -> torch.Tensor:
     """Spearman correlation, per image, between ``|scores|`` and ``|c - c_baseline|``, ``(N,)``.
@@ -331,14 +482,12 @@ def input_rank_correlation(result: FrequencyAttribution) -> torch.Tensor:
     natural images): part of their ranking of coefficients is the image's, not the
     model's.  This measures that part; compare it with the randomisation check.
     """
-    from .attribution import _spearman_rows
-
     if not isinstance(result, FrequencyAttribution):
         raise TypeError(f"result must be a FrequencyAttribution, got {type(result).__name__}")
     if result.scores is None:
         raise ValueError(f"this {result.method!r} result has no per-coefficient scores")
     n = result.coeffs.shape[0]
-    return _spearman_rows(result.scores.abs().reshape(n, -1),
+    return spearman_rows(result.scores.abs().reshape(n, -1),
                           (result.coeffs - result.baseline_coeffs).abs().reshape(n, -1))
 
 
@@ -353,8 +502,6 @@ def randomisation_summary(checks: Mapping) -> dict:
     how much of the ranking the image's own spectrum explains).  NaN images (constant
     scores) are left out of the means.
     """
-    from .attribution import RandomisationCheck
-
     if not isinstance(checks, Mapping) or not checks:
         raise ValueError("checks must be a non-empty {label: RandomisationCheck} dict")
     out = {}
@@ -369,6 +516,9 @@ def randomisation_summary(checks: Mapping) -> dict:
     return out
 
 
+
+# ============================================================================ band shares with intervals
+
 def band_share_profile(result, masks: torch.Tensor, by: str = "signed", n_boot: int = 1000,
                        seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean share of attribution per band over images, with a percentile bootstrap 95% CI.
@@ -377,9 +527,6 @@ def band_share_profile(result, masks: torch.Tensor, by: str = "signed", n_boot: 
     ``(K, H, W)`` bands; ``by`` as in :func:`freqkit.band_shares`.  Returns
     ``(mean, lo, hi)``, each ``(K,)`` (the form :func:`freqkit.viz.band_profile_plot` takes).
     """
-    from .attribution import band_shares
-    from .stats import bootstrap_ci
-
     check_positive_int(n_boot, "n_boot")
     sh = band_shares(result, masks, by=by).detach().cpu().numpy()
     lo, hi = bootstrap_ci(sh, stat=np.mean, n_boot=n_boot, seed=seed)

@@ -1,4 +1,5 @@
-"""Models for the book: a small CNN for MNIST and a ResNet-style network for CIFAR-10.
+"""Models: architectures, the normalisation layer, prediction and evaluation, devices, and
+pretrained ImageNet classifiers.
 
 Every model takes images ``(N, C, H, W)`` with pixels in ``[0, 1]`` and starts with a
 :class:`Normalize` layer (DESIGN.md: normalisation lives inside the model, never in the
@@ -12,21 +13,29 @@ logits ``(N, n_classes)``.
   and halve the resolution, residual blocks after stages 1 and 3, global max pool, a
   scaled linear head.  ``width=64`` is Page's network (94% in 24 epochs on a GPU);
   ``width=16`` trains on a 2-core CPU in minutes.
+* :class:`PlantedCNN`: a two-convolution energy detector for the planted-frequency task
+  (:mod:`freqkit.planted`).
+* :func:`load_imagenet_classifier`: torchvision ImageNet weights from a local file (or a
+  download), behind :class:`Normalize`; never random weights (:class:`WeightsUnavailable`).
+* :func:`predict_logits`, :func:`evaluate`, :func:`resolve_device`: running any of them.
 """
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
+from pathlib import Path
 from typing import Sequence
 
 import torch
 from torch import nn
 
-from ._validate import check_choice, check_positive_int
+from ._runtime import eval_mode, model_device, offline
+from ._validate import check_choice, check_images, check_positive_int, check_tensor
 
 __all__ = [
-    "Normalize", "SmallCNN", "ResNetCIFAR", "build_model", "with_normalization",
+    "Normalize", "SmallCNN", "ResNetCIFAR", "PlantedCNN", "build_model", "with_normalization",
     "CIFAR10_MEAN", "CIFAR10_STD", "MNIST_MEAN", "MNIST_STD", "IMAGENET_MEAN", "IMAGENET_STD",
-    "ARCHS",
+    "ARCHS", "resolve_device", "predict_logits", "evaluate", "load_imagenet_classifier", "WeightsUnavailable",
 ]
 
 # Training-set channel statistics (CIFAR-10: of the 50,000 training images; MNIST: of the
@@ -169,6 +178,34 @@ class ResNetCIFAR(nn.Module):
         return self.fc(self.features(self.normalize(x))) * self.head_scale
 
 
+class PlantedCNN(nn.Module):
+    """A tiny energy detector: Normalize -> conv5x5 -> ReLU -> conv3x3 -> ReLU -> global mean -> linear.
+
+    A band-pass filter followed by a rectifier and a spatial mean is an energy estimate,
+    so two convolutions and a global average pool suffice for the planted task.
+
+    Args:
+        in_channels, n_classes: C of the input and number of logits.
+        width: channels of both convolutions.
+        mean, std: per-channel statistics for the Normalize layer (e.g. of the training set).
+    """
+
+    def __init__(self, in_channels: int = 1, n_classes: int = 2, width: int = 16, mean=0.5, std=0.1):
+        super().__init__()
+        check_positive_int(in_channels, "in_channels")
+        check_positive_int(n_classes, "n_classes", 2)
+        check_positive_int(width, "width")
+        self.normalize = Normalize(mean, std)
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, width, 5, padding=2), nn.ReLU(),
+            nn.Conv2d(width, width, 3, padding=1), nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.fc = nn.Linear(width, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.features(self.normalize(x)))
+
+
 ARCHS = {"mnist": ("smallcnn",), "cifar10": ("resnet",)}
 _DEFAULT_ARCH = {"mnist": "smallcnn", "cifar10": "resnet"}
 
@@ -192,3 +229,150 @@ def build_model(dataset: str, arch: str | None = None, **kw) -> nn.Module:
     base.update(kw)
     cls = SmallCNN if arch == "smallcnn" else ResNetCIFAR
     return cls(**base)
+
+
+# ----------------------------------------------------------------------------- running a model
+
+def resolve_device(device="auto") -> torch.device:
+    """``"auto"`` -> ``cuda`` if available, else ``cpu``; a str or torch.device passes through."""
+    if device is None or (isinstance(device, str) and device == "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}") from e
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} asked for CUDA, but torch.cuda.is_available() is False")
+    return dev
+
+
+
+def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    """Logits of ``model`` on ``x`` ``(N, C, H, W)``, in batches, without gradients.
+
+    Runs on the model's device in eval mode (the model's mode is restored afterwards) and
+    returns float32 ``(N, n_classes)`` on ``x``'s device.
+    """
+    check_images(x, "x")
+    check_positive_int(batch_size, "batch_size")
+    dev = model_device(model)
+    out = []
+    with eval_mode(model), torch.no_grad():
+        for i in range(0, x.shape[0], batch_size):
+            out.append(model(x[i:i + batch_size].to(dev)).float().to(x.device))
+    if not out:
+        raise ValueError("x holds no images")
+    return torch.cat(out)
+
+
+
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500, device=None) -> float:
+    """Top-1 accuracy (0 .. 1) of ``model`` on images ``x`` ``(N, C, H, W)`` and labels ``y`` ``(N,)``.
+
+    ``device``: move the model there first (None = leave it where it is).
+    """
+    check_images(x, "x")
+    check_tensor(y, "y", ndim=1, floating=False)
+    if y.shape[0] != x.shape[0]:
+        raise ValueError(f"y must have one label per image ({x.shape[0]}), got {y.shape[0]}")
+    if device is not None:
+        model.to(resolve_device(device))
+    pred = predict_logits(model, x, batch_size).argmax(1)
+    return float((pred.cpu() == y.cpu()).float().mean())
+
+
+
+# ----------------------------------------------------------------------------- pretrained ImageNet classifiers
+
+class WeightsUnavailable(RuntimeError):
+    """Pretrained weights could not be had (offline, no cached download, no weights file).
+
+    Raised instead of ever falling back to random weights; a chapter catches it and says
+    plainly that its ImageNet section is skipped.
+    """
+
+
+
+def _strip_state_dict(sd: dict) -> dict:
+    if isinstance(sd, dict):
+        for key in ("state_dict", "model_state_dict", "model"):
+            if key in sd and isinstance(sd[key], dict):
+                sd = sd[key]
+                break
+    out = {}
+    for k, v in sd.items():
+        if k.startswith("normalize."):
+            continue  # our own wrapper's Normalize buffers: rebuilt below
+        for prefix in ("module.", "net."):
+            if k.startswith(prefix):
+                k = k[len(prefix):]
+        out[k] = v
+    return out
+
+
+
+def load_imagenet_classifier(arch: str = "resnet18", weights_path=None, download: bool | None = None):
+    """A pretrained torchvision ImageNet classifier that takes ``[0, 1]`` images.
+
+    Returns ``nn.Sequential(normalize=Normalize(ImageNet mean, std), net=<torchvision model>)``
+    in eval mode, on the CPU, mapping ``(N, 3, H, W)`` in ``[0, 1]`` (224x224 as from
+    :func:`load_imagenet_folder`) to logits ``(N, 1000)``.  Attributes: ``arch``,
+    ``categories`` (1,000 class names) and ``weights_source`` (the file the weights came from).
+
+    Weights come from, in order: ``weights_path`` (a local ``state_dict`` file of the
+    torchvision model, e.g. the ``resnet18-f37072fd.pth`` that torchvision downloads);
+    torchvision's download cache (``torch.hub.get_dir()/checkpoints``); a download
+    (when ``download`` is True, or None and ``FREQKIT_OFFLINE`` is unset).
+
+    Raises:
+        WeightsUnavailable: no weights file given and none cached or downloadable.  Never
+            returns random weights.
+        FileNotFoundError: ``weights_path`` does not exist.
+        ValueError: unknown ``arch``, or a weights file that does not fit it.
+    """
+    import torchvision
+    from torchvision import models as tvm
+
+    known = tvm.list_models(module=torchvision.models)
+    if arch not in known:
+        raise ValueError(f"arch must be a torchvision ImageNet classifier name (e.g. 'resnet18', 'resnet50', "
+                         f"'vgg16'), got {arch!r}")
+    weights_enum = tvm.get_model_weights(arch)
+    default = weights_enum.DEFAULT
+    net = tvm.get_model(arch, weights=None)
+    if weights_path is not None:
+        path = Path(weights_path).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"weights_path {path} does not exist")
+        try:
+            sd = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:
+            raise ValueError(f"could not read weights file {path} ({type(e).__name__}: {e}); "
+                             f"it should hold a torchvision {arch} state_dict") from e
+        try:
+            net.load_state_dict(_strip_state_dict(sd))
+        except (RuntimeError, AttributeError, TypeError) as e:
+            raise ValueError(f"weights file {path} does not fit torchvision's {arch}: {e}") from e
+        source = str(path)
+    else:
+        cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(default.url)
+        if download is None:
+            download = not offline()
+        if not cached.is_file() and not download:
+            raise WeightsUnavailable(
+                f"no pretrained weights for {arch}: offline (download={download}, FREQKIT_OFFLINE="
+                f"{os.environ.get('FREQKIT_OFFLINE', '')!r}) and not in torchvision's cache {cached}. "
+                f"Pass weights_path= a local state_dict file (e.g. {os.path.basename(default.url)} from "
+                f"{default.url}) or copy it into {cached.parent}.")
+        try:
+            net.load_state_dict(default.get_state_dict(progress=False, check_hash=False))
+        except Exception as e:
+            raise WeightsUnavailable(
+                f"no pretrained weights for {arch}: could not download {default.url} ({type(e).__name__}: {e}). "
+                f"Pass weights_path= a local state_dict file, or copy the file into {cached.parent}.") from e
+        source = str(cached)
+    model = with_normalization(net, IMAGENET_MEAN, IMAGENET_STD).eval()
+    model.arch = arch
+    model.categories = list(default.meta.get("categories", []))
+    model.weights_source = source
+    return model

@@ -1,11 +1,11 @@
-"""Ground truth for frequency attributions: a model trained where the answer is known.
+"""Ground truth for frequency attributions: a data set and a model where the answer is known.
 
-:func:`freqkit.data.planted_frequency_dataset` makes images whose classes differ *only*
-in the energy of one DCT band.  A model that classifies them well can only be using that
-band, so a faithful attribution method must put its mass there.  This module trains such
-a model in seconds (:func:`train_planted_model`, built on the generic
-:func:`train_on_tensors`) and scores every method against the truth
-(:func:`ground_truth_table`, :func:`ground_truth_verdict`).
+:func:`planted_frequency_dataset` makes images whose classes differ *only* in the energy
+of one DCT band.  A model that classifies them well can only be using that band, so a
+faithful attribution method must put its mass there.  :func:`train_planted_model` trains
+such a model (:class:`freqkit.models.PlantedCNN`) in seconds and :func:`ground_truth_table`
+scores every method against the truth (:func:`planted_band_share`); the verdict on
+"every method finds the planted band" is :func:`freqkit.hypotheses.decide_ground_truth`.
 
 The default task has two classes, ``bands=[None, b]``: class 0 is the background alone,
 class 1 the background with extra energy in band ``b``.  Every other band has the same
@@ -15,117 +15,132 @@ class is explained.
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ._validate import check_choice, check_images, check_mask, check_positive_int, check_tensor
-from .data import planted_frequency_dataset
-from .models import Normalize
+from ._validate import check_choice, check_mask, check_positive_int
+from .attribution import band_shares, scores_of
+from .models import PlantedCNN
+from .stats import bootstrap_ci
+from .training import train_on_tensors
+from .transforms import band_masks, dct_matrix, frequency_radius, idct2
 
-__all__ = ["PlantedCNN", "train_on_tensors", "PlantedTask", "train_planted_model", "ground_truth_table",
-           "ground_truth_verdict"]
+__all__ = ["planted_frequency_dataset", "PlantedTask", "train_planted_model", "planted_band_share",
+           "ground_truth_table"]
 
 
-class PlantedCNN(nn.Module):
-    """A tiny energy detector: Normalize -> conv5x5 -> ReLU -> conv3x3 -> ReLU -> global mean -> linear.
+def planted_frequency_dataset(n: int, n_classes: int = 2, size: int = 32, channels: int = 1,
+                              bands: Sequence[int | None] | None = None, kind: str = "radial",
+                              basis: str = "dct", n_bands: int = 8, amplitude: float = 1.0,
+                              noise: float = 0.0, exponent: float = 1.0, headroom: float = 6.0,
+                              seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """Synthetic images whose classes differ *only* in the energy of one DCT band each.
 
-    A band-pass filter followed by a rectifier and a spatial mean is an energy estimate,
-    so two convolutions and a global average pool suffice for the planted task.
+    Construction (all Gaussian, all in the orthonormal DCT domain, per channel):
+
+    * background, shared by every class: coefficient ``(u, v)`` ~ N(0, s_uv^2) with
+      ``s_uv = (f_uv + 1/size) ** -exponent`` (``f`` = normalised radius; ``exponent=1``
+      gives the 1/f amplitude spectrum of natural images, 0 white noise), plus white
+      noise N(0, (noise * rms(s))^2) on every coefficient;
+    * class ``c`` adds N(0, (amplitude * s_uv)^2) to every coefficient of band
+      ``bands[c]`` (a random sign and magnitude per coefficient, i.e. random phase), so
+      that band's expected energy grows by ``1 + amplitude^2``; ``bands[c] = None`` adds
+      nothing (a "background only" class).
+
+    Coefficient signs are symmetric, so a class is visible only in the *energy* of its
+    band; every coefficient outside the planted bands has exactly the same distribution
+    in every class.  The image is ``0.5 + scale * idct2(c)`` with one global ``scale``
+    computed from the parameters alone (the largest pixel standard deviation of any
+    class times ``headroom`` maps to 0.5), so the map to ``[0, 1]`` is the same linear map
+    for every image and class and leaks nothing into other bands.  A pixel beyond
+    ``headroom`` standard deviations (probability ~2e-9 per pixel at 6) is clipped as a
+    last resort and counted in ``info["n_clipped"]``.
 
     Args:
-        in_channels, n_classes: C of the input and number of logits.
-        width: channels of both convolutions.
-        mean, std: per-channel statistics for the Normalize layer (e.g. of the training set).
-    """
-
-    def __init__(self, in_channels: int = 1, n_classes: int = 2, width: int = 16, mean=0.5, std=0.1):
-        super().__init__()
-        check_positive_int(in_channels, "in_channels")
-        check_positive_int(n_classes, "n_classes", 2)
-        check_positive_int(width, "width")
-        self.normalize = Normalize(mean, std)
-        self.features = nn.Sequential(
-            nn.Conv2d(in_channels, width, 5, padding=2), nn.ReLU(),
-            nn.Conv2d(width, width, 3, padding=1), nn.ReLU(),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.fc = nn.Linear(width, n_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.features(self.normalize(x)))
-
-
-def train_on_tensors(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int = 10, batch_size: int = 128,
-                     lr: float = 3e-3, weight_decay: float = 1e-4, seed: int = 0, device="cpu",
-                     progress: bool = False) -> dict:
-    """Train ``model`` in place on in-memory images ``x`` ``(N, C, H, W)`` and labels ``y`` ``(N,)``.
-
-    AdamW with a cosine learning-rate decay to zero, cross-entropy, shuffled mini-batches
-    drawn from a generator seeded by ``seed`` (the caller's RNG is not touched).  The
-    model ends in eval mode on ``device``.
+        n: number of images; classes are balanced (``n // n_classes`` each, the rest
+            spread over the first classes) and shuffled.
+        n_classes: >= 2.
+        size: H = W.
+        channels: C; channels are independent draws with the same spectrum.
+        bands: one band index (into ``band_masks(size, size, n_bands, kind)``) or None
+            per class, distinct.  Default: evenly spaced over bands 1 .. n_bands - 2.
+        kind: "radial" or "ring" bands (see :func:`freqkit.band_masks`).
+        basis: only "dct".
+        amplitude: planted standard deviation relative to the background's, > 0.
+        noise: white-noise level relative to the background's RMS coefficient, >= 0.
+        exponent: background spectrum slope, >= 0.
+        headroom: pixel standard deviations that fit between 0.5 and 0 or 1.
+        seed: the generator's seed (images and label order).
 
     Returns:
-        ``{"train_seconds", "n_train", "steps", "history": [{"epoch", "train_loss", "train_accuracy"}]}``.
+        ``x`` float32 ``(n, channels, size, size)`` in ``[0, 1]``, ``y`` int64 ``(n,)`` and
+        ``info`` (dict): ``masks`` (K, H, W) bool, the band partition; ``bands`` (list);
+        ``planted_masks`` (n_classes, H, W) bool, class c's planted band (all False for
+        None); ``coef_std`` (n_classes, H, W), the std of each DCT coefficient of
+        ``x - 0.5`` per class (DC excluded from the offset); ``scale``; ``offset`` (0.5);
+        ``class_names``; ``n_clipped``; and every parameter.
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
-    check_images(x, "x")
-    check_tensor(y, "y", ndim=1, floating=False)
-    if y.shape[0] != x.shape[0]:
-        raise ValueError(f"y must have one label per image ({x.shape[0]}), got {y.shape[0]}")
-    if x.shape[0] == 0:
-        raise ValueError("x holds no images")
-    check_positive_int(epochs, "epochs")
-    check_positive_int(batch_size, "batch_size")
-    for v, nm in ((lr, "lr"), (weight_decay, "weight_decay")):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 \
-                or (nm == "lr" and v == 0):
-            raise ValueError(f"{nm} must be a finite number {'>' if nm == 'lr' else '>='} 0, got {v!r}")
-    from .training import resolve_device
+    check_positive_int(n, "n")
+    check_positive_int(n_classes, "n_classes", 2)
+    check_positive_int(size, "size", 2)
+    check_positive_int(channels, "channels")
+    check_positive_int(n_bands, "n_bands", 2)
+    check_choice(kind, "kind", ("radial", "ring"))
+    check_choice(basis, "basis", ("dct",))
+    for val, nm, lo_ok in ((amplitude, "amplitude", False), (noise, "noise", True), (exponent, "exponent", True),
+                           (headroom, "headroom", False)):
+        if isinstance(val, bool) or not isinstance(val, (int, float)) or not math.isfinite(val) \
+                or val < 0 or (val == 0 and not lo_ok):
+            raise ValueError(f"{nm} must be a finite number {'>=' if lo_ok else '>'} 0, got {val!r}")
+    masks = band_masks(size, size, n_bands, kind=kind, basis="dct")
+    k = masks.shape[0]
+    if bands is None:
+        if n_classes > k - 2:
+            raise ValueError(f"n_classes={n_classes} needs bands= explicitly (only {k - 2} default bands "
+                             f"1..{k - 2} with n_bands={n_bands})")
+        bands = [round(1 + i * (k - 3) / (n_classes - 1)) for i in range(n_classes)]
+    bands = list(bands)
+    if len(bands) != n_classes:
+        raise ValueError(f"bands must list one band per class ({n_classes}), got {bands!r}")
+    for b in bands:
+        if b is not None and (isinstance(b, bool) or not isinstance(b, int) or not 0 <= b < k):
+            raise ValueError(f"bands entries must be band indices in 0..{k - 1} or None, got {bands!r}")
+    if len(set(bands)) != len(bands):
+        raise ValueError(f"bands must be distinct (one class per band), got {bands!r}")
 
-    dev = resolve_device(device)
-    model.to(dev)
-    xs, ys = x.to(dev), y.to(dev).long()
-    n = xs.shape[0]
-    bs = min(batch_size, n)
-    steps_per_epoch = math.ceil(n / bs)
-    total = steps_per_epoch * epochs
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / total)))
-    gen = torch.Generator().manual_seed(int(seed))
-    history = []
-    from tqdm import tqdm
+    f = frequency_radius(size, size, "dct", "radial")
+    s = (f + 1.0 / size) ** (-float(exponent))
+    white = float(noise) * float(s.pow(2).mean().sqrt())
+    planted = torch.zeros(n_classes, size, size, dtype=torch.bool)
+    for c, b in enumerate(bands):
+        if b is not None:
+            planted[c] = masks[b]
+    var = s.pow(2) + white ** 2 + planted.double() * (float(amplitude) * s).pow(2)  # (n_classes, H, W)
+    # Pixel variance of idct2(c) with independent coefficients: sum_uv var_uv * D[u,i]^2 D[v,j]^2.
+    d2 = dct_matrix(size, dtype=torch.float64).pow(2)
+    pix_std = (d2.T @ var @ d2).sqrt()
+    scale = 0.5 / (float(headroom) * float(pix_std.max()))
 
-    bar = tqdm(total=total, disable=not progress, desc="train", unit="step", mininterval=2.0)
-    t0 = time.perf_counter()
-    model.train()
-    try:
-        for epoch in range(epochs):
-            perm = torch.randperm(n, generator=gen).to(dev)
-            loss_sum, correct = 0.0, 0
-            for i in range(steps_per_epoch):
-                idx = perm[i * bs:(i + 1) * bs]
-                logits = model(xs[idx])
-                loss = F.cross_entropy(logits, ys[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                loss_sum += float(loss.detach()) * idx.numel()
-                correct += int((logits.argmax(1) == ys[idx]).sum())
-                bar.update(1)
-            if not math.isfinite(loss_sum):
-                raise FloatingPointError(f"training diverged at epoch {epoch}: lower lr (now {lr})")
-            history.append({"epoch": epoch + 1, "train_loss": loss_sum / n, "train_accuracy": correct / n})
-    finally:
-        bar.close()
-        model.eval()
-    return {"train_seconds": time.perf_counter() - t0, "n_train": n, "steps": total, "history": history}
+    g = torch.Generator().manual_seed(int(seed))
+    y = (torch.arange(n) % n_classes)[torch.randperm(n, generator=g)]
+    z = torch.randn(n, channels, size, size, generator=g, dtype=torch.float64)
+    coef = z * var.sqrt()[y].unsqueeze(1)
+    img = 0.5 + scale * idct2(coef)
+    n_clipped = int(((img < 0) | (img > 1)).sum())
+    x = img.clamp_(0.0, 1.0).float()
+    info = {
+        "masks": masks, "bands": bands, "planted_masks": planted,
+        "coef_std": (var.sqrt() * scale).float(), "scale": scale, "offset": 0.5,
+        "class_names": [f"band {b}" if b is not None else "background" for b in bands],
+        "n_clipped": n_clipped, "n": n, "n_classes": n_classes, "size": size, "channels": channels,
+        "kind": kind, "basis": basis, "n_bands": n_bands, "amplitude": float(amplitude), "noise": float(noise),
+        "exponent": float(exponent), "headroom": float(headroom), "seed": int(seed),
+    }
+    return x, y.to(torch.int64), info
 
 
 @dataclass
@@ -139,7 +154,7 @@ class PlantedTask:
         truth: ``(H, W)`` bool, the informative frequencies (union of the planted bands).
         band: index of the planted band in ``masks`` (the first one if several).
         masks: ``(K, H, W)`` the data set's band partition.
-        info: the data set's info (see :func:`freqkit.data.planted_frequency_dataset`), and
+        info: the data set's info (see :func:`planted_frequency_dataset`), and
             ``train``: the training record of :func:`train_on_tensors`.
     """
 
@@ -159,7 +174,6 @@ class PlantedTask:
                 "n_test": int(self.x_test.shape[0]), "test_accuracy": self.test_accuracy,
                 "train_seconds": self.info["train"]["train_seconds"], "epochs": len(self.info["train"]["history"])}
 
-
 def train_planted_model(band: int | None = 5, n_train: int = 4000, n_test: int = 500, bands: Sequence | None = None,
                         width: int = 8, epochs: int = 10, batch_size: int = 128, lr: float = 1e-2,
                         weight_decay: float = 1e-4, seed: int = 0, device="cpu", progress: bool = False,
@@ -171,7 +185,7 @@ def train_planted_model(band: int | None = 5, n_train: int = 4000, n_test: int =
             background plus energy in ``band``).  Give ``bands`` instead for other tasks.
         n_train, n_test: images; the test set is drawn with ``seed + 1`` (independent).
         width, epochs, batch_size, lr, weight_decay: the model and :func:`train_on_tensors`.
-        dataset_kw: passed to :func:`freqkit.data.planted_frequency_dataset` (``size``,
+        dataset_kw: passed to :func:`planted_frequency_dataset` (``size``,
             ``channels``, ``kind``, ``n_bands``, ``amplitude``, ``noise``, ``exponent``...).
     """
     if bands is None:
@@ -204,11 +218,22 @@ def train_planted_model(band: int | None = 5, n_train: int = 4000, n_test: int =
                        masks=info["masks"], info=info)
 
 
-def _bootstrap_mean(v: np.ndarray, n_boot: int, seed: int) -> tuple[float, float]:
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, v.shape[0], size=(n_boot, v.shape[0]))
-    means = v[idx].mean(1)
-    return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
+def planted_band_share(result_scores, planted_masks: torch.Tensor) -> torch.Tensor:
+    """Share of ``|attribution|`` mass on a planted band, ``(N,)`` in ``[0, 1]``.
+
+    Ground truth for chapter 4: on a data set where the label lives in a known band, a
+    faithful method puts most of its mass there.  ``result_scores``: ``(N, C, H, W)`` or a
+    :class:`FrequencyAttribution`; ``planted_masks``: one ``(H, W)`` mask for all images or
+    ``(N, H, W)``, one per image.  Channels are pooled.
+    """
+    s = scores_of(result_scores, "result_scores")
+    n, _, h, w = s.shape
+    m = check_mask(planted_masks, "planted_masks", h, w, allow_stack=True).to(s.device)
+    if m.dim() == 3 and m.shape[0] != n:
+        raise ValueError(f"planted_masks must be (H, W) or one mask per image ({n}, {h}, {w}), got {tuple(m.shape)}")
+    a = s.abs().sum(1)
+    on = (a * m.to(a.dtype)).sum((1, 2))
+    return on / a.sum((1, 2)).clamp_min(torch.finfo(a.dtype).tiny)
 
 
 def ground_truth_table(results: dict, masks: torch.Tensor, truth: torch.Tensor, n_boot: int = 1000,
@@ -229,7 +254,6 @@ def ground_truth_table(results: dict, masks: torch.Tensor, truth: torch.Tensor, 
         channels pooled), ``top_band`` (the band with the largest mean share),
         ``truth_bands`` (the bands inside ``truth``) and ``n``.
     """
-    from .attribution import band_shares, planted_band_share
 
     if not isinstance(results, dict) or not results:
         raise ValueError("results must be a non-empty dict {method: attribution}")
@@ -247,45 +271,8 @@ def ground_truth_table(results: dict, masks: torch.Tensor, truth: torch.Tensor, 
     for name, r in results.items():
         share = planted_band_share(r, truth).detach().double().cpu().numpy()
         bs = band_shares(r, masks).detach().double().cpu().mean(0)
-        lo, hi = _bootstrap_mean(share, n_boot, seed)
+        lo, hi = (float(v) for v in bootstrap_ci(share, np.mean, n_boot=n_boot, seed=seed))
         table[name] = {"share": float(share.mean()), "share_ci": [lo, hi], "share_median": float(np.median(share)),
                        "coefficient_share": float(truth.double().mean()), "band_shares": bs.tolist(),
                        "top_band": int(bs.argmax()), "truth_bands": inside, "n": int(share.shape[0])}
     return table
-
-
-def ground_truth_verdict(tables: dict, rule: str = "top_band") -> dict:
-    """Verdict on "every method puts the most attribution mass on the planted band".
-
-    Args:
-        tables: ``{task name: ground_truth_table(...)}`` (one per planted band, say).
-        rule: ``"top_band"``: for every task and method, the band with the largest mean
-            share is a planted band, *and* the mean share on the planted frequencies
-            exceeds their share of the coefficients (a uniform spread would not pass);
-            ``"above_uniform"``: only the second condition.
-
-    Returns:
-        :func:`freqkit.results.verdict` dict; ``evidence`` lists every (task, method) and
-        which condition failed.
-    """
-    from .results import verdict
-
-    check_choice(rule, "rule", ("top_band", "above_uniform"))
-    if not isinstance(tables, dict) or not tables:
-        raise ValueError("tables must be a non-empty dict {task: ground_truth_table}")
-    rows, ok = [], True
-    for task, table in tables.items():
-        for method, t in table.items():
-            above = t["share"] > t["coefficient_share"]
-            top = t["top_band"] in t["truth_bands"]
-            passed = above and (top or rule == "above_uniform")
-            ok &= passed
-            rows.append({"task": str(task), "method": method, "share": t["share"],
-                         "coefficient_share": t["coefficient_share"], "top_band": t["top_band"],
-                         "truth_bands": t["truth_bands"], "above_uniform": above, "top_is_planted": top,
-                         "passed": passed})
-    text = ("for every planted task and every method: the mean share of |attribution| on the planted band "
-            "exceeds that band's share of the coefficients"
-            + (", and the planted band holds the largest mean share of all bands" if rule == "top_band" else ""))
-    return verdict("Ground truth: every method puts the most attribution mass on the planted band", text, ok,
-                   {"rows": rows, "n_failed": sum(not r["passed"] for r in rows)})

@@ -1,23 +1,32 @@
-"""Which frequencies does a model use?  Accuracy on low-/high-pass filtered images.
+"""Which frequencies does a model rely on?  Two measures of reliance.
 
-After Wang et al. 2019, "High-frequency component helps explain the generalization of
-convolutional neural networks" (CVPR 2020; arXiv 1905.13545): a model that still
-classifies images from which everything but the high frequencies was removed uses
-information a person barely sees.
+* :func:`filtered_accuracy` (with :func:`high_frequency_energy`): accuracy on low- and
+  high-pass filtered images, after Wang et al. 2019, "High-frequency component helps
+  explain the generalization of convolutional neural networks" (CVPR 2020; arXiv
+  1905.13545): a model that still classifies images from which everything but the high
+  frequencies was removed uses information a person barely sees.
+* :func:`alignment_profile`: the share of a model's attribution per radial band, and how
+  well that reliance matches human contrast sensitivity (:func:`freqkit.human_alignment`).
 """
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
+import numpy as np
 import torch
+from torch import nn
 
+from ._runtime import eval_mode
+from ._runtime import progress as progress_bar
 from ._validate import check_choice, check_images, check_positive_int, check_tensor
-from .results import verdict
-from .stats import wilson_interval
-from .training import predict_logits
-from .transforms import dct2, high_pass, low_pass
+from .attribution import attribute, band_shares
+from .human import band_sensitivity, human_alignment
+from .models import predict_logits
+from .stats import bootstrap_ci, wilson_interval
+from .transforms import band_masks, dct2, high_pass, low_high_masks, low_pass
 
-__all__ = ["filtered_accuracy", "high_frequency_energy", "h1_verdict"]
+__all__ = ["filtered_accuracy", "high_frequency_energy", "alignment_profile"]
 
 
 def filtered_accuracy(model, x: torch.Tensor, y: torch.Tensor, cutoffs: Sequence[float], mode: str = "low",
@@ -78,29 +87,51 @@ def high_frequency_energy(x: torch.Tensor, cutoff: float, basis: str = "dct") ->
     return (hp ** 2).sum((1, 2, 3)) / (c ** 2).sum((1, 2, 3)).clamp_min(1e-12)
 
 
-def h1_verdict(high: dict, cutoff: float, chance: float, margin: float = 0.05, max_energy: float = 0.2,
-               dataset: str = "") -> dict:
-    """H1: the CNN uses high frequencies that humans barely see.
+def alignment_profile(model: nn.Module, x: torch.Tensor, y: torch.Tensor, n_bands: int = 8, method: str = "ig",
+                      pixels_per_degree: float = 60.0, n_boot: int = 1000, seed: int = 0, batch_size: int = 64,
+                      progress: bool = False, **attr_kw) -> dict:
+    """Radial attribution profile of ``model`` and its human-alignment score, per image and overall.
 
-    Rule: at the high-pass cut-off ``cutoff`` (taken from ``high["cutoffs"]``), the
-    filtered images keep at most ``max_energy`` of the non-DC energy (so to a person they
-    are faint, near-invisible texture), and the lower end of the 95% Wilson interval of
-    the model's accuracy on them exceeds chance by at least ``margin``.  Supported if
-    both hold; rejected if the energy condition holds but the accuracy condition fails;
-    inconclusive if the filtered images are not faint enough to test the claim.
+    One attribution pass (:func:`freqkit.attribute` with ``method`` in the DCT basis,
+    explaining the true class ``y``; ``attr_kw`` e.g. ``n_steps``) gives per image: the
+    share of |attribution| in each of ``n_bands`` equal-width radial bands
+    (:func:`freqkit.band_shares`), the human-alignment score of those shares
+    (:func:`freqkit.human_alignment`), and the share in the lower half of the coefficients
+    (:func:`freqkit.low_high_masks`, used by H4).  Means come with percentile-bootstrap 95% CIs
+    over images.  Returns a JSON-ready dict: ``edges``, ``band_sensitivity``, ``shares``
+    (mean, ci_low, ci_high per band), ``score`` and ``low_share`` (mean, ci_low, ci_high),
+    ``per_image_score``, ``per_image_low_share``, ``n``, ``method``.
     """
-    if high.get("mode") != "high":
-        raise ValueError("high must be the result of filtered_accuracy(..., mode='high')")
-    cuts = high["cutoffs"]
-    i = min(range(len(cuts)), key=lambda j: abs(cuts[j] - cutoff))
-    faint = high["energy_kept"][i] <= max_energy
-    above = high["ci_lo"][i] >= chance + margin
-    supported = (faint and above) if faint else None
-    rule = (f"H1 supported if, at high-pass cut-off r={cuts[i]:.3g} x Nyquist, the images keep <= "
-            f"{max_energy:.0%} of their non-DC energy and the 95% CI lower bound of accuracy is >= chance "
-            f"({chance:.0%}) + {margin:.0%}; rejected if faint but not above; inconclusive if not faint")
-    return verdict("H1: CNNs use high frequencies that humans barely see" + (f" ({dataset})" if dataset else ""),
-                   rule, supported,
-                   {"cutoff": cuts[i], "accuracy": high["accuracy"][i], "ci_lo": high["ci_lo"][i],
-                    "ci_hi": high["ci_hi"][i], "energy_kept": high["energy_kept"][i], "n": high["n"],
-                    "chance": chance})
+    check_images(x, "x", unit_range=True)
+    check_tensor(y, "y", ndim=1, floating=False)
+    if y.shape[0] != x.shape[0]:
+        raise ValueError(f"y must have one label per image ({x.shape[0]}), got {y.shape[0]}")
+    check_positive_int(n_bands, "n_bands", 2)
+    check_positive_int(batch_size, "batch_size")
+    check_positive_int(n_boot, "n_boot")
+    h, w = x.shape[-2:]
+    masks = band_masks(h, w, n_bands, kind="radial", basis="dct")
+    lh = low_high_masks(h, w)
+    halves = torch.stack([lh["low"], lh["high"]])
+    shares, lows = [], []
+    with eval_mode(model):
+        for i in progress_bar(range(0, x.shape[0], batch_size), enabled=progress, desc=f"{method} profile"):
+            r = attribute(model, x[i:i + batch_size], y[i:i + batch_size], method=method, basis="dct", **attr_kw)
+            sc = r.scores.detach().double().cpu()
+            shares.append(band_shares(sc, masks))
+            lows.append(band_shares(sc, halves)[:, 0])
+    per = torch.cat(shares)
+    low = torch.cat(lows)
+    score = human_alignment(per, masks, "dct", pixels_per_degree)
+    rng = np.random.default_rng(seed)  # one stream: band shares, then score, then low share
+    sh_lo, sh_hi = bootstrap_ci(per.numpy(), np.mean, n_boot=n_boot, rng=rng)
+    s_lo, s_hi = bootstrap_ci(score.numpy(), np.mean, n_boot=n_boot, rng=rng)
+    l_lo, l_hi = bootstrap_ci(low.numpy(), np.mean, n_boot=n_boot, rng=rng)
+    return {"method": method, "n": int(x.shape[0]), "n_bands": n_bands,
+            "edges": [float(v) for v in torch.linspace(0, math.sqrt(2), n_bands + 1)],
+            "band_sensitivity": band_sensitivity(masks, "dct", pixels_per_degree).tolist(),
+            "shares": {"mean": per.mean(0).tolist(), "ci_low": sh_lo.tolist(), "ci_high": sh_hi.tolist()},
+            "score": {"mean": float(score.numpy().mean()), "ci_low": float(s_lo), "ci_high": float(s_hi)},
+            "per_image_score": score.tolist(),
+            "low_share": {"mean": float(low.numpy().mean()), "ci_low": float(l_lo), "ci_high": float(l_hi)},
+            "per_image_low_share": low.tolist(), "pixels_per_degree": pixels_per_degree}

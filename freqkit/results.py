@@ -1,50 +1,52 @@
-"""The results store: each chapter saves what it measured, with its setting, as JSON.
+"""The results store: each chapter (or any run) saves what it measured, with its setting, as JSON.
 
-Chapter 9 reads the stored results to build the table of hypotheses and verdicts, so a
-verdict is always computed from a run, never typed.  Files are written atomically.
+Chapter 9 reads the stored results to build the table of hypotheses and verdicts
+(:func:`freqkit.hypotheses.collect_verdicts`), so a verdict is always computed from a run,
+never typed.  Files are written atomically (:mod:`freqkit._io`): a reader sees the old
+file or the complete new one.
 """
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
-from ._io import atomic_write_bytes
+from ._io import atomic_write_json, jsonable
 
-__all__ = ["save_results", "load_results", "verdict", "VERDICTS"]
-
-VERDICTS = ("supported", "rejected", "inconclusive")
-
-
-def _jsonable(v):
-    if hasattr(v, "tolist"):
-        return v.tolist()
-    if isinstance(v, float) and not math.isfinite(v):
-        return str(v)
-    if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    return v
+__all__ = ["save_results", "load_results"]
 
 
 def save_results(results_dir, chapter: str, results: dict, setting: dict) -> Path:
-    """Write ``{"chapter", "setting", "results"}`` to ``results_dir/<chapter>.json`` atomically."""
+    """Write ``{"chapter", "setting", "results"}`` to ``results_dir/<chapter>.json`` atomically.
+
+    Args:
+        results_dir: folder (created if missing).
+        chapter: a plain file stem such as ``"02_which_frequencies"``.
+        results: what was measured; tensors and arrays become lists, ``inf``/``nan`` strings.
+        setting: how it was measured (data set, model, n, seed, ...), stored beside it.
+
+    Returns:
+        the path written.
+
+    Raises:
+        ValueError: an empty ``chapter`` or one holding ``/``.  TypeError: ``results`` or
+        ``setting`` not a dict.
+    """
     if not chapter or "/" in chapter:
         raise ValueError(f"chapter must be a plain name like '02_which_frequencies', got {chapter!r}")
     if not isinstance(results, dict) or not isinstance(setting, dict):
         raise TypeError("results and setting must be dicts")
-    d = Path(results_dir)
-    d.mkdir(parents=True, exist_ok=True)
-    path = d / f"{chapter}.json"
-    payload = json.dumps({"chapter": chapter, "setting": _jsonable(setting), "results": _jsonable(results)},
-                         indent=1, sort_keys=True)
-    atomic_write_bytes(path, payload.encode())
-    return path
+    path = Path(results_dir) / f"{chapter}.json"
+    return atomic_write_json({"chapter": chapter, "setting": jsonable(setting), "results": jsonable(results)},
+                             path, indent=1)
 
 
 def load_results(results_dir, chapter: str) -> dict:
-    """Read a chapter's stored results; a clear error if the chapter has not been run."""
+    """Read a chapter's stored results (the dict :func:`save_results` wrote).
+
+    Raises:
+        FileNotFoundError: the chapter has not been run (the message says how to run it).
+        ValueError: the file is not valid JSON (re-run the chapter).
+    """
     path = Path(results_dir) / f"{chapter}.json"
     if not path.exists():
         raise FileNotFoundError(f"no stored results for chapter {chapter!r} in {results_dir} "
@@ -53,11 +55,3 @@ def load_results(results_dir, chapter: str) -> dict:
         return json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise ValueError(f"stored results {path} are corrupt ({e}); re-run chapter {chapter!r}") from e
-
-
-def verdict(hypothesis: str, rule: str, supported, evidence: dict) -> dict:
-    """A hypothesis' verdict from a stated rule: ``supported`` is True, False or None (inconclusive)."""
-    if supported not in (True, False, None):
-        raise ValueError(f"supported must be True, False or None, got {supported!r}")
-    word = {True: "supported", False: "rejected", None: "inconclusive"}[supported]
-    return {"hypothesis": hypothesis, "rule": rule, "verdict": word, "evidence": _jsonable(evidence)}

@@ -1,18 +1,45 @@
-"""Small statistics used to state uncertainty beside every number the book prints."""
+"""Statistics that state the uncertainty beside every number freqkit reports.
+
+One bootstrap (:func:`bootstrap_ci`) serves every interval over images: means, medians,
+paired differences and paired log-ratios are all its ``stat``.  Alongside it: Wilson's
+interval for proportions, medians that treat ``inf`` as "larger than anything", row-wise
+Spearman correlations, and a distribution summary.
+"""
 from __future__ import annotations
 
 import math
+from typing import Callable, Sequence
 
 import numpy as np
+import torch
 
-__all__ = ["wilson_interval", "bootstrap_ci"]
+from ._validate import check_choice, check_positive_int
+
+__all__ = ["wilson_interval", "bootstrap_ci", "median_with_inf", "paired_difference", "paired_log_ratio",
+           "spearman_rows", "distribution_summary"]
 
 
 def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     """Wilson score interval for a binomial proportion ``k / n`` (Wilson 1927).
 
     Better than the normal approximation near 0 or 1 and for small n, which is where the
-    book's accuracies on filtered images live.  Returns ``(lo, hi)`` in [0, 1].
+    book's accuracies on filtered images live.
+
+    Args:
+        k: successes, ``0 <= k <= n``.
+        n: trials, ``> 0``.
+        z: the normal quantile of the interval (1.96: 95%).
+
+    Returns:
+        ``(lo, hi)`` in ``[0, 1]``.
+
+    Raises:
+        ValueError: ``n <= 0`` or ``k`` outside ``[0, n]``.
+
+    Example:
+        >>> lo, hi = wilson_interval(50, 100)
+        >>> round(lo, 3), round(hi, 3)
+        (0.404, 0.596)
     """
     if n <= 0:
         raise ValueError(f"n must be > 0, got {n}")
@@ -25,16 +52,201 @@ def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def bootstrap_ci(values, stat=np.median, n_boot: int = 1000, alpha: float = 0.05, seed: int = 0,
-                 axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Percentile bootstrap ``(lo, hi)`` of ``stat`` over ``axis`` of ``values`` (Efron 1979)."""
+def bootstrap_ci(values, stat: Callable = np.median, n_boot: int = 1000, ci: float = 0.95, seed: int = 0,
+                 axis: int = 0, rule: str = "linear", rng: np.random.Generator | None = None):
+    """Percentile bootstrap interval ``(lo, hi)`` of ``stat`` over ``axis`` of ``values`` (Efron 1979).
+
+    ``n_boot`` resamples of the ``n = values.shape[axis]`` entries (with replacement, the
+    same resample for every other index, so rows of a paired or multi-band sample stay
+    together); ``stat(resampled, axis=...)`` is evaluated on all of them at once and the
+    interval is read off its distribution at the quantiles ``(1 - ci) / 2`` and
+    ``(1 + ci) / 2``.
+
+    Args:
+        values: array-like, ``n >= 1`` entries along ``axis``.
+        stat: a reduction taking ``axis=`` (``np.mean``, ``np.median``, :func:`median_with_inf`).
+        n_boot: resamples, ``>= 1``.
+        ci: confidence level in ``(0, 1)``.
+        seed: seeds a fresh ``numpy`` generator when ``rng`` is None.
+        axis: the axis that indexes the sampled units (images).
+        rule: ``"linear"``: numpy's default (linearly interpolated) quantiles;
+            ``"outward"``: the order statistics just outside the quantiles (floor below,
+            ceil above), which never interpolate, so ``inf`` stays ``inf`` (a median of
+            distortions where some attacks never succeeded).
+        rng: a ``numpy.random.Generator`` to draw from instead of ``seed`` (to take several
+            intervals from one stream).
+
+    Returns:
+        ``(lo, hi)``: arrays of ``stat``'s shape without ``axis`` (numpy scalars for 1-D input).
+
+    Shape:
+        ``values`` ``(..., n, ...)`` -> ``lo``, ``hi`` ``(..., ...)``.
+
+    Raises:
+        ValueError: ``n_boot < 1``, ``ci`` outside ``(0, 1)``, an unknown ``rule``, or no
+            entries along ``axis``.
+
+    Example:
+        >>> lo, hi = bootstrap_ci([1.0, 2.0, 3.0, 4.0], stat=np.mean, n_boot=200)
+        >>> bool(1.0 <= lo <= 2.5 <= hi <= 4.0)
+        True
+    """
     if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
         raise ValueError(f"n_boot must be an integer >= 1, got {n_boot!r}")
+    if isinstance(ci, bool) or not isinstance(ci, (int, float)) or not 0 < ci < 1:
+        raise ValueError(f"ci must be a number in (0, 1), got {ci!r}")
+    check_choice(rule, "rule", ("linear", "outward"))
     v = np.asarray(values, dtype=float)
-    if v.shape[axis] == 0:
+    if v.ndim == 0 or v.shape[axis] == 0:
         raise ValueError("values is empty")
-    rng = np.random.default_rng(seed)
+    axis = axis % v.ndim
+    gen = np.random.default_rng(seed) if rng is None else rng
     n = v.shape[axis]
-    idx = rng.integers(0, n, size=(n_boot, n))
-    boots = np.stack([stat(np.take(v, i, axis=axis), axis=axis) for i in idx])
-    return np.quantile(boots, alpha / 2, axis=0), np.quantile(boots, 1 - alpha / 2, axis=0)
+    idx = gen.integers(0, n, size=(n_boot, n))
+    boots = stat(np.take(v, idx, axis=axis), axis=axis + 1)
+    # Rounded so that ci=0.95 reads exactly the 2.5% and 97.5% points.
+    q_lo = round((1 - ci) / 2, 12)
+    q_hi = 1 - q_lo
+    if rule == "linear":
+        return np.quantile(boots, q_lo, axis=axis), np.quantile(boots, q_hi, axis=axis)
+    s = np.sort(boots, axis=axis)
+    return (np.take(s, int(math.floor(q_lo * (n_boot - 1))), axis=axis),
+            np.take(s, int(math.ceil(q_hi * (n_boot - 1))), axis=axis))
+
+
+def median_with_inf(v, axis: int = -1) -> np.ndarray:
+    """Median that treats ``inf`` as larger than anything: the mean of the two middle order statistics.
+
+    ``np.median`` interpolates and so turns ``inf - inf`` into NaN; here the two middle values
+    of ``[1, inf, inf, inf]`` give ``inf``.  A ``-inf``/``inf`` pair in the middle (a tie of
+    two infinite log-ratios of opposite sign) counts as 0.
+
+    Args:
+        v: array-like; axis: the axis reduced.
+
+    Returns:
+        the medians, ``v``'s shape without ``axis``.
+
+    Example:
+        >>> float(median_with_inf([1.0, float("inf"), float("inf"), 2.0]))
+        inf
+    """
+    s = np.sort(np.asarray(v, dtype=float), axis=axis)
+    k = s.shape[axis]
+    a, b = np.take(s, (k - 1) // 2, axis=axis), np.take(s, k // 2, axis=axis)
+    with np.errstate(invalid="ignore"):
+        m = (a + b) / 2
+    return np.where(np.isnan(m), 0.0, m)
+
+
+def _check_paired(a, b, names: str) -> tuple[np.ndarray, np.ndarray]:
+    a = np.asarray(a, dtype=float)
+    b = np.asarray(b, dtype=float)
+    if a.ndim != 1 or a.shape != b.shape or a.size == 0:
+        raise ValueError(f"{names} must be non-empty 1-D sequences of equal length, got shapes {a.shape} and {b.shape}")
+    return a, b
+
+
+def paired_difference(a, b, n_boot: int = 2000, ci: float = 0.95, seed: int = 0) -> dict:
+    """Mean of ``a_i - b_i`` over paired per-image values and its percentile-bootstrap CI.
+
+    Args:
+        a, b: equal-length sequences of numbers or booleans (e.g. per-image robustness of two
+            models on the same images).
+        n_boot, ci, seed: as :func:`bootstrap_ci`.
+
+    Returns:
+        ``{"mean", "ci_low", "ci_high", "ci", "n"}`` (floats; ``n`` the number of pairs).
+
+    Raises:
+        ValueError: empty or unequal inputs, ``ci`` outside ``(0, 1)``.
+    """
+    a, b = _check_paired(a, b, "a and b")
+    d = a - b
+    lo, hi = bootstrap_ci(d, np.mean, n_boot=n_boot, ci=ci, seed=seed)
+    return {"mean": float(d.mean()), "ci_low": float(lo), "ci_high": float(hi), "ci": ci, "n": int(d.size)}
+
+
+def paired_log_ratio(d_low, d_high, n_boot: int = 2000, ci: float = 0.95, seed: int = 0) -> dict:
+    """Per image, ``log(d_low / d_high)`` of two minimal distortions, its median and a bootstrap CI.
+
+    The same images are attacked in both bands, so the comparison is paired: an image that
+    is hard for every band does not widen the interval.  ``inf`` (not found up to
+    ``eps_max``) is larger than any distortion, so one side ``inf`` gives ``-inf`` or
+    ``+inf``; both ``inf`` (or both 0) is a tie, 0.  The median is :func:`median_with_inf`
+    and the CI the percentile bootstrap over images with the ``"outward"`` rule.
+
+    Args:
+        d_low, d_high: ``(N,)`` distortions ``>= 0`` (``inf`` allowed, no NaN).
+        n_boot, ci, seed: as :func:`bootstrap_ci`.
+
+    Returns:
+        ``{"log_ratio" (N,), "median", "ci_low", "ci_high", "ci", "ratio" (exp of the
+        median), "n"}``.
+
+    Raises:
+        ValueError: unequal or empty inputs, NaN or negative distortions, ``ci`` outside ``(0, 1)``.
+    """
+    dl, dh = _check_paired(d_low, d_high, "d_low and d_high")
+    if np.isnan(dl).any() or np.isnan(dh).any() or (dl < 0).any() or (dh < 0).any():
+        raise ValueError("distortions must be >= 0 (inf allowed), without NaN")
+    check_positive_int(n_boot, "n_boot")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.log(dl) - np.log(dh)
+    r[np.isnan(r)] = 0.0
+    lo, hi = bootstrap_ci(r, median_with_inf, n_boot=n_boot, ci=ci, seed=seed, rule="outward")
+    m = float(median_with_inf(r))
+    return {"log_ratio": r.tolist(), "median": m, "ci_low": float(lo), "ci_high": float(hi), "ci": ci,
+            "ratio": float(np.exp(m)), "n": int(r.size)}
+
+
+def spearman_rows(a, b) -> torch.Tensor:
+    """Spearman rank correlation of each row of ``a`` with the same row of ``b``, average ranks for ties.
+
+    Args:
+        a, b: ``(N, D)`` tensors or arrays of the same shape.
+
+    Returns:
+        ``(N,)`` float64 tensor; NaN for a row that is constant in ``a`` or ``b``.
+
+    Example:
+        >>> spearman_rows(torch.tensor([[1., 2., 3.]]), torch.tensor([[3., 2., 1.]])).tolist()
+        [-1.0]
+    """
+    from scipy.stats import rankdata
+
+    def rows(t):
+        return t.detach().double().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t, dtype=float)
+
+    ra, rb = rankdata(rows(a), axis=1), rankdata(rows(b), axis=1)
+    ra -= ra.mean(1, keepdims=True)
+    rb -= rb.mean(1, keepdims=True)
+    den = np.sqrt((ra ** 2).sum(1) * (rb ** 2).sum(1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = (ra * rb).sum(1) / den
+    return torch.from_numpy(r)
+
+
+def distribution_summary(values, quantiles: Sequence[float] = (0.1, 0.25, 0.5, 0.75, 0.9)) -> dict:
+    """Mean, min, max and quantiles of a sample (flattened; NaNs dropped and counted).
+
+    Args:
+        values: a tensor, array or sequence of numbers.
+        quantiles: levels in ``[0, 1]``; each becomes a key ``"q10"``, ``"q25"``, ...
+
+    Returns:
+        ``{"n", "n_nan", "mean", "min", "max", "q10", ...}``.
+
+    Raises:
+        ValueError: no non-NaN value.
+    """
+    v = np.asarray(values.detach().cpu().double() if isinstance(values, torch.Tensor) else values, dtype=float)
+    v = v.reshape(-1)
+    n_nan = int(np.isnan(v).sum())
+    v = v[~np.isnan(v)]
+    if v.size == 0:
+        raise ValueError("values holds no (non-NaN) number")
+    out = {"n": int(v.size), "n_nan": n_nan, "mean": float(v.mean()), "min": float(v.min()), "max": float(v.max())}
+    for q in quantiles:
+        out[f"q{round(100 * q):02d}"] = float(np.quantile(v, q))
+    return out

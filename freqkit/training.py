@@ -72,14 +72,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._io import atomic_save_torch
+from ._runtime import progress as progress_bar
 from ._validate import check_choice, check_images, check_positive_int, check_tensor
-from .data import DATASETS, _select_uint8
-from .models import build_model
+from .data import DATASETS, load_dataset
+from .models import build_model, evaluate, resolve_device
 
 __all__ = [
-    "train_or_load", "evaluate", "predict_logits", "resolve_device", "checkpoint_key", "checkpoint_path",
-    "load_checkpoint", "full_config", "cache_dir", "CorruptCheckpoint", "PRESETS", "DEFAULT_CONFIG",
-    "TRAINING_CODE_VERSION", "PROFILES", "OBJECTIVE_KEYS",
+    "train_or_load", "train_on_tensors", "checkpoint_key", "checkpoint_path", "load_checkpoint", "full_config",
+    "cache_dir", "CorruptCheckpoint", "PRESETS", "DEFAULT_CONFIG", "TRAINING_CODE_VERSION", "PROFILES",
+    "OBJECTIVE_KEYS",
 ]
 
 # Bump whenever a change to this module (or the models) changes what a configuration trains:
@@ -133,64 +134,6 @@ class CorruptCheckpoint(RuntimeError):
 
 
 # ----------------------------------------------------------------------------- helpers
-
-def resolve_device(device="auto") -> torch.device:
-    """``"auto"`` -> ``cuda`` if available, else ``cpu``; a str or torch.device passes through."""
-    if device is None or (isinstance(device, str) and device == "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as e:
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}") from e
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} asked for CUDA, but torch.cuda.is_available() is False")
-    return dev
-
-
-def _model_device(model: nn.Module) -> torch.device:
-    for t in model.parameters():
-        return t.device
-    for t in model.buffers():
-        return t.device
-    return torch.device("cpu")
-
-
-def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
-    """Logits of ``model`` on ``x`` ``(N, C, H, W)``, in batches, without gradients.
-
-    Runs on the model's device in eval mode (the model's mode is restored afterwards) and
-    returns float32 ``(N, n_classes)`` on ``x``'s device.
-    """
-    check_images(x, "x")
-    check_positive_int(batch_size, "batch_size")
-    dev = _model_device(model)
-    was_training = model.training
-    model.eval()
-    out = []
-    try:
-        with torch.no_grad():
-            for i in range(0, x.shape[0], batch_size):
-                out.append(model(x[i:i + batch_size].to(dev)).float().to(x.device))
-    finally:
-        model.train(was_training)
-    if not out:
-        raise ValueError("x holds no images")
-    return torch.cat(out)
-
-
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500, device=None) -> float:
-    """Top-1 accuracy (0 .. 1) of ``model`` on images ``x`` ``(N, C, H, W)`` and labels ``y`` ``(N,)``.
-
-    ``device``: move the model there first (None = leave it where it is).
-    """
-    check_images(x, "x")
-    check_tensor(y, "y", ndim=1, floating=False)
-    if y.shape[0] != x.shape[0]:
-        raise ValueError(f"y must have one label per image ({x.shape[0]}), got {y.shape[0]}")
-    if device is not None:
-        model.to(resolve_device(device))
-    pred = predict_logits(model, x, batch_size).argmax(1)
-    return float((pred.cpu() == y.cpu()).float().mean())
 
 
 def cache_dir(path=None) -> Path:
@@ -367,7 +310,8 @@ def _lr_factor(step: int, total: int, cfg: dict) -> float:
 
 def _train(model: nn.Module, dataset: str, cfg: dict, data_root, dev: torch.device, progress: bool,
            loss_fn=None) -> dict:
-    xs, ys = _select_uint8(dataset, "train", cfg["n_train"], cfg["seed"], data_root, None, cfg["val_size"] or None)
+    xs, ys = load_dataset(dataset, "train", cfg["n_train"], cfg["seed"], data_root, val_size=cfg["val_size"] or None,
+                          dtype=torch.uint8)
     xs, ys = xs.to(dev), ys.to(dev)
     n = xs.shape[0]
     bs = min(cfg["batch_size"], n)
@@ -385,9 +329,8 @@ def _train(model: nn.Module, dataset: str, cfg: dict, data_root, dev: torch.devi
     gen = torch.Generator(device=dev).manual_seed(cfg["seed"])
     gen_cpu = torch.Generator().manual_seed(cfg["seed"])
     history = []
-    from tqdm import tqdm  # plain tqdm: text in executed notebooks, no widget state
     desc = f"train {dataset}" + (f" ({cfg['objective']})" if loss_fn is not None else "")
-    bar = tqdm(total=total, disable=not progress, desc=desc, unit="step", mininterval=2.0, dynamic_ncols=True)
+    bar = progress_bar(total=total, enabled=progress, desc=desc, unit="step")
     tracked = 0  # images whose training prediction was seen (a loss_fn may return no logits)
     model.train()
     t0 = time.perf_counter()
@@ -514,12 +457,12 @@ def train_or_load(dataset: str, config: dict | None = None, data_root=None, cach
         model = model.to(memory_format=torch.contiguous_format)
         cached = False
     model = model.to(dev).eval()
-    xt, yt = _select_uint8(dataset, "test", None, 0, data_root, None, None)
-    test_acc = evaluate(model, xt.float().div_(255.0), yt)
+    xt, yt = load_dataset(dataset, "test", root=data_root)
+    test_acc = evaluate(model, xt, yt)
     val_acc, n_val = None, None
     if cfg["val_size"]:
-        xv, yv = _select_uint8(dataset, "val", None, 0, data_root, None, cfg["val_size"])
-        val_acc, n_val = evaluate(model, xv.float().div_(255.0), yv), int(xv.shape[0])
+        xv, yv = load_dataset(dataset, "val", root=data_root, val_size=cfg["val_size"])
+        val_acc, n_val = evaluate(model, xv, yv), int(xv.shape[0])
     if not cached:
         stats = {**stats, "test_accuracy_at_training": test_acc, "n_test_at_training": int(xt.shape[0]),
                  "val_accuracy_at_training": val_acc, "device": str(dev), "torch": str(torch.__version__)}
@@ -532,3 +475,69 @@ def train_or_load(dataset: str, config: dict | None = None, data_root=None, cach
             "key": path.stem.split("-", 1)[1], "checkpoint": str(path), "cached": cached, "device": str(dev),
             "amp": stats["amp"], "history": stats["history"], "trained_on": stats.get("device")}
     return model, info
+
+
+# ----------------------------------------------------------------------------- in-memory tensors
+
+def train_on_tensors(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int = 10, batch_size: int = 128,
+                     lr: float = 3e-3, weight_decay: float = 1e-4, seed: int = 0, device="cpu",
+                     progress: bool = False) -> dict:
+    """Train ``model`` in place on in-memory images ``x`` ``(N, C, H, W)`` and labels ``y`` ``(N,)``.
+
+    AdamW with a cosine learning-rate decay to zero, cross-entropy, shuffled mini-batches
+    drawn from a generator seeded by ``seed`` (the caller's RNG is not touched).  The
+    model ends in eval mode on ``device``.
+
+    Returns:
+        ``{"train_seconds", "n_train", "steps", "history": [{"epoch", "train_loss", "train_accuracy"}]}``.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    check_images(x, "x")
+    check_tensor(y, "y", ndim=1, floating=False)
+    if y.shape[0] != x.shape[0]:
+        raise ValueError(f"y must have one label per image ({x.shape[0]}), got {y.shape[0]}")
+    if x.shape[0] == 0:
+        raise ValueError("x holds no images")
+    check_positive_int(epochs, "epochs")
+    check_positive_int(batch_size, "batch_size")
+    for v, nm in ((lr, "lr"), (weight_decay, "weight_decay")):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 \
+                or (nm == "lr" and v == 0):
+            raise ValueError(f"{nm} must be a finite number {'>' if nm == 'lr' else '>='} 0, got {v!r}")
+    dev = resolve_device(device)
+    model.to(dev)
+    xs, ys = x.to(dev), y.to(dev).long()
+    n = xs.shape[0]
+    bs = min(batch_size, n)
+    steps_per_epoch = math.ceil(n / bs)
+    total = steps_per_epoch * epochs
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / total)))
+    gen = torch.Generator().manual_seed(int(seed))
+    history = []
+    bar = progress_bar(total=total, enabled=progress, desc="train", unit="step")
+    t0 = time.perf_counter()
+    model.train()
+    try:
+        for epoch in range(epochs):
+            perm = torch.randperm(n, generator=gen).to(dev)
+            loss_sum, correct = 0.0, 0
+            for i in range(steps_per_epoch):
+                idx = perm[i * bs:(i + 1) * bs]
+                logits = model(xs[idx])
+                loss = F.cross_entropy(logits, ys[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                loss_sum += float(loss.detach()) * idx.numel()
+                correct += int((logits.argmax(1) == ys[idx]).sum())
+                bar.update(1)
+            if not math.isfinite(loss_sum):
+                raise FloatingPointError(f"training diverged at epoch {epoch}: lower lr (now {lr})")
+            history.append({"epoch": epoch + 1, "train_loss": loss_sum / n, "train_accuracy": correct / n})
+    finally:
+        bar.close()
+        model.eval()
+    return {"train_seconds": time.perf_counter() - t0, "n_train": n, "steps": total, "history": history}

@@ -11,6 +11,14 @@ Conventions (see DESIGN.md):
   ``(H // 2, W // 2)`` (``fftshift``).  ``dht2`` is its real, orthonormal sibling, the
   2-D discrete Hartley transform ``Re(F) - Im(F)`` on the same centred grid, used where a
   real basis with DFT frequencies is needed (attribution, attacks).
+* The basis vocabulary (:data:`BASES`, checked by :func:`check_basis`) has one meaning per
+  name everywhere in freqkit: ``"dct"`` is the orthonormal DCT-II and its grid;
+  ``"dft"`` is the centred unitary DFT and its grid.  Where real coefficients are needed
+  (:func:`to_basis`, attribution, attacks) the DFT basis is represented by its real
+  orthonormal form, the Hartley transform: the coefficients at ``f`` and ``-f`` span the
+  same plane as ``Re F(f)`` and ``Im F(f)``, so every band that is symmetric under
+  ``f -> -f`` selects the same subspace and holds the same energy in both forms
+  (:func:`power_spectrum` with ``"dft"`` is that energy per frequency, ``|F|^2``).
 * Frequencies are measured in units of the Nyquist frequency, so both bases share one
   scale: DCT index ``u`` has frequency ``u / H`` (0 .. ~1), a centred DFT index ``u`` has
   ``2 |u - H//2| / H`` (0 .. 1).  The normalised radius is ``sqrt(fu^2 + fv^2)`` in
@@ -30,10 +38,18 @@ __all__ = [
     "dct_matrix", "dct2", "idct2", "dft2", "idft2", "dht2", "idht2", "to_basis", "from_basis",
     "frequency_coords", "frequency_radius", "band_masks", "check_dft_symmetric",
     "filter_band", "low_pass", "high_pass", "band_pass", "band_decompose",
-    "block_dct2", "block_idct2", "power_spectrum", "radial_profile", "radial_power_law", "BASES",
+    "block_dct2", "block_idct2", "power_spectrum", "radial_profile", "radial_power_law", "BASES", "check_basis",
+    "equal_count_band_masks", "ring_band_masks", "low_high_masks", "band_energy",
 ]
 
-BASES = ("dct", "dft", "dht")
+#: The frequency bases of freqkit, one meaning each (see the module docstring): "dct" the
+#: orthonormal 2-D DCT-II, "dft" the centred unitary 2-D DFT (in real form: the Hartley transform).
+BASES = ("dct", "dft")
+
+
+def check_basis(basis, name: str = "basis") -> str:
+    """``basis`` itself if it is one of :data:`BASES`, else a ValueError naming ``name``."""
+    return check_choice(basis, name, BASES)
 
 
 # ----------------------------------------------------------------------------- DCT
@@ -395,15 +411,18 @@ def idht2(c: torch.Tensor) -> torch.Tensor:
 
 
 def to_basis(x: torch.Tensor, basis: str) -> torch.Tensor:
-    """Real coefficients of ``x`` in an orthonormal basis: ``"dct"`` or ``"dht"``
-    (``"dft"`` is accepted as an alias of the real Hartley form of the DFT)."""
-    check_choice(basis, "basis", BASES)
+    """Real coefficients of ``x`` ``(..., H, W)`` in an orthonormal basis, same shape.
+
+    ``"dct"``: :func:`dct2`; ``"dft"``: the real orthonormal form of the centred DFT,
+    :func:`dht2` (see the module docstring).  Raises ValueError for another ``basis``.
+    """
+    check_basis(basis)
     return dct2(x) if basis == "dct" else dht2(x)
 
 
 def from_basis(c: torch.Tensor, basis: str) -> torch.Tensor:
     """Inverse of :func:`to_basis`."""
-    check_choice(basis, "basis", BASES)
+    check_basis(basis)
     return idct2(c) if basis == "dct" else idht2(c)
 
 
@@ -416,7 +435,7 @@ def frequency_coords(h: int, w: int, basis: str = "dct", device=None):
     """
     check_positive_int(h, "h")
     check_positive_int(w, "w")
-    check_choice(basis, "basis", BASES)
+    check_basis(basis)
     u = torch.arange(h, dtype=torch.float64, device=device)
     v = torch.arange(w, dtype=torch.float64, device=device)
     if basis == "dct":
@@ -449,7 +468,7 @@ def band_masks(h: int, w: int, n_bands: int | None = None, kind: str = "radial",
             grid with ``n_bands == H``, band k is exactly the authors' L-shaped ring
             ``max(u, v) == k`` (Wang et al. 2020, ``zifanw/frequency_explain``).
         kind: ``"radial"`` (normalised radius) or ``"ring"`` (``max(fu, fv)``).
-        basis: ``"dct"`` or ``"dft"``/``"dht"`` (centred spectrum; masks are symmetric
+        basis: ``"dct"`` or ``"dft"`` (centred spectrum; masks are symmetric
             under ``f -> -f`` so DFT-filtered images stay real).
         edges: instead of ``n_bands``, K+1 increasing edges; band k holds radii in
             ``[edges[k], edges[k+1])``, the last band also its upper edge.  Edges must
@@ -517,7 +536,7 @@ def filter_band(x: torch.Tensor, mask: torch.Tensor, basis: str = "dct") -> torc
     symmetric mask (checked), so the result is real up to rounding.  Differentiable.
     """
     _check_spatial(x, "x")
-    check_choice(basis, "basis", BASES)
+    check_basis(basis)
     h, w = x.shape[-2:]
     if not isinstance(mask, torch.Tensor) or tuple(mask.shape[-2:]) != (h, w):
         shape = tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__
@@ -564,7 +583,7 @@ def band_decompose(x: torch.Tensor, masks: torch.Tensor, basis: str = "dct") -> 
     missing frequencies are an error, since the components would then not sum to ``x``.
     """
     check_tensor(x, "x", ndim=4)
-    check_choice(basis, "basis", BASES)
+    check_basis(basis)
     h, w = x.shape[-2:]
     masks = check_mask(masks, "masks", h, w, allow_stack=True)
     if masks.dim() == 2:
@@ -616,14 +635,14 @@ def power_spectrum(x: torch.Tensor, basis: str = "dft") -> torch.Tensor:
     """Mean energy per coefficient over all leading dims: ``(H, W)``.
 
     ``basis="dft"``: ``|F|^2`` of the centred unitary DFT; ``"dct"``: ``dct2(x)^2``.
-    By Parseval the map sums to the mean squared pixel value times ``H * W``.
+    By Parseval the map sums to the mean squared pixel value times ``H * W``.  For real
+    ``x``, ``|F(f)|^2 = (h(f)^2 + h(-f)^2) / 2`` with ``h = dht2(x)``: summed over any band
+    symmetric under ``f -> -f`` it is the energy of :func:`to_basis` ``(x, "dft")`` there.
     """
     _check_spatial(x, "x")
-    check_choice(basis, "basis", BASES)
+    check_basis(basis)
     if basis == "dct":
         e = dct2(x) ** 2
-    elif basis == "dht":
-        e = dht2(x) ** 2
     else:
         e = dft2(x).abs() ** 2
     return e.reshape(-1, *x.shape[-2:]).mean(0)
@@ -669,3 +688,100 @@ def radial_power_law(power: torch.Tensor, basis: str = "dft", n_bands: int = 16,
     lx, ly = torch.log10(centres[sel]), torch.log10(prof[sel])
     slope = float(((lx - lx.mean()) * (ly - ly.mean())).sum() / ((lx - lx.mean()) ** 2).sum())
     return centres, prof, slope
+
+
+# ----------------------------------------------------------------------------- more band families
+
+def equal_count_band_masks(h: int, w: int, n_bands: int, basis: str = "dct", kind: str = "radial",
+                           device=None) -> torch.Tensor:
+    """``n_bands`` radial (or ring) bands with as equal numbers of coefficients as the grid allows.
+
+    Equal-width radial bands (:func:`band_masks`) hold very different numbers of
+    coefficients (on a 32 x 32 DCT grid with 4 bands: 112, 312, 468 and 132), and a
+    perturbation confined to a smaller subspace needs more distortion for that reason
+    alone.  Here the edges sit at the quantiles of the radius, moved to the nearest gap
+    between distinct radii (coefficients at one radius are never split), so band k holds
+    the coefficients between the k/K and (k+1)/K quantiles of the radius.  Returns a
+    ``(K, H, W)`` bool partition, like :func:`band_masks` (DFT masks are symmetric:
+    the radius is).  Raises ``ValueError`` if the grid has too few distinct radii.
+    """
+    check_positive_int(h, "h")
+    check_positive_int(w, "w")
+    check_positive_int(n_bands, "n_bands")
+    check_basis(basis)
+    r = frequency_radius(h, w, basis, kind, device).flatten()
+    vals, counts = torch.unique(r, sorted=True, return_counts=True)
+    if vals.numel() < n_bands:
+        raise ValueError(f"n_bands={n_bands} exceeds the {vals.numel()} distinct radii of a {h}x{w} grid")
+    cum = torch.cumsum(counts, 0).double()               # coefficients with radius <= vals[j]
+    total = float(r.numel())
+    cuts = []
+    prev = -1
+    for k in range(1, n_bands):
+        target = k * total / n_bands
+        # the cut after index j; keep at least one distinct radius per band
+        lo_j = prev + 1
+        hi_j = vals.numel() - 1 - (n_bands - k)
+        j = lo_j + int(torch.argmin((cum[lo_j:hi_j + 1] - target).abs()))
+        cuts.append(j)
+        prev = j
+    edges = [float(vals[0])] + [float(vals[j] + vals[j + 1]) / 2 for j in cuts] + [float(vals[-1])]
+    return band_masks(h, w, kind=kind, basis=basis, edges=edges, device=device)
+
+
+def ring_band_masks(h: int, w: int, basis: str = "dct", device=None) -> torch.Tensor:
+    """The authors' L-shaped ring bands (Wang et al. 2020), one ring per frequency step.
+
+    DCT: ``min(H, W)`` rings ``max(u/H, v/W)`` in equal steps (for square images, ring k
+    is exactly ``max(u, v) == k``).  DFT: ``min(H, W) // 2`` rings of the centred
+    spectrum (the DFT has half as many distinct frequencies per axis).  ``(K, H, W)`` bool.
+    """
+    check_basis(basis)
+    k = min(h, w) if basis == "dct" else max(1, min(h, w) // 2)
+    return band_masks(h, w, k, kind="ring", basis=basis, device=device)
+
+
+def low_high_masks(h: int, w: int, basis: str = "dct") -> dict:
+    """``{"low", "high"}``: the lower and upper half of the coefficients by normalised radius.
+
+    Equal-count halves (:func:`equal_count_band_masks` with 2 bands) of the ``basis`` grid,
+    each ``(H, W)`` bool, so that a low- and a high-band attack act in subspaces of the same
+    dimension.
+    """
+    m = equal_count_band_masks(h, w, 2, basis=basis)
+    return {"low": m[0], "high": m[1]}
+
+
+# ----------------------------------------------------------------------------- band energy
+
+def band_energy(delta: torch.Tensor, basis: str = "dct", masks: torch.Tensor | None = None,
+                          n_bands: int | None = None, normalize: bool = True) -> torch.Tensor:
+    """Energy per frequency band, per image: the radial spectrum of perturbations (or images).
+
+    ``delta`` ``(N, C, H, W)`` (e.g. ``x_adv - x``); energy per coefficient in the
+    orthonormal ``basis`` (``"dct"``, or ``"dft"`` in its real Hartley form, whose energies
+    over a symmetric band equal ``|F|^2`` summed over it), summed over channels and over
+    each band of ``masks`` ``(K, H, W)`` (default: ``n_bands`` equal-width radial bands,
+    ``min(H, W) // 2`` of them).  Returns ``(N, K)``; with ``normalize`` the share of each
+    image's energy per band (rows sum to 1; zero rows stay zero).  Used to compare the
+    spectra of smooth, low-frequency and unconstrained perturbations.
+    """
+    check_tensor(delta, "delta", ndim=4)
+    check_basis(basis)
+    h, w = delta.shape[-2:]
+    if masks is None:
+        k = max(2, min(h, w) // 2) if n_bands is None else check_positive_int(n_bands, "n_bands")
+        masks = band_masks(h, w, k, kind="radial", basis=basis, device=delta.device)
+    else:
+        masks = check_mask(masks, "masks", h, w, allow_stack=True)
+        masks = masks.unsqueeze(0) if masks.dim() == 2 else masks
+        if basis != "dct":
+            check_dft_symmetric(masks, "masks")
+    coef = dct2(delta) if basis == "dct" else dht2(delta)
+    e = coef.pow(2).sum(1)                                                     # (N, H, W)
+    m = masks.to(device=delta.device, dtype=e.dtype).reshape(masks.shape[0], -1)
+    prof = e.reshape(e.shape[0], -1) @ m.T
+    if normalize:
+        tot = prof.sum(1, keepdim=True)
+        prof = torch.where(tot > 0, prof / tot.clamp_min(1e-38), torch.zeros_like(prof))
+    return prof

@@ -11,7 +11,7 @@ What does *not* work in the static book: ``interact``/``interactive`` (callbacks
 kernel), ``observe`` callbacks, and the ``Play`` widget. The book runner refuses notebooks
 that use ``interact`` or ``Play``.
 
->>> from freqkit.widgets import image_slider, frames_from_images
+>>> from freqkit.book.widgets import image_slider, frames_from_images
 >>> box = image_slider(frames_from_images(images), labels=["r <= 0.1", "r <= 0.2"],
 ...                    description="cut-off")   # doctest: +SKIP
 """
@@ -23,7 +23,9 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-__all__ = ["frames_from_images", "figure_to_png", "image_slider", "image_dropdown", "image_tabs",
+from .viz import figure_to_png
+
+__all__ = ["frames_from_images", "image_slider", "image_dropdown", "image_tabs",
            "tabs", "FrameSlider", "FrameDropdown"]
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -33,9 +35,9 @@ _MIN_SIDE = 192  # default upscaling target (pixels) for small images
 try:
     import ipywidgets
 except ImportError as exc:  # pragma: no cover - ipywidgets is a requirement
-    raise ImportError("freqkit.widgets needs ipywidgets>=8 (pip install ipywidgets)") from exc
+    raise ImportError("freqkit.book.widgets needs ipywidgets>=8 (pip install ipywidgets)") from exc
 if int(ipywidgets.__version__.split(".")[0]) < 8:  # pragma: no cover
-    raise ImportError(f"freqkit.widgets needs ipywidgets>=8 (Stack, Tab titles); found {ipywidgets.__version__}")
+    raise ImportError(f"freqkit.book.widgets needs ipywidgets>=8 (Stack, Tab titles); found {ipywidgets.__version__}")
 
 
 def _widgets():
@@ -134,17 +136,6 @@ def frames_from_images(images: Iterable[Any] | np.ndarray, scale: int | None = N
         PILImage.fromarray(u8, mode="L" if u8.ndim == 2 else "RGB").save(buf, format="PNG", optimize=True)
         frames.append(buf.getvalue())
     return frames
-
-
-def figure_to_png(fig: Any, *, dpi: int = 100, close: bool = True) -> bytes:
-    """PNG bytes of a matplotlib figure (closed afterwards so it is not displayed twice)."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    if close:
-        import matplotlib.pyplot as plt
-
-        plt.close(fig)
-    return buf.getvalue()
 
 
 def _image_format(data: bytes) -> str:

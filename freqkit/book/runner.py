@@ -38,13 +38,14 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from .._io import atomic_write_json
 
 SHARED_PARAMETERS = ("profile", "data_root", "cache_dir", "device", "seed", "results_dir")
 PATH_SUFFIXES = ("_dir", "_root", "_path", "_file")
@@ -87,23 +88,6 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to a temporary file in the same folder, then rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2, sort_keys=False, default=str)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def find_root(start: Path | None = None) -> Path:
     """The repository root: the first folder holding ``_toc.yml`` from ``start`` upwards,
     else the folder above the freqkit package."""
@@ -111,7 +95,7 @@ def find_root(start: Path | None = None) -> Path:
     for d in (here, *here.parents):
         if (d / "_toc.yml").is_file() and (d / "_config.yml").is_file():
             return d
-    pkg_root = Path(__file__).resolve().parents[1]
+    pkg_root = Path(__file__).resolve().parents[2]
     if (pkg_root / "_toc.yml").is_file():
         return pkg_root
     raise BookError(f"no _toc.yml/_config.yml found in {here} or above (nor in {pkg_root}); "
@@ -423,7 +407,7 @@ class RunRecord:
         self.save()
 
     def save(self) -> None:
-        write_json_atomic(self.path, self.data)
+        atomic_write_json(self.data, self.path, sort_keys=False, default=str)
 
 
 # --------------------------------------------------------------------------- staging

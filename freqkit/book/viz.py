@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .transforms import dct_matrix, frequency_radius
+from ..transforms import dct2, dct_matrix, dft2, frequency_radius
 
 __all__ = ["to_display", "stretch", "figure_to_png", "show_images", "basis_grid", "spectrum_image",
            "plot_curves", "setting_caption"]
@@ -296,7 +296,6 @@ def perturbation_strip(x, x_adv, titles: Sequence[str] | None = None, suptitle: 
     ``titles``: one per column (e.g. prediction and norm).  The spectrum row's images are
     ``log10(energy + 1e-12)``, exactly.
     """
-    from .transforms import dct2, dft2
     plt = _plt()
     x, x_adv = x.detach().cpu(), x_adv.detach().cpu()
     n = x.shape[0]

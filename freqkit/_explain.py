@@ -1,0 +1,165 @@
+"""The machinery that attribution methods and their faithfulness checks share (private).
+
+Turning logits into the explained quantity (:class:`OutputHead`), baselines, target
+resolution, batched forward passes, and the evaluation of many coefficient variants of
+each image (:func:`eval_variants`: occlusion, Shapley coalitions, deletion and insertion
+curves are all "these coefficients from x, the others from the baseline").
+"""
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from ._runtime import chunks
+from ._validate import check_mask, check_positive_int, check_tensor
+
+__all__ = ["OUTPUTS", "DEFAULT_EVAL_BATCH", "OutputHead", "check_internal_batch", "prepare_baseline", "check_masks",
+           "resolve_target", "warn_if_training", "forward_batched", "pick", "eval_variants"]
+
+OUTPUTS = ("logit", "prob", "log_prob")
+# Perturbation methods evaluate many masked copies of each image; without a cap a 32x32
+# data set times 256 coalitions would not fit in memory.
+DEFAULT_EVAL_BATCH = 256
+
+
+class OutputHead(nn.Module):
+    """Turn logits into the quantity being explained (logit, probability, log-probability)."""
+
+    def __init__(self, f: Callable, output: str):
+        super().__init__()
+        self.f = f
+        self.output = output
+
+    def forward(self, *args):
+        out = self.f(*args)
+        if not isinstance(out, torch.Tensor) or out.dim() != 2:
+            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise ValueError(f"model must return a (N, n_classes) tensor of scores, got {shape}")
+        if self.output == "prob":
+            return torch.softmax(out, dim=1)
+        if self.output == "log_prob":
+            return torch.log_softmax(out, dim=1)
+        return out
+
+
+def check_internal_batch(internal_batch_size, name: str = "internal_batch_size"):
+    if internal_batch_size is not None:
+        check_positive_int(internal_batch_size, name)
+    return internal_batch_size
+
+
+def prepare_baseline(baseline, x: torch.Tensor, name: str = "baseline") -> torch.Tensor:
+    """A baseline image for every row of ``x``: None (black), a number, or a tensor."""
+    if baseline is None:
+        return torch.zeros_like(x)
+    if isinstance(baseline, numbers.Real) and not isinstance(baseline, bool):
+        if not math.isfinite(float(baseline)):
+            raise ValueError(f"{name} must be finite, got {baseline!r}")
+        return torch.full_like(x, float(baseline))
+    check_tensor(baseline, name)
+    b = baseline.to(device=x.device, dtype=x.dtype)
+    if b.dim() == 3:
+        b = b.unsqueeze(0)
+    if b.dim() != 4 or tuple(b.shape[1:]) != tuple(x.shape[1:]) or b.shape[0] not in (1, x.shape[0]):
+        raise ValueError(f"{name} must be an image of shape {tuple(x.shape)}, (1, {', '.join(map(str, x.shape[1:]))}) "
+                         f"or {tuple(x.shape[1:])} to match x, got {tuple(baseline.shape)}")
+    return b.expand_as(x).clone()
+
+
+def check_masks(masks, h: int, w: int, *, name: str = "masks", disjoint: bool = False,
+                 partition: bool = False, device=None) -> torch.Tensor:
+    masks = check_mask(masks, name, h, w, allow_stack=True)
+    if masks.dim() == 2:
+        masks = masks.unsqueeze(0)
+    if device is not None:
+        masks = masks.to(device)
+    if disjoint or partition:
+        cover = masks.sum(0)
+        if bool((cover > 1).any()):
+            raise ValueError(f"{name} must not overlap: {int((cover > 1).sum())} frequencies are in more than one band")
+        if partition and bool((cover == 0).any()):
+            raise ValueError(f"{name} must partition the frequency plane: {int((cover == 0).sum())} "
+                             "frequencies are in no band")
+    return masks
+
+
+def resolve_target(target, out: torch.Tensor) -> torch.Tensor:
+    """Class indices ``(N,)`` from an int, a sequence, a tensor or ``"predicted"``; range-checked."""
+    n, n_classes = out.shape
+    if isinstance(target, str):
+        if target != "predicted":
+            raise ValueError(f"target must be an int, a sequence or tensor of N ints, or 'predicted'; got {target!r}")
+        t = out.argmax(1)
+    elif isinstance(target, bool) or target is None:
+        raise TypeError(f"target must be an int, a sequence or tensor of N ints, or 'predicted'; got {target!r}")
+    elif isinstance(target, numbers.Integral):
+        t = torch.full((n,), int(target), dtype=torch.long)
+    else:
+        if isinstance(target, torch.Tensor):
+            t = target.detach()
+        elif isinstance(target, (list, tuple, np.ndarray)):
+            try:
+                t = torch.as_tensor(np.asarray(target))
+            except (TypeError, ValueError) as e:
+                raise TypeError(f"target must hold integers, got {target!r}") from e
+        else:
+            raise TypeError(f"target must be an int, a sequence or tensor of N ints, or 'predicted'; "
+                            f"got {type(target).__name__}")
+        if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+            raise TypeError(f"target must hold integers, got dtype {t.dtype}")
+        if t.dim() == 0:
+            t = t.expand(n)
+        if t.dim() != 1 or t.shape[0] != n:
+            raise ValueError(f"target must have one class index per image, shape ({n},), got {tuple(t.shape)}")
+    t = t.to(device=out.device, dtype=torch.long)
+    if n and (int(t.min()) < 0 or int(t.max()) >= n_classes):
+        raise ValueError(f"target out of range: class indices must lie in [0, {n_classes}), "
+                         f"got min {int(t.min())}, max {int(t.max())}")
+    return t
+
+
+def warn_if_training(model) -> None:
+    # Only layers whose output depends on the mode make a training-mode model a problem.
+    if isinstance(model, nn.Module) and any(
+            m.training and isinstance(m, (nn.modules.batchnorm._NormBase, nn.modules.dropout._DropoutNd))
+            for m in model.modules()):
+        warnings.warn("model has batch-norm or dropout layers in training mode: its attributions depend on "
+                      "the batch and on chance; call model.eval() first", stacklevel=3)
+
+
+@torch.no_grad()
+def forward_batched(f: Callable, inp: torch.Tensor, batch: int | None) -> torch.Tensor:
+    return torch.cat([f(inp[sl]) for sl in chunks(inp.shape[0], batch or DEFAULT_EVAL_BATCH)]) \
+        if inp.shape[0] else f(inp)
+
+
+def pick(out: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    return out.gather(1, t[:, None])[:, 0]
+
+
+@torch.no_grad()
+def eval_variants(head: Callable, c: torch.Tensor, cb: torch.Tensor, keep_fn: Callable, n_variants: int,
+                   t: torch.Tensor, batch: int | None) -> torch.Tensor:
+    """Explained output for every image n and variant m: ``(N, M)``.
+
+    Variant m of image n has coefficients ``c[n]`` where ``keep_fn(n_idx, m_idx)`` is true
+    and the baseline's ``cb[n]`` elsewhere.  Images x variants are flattened and evaluated
+    ``batch`` at a time, so memory is bounded whatever N and M are.
+    """
+    n = c.shape[0]
+    total = n * n_variants
+    out = torch.empty(total, dtype=c.dtype, device=c.device)
+    b = batch or DEFAULT_EVAL_BATCH
+    for s in range(0, total, b):
+        idx = torch.arange(s, min(total, s + b), device=c.device)
+        ni, mi = idx // n_variants, idx % n_variants
+        keep = keep_fn(ni, mi)
+        inp = torch.where(keep, c[ni], cb[ni])
+        out[s:s + idx.numel()] = pick(head(inp), t[ni]).to(c.dtype)
+    return out.view(n, n_variants)
