@@ -42,7 +42,7 @@ if str(REPO / "benchmarks") not in sys.path:
 from _timing import interleaved_medians, timed  # noqa: E402
 
 from freqkit import attacks as A  # noqa: E402
-from freqkit.robustness import n_fourier_directions  # noqa: E402
+from freqkit.heatmaps import fourier_heatmap, n_fourier_directions  # noqa: E402
 from freqkit.transforms import band_masks  # noqa: E402
 
 OUT = REPO / "benchmarks" / "out" / "attacks.json"
@@ -124,9 +124,9 @@ def run(args) -> dict:
         with torch.no_grad():
             yh = model(xh).argmax(1)
     n_dir = n_fourier_directions(s, s)
-    A.fourier_heatmap(model, xh[:8], yh[:8], eps=4.0, batch_size=hb, progress=False)  # warm-up
+    fourier_heatmap(model, xh[:8], yh[:8], eps=4.0, batch_size=hb, progress=False)  # warm-up
     t_hm = statistics.median(
-        timed(lambda: A.fourier_heatmap(model, xh, yh, eps=4.0, batch_size=hb, progress=False), device)
+        timed(lambda: fourier_heatmap(model, xh, yh, eps=4.0, batch_size=hb, progress=False), device)
         for _ in range(1 if xh.shape[0] >= 256 else max(1, min(args.repeats, 2))))
 
     record = {

@@ -31,9 +31,9 @@ sys.path.insert(0, str(HERE))
 
 from _timing import interleaved_medians  # noqa: E402
 
-from freqkit.attribution import FrequencyModel, attribute, band_feature_mask, default_band_masks  # noqa: E402
+from freqkit.attribution import FrequencyModel, attribute, band_feature_mask  # noqa: E402
 from freqkit.models import ResNetCIFAR  # noqa: E402
-from freqkit.transforms import band_masks  # noqa: E402
+from freqkit.transforms import band_masks, ring_band_masks  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -62,7 +62,7 @@ def run(args) -> dict:
     fm = FrequencyModel(model, "dct")
     c, cb = fm.to_coeffs(x), torch.zeros_like(x)
     ppe = max(1, args.budget // args.batch)
-    rings = default_band_masks(32, 32, "dct", device=dev)
+    rings = ring_band_masks(32, 32, "dct", device=dev)
     exact = band_masks(32, 32, args.exact_bands, "radial", "dct", device=dev)
     sampled = band_masks(32, 32, args.sampled_bands, "radial", "dct", device=dev)
     ib = args.budget

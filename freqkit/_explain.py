@@ -22,14 +22,33 @@ from ._validate import check_mask, check_positive_int, check_tensor
 __all__ = ["OUTPUTS", "DEFAULT_EVAL_BATCH", "OutputHead", "check_internal_batch", "prepare_baseline", "check_masks",
            "resolve_target", "warn_if_training", "forward_batched", "pick", "eval_variants"]
 
+#: The quantities an attribution can explain: the target class's logit, probability or log-probability.
 OUTPUTS = ("logit", "prob", "log_prob")
 # Perturbation methods evaluate many masked copies of each image; without a cap a 32x32
 # data set times 256 coalitions would not fit in memory.
+#: Default number of model inputs per forward pass for the perturbation methods.
 DEFAULT_EVAL_BATCH = 256
 
 
 class OutputHead(nn.Module):
-    """Turn logits into the quantity being explained (logit, probability, log-probability)."""
+    """Turn a model's logits into the quantity being explained (logit, probability, log-probability).
+
+    ``OutputHead(f, output)(*args)`` is ``f(*args)`` (``"logit"``), its softmax
+    (``"prob"``) or its log-softmax (``"log_prob"``) over the class dimension.  An
+    ``nn.Module`` ``f`` becomes a submodule.
+
+    Args:
+        f: a callable returning ``(N, n_classes)`` scores (a pixel model or a
+            :class:`freqkit.FrequencyModel`).
+        output: one of :data:`OUTPUTS`; not checked here (callers check it), and any other
+            value gives the logits.
+
+    Shape:
+        - output of ``forward``: ``(N, n_classes)``.
+
+    Raises:
+        ValueError: (on call) ``f`` returns anything but a 2-D tensor.
+    """
 
     def __init__(self, f: Callable, output: str):
         super().__init__()
@@ -37,6 +56,7 @@ class OutputHead(nn.Module):
         self.output = output
 
     def forward(self, *args):
+        """``f(*args)`` turned into ``output``: ``(N, n_classes)``; a ValueError unless ``f`` gives a 2-D tensor."""
         out = self.f(*args)
         if not isinstance(out, torch.Tensor) or out.dim() != 2:
             shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
@@ -49,13 +69,39 @@ class OutputHead(nn.Module):
 
 
 def check_internal_batch(internal_batch_size, name: str = "internal_batch_size"):
+    """Check an optional batch limit.
+
+    Args:
+        internal_batch_size: ``None`` (no limit / the default) or an integer >= 1.
+        name: the argument name used in the error message.
+
+    Returns:
+        ``internal_batch_size`` unchanged.
+
+    Raises:
+        ValueError: not ``None`` and not an integer >= 1 (a bool is refused).
+    """
     if internal_batch_size is not None:
         check_positive_int(internal_batch_size, name)
     return internal_batch_size
 
 
 def prepare_baseline(baseline, x: torch.Tensor, name: str = "baseline") -> torch.Tensor:
-    """A baseline image for every row of ``x``: None (black), a number, or a tensor."""
+    """A baseline image for every row of ``x``.
+
+    Args:
+        baseline: ``None`` (zeros: a black image), a finite real number (a constant image),
+            or a tensor ``(N, C, H, W)``, ``(1, C, H, W)`` or ``(C, H, W)`` matching ``x``.
+        x: images ``(N, C, H, W)``; the result takes their dtype and device.
+        name: the argument name used in error messages.
+
+    Returns:
+        a new ``(N, C, H, W)`` tensor (a copy, also when expanded from one image).
+
+    Raises:
+        ValueError: a non-finite number or tensor, or a tensor of another shape.
+        TypeError: neither ``None``, a number nor a floating-point tensor (a bool is not a number).
+    """
     if baseline is None:
         return torch.zeros_like(x)
     if isinstance(baseline, numbers.Real) and not isinstance(baseline, bool):
@@ -74,6 +120,24 @@ def prepare_baseline(baseline, x: torch.Tensor, name: str = "baseline") -> torch
 
 def check_masks(masks, h: int, w: int, *, name: str = "masks", disjoint: bool = False,
                  partition: bool = False, device=None) -> torch.Tensor:
+    """Check band masks and return them as a ``(K, H, W)`` bool stack.
+
+    Args:
+        masks: bool or 0/1 tensor ``(K, H, W)``, or one band ``(H, W)`` (made ``(1, H, W)``).
+        h, w: the expected spatial size.
+        name: the argument name used in error messages.
+        disjoint: refuse bands that overlap.
+        partition: refuse overlapping bands and frequencies in no band.
+        device: move the masks there (``None``: leave them).
+
+    Returns:
+        ``(K, H, W)`` bool tensor.
+
+    Raises:
+        TypeError: ``masks`` is not a tensor.
+        ValueError: wrong shape, values other than 0/1, an empty band, or (with ``disjoint``
+            or ``partition``) overlapping bands, or (with ``partition``) uncovered frequencies.
+    """
     masks = check_mask(masks, name, h, w, allow_stack=True)
     if masks.dim() == 2:
         masks = masks.unsqueeze(0)
@@ -90,7 +154,21 @@ def check_masks(masks, h: int, w: int, *, name: str = "masks", disjoint: bool = 
 
 
 def resolve_target(target, out: torch.Tensor) -> torch.Tensor:
-    """Class indices ``(N,)`` from an int, a sequence, a tensor or ``"predicted"``; range-checked."""
+    """Class indices ``(N,)`` from an int, a sequence, a tensor or ``"predicted"``; range-checked.
+
+    Args:
+        target: an int (every image), a sequence, numpy array or tensor of ``N`` ints (a 0-d
+            tensor counts for every image), or ``"predicted"`` (the argmax of ``out``).
+        out: the model's scores ``(N, n_classes)`` on the images.
+
+    Returns:
+        ``(N,)`` int64 tensor on ``out``'s device, in ``[0, n_classes)``.
+
+    Raises:
+        ValueError: a string other than ``"predicted"``, the wrong number of indices, or an
+            index out of range.
+        TypeError: ``None``, a bool, a float/complex/bool tensor or array, or another type.
+    """
     n, n_classes = out.shape
     if isinstance(target, str):
         if target != "predicted":
@@ -126,6 +204,11 @@ def resolve_target(target, out: torch.Tensor) -> torch.Tensor:
 
 def warn_if_training(model) -> None:
     # Only layers whose output depends on the mode make a training-mode model a problem.
+    """Warn (``UserWarning``) if ``model`` has batch-norm or dropout layers in training mode.
+
+    Only layers whose output depends on the mode matter; a training-mode model without them,
+    or a callable that is not an ``nn.Module``, passes silently.
+    """
     if isinstance(model, nn.Module) and any(
             m.training and isinstance(m, (nn.modules.batchnorm._NormBase, nn.modules.dropout._DropoutNd))
             for m in model.modules()):
@@ -135,11 +218,16 @@ def warn_if_training(model) -> None:
 
 @torch.no_grad()
 def forward_batched(f: Callable, inp: torch.Tensor, batch: int | None) -> torch.Tensor:
+    """``f`` on ``inp`` in chunks of ``batch`` rows (``None``: :data:`DEFAULT_EVAL_BATCH`), without gradients.
+
+    Returns the outputs concatenated along dimension 0; an empty ``inp`` is passed through ``f`` once.
+    """
     return torch.cat([f(inp[sl]) for sl in chunks(inp.shape[0], batch or DEFAULT_EVAL_BATCH)]) \
         if inp.shape[0] else f(inp)
 
 
 def pick(out: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """The entry of class ``t[n]`` of each row ``n`` of ``out`` ``(N, n_classes)``: ``(N,)``."""
     return out.gather(1, t[:, None])[:, 0]
 
 
@@ -150,7 +238,20 @@ def eval_variants(head: Callable, c: torch.Tensor, cb: torch.Tensor, keep_fn: Ca
 
     Variant m of image n has coefficients ``c[n]`` where ``keep_fn(n_idx, m_idx)`` is true
     and the baseline's ``cb[n]`` elsewhere.  Images x variants are flattened and evaluated
-    ``batch`` at a time, so memory is bounded whatever N and M are.
+    ``batch`` at a time, so memory is bounded whatever N and M are.  No gradients.
+
+    Args:
+        head: maps coefficients ``(B, C, H, W)`` to ``(B, n_classes)`` outputs (an
+            :class:`OutputHead` around a :class:`freqkit.FrequencyModel`).
+        c, cb: coefficients of the images and of their baselines, ``(N, C, H, W)``.
+        keep_fn: ``(n_idx, m_idx)`` (two ``(B,)`` long tensors) -> bool mask broadcastable
+            to ``(B, C, H, W)``.
+        n_variants: M.
+        t: ``(N,)`` the class whose output is recorded.
+        batch: variants per forward pass (``None``: :data:`DEFAULT_EVAL_BATCH`).
+
+    Returns:
+        ``(N, M)`` tensor of ``c``'s dtype.
     """
     n = c.shape[0]
     total = n * n_variants

@@ -16,16 +16,30 @@ __all__ = ["eval_mode", "cpu_threads", "model_device", "chunks", "progress", "of
 
 
 def offline() -> bool:
-    """True when ``$FREQKIT_OFFLINE`` (1, true or yes) forbids every download."""
+    """True when ``$FREQKIT_OFFLINE`` forbids every download.
+
+    Returns:
+        Whether the environment variable ``FREQKIT_OFFLINE``, stripped and lower-cased, is
+        ``"1"``, ``"true"`` or ``"yes"``; any other value (or none) means downloads are
+        allowed.
+    """
     return os.environ.get("FREQKIT_OFFLINE", "").strip().lower() in ("1", "true", "yes")
 
 
 @contextmanager
 def eval_mode(model) -> Iterator:
-    """Run ``model`` in eval mode (BatchNorm statistics frozen, dropout off) and restore its mode.
+    """Context manager: run ``model`` in eval mode (BatchNorm statistics frozen, dropout off).
 
     As torchattacks does for its attacks: a computation never changes the model it
-    inspects.  A callable that is not an ``nn.Module`` is yielded unchanged.
+    inspects.  The model's previous mode (``model.training``, applied with
+    ``model.train(...)`` to the whole module tree) is restored on exit, also after an
+    error; submodules whose mode differed from the root's end in the root's mode.
+
+    Args:
+        model: an ``nn.Module``, or any callable (yielded unchanged, no mode switch).
+
+    Returns:
+        A context manager that yields ``model``.
     """
     if not isinstance(model, nn.Module):
         yield model
@@ -40,11 +54,18 @@ def eval_mode(model) -> Iterator:
 
 @contextmanager
 def cpu_threads(n: int | None) -> Iterator[None]:
-    """Run with ``n`` intra-op CPU threads (``None``: leave the setting alone), restored after.
+    """Context manager: run with ``n`` intra-op CPU threads, restoring the setting after.
 
     AutoAttack's Square attack makes thousands of forward passes on a handful of images;
     with several threads on a busy CPU their synchronisation cost 50x (measured on the
     2-core build machine), with one thread it cannot.
+
+    Args:
+        n: threads for ``torch.set_num_threads`` (an integer ``>= 1``, not checked here:
+            torch raises for others); ``None`` leaves the setting alone.
+
+    Returns:
+        A context manager yielding None.
     """
     if n is None:
         yield
@@ -58,7 +79,15 @@ def cpu_threads(n: int | None) -> Iterator[None]:
 
 
 def model_device(model) -> torch.device:
-    """The device of a model's first parameter (else buffer); CPU for a parameter-free callable."""
+    """The device of a model: that of its first parameter, else its first buffer.
+
+    Args:
+        model: an ``nn.Module`` or any callable.
+
+    Returns:
+        A :class:`torch.device`; the CPU for a parameter- and buffer-free module or a
+        callable that is not an ``nn.Module``.
+    """
     if isinstance(model, nn.Module):
         for t in model.parameters():
             return t.device
@@ -68,7 +97,16 @@ def model_device(model) -> torch.device:
 
 
 def chunks(n: int, size: int | None) -> Iterator[slice]:
-    """Slices ``[0:size], [size:2 size], ...`` covering ``range(n)``; one slice when ``size`` is None."""
+    """Slices ``[0:size], [size:2 size], ...`` covering ``range(n)``.
+
+    Args:
+        n: the number of items, ``>= 0``.
+        size: items per slice (values below 1 count as 1); ``None``: one slice of all ``n``.
+
+    Returns:
+        A generator of ``slice`` objects; the last may be shorter.  ``n == 0`` with
+        ``size=None`` raises ValueError (``range()`` with step 0) instead of yielding nothing.
+    """
     size = n if size is None else max(1, size)
     for s in range(0, n, size):
         yield slice(s, min(n, s + size))
@@ -78,8 +116,18 @@ def progress(iterable: Iterable | None = None, enabled: bool = True, **kw):
     """A text progress bar (tqdm) over ``iterable``, shown only in a terminal.
 
     Long runs report progress where a person watches them (a terminal); in a notebook
-    kernel stderr is no terminal, so executed chapters carry no progress logs.  Without
-    ``iterable``, returns a bar to ``update`` by hand (``total=`` in ``kw``).
+    kernel stderr is no terminal, so executed chapters carry no progress logs.
+
+    Args:
+        iterable: what to iterate over; ``None`` returns a bar to ``update`` by hand
+            (pass ``total=`` in ``kw``).
+        enabled: ``False`` disables the bar even in a terminal.
+        **kw: further ``tqdm`` arguments (``desc``, ``total``, ``unit``...); ``mininterval``
+            defaults to 2 seconds.
+
+    Returns:
+        A ``tqdm`` instance (disabled, hence silent, unless ``enabled`` and stderr is a
+        terminal).
     """
     from tqdm import tqdm
 

@@ -14,7 +14,24 @@ __all__ = ["check_tensor", "check_images", "check_positive_int", "check_choice",
 
 def check_tensor(x, name: str, *, min_dim: int = 0, ndim: int | None = None,
                  finite: bool = True, floating: bool = True) -> torch.Tensor:
-    """Raise a clear error unless ``x`` is a tensor of the expected rank, dtype and finiteness."""
+    """Return ``x`` if it is a tensor of the expected rank, dtype and finiteness, else raise.
+
+    Args:
+        x: the value to check.
+        name: the argument's name, used in the error messages.
+        min_dim: the least number of dims.
+        ndim: the exact number of dims (``None``: any); checked before ``min_dim``.
+        finite: reject NaN and inf (floating-point and complex tensors only).
+        floating: require a floating-point or complex dtype.
+
+    Returns:
+        ``x`` unchanged.
+
+    Raises:
+        TypeError: ``x`` is not a tensor, or (``floating``) has an integer or bool dtype.
+        ValueError: ``x`` has not ``ndim`` dims or fewer than ``min_dim``, or (``finite``)
+            holds NaN or inf.
+    """
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if ndim is not None and x.dim() != ndim:
@@ -29,7 +46,25 @@ def check_tensor(x, name: str, *, min_dim: int = 0, ndim: int | None = None,
 
 
 def check_images(x, name: str = "x", *, unit_range: bool = False) -> torch.Tensor:
-    """Images are float ``(N, C, H, W)``; with ``unit_range`` the pixels must lie in ``[0, 1]``."""
+    """Return ``x`` if it is a batch of images: a finite float tensor ``(N, C, H, W)``.
+
+    Args:
+        x: the value to check.
+        name: the argument's name, used in the error messages.
+        unit_range: also require every pixel in ``[0, 1]`` (with a tolerance of 1e-6).
+
+    Returns:
+        ``x`` unchanged.
+
+    Shape:
+        - x: ``(N, C, H, W)``
+
+    Raises:
+        TypeError: ``x`` is not a tensor or not floating-point.
+        ValueError: ``x`` is not 4-D, holds NaN or inf, or (``unit_range``) has a pixel
+            outside ``[0, 1]``.  An empty batch with ``unit_range`` raises the RuntimeError of
+            ``x.min()``.
+    """
     check_tensor(x, name, ndim=4)
     if unit_range:
         lo, hi = float(x.min()), float(x.max())
@@ -39,21 +74,60 @@ def check_images(x, name: str = "x", *, unit_range: bool = False) -> torch.Tenso
 
 
 def check_positive_int(v, name: str, minimum: int = 1) -> int:
-    """``v`` itself if it is an int (not a bool) ``>= minimum``, else a ValueError naming ``name``."""
+    """Return ``v`` if it is an int (not a bool) ``>= minimum``, else raise.
+
+    Args:
+        v: the value to check; numpy integers and floats are rejected.
+        name: the argument's name, used in the error message.
+        minimum: the least allowed value.
+
+    Returns:
+        ``v`` unchanged.
+
+    Raises:
+        ValueError: ``v`` is not an int, is a bool, or is below ``minimum``.
+    """
     if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {v!r}")
     return v
 
 
 def check_choice(v, name: str, choices) -> str:
-    """``v`` itself if it is one of ``choices``, else a ValueError listing them."""
+    """Return ``v`` if it is one of ``choices``, else raise.
+
+    Args:
+        v: the value to check (compared with ``in``).
+        name: the argument's name, used in the error message.
+        choices: the allowed values (any container; listed sorted by ``str`` in the message).
+
+    Returns:
+        ``v`` unchanged.
+
+    Raises:
+        ValueError: ``v`` is not in ``choices``.
+    """
     if v not in choices:
         raise ValueError(f"{name} must be one of {sorted(choices, key=str)}, got {v!r}")
     return v
 
 
 def check_number(v, name: str, lo: float = 0.0, lo_open: bool = True, hi: float = math.inf) -> float:
-    """``float(v)`` for a finite real number in ``(lo, hi]`` (``[lo, hi]`` with ``lo_open=False``)."""
+    """Return ``float(v)`` for a finite real number in ``(lo, hi]`` (``[lo, hi]`` with ``lo_open=False``).
+
+    Args:
+        v: the value to check: an int or float (not a bool, not a numpy scalar other than
+            ``numpy.float64``, which subclasses float).
+        name: the argument's name, used in the error message.
+        lo: the lower bound, exclusive unless ``lo_open=False``.
+        lo_open: whether ``lo`` itself is excluded.
+        hi: the upper bound, inclusive (default ``inf``: none).
+
+    Returns:
+        ``v`` as a float.
+
+    Raises:
+        ValueError: ``v`` is not a finite int or float, is a bool, or lies outside the range.
+    """
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) \
             or (v <= lo if lo_open else v < lo) or v > hi:
         raise ValueError(f"{name} must be a finite number {'>' if lo_open else '>='} {lo}"
@@ -62,7 +136,30 @@ def check_number(v, name: str, lo: float = 0.0, lo_open: bool = True, hi: float 
 
 
 def check_mask(mask, name: str, h: int, w: int, *, allow_stack: bool = False) -> torch.Tensor:
-    """A frequency mask is a boolean or 0/1 tensor ``(H, W)`` (or ``(K, H, W)`` with ``allow_stack``)."""
+    """Return a frequency mask as a bool tensor, after checking its shape, values and bands.
+
+    A frequency mask is a boolean or 0/1 tensor ``(H, W)`` (or, with ``allow_stack``, a stack
+    ``(K, H, W)`` of K band masks); every mask (band) must select at least one frequency.
+
+    Args:
+        mask: the value to check.
+        name: the argument's name, used in the error messages.
+        h: the expected height H.
+        w: the expected width W.
+        allow_stack: also accept ``(K, H, W)``.
+
+    Returns:
+        ``mask`` itself if it is bool, else ``mask.bool()``.
+
+    Shape:
+        - mask: ``(H, W)`` or ``(K, H, W)``
+        - output: the same.
+
+    Raises:
+        TypeError: ``mask`` is not a tensor.
+        ValueError: ``mask`` has another shape, holds values other than 0 and 1, or is empty
+            (at a band, for a stack).
+    """
     if not isinstance(mask, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor mask, got {type(mask).__name__}")
     dims = (2, 3) if allow_stack else (2,)
@@ -81,7 +178,25 @@ def check_mask(mask, name: str, h: int, w: int, *, allow_stack: bool = False) ->
 
 
 def check_labels(y, n: int, device, name: str = "y") -> torch.Tensor:
-    """Integer class labels ``(n,)`` as int64 on ``device``."""
+    """Return integer class labels ``(n,)`` as int64 on ``device``.
+
+    Args:
+        y: the labels, an integer tensor (any integer dtype; not bool).
+        n: the expected number of labels (the batch size of ``x``).
+        device: the device to move them to.
+        name: the argument's name, used in the error messages.
+
+    Returns:
+        ``y`` as int64 on ``device`` (a copy only where dtype or device change).  The range
+        is not checked (see :func:`check_label_range`).
+
+    Shape:
+        - y: ``(n,)``
+
+    Raises:
+        TypeError: ``y`` is not a tensor, or is bool, floating-point or complex.
+        ValueError: ``y`` is not 1-D or has not ``n`` entries.
+    """
     if not isinstance(y, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of class indices, got {type(y).__name__}")
     if y.dtype == torch.bool or y.is_floating_point() or y.is_complex():
@@ -92,7 +207,19 @@ def check_labels(y, n: int, device, name: str = "y") -> torch.Tensor:
 
 
 def check_label_range(y: torch.Tensor, n_classes: int, name: str = "y") -> None:
-    """Raise unless every label indexes one of the model's ``n_classes`` outputs."""
+    """Raise unless every label indexes one of the model's ``n_classes`` outputs.
+
+    Args:
+        y: integer labels (any shape); an empty tensor passes.
+        n_classes: the number of logits of the model.
+        name: the argument's name, used in the error message.
+
+    Returns:
+        None.
+
+    Raises:
+        ValueError: a label below 0 or at least ``n_classes``.
+    """
     if y.numel() and (int(y.min()) < 0 or int(y.max()) >= n_classes):
         raise ValueError(f"{name} must hold class indices in [0, {n_classes - 1}] (the model has "
                          f"{n_classes} outputs), got range [{int(y.min())}, {int(y.max())}]")

@@ -107,6 +107,7 @@ def _check_eps(eps, n: int, like: torch.Tensor, name: str = "eps") -> torch.Tens
 
 
 def _check_band(band, h: int, w: int, basis: str, name: str = "band") -> torch.Tensor:
+    """``band`` as an ``(H, W)`` bool mask (checked by ``check_mask``; DFT masks must be symmetric)."""
     m = check_mask(band, name, h, w)
     if basis != "dct":
         check_dft_symmetric(m, name)
@@ -163,11 +164,42 @@ class _BandProjector:
 
 
 def band_projector(band: torch.Tensor, basis: str = "dct", dtype=torch.float32, device=None):
-    """The orthogonal projection onto a band, as a callable on ``(..., H, W)`` tensors.
+    """Build the orthogonal projection onto a frequency band, as a callable on ``(..., H, W)`` tensors.
 
-    ``band`` is an ``(H, W)`` boolean mask in the DCT basis, or on the centred DFT grid
-    (``basis="dft"``; it must be symmetric under ``f -> -f``).  Equivalent to
-    :func:`freqkit.filter_band` but with the matrices prepared once, for use inside loops.
+    The band is the span of the DCT basis images under the mask (``basis="dct"``:
+    ``v -> D_h^T (M * (D_h v D_w^T)) D_w`` with the cached orthonormal DCT matrices of
+    :func:`freqkit.dct_matrix`), or of the DFT frequencies under a mask on the centred DFT grid
+    (``basis="dft"``: ``v -> irfft2(rfft2(v) * M)``; with a mask symmetric under ``f -> -f``
+    this is the exact real projection onto the span of the kept frequencies).  The same
+    operator as :func:`freqkit.filter_band`, but with the matrices prepared once, for use
+    inside loops (it is what :func:`pgd` uses); a mask that keeps every frequency gives the
+    identity.  The projection is linear, idempotent and self-adjoint, and differentiable.
+
+    Args:
+        band: ``(H, W)`` mask, boolean or 0/1, selecting at least one frequency; on the
+            centred DFT grid of :func:`freqkit.dft2` for ``basis="dft"``.
+        basis: ``"dct"`` (default) or ``"dft"``.
+        dtype: dtype of the prepared DCT matrices / mask; the inputs should have it.
+        device: device of the prepared matrices; default ``band``'s device.
+
+    Returns:
+        A callable ``P`` with ``P(v)`` of the same shape as ``v`` (the input itself, not a
+        copy, when the band is every frequency).
+
+    Shape:
+        - band: ``(H, W)``.
+        - v (the callable's input): ``(..., H, W)``, real; output: the same shape.
+
+    Raises:
+        ValueError: ``basis`` not ``"dct"``/``"dft"``; ``band`` not a 2-D tensor, not 0/1, or
+            empty; for ``"dft"``, ``band`` not symmetric under ``f -> -f``.
+
+    Example:
+        >>> import torch, freqkit as fk
+        >>> low = fk.low_high_masks(8, 8)["low"]
+        >>> P, v = fk.band_projector(low), torch.randn(2, 3, 8, 8)
+        >>> torch.allclose(P(P(v)), P(v), atol=1e-5), torch.allclose(P(v), fk.filter_band(v, low), atol=1e-5)
+        (True, True)
     """
     check_basis(basis)
     if not isinstance(band, torch.Tensor) or band.dim() != 2:
@@ -248,6 +280,7 @@ def _shrink_into_box(v, lo, hi):
 # ----------------------------------------------------------------------------- PGD
 
 def _loss_and_grad(model, xa, ya, targeted: bool, check_labels: bool = False):
+    """Logits at ``xa`` and the gradient of the (targeted: negated) mean cross-entropy."""
     xa = xa.detach().requires_grad_(True)
     logits = model(xa)
     if logits.dim() != 2:
@@ -442,57 +475,92 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps, norm: str = "li
     the DCT basis images under the mask (``basis="dct"``), or of the DFT frequencies under a
     symmetric mask on the centred DFT grid (``basis="dft"``, the grid of
     :func:`freqkit.dft2`).  Band-limited PGD is the white-box low-frequency attack of
-    Sharma et al. 2019 (after Guo et al. 2018's low-frequency subspace), with a projection
-    onto the intersection of band, ball and box (Dykstra 1983; Boyle & Dykstra 1986;
-    accelerated after Beck & Teboulle 2014; see the module docstring) instead of "filter,
-    then clip".
+    Sharma et al. 2019 ("On the effectiveness of low frequency perturbations", after Guo
+    et al. 2018's low-frequency subspace), with a projection onto the intersection of band,
+    ball and box (Dykstra 1983; Boyle & Dykstra 1986; accelerated after Beck & Teboulle
+    2014; see the module docstring) instead of "filter, then clip".
+
+    Steps: Linf without a band, ``sign(grad)``; L2 without a band, ``grad / ||grad||``; with
+    a band, the same applied to the band-projected gradient (Linf: its sign, brought back
+    into the band by the projection).  With ``band=None`` the iteration is torchattacks'
+    ``PGD`` (Linf) / ``PGDL2`` operation for operation: with ``early_stop=False`` and the
+    same seed the results are identical.
 
     Args:
         model: classifier, ``(N, C, H, W)`` in ``[0, 1]`` -> logits ``(N, K)``; attacked in
             eval mode, its mode restored afterwards.
-        x: images ``(N, C, H, W)``, pixels in ``[0, 1]`` (values within 1e-6 outside are
-            clamped first).
-        y: ``(N,)`` true labels (or target labels with ``targeted=True``), in ``[0, K)``.
+        x: images, pixels in ``[0, 1]`` (values within 1e-6 outside are clamped first).
+        y: true labels (or target labels with ``targeted=True``), integers in ``[0, K)``.
         eps: radius, a number or an ``(N,)`` tensor of per-image radii, ``>= 0``, in pixel
             space on ``[0, 1]`` images (Linf: e.g. ``8/255``; L2: e.g. ``0.5``).  Linf is
             *not* preserved by the orthonormal transforms, so the Linf ball is always the
             pixel-space ball, also for a band.
-        norm: ``"linf"`` or ``"l2"``.
-        steps: gradient steps per restart (``>= 0``).
-        step_size: step per iteration (torchattacks' ``alpha``); default ``2.5 * eps / steps``
-            (Madry et al. 2018).
-        band: ``(H, W)`` boolean mask, or ``None`` for the unconstrained attack.
-        basis: ``"dct"`` or ``"dft"`` (``"dht"`` is an alias of ``"dft"``: the same subspaces).
-        random_start: start from a random point of the (in-band) ball: torchattacks' draws,
-            uniform in the Linf ball, or for L2 a Gaussian direction with a radius uniform
-            in ``[0, eps]``.
+        norm: ``"linf"`` (default) or ``"l2"`` (case-insensitive).
+        steps: gradient steps per restart, ``>= 0`` (0: only the random start, if any).
+        step_size: step per iteration (torchattacks' ``alpha``), a number or an ``(N,)``
+            tensor, ``> 0``; default ``None``: ``2.5 * eps / steps`` (Madry et al. 2018).
+        band: ``(H, W)`` mask (boolean or 0/1, at least one frequency), or ``None``
+            (default) for the unconstrained attack.
+        basis: ``"dct"`` (default) or ``"dft"``: the basis ``band`` is laid out in.
+        random_start: start from a random point of the (in-band) ball (default): torchattacks'
+            draws, uniform in the Linf ball, or for L2 a Gaussian direction with a radius
+            uniform in ``[0, eps]``; ``False`` starts at ``x``.
         targeted: move towards the labels ``y`` instead of away from them.
         seed: seed of a private ``torch.Generator`` for the random start (the global RNG
-            is left untouched); ``None`` draws from the global RNG.  The draws are the
-            ones torchattacks makes, so ``torch.manual_seed(s)`` before torchattacks and
+            is left untouched); ``None`` (default) draws from the global RNG.  The draws are
+            the ones torchattacks makes, so ``torch.manual_seed(s)`` before torchattacks and
             ``seed=s`` here start from the same point.
         early_stop: stop updating an image as soon as it is misclassified (or, targeted,
             classified as its target) and keep that ``x_adv``; later steps could only lose
             it.  The remaining images run in smaller batches, which also saves time.
-        restarts: random restarts; an image keeps its first successful result, else the
-            last restart's.
+        restarts: random restarts, ``>= 1``; an image keeps its first successful result,
+            else the last restart's.  Only images not yet fooled are restarted.
         return_info: also return a dict of per-image diagnostics (below).
         proj_iters: iterations of the band/ball/box projection per step (band attacks
-            only); warm-started from step to step, so a few suffice (see the module docstring).
+            only), ``>= 1``; warm-started from step to step, so a few suffice (see the module
+            docstring).
 
     Returns:
-        ``x_adv`` ``(N, C, H, W)`` in ``[0, 1]``; with ``return_info`` also ``info``:
-        ``success`` ``(N,)`` bool (from a final forward pass on ``x_adv``), ``l2`` and
-        ``linf`` ``(N,)`` norms of ``x_adv - x``, ``out_of_band`` ``(N,)`` share of the
-        perturbation's energy outside the band (0 without a band; below ``1e-3`` by
-        construction, typically below ``1e-4``), ``projection`` ``(N,)`` how the final
-        projection went (0 the PGD iterate passed, 1 re-projected with more iterations,
+        ``x_adv``, detached, in ``[0, 1]``, in the eps-ball and (to an out-of-band energy
+        share below ``1e-3``) in the band; with ``return_info`` the pair ``(x_adv, info)``,
+        ``info`` a dict of per-image tensors: ``success`` bool (from a final forward pass
+        on ``x_adv``), ``l2`` and ``linf`` norms of ``x_adv - x``, ``out_of_band`` share of
+        the perturbation's energy outside the band (0 without a band; below ``1e-3`` by
+        construction, typically below ``1e-4``), ``projection`` (int64: how the final
+        projection went: 0 the PGD iterate passed, 1 re-projected with more iterations,
         2 shrunk into the box: the band can barely move this image inside ``[0, 1]``,
-        3 zeroed: the perturbation was below float resolution), ``iterations`` ``(N,)``
-        gradient steps taken, ``logits`` ``(N, K)`` at ``x_adv``.
+        3 zeroed: the perturbation was below float resolution; always 0 without a band),
+        ``iterations`` (int64, gradient steps taken over all restarts), ``logits`` at
+        ``x_adv``.
 
-    With ``band=None`` the iteration is torchattacks' ``PGD`` (Linf) / ``PGDL2`` operation
-    for operation: with ``early_stop=False`` and the same seed the results are identical.
+    Shape:
+        - x: ``(N, C, H, W)``.
+        - y: ``(N,)``.
+        - eps, step_size: a number or ``(N,)``.
+        - band: ``(H, W)``.
+        - Output: ``x_adv`` ``(N, C, H, W)``; ``info["logits"]`` ``(N, K)``; every other
+          ``info`` entry ``(N,)``.
+
+    Raises:
+        TypeError: ``x`` not a floating-point tensor, ``y`` not an integer tensor, ``band``
+            not a tensor.
+        ValueError: ``x`` not 4-D, not finite or outside ``[0, 1]``; ``y`` not of shape
+            ``(N,)``, or (at the first forward pass) outside ``[0, K)``; ``norm``,
+            ``basis``; ``eps`` negative, non-finite or of the wrong shape; ``steps`` not an
+            integer ``>= 0``; ``restarts`` or ``proj_iters`` not an integer ``>= 1``;
+            ``step_size`` not ``> 0``; ``band`` not ``(H, W)``, not 0/1, empty, or (DFT)
+            not symmetric under ``f -> -f``; ``model`` not returning 2-D logits.
+
+    Example:
+        >>> import torch, freqkit as fk
+        >>> _ = torch.manual_seed(0); model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3))
+        >>> x = torch.rand(2, 1, 8, 8); y = model(x).argmax(1); low = fk.low_high_masks(8, 8)["low"]
+        >>> x_adv = fk.pgd(model, x, y, eps=0.5, norm="l2", steps=5, band=low, seed=0)
+        >>> d = x_adv - x
+        >>> bool(x_adv.min() >= 0 and x_adv.max() <= 1), bool((d.flatten(1).norm(dim=1) <= 0.5 + 1e-5).all())
+        (True, True)
+        >>> torch.allclose(fk.band_projector(low)(d), d, atol=1e-5)   # in band
+        True
     """
     check_images(x, "x", unit_range=True)
     norm = _check_norm(norm)
@@ -556,7 +624,6 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps, norm: str = "li
 
 # ----------------------------------------------------------------------------- equal distortion
 
-
 def _default_eps_max(x: torch.Tensor, norm: str) -> float:
     # L2: a perturbation with RMS 0.25 per pixel (sqrt(3072)/4 ~ 13.9 on CIFAR-10), Linf:
     # 0.25.  Both are far beyond any imperceptible attack, so "inf" means "not even then".
@@ -569,7 +636,7 @@ def minimal_distortion(model: nn.Module, x: torch.Tensor, y: torch.Tensor, band:
                        step_factor: float = 2.5, random_start: bool = False, restarts: int = 1, targeted: bool = False,
                        seed: int = 0, batch_size: int | None = None, progress: bool = True,
                        return_info: bool = False):
-    """Per image, the smallest perturbation size at which band-limited PGD changes the prediction.
+    """Per image, the smallest perturbation size at which (band-limited) PGD changes the prediction.
 
     Binary search over ``eps`` with :func:`pgd` (each image its own bracket, searched in
     one batch): ``eps_max`` is tried first; images that PGD cannot flip even there get
@@ -578,6 +645,8 @@ def minimal_distortion(model: nn.Module, x: torch.Tensor, y: torch.Tensor, band:
     bands differ by factors, not by offsets) narrow the bracket ``[lo, hi]``, and the
     result is the norm of the smallest successful perturbation found (``<= hi``; relative
     resolution ``(eps_max / eps_min) ** (2 ** -search_steps)``, 0.7% with the defaults).
+    A success whose perturbation is smaller than the radius tried (early stop) lowers
+    ``hi`` to that perturbation's size at once.
 
     Why a search with PGD rather than a minimal-norm attack (DDN, FMN): it works the same
     for every band, basis and norm and reuses the one projection that is tested to keep
@@ -585,25 +654,63 @@ def minimal_distortion(model: nn.Module, x: torch.Tensor, y: torch.Tensor, band:
     faster but harder to constrain exactly.  The price is ``search_steps + 1`` PGD runs.
     The result is an upper bound on the true minimal distortion (PGD is a heuristic); the
     search assumes that success is monotone in ``eps``, which holds for the deterministic
-    attack used by default (no random start, fixed seed) up to rare exceptions.
+    attack used by default (no random start, fixed seed) up to rare exceptions.  This is
+    the distortion measure of the equal-distortion comparison of bands (:func:`compare_bands`).
 
     Args:
-        model, x, y: as in :func:`pgd` (``x`` ``(N, C, H, W)`` in ``[0, 1]``).
-        band, basis: the band (``(H, W)`` mask) or ``None`` for all frequencies.
-        norm: ``"l2"`` or ``"linf"``; distortion in that norm, in pixel space on ``[0, 1]``.
-        eps_max: the largest radius tried; default ``sqrt(C*H*W)/4`` (L2), ``0.25`` (Linf).
-        eps_min: the bottom of the search bracket, default ``eps_max / 1000``; a smaller
-            minimal distortion is still found, as the norm of the perturbation at ``eps_min``.
-        search_steps: bisections.  pgd_steps: PGD steps per try, with step size
-            ``step_factor * eps / pgd_steps``.
+        model: as in :func:`pgd`.
+        x: images in ``[0, 1]``.
+        y: labels (targets with ``targeted``), in ``[0, K)``.
+        band: ``(H, W)`` mask of the band, or ``None`` (default) for all frequencies.
+        norm: ``"l2"`` (default) or ``"linf"``; distortion in that norm, in pixel space on
+            ``[0, 1]`` images.
+        basis: ``"dct"`` (default) or ``"dft"``, the basis of ``band``.
+        eps_max: the largest radius tried, a finite number ``> 0``; default ``None``:
+            ``sqrt(C*H*W) / 4`` (L2, an RMS of 0.25 per pixel) or ``0.25`` (Linf), far beyond
+            any imperceptible attack.
+        eps_min: the bottom of the search bracket, in ``(0, eps_max)``; default ``None``:
+            ``eps_max / 1000``.  A smaller minimal distortion is still found, as the norm of
+            the perturbation at ``eps_min``.
+        search_steps: bisections, an integer ``>= 0`` (default 10).
+        pgd_steps: PGD steps per try, ``>= 1``, with step size ``step_factor * eps / pgd_steps``.
+        step_factor: see ``pgd_steps`` (default 2.5, as :func:`pgd`'s default step).
         random_start: off by default: for L2 a random start spends budget in directions the
             steps never undo, which biases the minimal norm upwards and breaks monotonicity.
-        batch_size: images per PGD call (default: all).
+        restarts: PGD restarts per try (``>= 1``; only useful with ``random_start``).
+        targeted: search the smallest perturbation that reaches the target labels ``y``.
+        seed: seed of every PGD call's random start.
+        batch_size: images per PGD call, ``>= 1``; default ``None``: all at once.
+        progress: show a progress bar (on a terminal).
+        return_info: also return a dict (below).
 
     Returns:
-        ``(N,)`` tensor of minimal distortions (``inf`` where PGD fails at ``eps_max``,
-        ``0`` where ``x`` is already misclassified); with ``return_info`` also a dict with
-        ``x_adv`` (the smallest successful perturbations, ``x`` where none) and ``success``.
+        ``(N,)`` tensor of minimal distortions on ``x``'s device, ``x``'s dtype (``inf``
+        where PGD fails at ``eps_max``, ``0`` where ``x`` is already misclassified, or,
+        ``targeted``, already classified as its target); with ``return_info`` the pair
+        ``(distortions, info)``, ``info`` holding ``x_adv`` (the smallest successful
+        perturbations, ``x`` where none) and ``success`` (bool, finite distortion).
+
+    Shape:
+        - x: ``(N, C, H, W)``.
+        - y: ``(N,)``.
+        - band: ``(H, W)``.
+        - Output: ``(N,)``; ``info["x_adv"]`` ``(N, C, H, W)``, ``info["success"]`` ``(N,)``.
+
+    Raises:
+        TypeError: as :func:`pgd` for ``x``, ``y`` and ``band``.
+        ValueError: as :func:`pgd` for ``x``, ``y``, ``norm``, ``basis``, ``band`` and
+            ``restarts``; ``eps_max`` not a finite number ``> 0``; ``eps_min`` not in
+            ``(0, eps_max)``; ``search_steps`` not an integer ``>= 0``; ``pgd_steps`` or
+            ``batch_size`` not an integer ``>= 1``; ``step_factor * eps`` not ``> 0``
+            (raised by :func:`pgd`).
+
+    Example:
+        >>> import torch, freqkit as fk
+        >>> _ = torch.manual_seed(0); model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3))
+        >>> x = torch.rand(2, 1, 8, 8); y = model(x).argmax(1)
+        >>> d, info = fk.minimal_distortion(model, x, y, search_steps=3, pgd_steps=4, progress=False, return_info=True)
+        >>> d.shape, info["success"].tolist(), bool((model(info["x_adv"]).argmax(1) != y).all())
+        (torch.Size([2]), [True, True], True)
     """
     check_images(x, "x", unit_range=True)
     norm = _check_norm(norm)
@@ -681,9 +788,38 @@ def success_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps_list: 
                   targeted: bool = False, progress: bool = True) -> dict:
     """Success rate of (band-limited) :func:`pgd` at each radius of ``eps_list``.
 
-    Returns a dict: ``eps`` ``(E,)``, ``success_rate`` ``(E,)`` (fraction of the N images
-    whose prediction PGD changes), ``success`` ``(E, N)`` bool, ``out_of_band_max``
-    ``(E,)`` (largest out-of-band energy share of any returned perturbation), ``n``.
+    One :func:`pgd` run per radius (``steps`` steps of ``step_factor * eps / steps``, early
+    stop, the same ``seed`` for every radius); a radius of 0 is scored without attacking
+    (the clean predictions).
+
+    Args:
+        model, x, y: as in :func:`pgd`.
+        eps_list: radii ``>= 0`` (numbers), at least one.
+        band, basis: the band (``(H, W)`` mask, ``None``: all frequencies) and its basis.
+        norm: ``"l2"`` (default) or ``"linf"``.
+        steps: PGD steps per radius; must be ``>= 1`` when a radius is ``> 0``.
+        step_factor: step size ``step_factor * eps / steps`` (default 2.5).
+        random_start: PGD's random start (default on).
+        restarts: PGD restarts, ``>= 1``.
+        seed: seed of the random starts.
+        targeted: targeted attack (success: classified as ``y``).
+        progress: show a progress bar (on a terminal).
+
+    Returns:
+        dict with ``eps`` ``(E,)``, ``success_rate`` ``(E,)`` float (fraction of the N
+        images whose prediction PGD changes, or brings to the target), ``success``
+        ``(E, N)`` bool, ``out_of_band_max`` ``(E,)`` (largest out-of-band energy share of
+        any returned perturbation), all CPU tensors, and ``n`` (int, N).
+
+    Shape:
+        - x: ``(N, C, H, W)``.
+        - y: ``(N,)``.
+        - Output: ``eps``, ``success_rate``, ``out_of_band_max`` ``(E,)``; ``success`` ``(E, N)``.
+
+    Raises:
+        ValueError: ``eps_list`` empty, or anything :func:`pgd` rejects (``x``, ``y``,
+            ``norm``, ``basis``, ``band``, a negative radius, ...); ``TypeError``/``ValueError``
+            from ``float()`` for a non-numeric radius.
     """
     check_images(x, "x", unit_range=True)
     eps_list = [float(e) for e in eps_list]
@@ -711,20 +847,53 @@ def compare_bands(model: nn.Module, x: torch.Tensor, y: torch.Tensor, masks, nor
                   include_full: bool = True, seed: int = 0, progress: bool = True) -> dict:
     """Low- vs high-frequency attacks at equal distortion: one tidy record per band.
 
-    For each band of ``masks`` (a ``(K, H, W)`` stack, e.g. from :func:`freqkit.band_masks`,
-    or a ``{name: (H, W) mask}`` dict) runs :func:`success_curve` over ``eps_list`` and
+    For each band of ``masks`` runs :func:`success_curve` over ``eps_list`` and
     :func:`minimal_distortion`, and reports the median minimal distortion with a
     percentile-bootstrap confidence interval over images (Efron 1979; ``inf`` counts as
     larger than any distortion, so a median of ``inf`` means most images resisted up to
-    ``eps_max``).  This is the equal-distortion comparison that Sharma et al. 2019 did not
-    make.
+    ``eps_max``; the interval uses :func:`freqkit.bootstrap_ci` with ``rule="outward"``).
+    This is the equal-distortion comparison that Sharma et al. 2019 ("On the effectiveness
+    of low frequency perturbations") did not make.
 
-    Returns ``{name: {"eps", "success_rate", "median_distortion", "ci_low", "ci_high",
-    "success_at_eps_max", "distortions" (N,), "n_coefficients", "out_of_band_max"}}`` with
-    plain Python floats and lists (JSON-ready); with ``include_full`` also an entry
-    ``"full"`` for the unconstrained attack (``band=None``), the reference every band is
-    weaker than.  ``eps_list`` defaults to ``eps_max * (0, 1/16, 1/8, 1/4, 1/2, 1)``;
-    ``steps`` PGD steps are used throughout, ``search_steps`` bisections per distortion.
+    Args:
+        model, x, y: as in :func:`pgd`.
+        masks: a ``(K, H, W)`` (or ``(H, W)``) stack of bands, e.g. from
+            :func:`freqkit.band_masks` or :func:`freqkit.equal_count_band_masks` (named
+            ``band0``, ``band1``, ...), or a ``{name: (H, W) mask}`` dict.
+        norm: ``"l2"`` (default) or ``"linf"``.
+        eps_list: radii of the success curves; default ``None``:
+            ``eps_max * (0, 1/16, 1/8, 1/4, 1/2, 1)``.
+        basis: ``"dct"`` (default) or ``"dft"``, the basis of the masks.
+        steps: PGD steps, used throughout (curves and search).
+        search_steps: bisections per minimal distortion (:func:`minimal_distortion`).
+        eps_max: largest radius searched; default as in :func:`minimal_distortion`.
+        n_boot: bootstrap resamples, ``>= 1``.
+        ci: confidence level in ``(0, 1)``.
+        include_full: add an entry ``"full"`` for the unconstrained attack (``band=None``),
+            the reference every band is weaker than.
+        seed: seed of the attacks and of the bootstrap.
+        progress: show a progress bar over bands (on a terminal).
+
+    Returns:
+        ``{name: record}`` with plain Python floats and lists (JSON-ready); each record has
+        ``eps``, ``success_rate`` (lists, one entry per radius), ``median_distortion``,
+        ``ci_low``, ``ci_high``, ``ci``, ``success_at_eps_max`` (share of finite
+        distortions), ``distortions`` (``N`` values, ``inf`` where PGD failed at
+        ``eps_max``), ``n_coefficients`` (coefficients in the band; ``H * W`` for
+        ``"full"``), ``out_of_band_max``, and the setting: ``norm``, ``basis``, ``n``,
+        ``steps``, ``eps_max``.
+
+    Shape:
+        - x: ``(N, C, H, W)``.
+        - y: ``(N,)``.
+        - masks: ``(K, H, W)``, ``(H, W)`` or a dict of ``(H, W)``.
+
+    Raises:
+        TypeError: a mask that is not a tensor (``None`` is not accepted here).
+        ValueError: a mask of the wrong shape, not 0/1, empty or (DFT) not symmetric; no
+            band; a band named ``"full"`` with ``include_full``; ``ci`` not in ``(0, 1)``;
+            and what :func:`pgd`, :func:`minimal_distortion` and :func:`freqkit.bootstrap_ci`
+            reject (``x``, ``y``, ``norm``, ``basis``, ``eps_max``, ``n_boot``, ...).
     """
     check_images(x, "x", unit_range=True)
     norm = _check_norm(norm)
@@ -773,6 +942,7 @@ def compare_bands(model: nn.Module, x: torch.Tensor, y: torch.Tensor, masks, nor
 # ----------------------------------------------------------------------------- box-limited failures
 
 def _named_masks(masks, h: int, w: int, basis: str) -> dict:
+    """``{name: (H, W) mask or None}`` from a ``(K, H, W)`` stack (``band0..``) or a dict, checked."""
     if isinstance(masks, Mapping):
         out = {}
         for k, m in masks.items():
@@ -793,9 +963,9 @@ def box_limited(model: nn.Module, x: torch.Tensor, y: torch.Tensor, band: torch.
                 threshold: float = 0.5) -> dict:
     """Did the ``[0, 1]`` box, rather than the model, stop the attack?
 
-    Runs the attack of :func:`freqkit.minimal_distortion`'s first try (band-limited
-    :func:`freqkit.pgd` at radius ``eps``, no random start, step ``step_factor * eps /
-    steps``) and measures how much of its budget each image's final perturbation uses,
+    Runs the attack of :func:`minimal_distortion`'s first try (band-limited :func:`pgd` at
+    radius ``eps``, no random start, early stop, step ``step_factor * eps / steps``) and
+    measures how much of its budget each image's final perturbation uses,
     ``||delta|| / eps`` in ``norm``.  A failed attack normally ends on the sphere (a used
     share near 1: the model resisted the whole budget).  A band that can barely move the
     image inside ``[0, 1]`` (a high band on an image with large saturated regions, such as
@@ -805,8 +975,29 @@ def box_limited(model: nn.Module, x: torch.Tensor, y: torch.Tensor, band: torch.
     the budget unused; trained CNNs have no such bands, and the used share is returned so
     that it can be checked.)
 
-    Returns a dict of ``(N,)`` tensors: ``success`` (bool), ``used`` (float, the used
-    share) and ``limited`` (bool).
+    Args:
+        model, x, y: as in :func:`pgd`.
+        band: ``(H, W)`` mask, or ``None`` for all frequencies.
+        eps: the radius, a finite number ``> 0`` (e.g. :func:`minimal_distortion`'s ``eps_max``).
+        norm: ``"l2"`` (default) or ``"linf"``.
+        basis: ``"dct"`` (default) or ``"dft"``.
+        steps: PGD steps, ``>= 1``.
+        step_factor: step size ``step_factor * eps / steps`` (default 2.5).
+        seed: PGD's seed (no random start is drawn; kept for symmetry).
+        threshold: used share below which a failure counts as box-limited, in ``(0, 1]``.
+
+    Returns:
+        dict of tensors: ``success`` (bool: the attack changed the prediction), ``used``
+        (float, ``||x_adv - x|| / eps``) and ``limited`` (bool: failed and ``used < threshold``).
+
+    Shape:
+        - x: ``(N, C, H, W)``.
+        - y: ``(N,)``.
+        - Output: every entry ``(N,)``.
+
+    Raises:
+        ValueError: ``threshold`` not in ``(0, 1]``; ``eps`` not a finite number ``> 0``;
+            ``steps`` not an integer ``>= 1``; and what :func:`pgd` rejects.
     """
     check_images(x, "x", unit_range=True)
     if not (isinstance(threshold, (int, float)) and 0 < threshold <= 1):
@@ -824,15 +1015,34 @@ def band_comparison(model: nn.Module, x: torch.Tensor, y: torch.Tensor, masks, n
                     eps_max: float | None = None, n_boot: int = 1000, ci: float = 0.95,
                     include_full: bool = True, seed: int = 0, box_threshold: float = 0.5,
                     progress: bool = False) -> dict:
-    """:func:`freqkit.compare_bands`, and per band how many failures the box explains.
+    """Run :func:`compare_bands` and say, per band, how many failures the ``[0, 1]`` box explains.
 
-    Each record of :func:`freqkit.compare_bands` (success rate against ``eps_list``,
-    median minimal distortion with its bootstrap CI, ...) gains ``box_limited`` (``(N,)``
-    list of bools: the image resisted up to ``eps_max`` *and* :func:`box_limited` says the
-    box, not the model, stopped the attack), ``box_limited_share`` (their share of the N
-    images) and ``budget_used`` (``(N,)`` list: used share of ``eps_max`` for images with
-    infinite minimal distortion, ``nan`` for the others).  ``masks`` is a ``(K, H, W)``
-    stack (bands named ``band0..``) or a ``{name: mask}`` dict.
+    After :func:`compare_bands`, every image that resisted a band up to ``eps_max``
+    (infinite minimal distortion) is attacked once more at ``eps_max`` by
+    :func:`box_limited`, which tells whether the box, not the model, stopped the attack.
+
+    Args:
+        model, x, y, masks, norm, eps_list, basis, steps, search_steps, eps_max, n_boot,
+            ci, include_full, seed: as in :func:`compare_bands`.
+        box_threshold: :func:`box_limited`'s ``threshold``, in ``(0, 1]`` (checked only
+            when some image resisted a band).
+        progress: show :func:`compare_bands`' progress bar (default off).
+
+    Returns:
+        :func:`compare_bands`' ``{name: record}``, each record extended by ``box_limited``
+        (list of ``N`` bools: the image resisted up to ``eps_max`` *and* the box stopped the
+        attack), ``box_limited_share`` (their share of the ``N`` images), ``budget_used``
+        (list of ``N`` floats: used share of ``eps_max`` for the images that resisted,
+        ``nan`` for the others) and ``box_threshold``.  JSON-ready.
+
+    Shape:
+        - x: ``(N, C, H, W)``.
+        - y: ``(N,)``.
+        - masks: ``(K, H, W)``, ``(H, W)`` or a dict of ``(H, W)``.
+
+    Raises:
+        TypeError, ValueError: as :func:`compare_bands`; ValueError from :func:`box_limited`
+            for ``box_threshold`` outside ``(0, 1]`` when it runs.
     """
     h, w = x.shape[-2:]
     recs = compare_bands(model, x, y, masks, norm=norm, eps_list=eps_list, basis=basis, steps=steps,
@@ -867,12 +1077,40 @@ def band_examples(model: nn.Module, x: torch.Tensor, y: torch.Tensor, masks, eps
                   smooth: dict | None = None) -> dict:
     """Perturbations of every band at one radius ``eps``: the equal-distortion picture.
 
-    Runs band-limited :func:`freqkit.pgd` per band *without* early stopping, so that every
-    perturbation spends (up to the box) the same budget, and optionally (``smooth``: keyword
-    arguments of :func:`freqkit.smooth_pgd`, e.g. ``{}``) a smooth adversarial example at
-    the same radius.  Returns ``{name: {"x_adv", "delta" (N, C, H, W), "success", "pred",
-    "l2", "linf", "out_of_band" (N,)}}`` with tensors on the CPU; names ``band0..`` (or the
-    dict's keys), ``"full"`` and ``"smooth"``.
+    Runs band-limited :func:`pgd` per band *without* early stopping and without a random
+    start, so that every perturbation spends (up to the box) the same budget, and
+    optionally a smooth adversarial example (:func:`smooth_pgd`, Zhang et al. 2019) at the
+    same radius.
+
+    Args:
+        model, x, y: as in :func:`pgd`.
+        masks: a ``(K, H, W)`` (or ``(H, W)``) stack (names ``band0``, ...) or a
+            ``{name: (H, W) mask or None}`` dict (``None``: all frequencies).
+        eps: the radius, in ``norm``.
+        norm: ``"l2"`` (default) or ``"linf"``.
+        basis: ``"dct"`` (default) or ``"dft"``.
+        steps: PGD steps.
+        seed: PGD's seed.
+        include_full: also the unconstrained attack, as ``"full"``.
+        smooth: keyword arguments of :func:`smooth_pgd` (e.g. ``{}`` or ``{"alpha": 0.9}``)
+            to add a smooth example as ``"smooth"``; ``None`` (default): none.
+
+    Returns:
+        ``{name: record}``, names the bands' (``band0``, ... or the dict's keys), ``"full"``
+        and ``"smooth"``; each record holds CPU tensors ``x_adv``, ``delta`` (``x_adv - x``),
+        ``success`` (bool), ``pred`` (predicted class at ``x_adv``), ``l2``, ``linf``,
+        ``out_of_band`` (0 for ``"smooth"``) and, for ``"smooth"``, ``dirichlet`` (the
+        normalised graph Dirichlet energy of ``delta``).
+
+    Shape:
+        - x: ``(N, C, H, W)``.
+        - y: ``(N,)``.
+        - Output: ``x_adv``, ``delta`` ``(N, C, H, W)``; every other entry ``(N,)``.
+
+    Raises:
+        TypeError: a mask that is not a tensor or ``None``; an unknown key in ``smooth``.
+        ValueError: a bad mask (shape, values, empty, DFT symmetry), and what :func:`pgd`
+            and :func:`smooth_pgd` reject.
     """
     check_images(x, "x", unit_range=True)
     h, w = x.shape[-2:]
@@ -892,6 +1130,7 @@ def band_examples(model: nn.Module, x: torch.Tensor, y: torch.Tensor, masks, eps
     return out
 
 def _check_variants(examples: Mapping, names, what: str) -> None:
+    """Raise unless ``examples`` (of :func:`band_examples`) holds every name of ``names``."""
     if not isinstance(examples, Mapping):
         raise TypeError(f"examples must be the dict of band_examples, got {type(examples).__name__}")
     if not names:
@@ -904,9 +1143,26 @@ def _check_variants(examples: Mapping, names, what: str) -> None:
 def example_spectra(examples: Mapping, variants: Mapping, n_bands: int, basis: str = "dct") -> tuple[dict, list]:
     """Mean radial energy profile of :func:`band_examples` perturbations.
 
-    ``variants``: ``{example name: label}`` (e.g. ``{"full": "PGD (full band)"}``).  Returns
-    ``({label: [share of energy in each of n_bands radial bands]}, centres)``, the centres
-    being each band's mean normalised radius (x Nyquist).
+    For each chosen example, the share of each perturbation's energy in each of ``n_bands``
+    equal-width radial bands (:func:`freqkit.band_masks`, :func:`freqkit.band_energy`),
+    averaged over the images: where in frequency each attack puts its energy.
+
+    Args:
+        examples: the dict returned by :func:`band_examples`.
+        variants: ``{example name: label}``, e.g. ``{"full": "PGD (full band)"}``; at
+            least one.
+        n_bands: number of radial bands, ``>= 1``.
+        basis: ``"dct"`` (default) or ``"dft"``: the basis the energy is measured in.
+
+    Returns:
+        ``(spectra, centres)``: ``spectra`` ``{label: list of n_bands floats}`` (shares of
+        energy, summing to 1 for a nonzero perturbation), ``centres`` (list of
+        ``n_bands`` floats: each band's mean normalised radius, x Nyquist).
+
+    Raises:
+        TypeError: ``examples`` not a mapping.
+        ValueError: ``variants`` empty or naming a missing example; ``n_bands`` not an
+            integer ``>= 1`` or leaving a band empty; ``basis``.
     """
     _check_variants(examples, variants, "variants")
     first = examples[next(iter(variants))]["delta"]
@@ -920,11 +1176,26 @@ def example_spectra(examples: Mapping, variants: Mapping, n_bands: int, basis: s
 
 def smooth_summary(examples: Mapping, masks: torch.Tensor, variants=("full", "band0", "smooth"),
                    basis: str = "dct") -> dict:
-    """Smooth PGD next to full-band and lowest-band PGD at the same radius (:func:`band_examples`).
+    """Compare smooth PGD with full-band and lowest-band PGD at the same radius (:func:`band_examples`).
 
-    Returns ``lowest_band_energy_share`` ``{variant: mean share of the perturbation's energy in
-    masks[0]}``, ``dirichlet_smooth`` (mean graph Dirichlet energy of the smooth
-    perturbations) and ``success_<variant>`` (success rate of each variant).
+    Args:
+        examples: the dict of :func:`band_examples`, made with ``smooth=`` (so that it
+            holds ``"smooth"``).
+        masks: the bands, ``(K, H, W)`` (or ``(H, W)``); ``masks[0]`` is the lowest band
+            whose energy share is reported.
+        variants: example names to report (default ``("full", "band0", "smooth")``).
+        basis: ``"dct"`` (default) or ``"dft"``.
+
+    Returns:
+        dict: ``lowest_band_energy_share`` ``{variant: mean share of the perturbation's
+        energy in masks[0]}``, ``dirichlet_smooth`` (mean normalised graph Dirichlet energy
+        of the smooth perturbations, :meth:`LaplacianSmoothing.dirichlet_energy`) and
+        ``success_<variant>`` (success rate of each variant), all floats.
+
+    Raises:
+        TypeError: ``examples`` not a mapping; ``masks`` not a tensor.
+        ValueError: ``variants`` empty or naming a missing example, or ``examples`` without
+            ``"smooth"``; a bad mask.
     """
     _check_variants(examples, tuple(variants) + ("smooth",), "variants (and 'smooth')")
     low = {v: float(band_energy(examples[v]["delta"], basis, masks=masks)[:, 0].mean()) for v in variants}
@@ -933,6 +1204,7 @@ def smooth_summary(examples: Mapping, masks: torch.Tensor, variants=("full", "ba
     return out
 
 def _example_record(x, xa, info) -> dict:
+    """One :func:`band_examples` record: the attack's result and diagnostics as CPU tensors."""
     rec = {"x_adv": xa.detach().cpu(), "delta": (xa - x).detach().cpu(), "success": info["success"].cpu(),
            "pred": info["logits"].argmax(1).cpu(), "l2": info["l2"].detach().cpu(),
            "linf": info["linf"].detach().cpu(), "out_of_band": info["out_of_band"].detach().cpu()}
@@ -949,10 +1221,11 @@ _OFFSETS = {4: ((0, 1), (1, 0)), 8: ((0, 1), (1, 0), (1, 1), (1, -1))}
 class LaplacianSmoothing:
     """Graph-Laplacian smoothing along an image's own structure (Zhang et al. 2019).
 
-    The graph of image ``x`` has one node per pixel and edges to the 4 or 8 spatial
-    neighbours with affinities ``w_ij = exp(-||x_i - x_j||^2 / sigma^2)`` (``x_i`` the
-    colour vector of pixel i), so that pixels across an edge of the image are barely
-    coupled.  With ``D`` the degree matrix, ``W_n = D^{-1/2} W D^{-1/2}`` and
+    After Zhang et al. 2019, "Smooth adversarial examples".  The graph of image ``x`` has
+    one node per pixel and edges to the 4 or 8 spatial neighbours (no wrap-around) with
+    affinities ``w_ij = exp(-||x_i - x_j||^2 / sigma^2)`` (``x_i`` the colour vector of
+    pixel i), so that pixels across an edge of the image are barely coupled.  With ``D``
+    the degree matrix, ``W_n = D^{-1/2} W D^{-1/2}`` and
     ``L_alpha = (I - alpha W_n) / (1 - alpha)``, smoothing ``v`` means solving
     ``L_alpha r = v``: ``r`` minimises ``alpha r^T (I - W_n) r + (1 - alpha) ||r - v||^2``
     (Zhou et al. 2004's regularised Laplacian), is smooth where the image is flat and may
@@ -960,9 +1233,31 @@ class LaplacianSmoothing:
     eigenvalues in ``[1, (1 + alpha) / (1 - alpha)]``, so conjugate gradients converge fast;
     the same graph smooths every channel.
 
-    Calling the object on ``v`` ``(N, C, H, W)`` (or on a subset ``idx`` of the images)
-    returns ``L_alpha^{-1} v``.  ``sigma=None`` uses, per image, the RMS colour difference
-    over the graph's edges (so the weights adapt to the image's contrast).
+    Calling the object on ``v`` (or on a subset ``idx`` of the images) returns
+    ``L_alpha^{-1} v`` (``v`` itself when ``alpha == 0``); :meth:`laplacian` applies
+    ``L_alpha`` and :meth:`dirichlet_energy` measures smoothness on the graph.
+
+    Args:
+        x: the images whose graphs are built, float ``(N, C, H, W)`` (any range).
+        alpha: smoothing strength in ``[0, 1)``; 0 is no smoothing, larger is smoother.
+        sigma: colour scale of the affinities, ``> 0``; default ``None``: per image, the
+            RMS colour difference over the graph's edges (so the weights adapt to the
+            image's contrast).
+        neighbors: 4 or 8 (default) neighbours per pixel.
+        cg_iters: maximum conjugate-gradient iterations, ``>= 1``.
+        tol: CG stops once every (image, channel) residual is below ``tol`` times its
+            initial norm.
+
+    Shape:
+        - x: ``(N, C, H, W)``.
+        - v (call, :meth:`laplacian`): ``(N, C', H, W)``, or ``(len(idx), C', H, W)`` with
+          ``idx``; output: the same shape.
+        - :meth:`dirichlet_energy`: ``(N,)`` (or ``(len(idx),)``).
+
+    Raises:
+        TypeError: ``x`` not a floating-point tensor.
+        ValueError: ``x`` not 4-D or not finite; ``alpha`` not in ``[0, 1)``; ``neighbors``
+            not 4 or 8; ``sigma`` not ``> 0`` or ``None``; ``cg_iters`` not an integer ``>= 1``.
     """
 
     def __init__(self, x: torch.Tensor, alpha: float = 0.95, sigma: float | None = None, neighbors: int = 8,
@@ -1014,18 +1309,24 @@ class LaplacianSmoothing:
         return out * dinv[:, None]
 
     def laplacian(self, v, idx=None):
-        """``L_alpha v``."""
+        """``L_alpha v`` for ``v`` of all images (``idx=None``) or of the images ``idx`` (an index tensor)."""
         return (v - self.alpha * self._wn(v, idx)) / (1 - self.alpha)
 
     def dirichlet_energy(self, v, idx=None) -> torch.Tensor:
-        """``v^T (I - W_n) v / v^T v`` per image in ``[0, 2]``: 0 for perfectly smooth on the graph."""
+        """``v^T (I - W_n) v / v^T v`` per image, in ``[0, 2]``: 0 for perfectly smooth on the graph.
+
+        Summed over channels; 0 for an all-zero ``v``.  ``idx`` as in :meth:`laplacian`.
+        """
         n = v.shape[0]
         num = (v * (v - self._wn(v, idx))).reshape(n, -1).sum(1)
         den = v.reshape(n, -1).pow(2).sum(1)
         return torch.where(den > 0, num / den.clamp_min(1e-38), torch.zeros_like(den))
 
     def __call__(self, v: torch.Tensor, idx=None) -> torch.Tensor:
-        """Solve ``L_alpha r = v`` by conjugate gradients, batched over images and channels."""
+        """Solve ``L_alpha r = v`` by conjugate gradients, batched over images and channels.
+
+        ``idx``: ``None`` (``v`` holds every image) or an index tensor of the images ``v`` holds.
+        """
         if self.alpha == 0:
             return v
         r = torch.zeros_like(v)
@@ -1062,15 +1363,39 @@ def smooth_pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps, norm: st
     gradient ``L_alpha^{-1} grad`` (computed by conjugate gradients), normalised to unit L2
     norm (``norm="l2"``, the setting of the paper) or unit Linf norm (``"linf"``: ``sign``
     would undo the smoothing); the perturbation, a sum of smoothed steps, is then
-    projected onto the eps-ball (a rescaling for L2, which keeps it smooth) and the image
-    clipped to ``[0, 1]`` (which can break smoothness on saturated pixels, as in the paper).
-    ``info["dirichlet"]`` measures the smoothness of the result on the graph.
+    projected onto the eps-ball (a rescaling for L2, which keeps it smooth; a clip for
+    Linf) and the image clipped to ``[0, 1]`` (which can break smoothness on saturated
+    pixels, as in the paper).  A random start is smoothed too (Linf: then rescaled to Linf
+    norm ``eps``).  ``info["dirichlet"]`` measures the smoothness of the result on the graph.
 
-    Args: as :func:`pgd` (no band), plus ``alpha`` in ``[0, 1)`` (smoothing strength; 0 is
-    plain PGD), ``sigma``, ``neighbors`` and ``cg_iters`` of the graph.
+    Args:
+        model, x, y, eps, norm, steps, step_size, random_start, targeted, seed, early_stop:
+            as in :func:`pgd` (no band, no restarts); ``norm`` defaults to ``"l2"`` and
+            ``random_start`` to ``False`` here.
+        alpha: smoothing strength in ``[0, 1)``.  0 is no smoothing: for L2 exactly
+            :func:`pgd`'s (torchattacks') steps, for Linf steps along ``grad / max|grad|``
+            instead of ``sign(grad)``, so not plain Linf PGD.
+        sigma, neighbors, cg_iters: the graph and its solver (:class:`LaplacianSmoothing`).
+        return_info: also return a dict of per-image diagnostics (below).
 
-    Returns ``x_adv`` ``(N, C, H, W)`` in ``[0, 1]`` (and ``info`` as :func:`pgd`, plus
-    ``dirichlet`` ``(N,)``, the normalised graph Dirichlet energy of ``x_adv - x``).
+    Returns:
+        ``x_adv`` (detached) in ``[0, 1]`` and in the eps-ball; with ``return_info`` the
+        pair ``(x_adv, info)``, ``info`` holding ``success``, ``l2``, ``linf``,
+        ``iterations`` and ``logits`` as in :func:`pgd` (no ``out_of_band`` or
+        ``projection``), plus ``dirichlet``, the normalised graph Dirichlet energy of
+        ``x_adv - x`` (:meth:`LaplacianSmoothing.dirichlet_energy`, in ``[0, 2]``).
+
+    Shape:
+        - x: ``(N, C, H, W)``.
+        - y: ``(N,)``.
+        - Output: ``x_adv`` ``(N, C, H, W)``; ``info["logits"]`` ``(N, K)``; every other
+          ``info`` entry ``(N,)``.
+
+    Raises:
+        TypeError: ``x`` not a floating-point tensor, ``y`` not an integer tensor.
+        ValueError: as :func:`pgd` for ``x``, ``y``, ``norm``, ``eps``, ``steps``,
+            ``step_size`` and the model's output; as :class:`LaplacianSmoothing` for
+            ``alpha``, ``sigma``, ``neighbors`` and ``cg_iters``.
     """
     check_images(x, "x", unit_range=True)
     norm = _check_norm(norm)

@@ -67,6 +67,7 @@ __all__ = [
     "topk_reconstruction", "RadialAttributionProfile", "radial_attribution_profile", "perturbation_attribution",
 ]
 
+#: The method names :func:`attribute` accepts (see the table in the module docstring).
 ATTRIBUTION_METHODS = ("saliency", "gradient", "grad_x_input", "ig", "smoothgrad", "occlusion", "shapley")
 _BAND_METHODS = ("occlusion", "shapley")
 _EXACT_SHAPLEY_MAX_K = 8
@@ -84,22 +85,40 @@ _METHOD_OPTIONS = {
 }
 
 
-
 # ============================================================================ the wrapper
 
 class FrequencyModel(nn.Module):
     """A pixel model seen from frequency space: ``fm(c) == model(from_basis(c, basis))``.
 
-    Args:
-        model: any callable (usually an ``nn.Module``) taking images ``(N, C, H, W)``.
-        basis: ``"dct"`` (orthonormal DCT-II) or ``"dft"`` (real orthonormal Hartley form
-            of the centred DFT; ``"dht"`` is an alias).
+    Wraps a pixel model ``f`` so that its input is the coefficient tensor ``c = B x`` of ``x``
+    in the orthonormal basis ``B`` of ``basis`` (:func:`freqkit.transforms.to_basis`).  ``fm``
+    is an ordinary differentiable ``nn.Module``, so any Captum attribution class can be built
+    on it: ``captum.attr.IntegratedGradients(fm).attribute(fm.to_coeffs(x), ...)`` gives
+    per-coefficient IG scores.  An ``nn.Module`` model becomes a submodule, so ``fm.eval()``
+    and ``fm.to(device)`` reach it.  :func:`attribute` builds this wrapper itself; give it the
+    pixel model.
 
-    ``fm`` takes coefficients ``c`` ``(N, C, H, W)`` (e.g. ``fm.to_coeffs(x)``) and is an
-    ordinary differentiable ``nn.Module``, so any Captum attribution class can be built on
-    it: ``captum.attr.IntegratedGradients(fm).attribute(fm.to_coeffs(x), ...)`` gives
-    per-coefficient IG scores.  The wrapped model is a submodule, so ``fm.eval()`` and
-    ``fm.to(device)`` reach it.
+    Args:
+        model: any callable (usually an ``nn.Module``) taking images ``(N, C, H, W)``; extra
+            arguments of :meth:`forward` are passed on to it.
+        basis: ``"dct"`` (orthonormal 2-D DCT-II per channel, the default) or ``"dft"`` (the
+            real orthonormal Hartley form of the centred DFT).
+
+    Shape:
+        - coeffs (input of :meth:`forward`): ``(N, C, H, W)``, coefficients in ``basis``.
+        - output: what ``model`` returns for the images ``from_basis(coeffs, basis)``.
+
+    Raises:
+        TypeError: ``model`` is not callable.
+        ValueError: ``basis`` is not ``"dct"`` or ``"dft"``.
+
+    Example:
+        >>> import torch, freqkit as fk
+        >>> _ = torch.manual_seed(0); x = torch.rand(2, 1, 8, 8)
+        >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3)).eval()
+        >>> fm = fk.FrequencyModel(model, "dct")
+        >>> bool(torch.allclose(fm(fm.to_coeffs(x)), model(x), atol=1e-5))
+        True
     """
 
     def __init__(self, model: Callable, basis: str = "dct"):
@@ -112,41 +131,53 @@ class FrequencyModel(nn.Module):
         self.basis = basis
 
     def forward(self, coeffs: torch.Tensor, *args, **kwargs):
+        """The wrapped model's output on the images whose ``basis`` coefficients are ``coeffs``.
+
+        Args:
+            coeffs: ``(N, C, H, W)`` coefficients (e.g. from :meth:`to_coeffs`).
+            *args, **kwargs: passed on to the wrapped model.
+
+        Returns:
+            ``model(from_basis(coeffs, basis), *args, **kwargs)``; differentiable in ``coeffs``.
+        """
         return self.model(from_basis(coeffs, self.basis), *args, **kwargs)
 
     def to_coeffs(self, x: torch.Tensor) -> torch.Tensor:
-        """Coefficients of images ``x`` in this model's basis (same shape as ``x``)."""
+        """Coefficients of images ``x`` ``(N, C, H, W)`` in this model's basis (same shape as ``x``)."""
         return to_basis(x, self.basis)
 
     def extra_repr(self) -> str:
+        """Shown by ``repr(fm)``: the basis."""
         return f"basis={self.basis!r}"
-
 
 
 # ============================================================================ the result
 
 @dataclass
 class FrequencyAttribution:
-    """Result of :func:`attribute`.
+    """Result of :func:`attribute`: per-coefficient (and, for the band methods, per-band) scores.
 
     Attributes:
-        scores: ``(N, C, H, W)`` one score per coefficient per channel, or ``None``.  For
-            the band methods (occlusion, Shapley) the band's score is spread uniformly over
-            its ``C * |band|`` coefficients, so summing ``scores`` over a band (all
-            channels) gives back the band score; the per-coefficient values carry no
-            information beyond that.
+        scores: ``(N, C, H, W)``, one score per coefficient per channel, in the units of the
+            explained output.  For the band methods (occlusion, Shapley) the band's score is
+            spread uniformly over its ``C * |band|`` coefficients, so summing ``scores`` over a
+            band (all channels) gives back the band score; the per-coefficient values carry no
+            information beyond that.  (``None`` only while :func:`attribute` is building it.)
         method, basis: as passed to :func:`attribute`.
         target: ``(N,)`` long, the resolved class indices.
-        coeffs: ``(N, C, H, W)`` coefficients of ``x``; ``baseline_coeffs`` likewise.
+        coeffs: ``(N, C, H, W)`` coefficients of ``x``; ``baseline_coeffs`` likewise for the
+            baseline.
         delta: ``(N,)`` completeness error ``sum(scores) - (f(x) - f(baseline))`` for IG
             (quadrature error) and Shapley (efficiency; ~0 up to rounding), else ``None``.
-        band_scores: ``(N, K)`` for occlusion and Shapley (in the order of ``masks``).
+        band_scores: ``(N, K)`` for occlusion and Shapley (in the order of ``masks``), else
+            ``None``.
         masks: ``(K, H, W)`` bool, the bands used (or passed), else ``None``.
         stderr: ``(N, K)`` Monte-Carlo standard error of sampled Shapley values, else ``None``.
         output_x, output_baseline: ``(N,)`` the explained output at ``x`` and at the baseline
-            (``output_baseline`` where the method evaluates it).
+            (``output_baseline`` is set by IG, occlusion and Shapley, else ``None``).
         output: ``"logit"``, ``"prob"`` or ``"log_prob"``.
-        info: method settings (n_steps, n_samples, ...).
+        info: the method's options with their defaults filled in, and method settings
+            (``n_steps`` for IG; ``exact``, ``n_coalitions`` / ``n_permutations`` for Shapley).
     """
 
     scores: torch.Tensor | None
@@ -167,8 +198,37 @@ class FrequencyAttribution:
     def bands(self, masks: torch.Tensor | None = None) -> torch.Tensor:
         """Band scores ``(N, K)``: the scores summed over each band of ``masks`` and over channels.
 
-        ``masks`` ``(K, H, W)`` defaults to the masks the result was computed with.  For
-        occlusion and Shapley only those masks are allowed (their scores are per band).
+        For the per-coefficient methods (saliency, gradient, grad_x_input, IG, SmoothGrad) any
+        bands may be asked for (overlapping or not); for IG, bands that partition the plane give
+        band scores summing to ``f(x) - f(baseline)`` up to ``delta``.  For occlusion and Shapley
+        the scores are per band, so only the masks the result was computed on are allowed, and
+        ``band_scores`` itself (not a copy) is returned.
+
+        Args:
+            masks: bool (or 0/1) bands, ``(K, H, W)`` or one band ``(H, W)``; ``None`` (default)
+                uses the masks the result was computed with (``self.masks``).
+
+        Returns:
+            ``(N, K)`` tensor of the scores' dtype; column k is band k.
+
+        Shape:
+            - masks: ``(K, H, W)`` or ``(H, W)``.
+            - output: ``(N, K)``.
+
+        Raises:
+            ValueError: ``masks`` is None and the result has no masks; ``masks`` has the wrong
+                shape, holds values other than 0/1, or has an empty band; for occlusion and
+                Shapley, ``masks`` differ from ``self.masks``; the result has no scores.
+            TypeError: ``masks`` is not a tensor.
+
+        Example:
+            >>> import torch, freqkit as fk
+            >>> _ = torch.manual_seed(0); x = torch.rand(2, 1, 8, 8)
+            >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3)).eval()
+            >>> r = fk.attribute(model, x, target=0, method="ig", n_steps=16)
+            >>> b = r.bands(fk.band_masks(8, 8, 4))
+            >>> b.shape, bool(torch.allclose(b.sum(1), r.output_x - r.output_baseline, atol=1e-4))
+            (torch.Size([2, 4]), True)
         """
         h, w = self.coeffs.shape[-2:]
         if masks is None:
@@ -186,7 +246,17 @@ class FrequencyAttribution:
         return radial_profile(self.scores.sum(1), masks)
 
     def spectral_map(self, reduce: str = "sum") -> torch.Tensor:
-        """``(N, H, W)`` scores combined over channels: ``"sum"`` (signed) or ``"abs"`` (sum of |.|)."""
+        """Scores combined over channels: one map per image in the coefficient layout of ``basis``.
+
+        Args:
+            reduce: ``"sum"`` (default; signed sum over channels) or ``"abs"`` (sum of ``|score|``).
+
+        Returns:
+            ``(N, H, W)`` tensor of the scores' dtype.
+
+        Raises:
+            ValueError: an unknown ``reduce``, or the result has no scores.
+        """
         check_choice(reduce, "reduce", ("sum", "abs"))
         if self.scores is None:
             raise ValueError(f"this {self.method!r} result has no per-coefficient scores")
@@ -198,7 +268,6 @@ class FrequencyAttribution:
         d = f", max|delta|={float(self.delta.abs().max()):.3g}" if self.delta is not None and n else ""
         return (f"FrequencyAttribution(method={self.method!r}, basis={self.basis!r}, N={n}, "
                 f"shape={tuple(self.coeffs.shape[1:])}{extra}{d})")
-
 
 
 # ============================================================================ validation helpers
@@ -223,12 +292,27 @@ def _check_options(method: str, kw: dict) -> dict:
 
 
 def band_feature_mask(masks: torch.Tensor) -> torch.Tensor:
-    """Captum's ``feature_mask`` for the same bands: ``(1, 1, H, W)`` long map of band ids.
+    """Captum's ``feature_mask`` for the same bands: a ``(1, 1, H, W)`` long map of band ids.
 
-    ``masks``: ``(K, H, W)`` bool, disjoint.  With it, Captum's perturbation methods
-    (FeatureAblation, ShapleyValues...) on :class:`FrequencyModel` coefficients remove or keep
-    the same groups of coefficients (every channel of a band at once) as freqkit's band
-    occlusion and band Shapley.
+    Entry ``(0, 0, u, v)`` is the index k of the band holding frequency ``(u, v)``.  With it,
+    Captum's perturbation methods (``FeatureAblation``, ``ShapleyValues``, ...) on
+    :class:`FrequencyModel` coefficients remove or keep the same groups of coefficients (every
+    channel of a band at once) as freqkit's band occlusion and band Shapley.  The mask
+    broadcasts over ``(N, C, H, W)`` inputs.  The bands should partition the plane: a
+    frequency in no band gets id 0, i.e. it is grouped with band 0.
+
+    Args:
+        masks: ``(K, H, W)`` bool bands, disjoint.
+
+    Returns:
+        ``(1, 1, H, W)`` int64 tensor with values in ``[0, K)``, on ``masks``' device.
+
+    Shape:
+        - masks: ``(K, H, W)``.
+        - output: ``(1, 1, H, W)``.
+
+    Raises:
+        ValueError: ``masks`` is not a 3-D bool tensor, or two bands overlap.
     """
     if masks.dim() != 3 or masks.dtype != torch.bool:
         raise ValueError(f"masks must be a (K, H, W) bool tensor, got {tuple(masks.shape)} {masks.dtype}")
@@ -236,7 +320,6 @@ def band_feature_mask(masks: torch.Tensor) -> torch.Tensor:
         raise ValueError("masks must be disjoint (each coefficient in at most one band)")
     ids = torch.arange(masks.shape[0], device=masks.device)[:, None, None]
     return (masks.long() * ids).sum(0)[None, None]
-
 
 
 # ============================================================================ attribute()
@@ -254,30 +337,44 @@ def attribute(model: Callable, x: torch.Tensor, target, method: str = "ig", basi
               masks: torch.Tensor | None = None, output: str = "logit", **kw) -> FrequencyAttribution:
     """Attribute the model's output for ``target`` to the frequency coefficients of ``x``.
 
+    The pixel model ``f`` is wrapped as ``g(c) = f(B^T c)`` (:class:`FrequencyModel`) and the
+    chosen method explains ``g`` at the coefficients ``c = B x`` of ``x`` in the orthonormal
+    ``basis``; the methods and their papers are listed in the module docstring (Saliency,
+    Simonyan et al. 2013; gradient x input, Shrikumar et al. 2016; Integrated Gradients,
+    Sundararajan, Taly & Yan 2017, "Axiomatic attribution for deep networks"; SmoothGrad,
+    Smilkov et al. 2017; band occlusion after Wang et al. 2020, "Towards frequency-based
+    explanation for robust CNN"; band Shapley values, Shapley 1953).  The gradient methods run
+    Captum on the wrapped model; occlusion and Shapley are computed here.
+
     Args:
         model: pixel model, images ``(N, C, H, W)`` -> scores ``(N, n_classes)``.  Put it in
-            eval mode first (batch norm in training mode makes scores depend on the batch).
-        x: images ``(N, C, H, W)``, finite (pixels in ``[0, 1]`` by convention).
+            eval mode first (batch norm in training mode makes scores depend on the batch; a
+            ``UserWarning`` says so).  Not a :class:`FrequencyModel`: it is wrapped here.
+        x: images ``(N, C, H, W)``, floating point and finite (pixels in ``[0, 1]`` by
+            convention; not checked).
         target: class to explain: an int, a sequence or ``(N,)`` tensor of ints, or
             ``"predicted"`` (the model's argmax on ``x``).
-        method: one of ``"saliency"``, ``"gradient"``, ``"grad_x_input"``, ``"ig"``,
+        method: one of ``"saliency"``, ``"gradient"``, ``"grad_x_input"``, ``"ig"`` (default),
             ``"smoothgrad"``, ``"occlusion"``, ``"shapley"`` (see the module docstring).
-        basis: ``"dct"`` or ``"dft"`` (real Hartley form of the centred DFT).
-        n_steps: IG quadrature steps (>= 1); used by ``"ig"`` only.
+        basis: ``"dct"`` (default) or ``"dft"`` (real Hartley form of the centred DFT).
+        n_steps: IG quadrature steps (>= 1, default 64); used by ``"ig"`` only.
         baseline: reference image, in pixel space: ``None`` (zeros: a black image, i.e.
             zero coefficients), a number (a constant grey image: only the DC coefficient is
             nonzero), or a tensor ``(N, C, H, W)``, ``(1, C, H, W)`` or ``(C, H, W)``.  IG
             integrates from it; occlusion and Shapley replace removed coefficients by the
-            baseline's coefficients (zeros by default, the authors' definition).
+            baseline's coefficients (zeros by default, the authors' definition); the other
+            methods ignore it.
         internal_batch_size: at most this many model inputs per forward pass (IG:
             images x steps, passed to Captum, and images are chunked so that it holds;
-            perturbation methods: masked images, default 256).  Bounds memory.
-        masks: ``(K, H, W)`` bool bands.  Required meaning for occlusion and Shapley (the
-            players); defaults there to :func:`ring_band_masks` (the authors' rings).
-            For the other methods they are only stored, so ``result.bands()`` works.
+            perturbation methods: masked images, default 256; ``None``: no limit for the
+            gradient methods).  Bounds memory.
+        masks: ``(K, H, W)`` (or one ``(H, W)``) bool bands.  For occlusion they are the
+            bands removed (disjoint) and for Shapley the players (a partition of the plane);
+            both default to :func:`freqkit.ring_band_masks` (the authors' rings).  For the
+            other methods they are only stored, so ``result.bands()`` works.
         output: the explained quantity: ``"logit"`` (default, the authors' choice),
             ``"prob"`` or ``"log_prob"`` of the target class.
-        **kw: method options:
+        **kw: method options (others raise ``TypeError``):
             saliency: ``abs=True`` (False gives the signed gradient, same as ``"gradient"``);
             ig: ``ig_method="gausslegendre"`` (any Captum IG ``method``, e.g.
             ``"riemann_trapezoid"``);
@@ -287,22 +384,50 @@ def attribute(model: Callable, x: torch.Tensor, target, method: str = "ig", basi
             ``nt_type="smoothgrad"`` (or ``"smoothgrad_sq"``, ``"vargrad"``), ``abs=False``
             (average of signed gradients, as in the paper), ``seed=0`` (the noise comes
             from Captum in ``internal_batch_size`` batches: a seed reproduces a result for
-            the same ``internal_batch_size``);
+            the same ``internal_batch_size``; torch's global RNG is forked, not disturbed);
             occlusion: ``mode="remove"`` (score_k = f(x) - f(x without band k): the
             authors' "n" mode) or ``"keep"`` (score_k = f(baseline + band k of x) -
             f(baseline): their "s" mode);
-            shapley: ``exact=None`` (auto: exact for K <= 8), ``n_samples=128``
-            permutations when sampling, ``antithetic=True`` (each permutation with its
-            reverse, lowering variance), ``seed=0``.
+            shapley: ``exact=None`` (auto: exact over all 2^K coalitions for K <= 8;
+            ``exact=True`` allows K <= 16), ``n_samples=128`` permutations when sampling
+            (>= 2), ``antithetic=True`` (each permutation with its reverse, lowering
+            variance; an odd ``n_samples`` is rounded up to the next even number),
+            ``seed=0``.
 
     Returns:
-        :class:`FrequencyAttribution`.  ``scores`` has the shape of ``x``.  For IG,
-        ``scores.sum((1, 2, 3)) ~= f(x) - f(baseline)`` and ``delta`` is the error.
+        :class:`FrequencyAttribution`.  ``scores`` has the shape and dtype of ``x``.  For IG,
+        ``scores.sum((1, 2, 3)) ~= f(x) - f(baseline)`` and ``delta`` is the error; for
+        Shapley the band scores sum to ``f(x) - f(baseline)`` up to rounding.
+
+    Shape:
+        - x: ``(N, C, H, W)``.
+        - target: an int, or ``(N,)``.
+        - baseline: ``(N, C, H, W)``, ``(1, C, H, W)`` or ``(C, H, W)``.
+        - masks: ``(K, H, W)`` or ``(H, W)``.
+        - result.scores, result.coeffs: ``(N, C, H, W)``; result.band_scores: ``(N, K)``;
+          result.delta, result.target: ``(N,)``.
 
     Raises:
-        ValueError / TypeError naming the argument for an unknown method or basis, a bad
-        shape of ``x``, ``baseline`` or ``masks``, a target out of range, ``n_steps < 1``,
-        non-finite inputs, or an unknown option.
+        ValueError: an unknown ``method``, ``basis`` or ``output``; ``n_steps`` or
+            ``internal_batch_size`` not an integer >= 1; ``x`` not 4-D or not finite;
+            ``baseline`` non-finite or of a shape that does not match ``x``; ``masks`` of
+            the wrong shape, not 0/1, with an empty band, overlapping (occlusion, Shapley) or
+            not covering the plane (Shapley); ``target`` a string other than
+            ``"predicted"``, of the wrong length, or out of range; a model output that is not
+            ``(N, n_classes)``; a bad option value (occlusion ``mode``; SmoothGrad
+            ``n_samples``, ``stdev`` < 0, ``nt_type``; Shapley ``n_samples`` < 2, or
+            ``exact=True`` with K > 16).
+        TypeError: an unknown option in ``**kw``; ``model`` not callable or a
+            :class:`FrequencyModel`; ``x`` (or a tensor ``baseline`` or ``masks``) not a
+            tensor or ``x`` not floating point; ``target`` None, a bool, or not integer.
+
+    Example:
+        >>> import torch, freqkit as fk
+        >>> _ = torch.manual_seed(0); x = torch.rand(2, 1, 8, 8)
+        >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3)).eval()
+        >>> r = fk.attribute(model, x, target=0, method="ig", basis="dct", n_steps=16)
+        >>> r.scores.shape, bool(r.delta.abs().max() < 1e-4)   # IG completeness
+        (torch.Size([2, 1, 8, 8]), True)
     """
     check_choice(method, "method", ATTRIBUTION_METHODS)
     check_basis(basis)
@@ -451,7 +576,6 @@ def _band_shapley(head, c, cb, t, masks, fx_t, fb_t, ibs, opts):
     return phi.to(c.dtype), se.to(c.dtype), {"exact": False, "n_permutations": p}
 
 
-
 # ============================================================================ per-band pixel heat maps
 
 @dataclass
@@ -465,7 +589,8 @@ class BandPixelAttribution:
             same baseline and steps, and summing to ``f(x) - f(baseline)`` up to ``delta``.
         delta: ``(N,)`` completeness error ``band_scores.sum(1) - (f(x) - f(baseline))``.
         components: ``(N, K, C, H, W)`` the band components of ``x`` (they sum to ``x``).
-        target, masks, basis, n_steps: the setting.
+        target: ``(N,)`` long, the explained classes.
+        masks: ``(K, H, W)`` bool; basis, n_steps: the setting.
     """
 
     maps: torch.Tensor
@@ -478,7 +603,17 @@ class BandPixelAttribution:
     n_steps: int
 
     def heatmaps(self, reduce: str = "sum") -> torch.Tensor:
-        """``(N, K, H, W)``: per-band maps combined over channels, ``"sum"`` or ``"abs"``."""
+        """Per-band pixel maps combined over channels.
+
+        Args:
+            reduce: ``"sum"`` (default; signed sum over channels) or ``"abs"`` (sum of ``|map|``).
+
+        Returns:
+            ``(N, K, H, W)`` tensor.
+
+        Raises:
+            ValueError: an unknown ``reduce``.
+        """
         check_choice(reduce, "reduce", ("sum", "abs"))
         return self.maps.abs().sum(2) if reduce == "abs" else self.maps.sum(2)
 
@@ -499,8 +634,9 @@ def band_pixel_attribution(model: Callable, x: torch.Tensor, target, masks: torc
     ``x = sum_k x_k`` with ``x_k`` the band-k component (``masks`` ``(K, H, W)`` must
     partition the plane), the baseline likewise ``b = sum_k b_k``; IG runs on
     ``F(x_1, ..., x_K) = f(sum_k x_k)`` along the straight path from ``(b_k)`` to
-    ``(x_k)`` (Sundararajan et al. 2017).  The result is a pixel heat map per band,
-    ``(N, K, C, H, W)``, answering *where* in the image each band matters.
+    ``(x_k)`` (Sundararajan, Taly & Yan 2017, "Axiomatic attribution for deep networks").
+    The result is a pixel heat map per band, ``(N, K, C, H, W)``, answering *where* in the
+    image each band matters.
 
     Because every component enters through the same sum, the K gradients are equal; we
     therefore run one pixel IG for the path-integrated gradient ``G`` and form
@@ -509,7 +645,43 @@ def band_pixel_attribution(model: Callable, x: torch.Tensor, target, masks: torc
     of frequency-domain IG (``<G, P_k (x - b)> = <B G, M_k B (x - b)>``), and all maps
     together sum to ``f(x) - f(baseline)`` (completeness).
 
-    Args: as :func:`attribute` (``ig_method`` is Captum's quadrature rule).
+    Args:
+        model: pixel model, images ``(N, C, H, W)`` -> scores ``(N, n_classes)``, in eval
+            mode (a ``UserWarning`` otherwise, as in :func:`attribute`).
+        x: images ``(N, C, H, W)``, floating point and finite.
+        target: an int, a sequence or ``(N,)`` tensor of ints, or ``"predicted"``.
+        masks: ``(K, H, W)`` bool bands that partition the frequency plane of ``basis``.
+        basis: ``"dct"`` (default) or ``"dft"``.
+        n_steps: IG steps (>= 1, default 64).
+        baseline: as in :func:`attribute` (default ``None``: a black image).
+        internal_batch_size: at most this many model inputs per pass (images x steps);
+            ``None``: no limit.
+        ig_method: Captum's quadrature rule (default ``"gausslegendre"``).
+        output: ``"logit"`` (default), ``"prob"`` or ``"log_prob"`` of the target class.
+
+    Returns:
+        :class:`BandPixelAttribution` (maps, band scores, completeness error, components).
+
+    Shape:
+        - x: ``(N, C, H, W)``; masks: ``(K, H, W)``.
+        - result.maps, result.components: ``(N, K, C, H, W)``; result.band_scores: ``(N, K)``;
+          result.delta: ``(N,)``.
+
+    Raises:
+        ValueError: an unknown ``basis`` or ``output``; ``n_steps`` or
+            ``internal_batch_size`` not an integer >= 1; ``x`` not 4-D or not finite; a bad
+            ``baseline``; ``masks`` of the wrong shape, with an empty band, overlapping or not
+            covering the plane; a bad ``target``; a model output that is not 2-D.
+        TypeError: ``model`` not callable or a :class:`FrequencyModel`; ``x`` or ``masks``
+            not a tensor; ``target`` None, a bool, or not integer.
+
+    Example:
+        >>> import torch, freqkit as fk
+        >>> _ = torch.manual_seed(0); x = torch.rand(2, 1, 8, 8)
+        >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3)).eval()
+        >>> r = fk.band_pixel_attribution(model, x, 0, fk.band_masks(8, 8, 4), n_steps=16)
+        >>> r.maps.shape, bool(r.delta.abs().max() < 1e-4)
+        (torch.Size([2, 4, 1, 8, 8]), True)
     """
     from captum.attr import IntegratedGradients
 
@@ -539,11 +711,22 @@ def band_pixel_attribution(model: Callable, x: torch.Tensor, target, masks: torc
                                 components=comps, target=t, masks=masks, basis=basis, n_steps=n_steps)
 
 
-
 # ============================================================================ shares, top-k
 
 def scores_of(scores, name: str = "scores") -> torch.Tensor:
-    """The ``(N, C, H, W)`` per-coefficient scores of a :class:`FrequencyAttribution` or of a tensor, checked."""
+    """The per-coefficient scores of a :class:`FrequencyAttribution` or of a tensor, checked.
+
+    Args:
+        scores: a :class:`FrequencyAttribution` (its ``scores``) or a tensor ``(N, C, H, W)``.
+        name: the argument name used in error messages.
+
+    Returns:
+        the ``(N, C, H, W)`` scores tensor itself (not a copy).
+
+    Raises:
+        ValueError: the result has no scores, or the tensor is not 4-D or not finite.
+        TypeError: not a tensor, or not floating point.
+    """
     if isinstance(scores, FrequencyAttribution):
         if scores.scores is None:
             raise ValueError(f"{name}: this {scores.method!r} result has no per-coefficient scores")
@@ -556,9 +739,32 @@ def band_shares(scores, masks: torch.Tensor, by: str = "abs") -> torch.Tensor:
 
     ``by="abs"``: ``sum_band |a| / sum_all |a|`` (rows sum to 1 when the bands partition
     the plane).  ``by="signed"``: ``sum_band a / sum_all |a|`` (same denominator, so the
-    sign shows whether a band raised or lowered the output).  Channels are pooled.
-    ``scores`` is ``(N, C, H, W)`` or a :class:`FrequencyAttribution`.  An all-zero row
-    gives zeros.
+    sign shows whether a band raised or lowered the output; values in ``[-1, 1]``).
+    Channels are pooled.  An all-zero row gives zeros.
+
+    Args:
+        scores: ``(N, C, H, W)`` scores or a :class:`FrequencyAttribution` (its ``scores``).
+        masks: bool (or 0/1) bands ``(K, H, W)``, or one band ``(H, W)``; they may overlap.
+        by: ``"abs"`` (default) or ``"signed"``.
+
+    Returns:
+        ``(N, K)`` tensor of the scores' dtype; ``by="abs"`` values lie in ``[0, 1]``.
+
+    Shape:
+        - scores: ``(N, C, H, W)``; masks: ``(K, H, W)`` or ``(H, W)``.
+        - output: ``(N, K)``.
+
+    Raises:
+        ValueError: ``scores`` not 4-D or not finite, or a result without scores; an
+            unknown ``by``; ``masks`` of the wrong shape, not 0/1, or with an empty band.
+        TypeError: ``scores`` or ``masks`` not a tensor, or ``scores`` not floating point.
+
+    Example:
+        >>> import torch, freqkit as fk
+        >>> s = torch.zeros(1, 1, 4, 4); s[0, 0, 0, 0] = 3.0; s[0, 0, 3, 3] = -1.0
+        >>> masks = fk.band_masks(4, 4, 2)       # low and high radial half
+        >>> fk.band_shares(s, masks).tolist(), fk.band_shares(s, masks, by="signed").tolist()
+        ([[0.75, 0.25]], [[0.75, -0.25]])
     """
     s = scores_of(scores)
     check_choice(by, "by", ("abs", "signed"))
@@ -575,14 +781,42 @@ def topk_reconstruction(x: torch.Tensor, scores, fraction: float, basis: str = "
     Per image, the ``round(fraction * C * H * W)`` coefficients with the largest score
     (``by="abs"``: largest ``|score|``; ``"signed"``: largest score, i.e. most positive
     evidence) keep their value; all others are set to the baseline's coefficients (zero
-    by default).  ``fraction=1`` returns ``x`` (to rounding), ``0`` the baseline.
+    by default).  ``fraction=1`` returns ``x`` (to rounding), ``0`` the baseline.  Ties are
+    broken by ``torch.topk``.
 
     Args:
-        x: images ``(N, C, H, W)``; scores: ``(N, C, H, W)`` or a FrequencyAttribution
-        (computed in the same ``basis``); fraction in ``[0, 1]``.
+        x: images ``(N, C, H, W)``, floating point and finite.
+        scores: ``(N, C, H, W)`` scores or a :class:`FrequencyAttribution`, computed in the
+            same ``basis`` (not checked).
+        fraction: share of coefficients kept, a number in ``[0, 1]``.
+        basis: ``"dct"`` (default) or ``"dft"``.
+        by: ``"abs"`` (default) or ``"signed"``.
+        baseline: as in :func:`attribute` (default ``None``: zeros).
+        return_mask: also return the kept-coefficient mask.
+
     Returns:
-        images ``(N, C, H, W)``, and the kept-coefficient mask (same shape, bool) with
-        ``return_mask=True``.
+        images ``(N, C, H, W)`` (not clipped to ``[0, 1]``), and with ``return_mask=True``
+        also the kept-coefficient mask (same shape, bool, in the coefficient layout).
+
+    Shape:
+        - x, scores: ``(N, C, H, W)``.
+        - output (and mask): ``(N, C, H, W)``.
+
+    Raises:
+        ValueError: ``x`` or ``scores`` not 4-D or not finite; ``scores`` of another shape
+            than ``x``; an unknown ``basis`` or ``by``; ``fraction`` not a number in
+            ``[0, 1]``; a bad ``baseline``.
+        TypeError: ``x`` or ``scores`` not a floating-point tensor.
+
+    Example:
+        >>> import torch, freqkit as fk
+        >>> _ = torch.manual_seed(0); x = torch.rand(2, 1, 8, 8)
+        >>> scores = fk.to_basis(x, "dct")        # rank coefficients by their own size
+        >>> xr, keep = fk.topk_reconstruction(x, scores, 0.25, return_mask=True)
+        >>> xr.shape, keep.sum((1, 2, 3)).tolist()
+        (torch.Size([2, 1, 8, 8]), [16, 16])
+        >>> bool(torch.allclose(fk.topk_reconstruction(x, scores, 1.0), x, atol=1e-5))
+        True
     """
     check_images(x, "x")
     check_basis(basis)
@@ -606,7 +840,6 @@ def topk_reconstruction(x: torch.Tensor, scores, fraction: float, basis: str = "
     return (out, keep) if return_mask else out
 
 
-
 # ============================================================================ data-set profile
 
 @dataclass
@@ -614,9 +847,9 @@ class RadialAttributionProfile:
     """Result of :func:`radial_attribution_profile`.
 
     Attributes:
-        mean, ci_low, ci_high: ``(K,)`` mean band share over images and its bootstrap
-            95% percentile interval.
-        per_image: ``(M, K)`` band shares of every image.
+        mean, ci_low, ci_high: ``(K,)`` float64, mean band share over images and its
+            percentile-bootstrap 95% interval.
+        per_image: ``(M, K)`` band shares of every image (CPU).
         labels: ``(M,)`` class labels; targets: ``(M,)`` explained classes.
         by_class: ``{class: {"mean", "ci_low", "ci_high", "n"}}`` when asked, else ``{}``.
         method, basis, by, n_boot, seed, masks: the setting.
@@ -637,7 +870,13 @@ class RadialAttributionProfile:
     masks: torch.Tensor
 
     def to_dict(self) -> dict:
-        """Plain lists, for JSON results files."""
+        """The profile as plain Python numbers and lists, for JSON results files.
+
+        Returns:
+            ``{"method", "basis", "by", "n_boot", "seed", "n_images", "mean", "ci_low",
+            "ci_high", "by_class"}`` (``by_class`` keyed by the class as a string; the
+            per-image shares and the masks are left out).
+        """
         return {
             "method": self.method, "basis": self.basis, "by": self.by, "n_boot": self.n_boot,
             "seed": self.seed, "n_images": int(self.per_image.shape[0]),
@@ -657,16 +896,37 @@ def radial_attribution_profile(model: Callable, x, y: torch.Tensor | None, masks
     For every image, the attribution (:func:`attribute` with ``method``, ``basis``,
     ``masks`` and ``attr_kw``) is reduced to band shares (:func:`band_shares`, ``by="abs"``
     or ``"signed"``); shares are averaged over images and resampled ``n_boot`` times
-    (percentile bootstrap over images, seeded).
+    (percentile bootstrap over images, Efron 1979, :func:`freqkit.stats.bootstrap_ci`, one
+    seeded numpy stream for the overall and then each class's interval).
 
     Args:
+        model: pixel model, as in :func:`attribute`.
         x: images ``(M, C, H, W)`` with labels ``y`` ``(M,)``, or an iterable of
             ``(images, labels)`` batches (e.g. a DataLoader) with ``y=None``.
-        masks: ``(K, H, W)`` bands.
-        batch_size: images per :func:`attribute` call (tensor input only).
-        target: ``"label"`` (explain the true class ``y``) or ``"predicted"``.
+        y: ``(M,)`` labels for tensor ``x``; ``None`` for an iterable.
+        masks: ``(K, H, W)`` bands (for occlusion disjoint, for Shapley a partition).
+            ``None`` works only for occlusion and Shapley (their default ring bands).
+        method: an attribution method (default ``"ig"``); basis: ``"dct"`` or ``"dft"``.
+        batch_size: images per :func:`attribute` call (tensor input only; >= 1).
+        n_boot: bootstrap resamples (>= 1); seed: seeds them.
         by_class: also report the profile per class label.
-        progress: show a tqdm bar over batches.
+        target: ``"label"`` (default: explain the true class ``y``) or ``"predicted"``.
+        by: ``"abs"`` (default) or ``"signed"`` shares.
+        progress: show a progress bar over batches (only in a terminal).
+        **attr_kw: passed to :func:`attribute` (``n_steps``, ``baseline``, method options).
+
+    Returns:
+        :class:`RadialAttributionProfile`.
+
+    Shape:
+        - x: ``(M, C, H, W)``; y: ``(M,)``; masks: ``(K, H, W)``.
+        - result.mean, result.ci_low, result.ci_high: ``(K,)``; result.per_image: ``(M, K)``.
+
+    Raises:
+        ValueError: an unknown ``target`` or ``by``; ``batch_size`` or ``n_boot`` not an
+            integer >= 1; ``x`` not 4-D or not finite; ``y`` not a ``(M,)`` tensor for tensor
+            ``x``, or not ``None`` for an iterable; no images; and what :func:`attribute`
+            raises for the method, basis, masks or options.
     """
     check_choice(target, "target", ("label", "predicted"))
     check_choice(by, "by", ("abs", "signed"))
@@ -714,7 +974,6 @@ def radial_attribution_profile(model: Callable, x, y: torch.Tensor | None, masks
                                     n_boot=n_boot, seed=seed, masks=masks)
 
 
-
 # ============================================================================ perturbations
 
 def perturbation_attribution(model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor,
@@ -722,21 +981,45 @@ def perturbation_attribution(model: nn.Module, x: torch.Tensor, x_adv: torch.Ten
                              internal_batch_size: int | None = None) -> dict:
     """Which frequencies of the perturbation ``x_adv - x`` drive the change of the output?
 
-    Frequency Integrated Gradients (:func:`freqkit.attribute`, ``method="ig"``) of the
-    true class's logit along the straight path from ``x`` (the baseline) to ``x_adv`` (the
-    input), in ``basis``.  By completeness the scores sum to ``f_y(x_adv) - f_y(x)``, the
-    change the attack caused; summed over each band of ``masks`` ``(K, H, W)`` they say how
-    much of that change each band's part of the perturbation caused.  (Only coefficients
-    where the perturbation is non-zero get a score: a band-limited perturbation is
-    attributed to its band by construction, so this is informative for unconstrained or
-    smooth perturbations.)
+    Frequency Integrated Gradients (:func:`attribute`, ``method="ig"``; Sundararajan, Taly &
+    Yan 2017) of the true class's logit along the straight path from ``x`` (the baseline) to
+    ``x_adv`` (the input), in ``basis``.  By completeness the scores sum to
+    ``f_y(x_adv) - f_y(x)``, the change the attack caused; summed over each band of ``masks``
+    they say how much of that change each band's part of the perturbation caused.  (Only
+    coefficients where the perturbation is non-zero get a score: a band-limited perturbation
+    is attributed to its band by construction, so this is informative for unconstrained or
+    smooth perturbations.)  ``change_share / energy_share`` compares the bands' effect per
+    unit of energy.
 
-    Returns a dict: ``logit_change`` ``(N,)`` (``f_y(x_adv) - f_y(x)``), ``band_change``
-    ``(N, K)`` (IG summed per band, logit units), ``change_share`` ``(N, K)`` (``band_change``
-    over its row sum: the share of the change caused by each band; rows sum to 1),
-    ``energy_share`` ``(N, K)`` (share of the perturbation's energy per band), and
-    ``completeness_error`` ``(N,)`` (IG's ``delta``).  ``change_share / energy_share``
-    compares the bands' effect per unit of energy.
+    Args:
+        model: pixel classifier (in eval mode; a ``UserWarning`` otherwise).
+        x: clean images ``(N, C, H, W)`` in ``[0, 1]``.
+        x_adv: perturbed images of the same shape, in ``[0, 1]``.
+        y: ``(N,)`` integer labels: the class whose logit is explained.
+        masks: ``(K, H, W)`` (or one ``(H, W)``) bool bands; for ``basis="dft"`` symmetric.
+        basis: ``"dct"`` (default) or ``"dft"``.
+        n_steps: IG steps (>= 1, default 32).
+        internal_batch_size: at most this many model inputs per pass; ``None``: no limit.
+
+    Returns:
+        a dict of CPU tensors: ``logit_change`` ``(N,)`` (``f_y(x_adv) - f_y(x)``),
+        ``band_change`` ``(N, K)`` (IG summed per band, logit units), ``change_share``
+        ``(N, K)`` (``band_change`` over its row sum: the share of the change caused by each
+        band; rows sum to 1, or are all zero when the row sum is 0; bands that work against
+        the change give negative shares, others then above 1), ``energy_share`` ``(N, K)``
+        (share of the perturbation's energy per band, :func:`freqkit.band_energy`), and
+        ``completeness_error`` ``(N,)`` (IG's ``delta``).
+
+    Shape:
+        - x, x_adv: ``(N, C, H, W)``; y: ``(N,)``; masks: ``(K, H, W)``.
+        - logit_change, completeness_error: ``(N,)``; band_change, change_share,
+          energy_share: ``(N, K)``.
+
+    Raises:
+        ValueError: ``x`` or ``x_adv`` not 4-D, not finite or outside ``[0, 1]``; shapes
+            differ; ``y`` not ``(N,)``; ``masks`` of the wrong shape, not 0/1, with an empty
+            band, or (DFT) not symmetric; a label out of range; a bad ``basis`` or ``n_steps``.
+        TypeError: ``y`` not an integer tensor; ``x``, ``x_adv`` or ``masks`` not tensors.
     """
     check_images(x, "x", unit_range=True)
     check_images(x_adv, "x_adv", unit_range=True)

@@ -38,9 +38,13 @@ __all__ = [
     "load_imagenet_folder",
 ]
 
+#: CIFAR-10 class names, in label order (label 0 = "airplane").
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+#: MNIST class names, in label order: the digits "0" .. "9".
 MNIST_CLASSES = tuple(str(d) for d in range(10))
+#: The data sets :func:`load_dataset` reads.
 DATASETS = ("cifar10", "mnist")
+#: The splits of :func:`load_dataset` ("val" is carved from the official training set).
 SPLITS = ("train", "test", "val")
 
 _CLASSES = {"cifar10": CIFAR10_CLASSES, "mnist": MNIST_CLASSES}
@@ -62,7 +66,16 @@ _VAL_SEED = 0x5EED
 
 
 def data_root(root=None) -> Path:
-    """The data root: ``root``, else ``$FREQKIT_DATA``, else ``~/.cache/freqkit/data``."""
+    """The data root: ``root``, else ``$FREQKIT_DATA``, else ``~/.cache/freqkit/data``.
+
+    Args:
+        root: a folder (str or path-like), or ``None`` for the environment variable or the
+            default.  An empty ``FREQKIT_DATA`` counts as unset.
+
+    Returns:
+        The folder as an absolute :class:`pathlib.Path` (``~`` expanded, symlinks resolved);
+        it need not exist.
+    """
     if root is None:
         root = os.environ.get("FREQKIT_DATA") or "~/.cache/freqkit/data"
     return Path(root).expanduser().resolve()
@@ -187,37 +200,50 @@ def load_dataset(name: str, split: str = "test", n: int | None = None, seed: int
                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """Load CIFAR-10 or MNIST as tensors.
 
+    Reads the torchvision-style files under the data root (see the module docstring),
+    downloading missing files through torchvision when ``download`` allows it.  Whole splits
+    are cached in-process (as uint8), so repeated calls are cheap; the returned tensors are
+    always fresh copies.
+
     Args:
-        name: "cifar10" (3x32x32) or "mnist" (1x28x28).
-        split: "train", "test" or "val".  "val" is carved from the official training set:
-            ``val_size`` images picked by a fixed permutation (independent of ``seed``).
-            ``split="train", val_size=k`` returns the training set *without* those k
-            images; pass the same ``val_size`` to both so they never overlap.
-            ``val_size`` is ignored for "test".
-        n: number of images (None = the whole split).  The subset is the first ``n`` of a
-            permutation fixed by ``seed``, so subsets are nested (``n=100`` is the first
-            100 images of ``n=200``) and reproducible.  If ``n`` exceeds the split, a
-            warning is issued and the whole split is returned (shuffled).
-        seed: chooses the subset permutation.
+        name: ``"cifar10"`` (3x32x32) or ``"mnist"`` (1x28x28).
+        split: ``"train"``, ``"test"`` or ``"val"``.  ``"val"`` is carved from the official
+            training set: ``val_size`` images picked by a fixed permutation (independent of
+            ``seed``).  ``split="train", val_size=k`` returns the training set *without*
+            those k images; pass the same ``val_size`` to both so they never overlap.
+        n: number of images, an integer ``>= 1`` (``None`` = the whole split).  The subset
+            is the first ``n`` of a permutation fixed by ``seed``, so subsets are nested
+            (``n=100`` is the first 100 images of ``n=200``) and reproducible.  If ``n``
+            exceeds the split, a warning is issued and the whole split is returned (shuffled).
+        seed: an integer; chooses the subset permutation.
         root: data root (see the module docstring); default ``$FREQKIT_DATA`` or
             ``~/.cache/freqkit/data``.
-        download: True/False, or None = download missing files unless ``FREQKIT_OFFLINE=1``.
-        val_size: size of the validation carve (e.g. 5000); required for ``split="val"``.
+        download: True/False, or ``None`` = download missing files unless
+            ``FREQKIT_OFFLINE=1``.
+        val_size: size of the validation carve (e.g. 5000), an integer ``>= 1`` below the
+            training-set size; required for ``split="val"``; ``None`` or 0 = no carve.
+            Ignored for ``"test"``.
         dtype: a floating dtype (pixels / 255 in ``[0, 1]``), or ``torch.uint8`` for the raw
             bytes 0..255 (4x less memory: training keeps the set so and converts per batch).
 
     Returns:
-        ``x`` ``(N, C, H, W)`` in ``[0, 1]`` (``dtype``) and ``y`` int64 ``(N,)``.  With
-        ``n=None`` the images are in the files' order.
+        ``(x, y)``: images in ``[0, 1]`` as ``dtype`` (0..255 for uint8) and int64 labels.
+        With ``n=None`` the images are in the files' order.
 
     Shape:
-        ``x``: ``(N, 3, 32, 32)`` (CIFAR-10) or ``(N, 1, 28, 28)`` (MNIST); ``y``: ``(N,)``.
+        - x: ``(N, 3, 32, 32)`` (CIFAR-10) or ``(N, 1, 28, 28)`` (MNIST)
+        - y: ``(N,)``
 
     Raises:
-        ValueError on a bad name/split/n/val_size/dtype; FileNotFoundError, with instructions,
-        when the data are missing and cannot be downloaded.
+        ValueError: an unknown ``name`` or ``split``; ``n`` not an integer ``>= 1``; ``seed``
+            not an integer; ``val_size`` not an integer ``>= 0`` or not below the
+            training-set size; ``split="val"`` without ``val_size``; a ``dtype`` that is
+            neither floating nor uint8; files holding images of the wrong shape.
+        FileNotFoundError: the data are missing and cannot be downloaded (the message says
+            how to provide them).
 
-    Whole splits are cached in-process (as uint8), so repeated calls are cheap.
+    Warns:
+        UserWarning: ``n`` exceeds the images available.
     """
     check_choice(name, "name", DATASETS)
     check_choice(split, "split", SPLITS)
@@ -259,11 +285,22 @@ def _select(name, split, n, seed, root, download, val_size):
 def dataset_info(name: str, root=None) -> dict:
     """What is on disk for ``name``: split sizes found, the root, official sizes.
 
-    Returns a dict with ``name``, ``root`` (str), ``found`` (split -> bool), ``splits``
-    (split -> number of images found; absent splits are missing), ``official``
-    (the official split sizes), ``complete`` (bool: every split found at its official
-    size), ``classes``, ``image_shape`` ``(C, H, W)``, and ``hint`` (how to provide
-    missing data, or "").  Never downloads and never raises for missing data.
+    Never downloads and never raises for missing data, so it suits checks before a run.
+    Found splits are read (and cached, as by :func:`load_dataset`) to count their images.
+
+    Args:
+        name: ``"cifar10"`` or ``"mnist"``.
+        root: data root (see :func:`data_root`).
+
+    Returns:
+        A dict with ``name``, ``root`` (str), ``found`` (``"train"``/``"test"`` -> bool),
+        ``splits`` (split -> number of images found; missing splits are absent),
+        ``official`` (the official split sizes), ``complete`` (bool: every split found at
+        its official size), ``classes`` (list of names), ``image_shape`` ``(C, H, W)`` and
+        ``hint`` (how to provide missing data, or ``""``).
+
+    Raises:
+        ValueError: an unknown ``name``, or files that hold images of the wrong shape.
     """
     check_choice(name, "name", DATASETS)
     r = data_root(root)
@@ -281,7 +318,6 @@ def dataset_info(name: str, root=None) -> dict:
 
 
 # ----------------------------------------------------------------------------- ImageNet
-
 
 _IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".tif", ".tiff")
 
@@ -357,22 +393,44 @@ def load_imagenet_folder(root, n: int | None = None, size: int = 224, seed: int 
     Two layouts are read:
 
     * a ``labels.csv`` in ``root`` with a header holding at least ``file`` (path relative
-      to root) and ``class_index`` (e.g. the offline ``imagenet_sample``);
+      to root) and ``class_index`` (e.g. the offline ``imagenet_sample``); other columns are
+      ignored;
     * class subfolders (``root/<wnid>/*.JPEG``, the usual validation-folder layout),
-      mapped to indices with a ``synsets.txt`` (``index<TAB>wnid<TAB>name``, in ``root``
-      or its parent, or given as ``synsets``), or by sorted order when there are exactly
-      1,000 folders (torchvision's order), or by folder names that are integers.
+      mapped to indices by folder names that are integers, else with a ``synsets.txt``
+      (``index<TAB>wnid<TAB>name``, or one wnid a line; looked for in ``root``, its parent,
+      or ``root/LOC_synset_mapping.txt``, or given as ``synsets``), else by sorted order
+      when there are exactly 1,000 folders (torchvision's order).  Files with an image
+      extension (jpg, jpeg, png, bmp, webp, ppm, tif, tiff; any case) are read.
 
-    Each image is converted to RGB, resized so its shorter side is ``resize`` (default
-    ``round(size * 256 / 224)``, i.e. 256 for 224) and centre-cropped to ``size`` x ``size``:
-    the standard ImageNet evaluation transform, without normalisation.
+    Each image is converted to RGB, resized so its shorter side is ``resize`` and
+    centre-cropped to ``size`` x ``size``: the standard ImageNet evaluation transform,
+    without normalisation.
 
     Args:
-        n: number of images (None = all); the first ``n`` of a permutation fixed by ``seed``.
+        root: the folder (str or path-like; ``~`` is expanded).
+        n: number of images, an integer ``>= 1`` (``None`` = all); the first ``n`` of a
+            permutation fixed by ``seed`` (all of them, with a warning, if ``n`` exceeds
+            the images found).
+        size: side of the square crop, an integer ``>= 8``.
+        seed: chooses the subset permutation.
+        resize: shorter side after resizing, an integer ``>= size``; default
+            ``round(size * 256 / 224)``, i.e. 256 for 224.
+        synsets: path of a synsets file mapping wnids to indices (class-folder layout only).
 
     Returns:
-        ``x`` float32 ``(N, 3, size, size)`` in ``[0, 1]``, ``y`` int64 ``(N,)``, and the
-        image paths (list of str) in the same order.
+        ``(x, y, paths)``: float32 images in ``[0, 1]``, int64 class indices and the image
+        paths (list of str), in the same order (sorted by path when ``n`` is None).
+
+    Shape:
+        - x: ``(N, 3, size, size)``
+        - y: ``(N,)``
+
+    Raises:
+        FileNotFoundError: ``root`` is not a folder; ``labels.csv`` lists missing files; no
+            ``labels.csv`` and no class subfolders; no images in the class folders.
+        ValueError: ``size``, ``n`` or ``resize`` out of range; a ``labels.csv`` without the
+            ``file``/``class_index`` columns; class folders missing from the synsets file, or
+            no way to map them; a class index outside 0..999.
     """
     from PIL import Image
     from torchvision.transforms import functional as TF

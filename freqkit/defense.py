@@ -70,16 +70,41 @@ MADRY_MNIST_REFERENCE = {"model": "Madry et al. 2018 MNIST CNN", "threat": "linf
                          "pgd_100_steps_20_restarts": 89.3}
 
 
-
 # ============================================================================ input-transform layers
 
 class LowPassLayer(nn.Module):
-    """Keep the frequencies with normalised radius ``<= cutoff`` (x Nyquist): a linear, differentiable filter.
+    """Input low-pass filter: keep the frequencies with normalised radius ``<= cutoff`` (x Nyquist).
 
-    ``basis`` "dct" (default) or "dft" (centred, symmetric mask), ``kind`` "radial" or
-    "ring".  Output not clipped.  The mask is cached per image size and device.
+    A linear, differentiable layer, ``filter_band(x, radius <= cutoff, basis)``
+    (:func:`freqkit.filter_band`, :func:`freqkit.frequency_radius`): an input-transform
+    defense to put in front of a model with :func:`defended`, and the filter of
+    :func:`freqkit.lowpass_objective` (after Wang et al. 2019, "High-frequency component
+    helps explain the generalization of convolutional neural networks").  The output is not
+    clipped to ``[0, 1]``.  The mask is cached per image size and device.
+
+    Args:
+        cutoff: largest kept normalised radius, a finite number ``>= 0`` (units of Nyquist;
+            radial radii reach ``sqrt(2)``, ring radii stay below 1; 0 keeps only the mean).
+        basis: ``"dct"`` (default) or ``"dft"`` (centred, symmetric mask).
+        kind: ``"radial"`` (default, ``sqrt(fu^2 + fv^2)``) or ``"ring"`` (``max(fu, fv)``).
+
+    Shape:
+        - Input: ``(N, C, H, W)``, floating point.
+        - Output: ``(N, C, H, W)``.
+
+    Raises:
+        ValueError: ``cutoff`` not a finite number ``>= 0``; ``basis``; ``kind``; (forward)
+            an input that is not a 4-D tensor.
+        TypeError: (forward) an input that is not floating point.
+
+    Example:
+        >>> import torch, freqkit as fk
+        >>> lp, x = fk.LowPassLayer(cutoff=0.5), torch.rand(2, 3, 8, 8)
+        >>> y = lp(x); tuple(y.shape), int(lp.mask(8, 8).sum())
+        ((2, 3, 8, 8), 17)
+        >>> torch.allclose(lp(y), y, atol=1e-5)   # filtering twice changes nothing
+        True
     """
-
     def __init__(self, cutoff: float, basis: str = "dct", kind: str = "radial"):
         super().__init__()
         self.cutoff = check_number(cutoff, "cutoff", lo_open=False)
@@ -88,6 +113,7 @@ class LowPassLayer(nn.Module):
         self._masks: dict = {}
 
     def mask(self, h: int, w: int, device=None) -> torch.Tensor:
+        """The kept frequencies on an ``h x w`` grid of ``basis``: ``(H, W)`` bool, cached."""
         key = (h, w, str(device))
         m = self._masks.get(key)
         if m is None:
@@ -96,6 +122,7 @@ class LowPassLayer(nn.Module):
         return m
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The low-passed images ``(N, C, H, W)`` (not clipped)."""
         if not isinstance(x, torch.Tensor) or x.dim() != 4:
             raise ValueError(f"LowPassLayer expects images (N, C, H, W), got "
                              f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
@@ -112,10 +139,29 @@ JPEG_LUMINANCE_TABLE = torch.tensor([
     [49, 64, 78, 87, 103, 121, 120, 101], [72, 92, 95, 98, 112, 100, 103, 99]], dtype=torch.float64)
 
 def jpeg_quant_table(quality: int) -> torch.Tensor:
-    """The 8x8 luminance table scaled to ``quality`` (1..100) by the IJG libjpeg formula.
+    """The JPEG 8x8 luminance quantisation table scaled to ``quality`` by the IJG libjpeg formula.
 
-    ``scale = 5000 / q`` for ``q < 50``, else ``200 - 2 q``; entries ``floor((T scale + 50) / 100)``
-    clipped to ``[1, 255]``.  Steps are on the 0..255 pixel scale.
+    :data:`JPEG_LUMINANCE_TABLE` (ITU-T T.81, Annex K, Table K.1) ``T`` scaled as libjpeg's
+    ``jpeg_quality_scaling``: ``scale = 5000 / q`` for ``q < 50``, else ``200 - 2 q``; entries
+    ``floor((T scale + 50) / 100)`` clipped to ``[1, 255]`` (quality 50 is ``T`` itself,
+    quality 100 all ones).  Steps are on the 0..255 pixel scale.
+
+    Args:
+        quality: JPEG quality, an integer in ``1..100``.
+
+    Returns:
+        float64 tensor of quantisation steps, integers in ``[1, 255]``.
+
+    Shape:
+        - Output: ``(8, 8)``.
+
+    Raises:
+        ValueError: ``quality`` not an integer in ``1..100``.
+
+    Example:
+        >>> import freqkit as fk
+        >>> fk.jpeg_quant_table(50)[0, :4].tolist(), fk.jpeg_quant_table(90)[0, :4].tolist()
+        ([16.0, 11.0, 10.0, 16.0], [3.0, 2.0, 2.0, 3.0])
     """
     if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
         raise ValueError(f"quality must be an integer in 1..100, got {quality!r}")
@@ -123,23 +169,50 @@ def jpeg_quant_table(quality: int) -> torch.Tensor:
     return torch.clamp(torch.floor((JPEG_LUMINANCE_TABLE * scale + 50) / 100), 1, 255)
 
 class DCTQuantize(nn.Module):
-    """JPEG-like quantisation of the 8x8 block DCT coefficients of every channel.
+    """JPEG-like quantisation of the 8x8 block DCT coefficients of every channel: an input-transform defense.
 
     Per channel: ``c = block_dct2(255 x - 128)`` (the orthonormal 8x8 DCT equals JPEG's
     FDCT), ``c_q = round(c / Q) Q``, ``x_q = clamp((block_idct2(c_q) + 128) / 255, 0, 1)``.
     ``Q`` is the JPEG luminance table at ``quality`` (:func:`jpeg_quant_table`; applied to
     each of R, G, B, no colour conversion or chroma subsampling), or ``step``: one number
     (a uniform step on the 0..255 scale) or a ``(block, block)`` matrix.  Images whose
-    sides are not multiples of ``block`` (MNIST's 28x28) are padded by edge replication to
-    the next multiple (32) and cropped back.
+    sides are not multiples of ``block`` (MNIST's 28x28) are padded by edge replication
+    (bottom and right) to the next multiple (32) and cropped back.
 
     ``bpda=True``: the backward pass is the identity (straight-through estimator, the BPDA
-    of Athalye et al. 2018: quantisation is close to the identity, so its derivative is
-    approximated by 1), so gradient attacks see through it.  ``bpda=False``: the honest
-    autograd gradient, which is zero almost everywhere (the derivative of ``round``), so a
-    gradient attack sees a flat loss: gradient masking, kept to demonstrate the failure.
-    """
+    of Athalye, Carlini & Wagner 2018, "Obfuscated gradients give a false sense of
+    security": quantisation is close to the identity, so its derivative is approximated by
+    1), so gradient attacks see through it.  ``bpda=False``: the honest autograd gradient,
+    which is zero (the derivative of ``round``), so a gradient attack sees a flat loss:
+    gradient masking, kept to demonstrate the failure.  :func:`attack_view` switches
+    ``bpda`` temporarily; :meth:`quantise` is the transform without the gradient trick.
 
+    Args:
+        quality: JPEG quality ``1..100`` (needs ``block=8``); give exactly one of
+            ``quality`` and ``step``.
+        step: quantisation step on the 0..255 scale: a finite number ``> 0`` or a
+            ``(block, block)`` tensor of them.
+        block: block size, an integer ``>= 2`` (default 8, JPEG's).
+        bpda: straight-through backward pass (default ``True``).
+
+    Shape:
+        - Input: ``(N, C, H, W)`` in ``[0, 1]``, any ``H``, ``W``.
+        - Output: ``(N, C, H, W)`` in ``[0, 1]``.
+
+    Raises:
+        ValueError: both or neither of ``quality`` and ``step``; ``quality`` not in
+            ``1..100`` or with ``block != 8``; ``step`` not ``> 0`` and finite everywhere,
+            not 2-D or not ``(block, block)``; ``block`` not an integer ``>= 2``; ``bpda``
+            not a bool; (forward) an input that is not a 4-D tensor.
+
+    Example:
+        >>> import torch, freqkit as fk
+        >>> q, x = fk.DCTQuantize(quality=50), torch.rand(1, 3, 28, 28, requires_grad=True)
+        >>> xq = q(x); tuple(xq.shape), bool(xq.min() >= 0 and xq.max() <= 1)
+        ((1, 3, 28, 28), True)
+        >>> xq.sum().backward(); bool((x.grad == 1).all())   # BPDA: the identity's gradient
+        True
+    """
     def __init__(self, quality: int | None = None, step=None, block: int = 8, bpda: bool = True):
         super().__init__()
         check_positive_int(block, "block", 2)
@@ -164,7 +237,11 @@ class DCTQuantize(nn.Module):
         self.register_buffer("table", q.float())
 
     def quantise(self, x: torch.Tensor) -> torch.Tensor:
-        """The quantised image (no gradient trick): ``round`` has zero derivative."""
+        """The quantised images ``(N, C, H, W)`` in ``[0, 1]``, without the gradient trick.
+
+        ``round`` has zero derivative, so no gradient flows through this.  Raises ValueError
+        for an input that is not a 4-D tensor.
+        """
         if not isinstance(x, torch.Tensor) or x.dim() != 4:
             raise ValueError(f"DCTQuantize expects images (N, C, H, W), got "
                              f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
@@ -180,6 +257,7 @@ class DCTQuantize(nn.Module):
         return ((rec + 128.0) / 255.0).clamp(0.0, 1.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The quantised images; with ``bpda`` the gradient passes through as the identity's."""
         xq = self.quantise(x)
         if self.bpda:
             # Straight-through: the value of xq, the gradient of the identity.
@@ -191,7 +269,35 @@ class DCTQuantize(nn.Module):
         return f"{what}, block={self.block}, bpda={self.bpda}"
 
 def defended(model: nn.Module, *layers: nn.Module) -> nn.Sequential:
-    """``nn.Sequential(layer_0, ..., layer_k, model)``: input transforms in front of a model."""
+    """Put input transforms in front of a model: ``nn.Sequential(layer_0, ..., layer_k, model)``.
+
+    The children are named ``defense0``, ``defense1``, ... and ``model``.  The layers are
+    moved (in place, ``nn.Module.to``) to the device of the model's first parameter, so
+    buffers such as :class:`DCTQuantize`'s table follow the model; a model without
+    parameters leaves them where they are.  The defended model is attacked as a whole by
+    :func:`evaluate_defense`.
+
+    Args:
+        model: the classifier, an ``nn.Module``.
+        *layers: ``nn.Module`` input transforms (e.g. :class:`LowPassLayer`,
+            :class:`DCTQuantize`), applied in order; none gives ``Sequential(model)``.
+
+    Returns:
+        ``nn.Sequential`` holding the given layer and model objects (not copies).
+
+    Shape:
+        - Input: the model's input, ``(N, C, H, W)``.
+        - Output: the model's output, e.g. logits ``(N, K)``.
+
+    Raises:
+        TypeError: ``model`` or a layer not an ``nn.Module``.
+
+    Example:
+        >>> import torch, freqkit as fk
+        >>> net = fk.defended(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3)), fk.LowPassLayer(0.5))
+        >>> [name for name, _ in net.named_children()], tuple(net(torch.rand(2, 1, 8, 8)).shape)
+        (['defense0', 'model'], (2, 3))
+    """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
     mods = OrderedDict()
@@ -208,23 +314,48 @@ def defended(model: nn.Module, *layers: nn.Module) -> nn.Sequential:
 class EOT(nn.Module):
     """Expectation over transformation (Athalye et al. 2018) for a random model.
 
-    ``forward(x)`` returns ``log(mean_k softmax(model(x)))`` over ``n_samples`` draws, so the
-    cross-entropy an attack maximises is ``-log E[p_y]`` and its gradient averages over the
-    model's randomness.  For a deterministic model it equals ``log_softmax(model(x))``.
-    """
+    After Athalye, Carlini & Wagner 2018, "Obfuscated gradients give a false sense of
+    security".  ``forward(x)`` returns ``log(mean_k softmax(model(x)))`` over ``n_samples``
+    forward passes (float32), so the cross-entropy an attack maximises is ``-log E[p_y]``
+    and its gradient averages over the model's randomness.  For a deterministic model it
+    equals ``log_softmax(model(x))`` (same argmax as the logits).
 
+    Args:
+        model: the (random) classifier returning logits.
+        n_samples: forward passes averaged, an integer ``>= 1`` (default 8).
+
+    Shape:
+        - Input: ``(N, C, H, W)``.
+        - Output: ``(N, K)`` log-probabilities.
+
+    Raises:
+        ValueError: ``n_samples`` not an integer ``>= 1``.
+    """
     def __init__(self, model: nn.Module, n_samples: int = 8):
         super().__init__()
         check_positive_int(n_samples, "n_samples")
         self.model, self.n_samples = model, n_samples
 
     def forward(self, x):
+        """``log(mean_k softmax(model(x)))`` over ``n_samples`` draws."""
         logp = torch.stack([torch.log_softmax(self.model(x).float(), 1) for _ in range(self.n_samples)])
         return torch.logsumexp(logp, 0) - math.log(self.n_samples)
 
 @torch.no_grad()
 def is_randomized(model: nn.Module, x: torch.Tensor) -> bool:
-    """True if two eval-mode forward passes of ``model`` on ``x`` differ (a random defense)."""
+    """Whether two eval-mode forward passes of ``model`` on ``x`` differ (a random defense).
+
+    The outputs are compared exactly (``torch.equal``), without gradients; the model's mode
+    is restored afterwards.  :func:`evaluate_defense` attacks a randomised model through
+    :class:`EOT`.
+
+    Args:
+        model: the model.
+        x: a few inputs, on the model's device.
+
+    Returns:
+        ``bool``.
+    """
     with eval_mode(model):
         a, b = model(x), model(x)
     return not torch.equal(a, b)
@@ -233,7 +364,17 @@ def is_randomized(model: nn.Module, x: torch.Tensor) -> bool:
 def attack_view(model: nn.Module, bpda: bool = True):
     """Temporarily switch every :class:`DCTQuantize` in ``model`` to ``bpda`` (restored on exit).
 
-    Yields the number of quantisation layers found.
+    A context manager: ``with attack_view(model) as n: ...`` runs with BPDA on (``bpda=True``)
+    or off in every quantisation layer of ``model`` (found with ``model.modules()``), and
+    restores each layer's own setting on exit, also after an exception.
+
+    Args:
+        model: a (defended) model.
+        bpda: the setting during the block (default ``True``: gradients see through the
+            quantisation).
+
+    Yields:
+        int: the number of :class:`DCTQuantize` layers found (0 if none).
     """
     layers = [m for m in model.modules() if isinstance(m, DCTQuantize)]
     before = [m.bpda for m in layers]
@@ -244,7 +385,6 @@ def attack_view(model: nn.Module, bpda: bool = True):
     finally:
         for m, b in zip(layers, before):
             m.bpda = b
-
 
 
 # ============================================================================ evaluation
@@ -299,31 +439,86 @@ def evaluate_defense(model: nn.Module, x: torch.Tensor, y: torch.Tensor, dataset
                      batch_size: int = 256, seed: int = 0, progress: bool = True) -> dict:
     """Clean and robust accuracy of ``model`` (a defended model or a bare one) on ``x``, ``y``.
 
-    Attacks: for every norm of ``budgets`` (default :data:`STANDARD_BUDGETS` of ``dataset``,
-    inferred from the image shape when None: 3x32x32 CIFAR-10, 1x28x28 MNIST) and every
-    band (``"full"``: unconstrained; ``"low"``/``"high"``: the lower/upper half of the DCT
-    coefficients by radius, :func:`low_high_masks`; or a ``{name: (H, W) mask or None}``
-    dict), :func:`freqkit.pgd` with ``steps`` steps of ``step_size_factor * eps / steps``,
-    a random start and ``restarts`` restarts.  An image is robust if it is classified
-    correctly both clean and after the attack.
+    Attacks: for every norm of ``budgets`` and every band (``"full"``: unconstrained;
+    ``"low"``/``"high"``: the lower/upper half of the DCT coefficients by radius,
+    :func:`freqkit.low_high_masks`; or a ``{name: (H, W) mask or None}`` dict),
+    :func:`freqkit.pgd` with ``steps`` steps of ``step_size_factor * eps / steps``, a random
+    start and ``restarts`` restarts, in batches of ``batch_size`` (batch ``i`` seeded
+    ``seed + i``).  An image is robust if it is classified correctly both clean and after
+    the attack.  The data are moved to the device of the model's first parameter.
 
     ``adaptive=True`` (default) makes the attacks *see the defense*: they run on the whole
-    ``model``, every :class:`DCTQuantize` in it switched to BPDA (:func:`attack_view`), and
-    a model whose eval-mode output is random (:func:`is_randomized`) attacked through
-    :class:`EOT` with ``eot_samples`` draws.  ``adaptive=False`` attacks the model exactly as
-    given (e.g. quantisation without BPDA: gradient masking, to show what it hides).
-    ``autoattack``: ``"standard"`` (or ``"plus"``/``"rand"``) runs torchattacks' AutoAttack
-    on the first ``autoattack_n`` images for each norm; if torchattacks cannot be imported
-    or the attack fails, the entry says so (``status``) instead of a number.
+    ``model``, every :class:`DCTQuantize` in it switched to BPDA (:func:`attack_view`;
+    Athalye, Carlini & Wagner 2018), and a model whose eval-mode output is random
+    (:func:`is_randomized` on the first 8 images) attacked through :class:`EOT` with
+    ``eot_samples`` draws.  ``adaptive=False`` attacks the model exactly as given (e.g.
+    quantisation without BPDA: gradient masking, to show what it hides).  Optionally
+    AutoAttack (Croce & Hein 2020, "Reliable evaluation of adversarial robustness with an
+    ensemble of diverse parameter-free attacks"; torchattacks' implementation) on the same
+    attack view.
 
-    Returns a JSON-ready dict: ``clean`` (accuracy, Wilson 95% ``ci_lo``/``ci_hi``, ``n``),
-    ``clean_correct`` (per image), ``attacks`` ``{"<norm>/<band>": {norm, band, eps,
-    accuracy, ci_lo, ci_hi, n, robust (per image), n_coefficients, out_of_band_max,
-    budget_used (median of ``||delta|| / eps`` over the images that resisted: far below 1
-    means the band barely fits in the ``[0, 1]`` box, so the attack, not the model, failed),
-    box_limited_share (share of the resisting images with ``||delta|| < eps / 2``), seconds}}``, ``autoattack`` ``{norm: {...}}`` (if asked), ``gradient`` (share of images
-    whose input gradient under the attack view is exactly zero: a gradient-masking alarm),
-    ``adaptive``, ``bpda_layers``, ``randomized``, ``eot_samples``, ``setting``, ``seconds``.
+    Args:
+        model: the (defended) classifier, an ``nn.Module`` on ``[0, 1]`` images.
+        x: images in ``[0, 1]``.
+        y: integer labels (a float tensor is accepted and truncated by ``.long()``).
+        dataset: ``"cifar10"`` or ``"mnist"``, the budgets' data set when ``budgets`` is
+            ``None``; default ``None``: inferred from the image shape (3x32x32 CIFAR-10,
+            1x28x28 MNIST).  Ignored when ``budgets`` is given.
+        budgets: ``{norm: eps}`` with norms ``"linf"``/``"l2"`` and radii ``> 0``; default
+            ``None``: :data:`STANDARD_BUDGETS` of ``dataset``.
+        bands: a sequence of ``"full"``, ``"low"``, ``"high"`` (default all three), a
+            ``{name: (H, W) DCT mask or None}`` dict, or ``None`` (``("full",)``).
+        steps: PGD steps, ``>= 1``.
+        restarts: PGD restarts, ``>= 1``.
+        step_size_factor: step ``step_size_factor * eps / steps``, ``> 0`` (default 2.5).
+        adaptive: attacks that see the defense (above), a bool.
+        eot_samples: EOT draws for a random model, ``>= 1``.
+        autoattack: ``None`` (default, not run), or ``"standard"``, ``"plus"`` or
+            ``"rand"``: torchattacks' AutoAttack version, run for each norm.
+        autoattack_n: AutoAttack on the first ``autoattack_n`` images (``>= 1``); default
+            ``None``: all.
+        batch_size: images per attack and per evaluation batch, ``>= 1``.
+        seed: seed of the attacks.
+        progress: show a progress bar over the attacks (on a terminal).
+
+    Returns:
+        A JSON-ready dict:
+
+        * ``clean``: ``accuracy``, Wilson 95% ``ci_lo``/``ci_hi``, ``n``;
+          ``clean_correct``: list of ``N`` bools;
+        * ``attacks``: ``{"<norm>/<band>": {norm, band, eps, accuracy, ci_lo, ci_hi, n,
+          robust (list of N bools), n_coefficients, out_of_band_max, budget_used (median of
+          ``||delta|| / eps`` over the robust images: far below 1 means the band barely fits
+          in the ``[0, 1]`` box, so the attack, not the model, failed; None if no image is
+          robust), box_limited_share (share of the robust images with ``||delta|| < eps / 2``;
+          None likewise), steps, restarts, step_size, seconds}}``;
+        * ``autoattack``: ``{norm: {status ("ok", "unavailable" or "failed"), and when ok
+          version, robust, accuracy, ci_lo, ci_hi, n, seconds, implementation; else error;
+          always norm, eps, n_images}}``, or ``None`` if not asked;
+        * ``gradient``: ``zero_gradient_share`` (share of the first ``batch_size`` images
+          whose input gradient under the attack view is exactly zero: a gradient-masking
+          alarm) and ``n``;
+        * ``adaptive``, ``bpda_layers`` (quantisation layers switched to BPDA),
+          ``randomized``, ``eot_samples`` (None unless randomised),
+          ``non_differentiable_without_bpda`` (``adaptive=False`` with a
+          :class:`DCTQuantize` whose BPDA is off), ``setting`` (budgets, bands, steps,
+          restarts, step_size_factor, n, seed, band_definition), ``seconds``.
+
+    Shape:
+        - x: ``(N, C, H, W)``.
+        - y: ``(N,)``.
+
+    Raises:
+        TypeError: ``model`` not an ``nn.Module``; ``x`` or ``y`` not a tensor (``x`` not
+            floating point); a band mask not a tensor.
+        ValueError: ``x`` not 4-D, not finite or outside ``[0, 1]``; ``y`` not 1-D or not one
+            label per image; ``steps``, ``restarts``, ``batch_size``, ``eot_samples`` or
+            ``autoattack_n`` not an integer ``>= 1``; ``step_size_factor`` not ``> 0``;
+            ``adaptive`` not a bool; ``autoattack`` unknown; ``budgets`` ``None`` for an
+            image shape that names no data set, ``dataset`` unknown, ``budgets`` empty, not a
+            dict, with a norm other than ``"linf"``/``"l2"`` or a radius not ``> 0``; a band
+            name other than ``"full"``/``"low"``/``"high"``; a band mask of the wrong shape,
+            not 0/1 or empty; and what :func:`freqkit.pgd` rejects (labels out of range).
     """
     check_images(x, "x", unit_range=True)
     check_tensor(y, "y", ndim=1, floating=False)

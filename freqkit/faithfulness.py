@@ -51,18 +51,34 @@ def compare_methods(model: Callable, x: torch.Tensor, target, methods, masks: to
                     progress: bool = False) -> dict:
     """Run several attribution methods on the same images, targets and bands.
 
+    Each entry is one :func:`freqkit.attribute` call with the shared arguments, overridden by
+    the entry's options.  ``target="predicted"`` is resolved once, on the first method, and
+    the resolved classes are passed to every later method, so all explain the same class.
+
     Args:
-        methods: a sequence of method names (see :data:`freqkit.ATTRIBUTION_METHODS`), or
-            a dict ``{label: {"method": name, **options}}`` to run one method in several
-            settings (e.g. occlusion on rings and on radial bands: give ``"masks"`` in the
-            options to override ``masks``).
-        target: as :func:`freqkit.attribute`; ``"predicted"`` is resolved once, on the
-            first method, and reused so every method explains the same class.
+        model: pixel model, as in :func:`freqkit.attribute`.
+        x: images ``(N, C, H, W)``.
+        target: as in :func:`freqkit.attribute` (an int, ``(N,)`` ints or ``"predicted"``).
+        methods: one method name, a sequence of names (see :data:`freqkit.ATTRIBUTION_METHODS`;
+            each is its own label), or a dict ``{label: {"method": name, **options}}`` to run
+            one method in several settings (e.g. occlusion on rings and on radial bands: give
+            ``"masks"`` in the options to override ``masks``).  An empty dict gives ``{}``.
         masks, basis, n_steps, baseline, internal_batch_size: shared by every method
-            (options in ``methods`` override them).
+            (options in ``methods`` override them); defaults as in :func:`freqkit.attribute`
+            except ``n_steps=32``.
+        progress: show a progress bar over the methods (only in a terminal).
 
     Returns:
         ``{label: FrequencyAttribution}`` in the order given.
+
+    Shape:
+        - x: ``(N, C, H, W)``; masks: ``(K, H, W)``.
+
+    Raises:
+        ValueError: an empty sequence of methods; a dict entry that is not a dict with a
+            ``"method"`` key; an unknown method name; and what :func:`freqkit.attribute`
+            raises for the arguments.
+        TypeError: an option a method does not take (from :func:`freqkit.attribute`).
     """
     if isinstance(methods, str):
         methods = [methods]
@@ -90,14 +106,36 @@ def compare_methods(model: Callable, x: torch.Tensor, target, methods, masks: to
     return out
 
 
-
 # ============================================================================ completeness
 
 def relative_completeness(result: FrequencyAttribution) -> torch.Tensor:
-    """``|delta| / |f(x) - f(baseline)|`` per image, ``(N,)``: IG's completeness error, relative.
+    """IG's (or Shapley's) completeness error relative to the output change, per image.
 
-    ``delta = sum(scores) - (f(x) - f(baseline))`` (Sundararajan et al. 2017); an image whose
-    output does not change (``f(x) == f(baseline)``) gives ``inf`` unless delta is 0 too.
+    ``|delta| / |f(x) - f(baseline)|`` with ``delta = sum(scores) - (f(x) - f(baseline))``
+    (completeness: Sundararajan, Taly & Yan 2017, "Axiomatic attribution for deep networks").
+    An image whose output does not change (``f(x) == f(baseline)``) gives ``inf``, or 0 if
+    ``delta`` is 0 too.
+
+    Args:
+        result: a :class:`FrequencyAttribution` of ``method="ig"`` or ``"shapley"``.
+
+    Returns:
+        ``(N,)`` float64 CPU tensor, ``>= 0`` (``inf`` possible, see above).
+
+    Shape:
+        - output: ``(N,)``.
+
+    Raises:
+        TypeError: ``result`` is not a :class:`FrequencyAttribution`.
+        ValueError: the result has no completeness error (a method other than IG or Shapley).
+
+    Example:
+        >>> import torch, freqkit as fk
+        >>> _ = torch.manual_seed(0); x = torch.rand(2, 1, 8, 8)
+        >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3)).eval()
+        >>> rel = fk.relative_completeness(fk.attribute(model, x, 0, method="ig", n_steps=16))
+        >>> rel.shape, rel.dtype, bool((rel < 1e-3).all())
+        (torch.Size([2]), torch.float64, True)
     """
     if not isinstance(result, FrequencyAttribution):
         raise TypeError(f"result must be a FrequencyAttribution, got {type(result).__name__}")
@@ -111,7 +149,22 @@ def relative_completeness(result: FrequencyAttribution) -> torch.Tensor:
 
 
 def completeness_summary(rel_error, tol: float = 0.01) -> dict:
-    """Distribution of relative completeness errors and the share of images within ``tol``."""
+    """Distribution of relative completeness errors and the share of images within ``tol``.
+
+    Args:
+        rel_error: relative errors (e.g. :func:`relative_completeness`), a tensor, array or
+            sequence of numbers.
+        tol: the tolerance, a number > 0 (default 0.01: 1% of the output change).
+
+    Returns:
+        :func:`freqkit.stats.distribution_summary`'s dict (``"n"``, ``"n_nan"``, ``"mean"``,
+        ``"min"``, ``"max"``, ``"q10"`` ... ``"q90"``; NaNs dropped and counted) plus
+        ``"tol"``, ``"median"`` (= ``"q50"``) and ``"share_within"`` (share of all entries
+        ``<= tol``; a NaN counts as not within).
+
+    Raises:
+        ValueError: ``tol`` not a number > 0; ``rel_error`` empty or all NaN.
+    """
     if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not tol > 0:
         raise ValueError(f"tol must be a number > 0, got {tol!r}")
     v = np.asarray(rel_error.detach().cpu().double() if isinstance(rel_error, torch.Tensor) else rel_error,
@@ -121,7 +174,6 @@ def completeness_summary(rel_error, tol: float = 0.01) -> dict:
     s = distribution_summary(v)
     s.update({"tol": float(tol), "share_within": float(np.mean(v <= tol)), "median": s["q50"]})
     return s
-
 
 
 # ============================================================================ agreement between methods
@@ -136,11 +188,36 @@ def _bands_of(a, name: str) -> torch.Tensor:
 
 
 def band_rank_agreement(a, b, method: str = "spearman") -> torch.Tensor:
-    """Rank correlation between two methods' band scores, one per image, ``(N,)``.
+    """Rank correlation between two methods' band scores, one per image.
 
-    ``a``, ``b``: ``(N, K)`` band scores (or FrequencyAttributions computed with the same
-    masks).  ``method``: ``"spearman"`` (average ranks for ties) or ``"kendall"`` (tau-b).
-    A row that is constant in either input gives NaN.
+    ``method="spearman"``: Spearman's rho with average ranks for ties; ``"kendall"``:
+    Kendall's tau-b (``scipy.stats.kendalltau``).  Two methods that order the bands alike
+    agree whatever their scales.  A row that is constant in either input gives NaN.
+
+    Args:
+        a, b: ``(N, K)`` band scores, or :class:`FrequencyAttribution` results with masks
+            (their :meth:`~FrequencyAttribution.bands`), computed on the same bands.
+        method: ``"spearman"`` (default) or ``"kendall"``.
+
+    Returns:
+        ``(N,)`` float64 CPU tensor in ``[-1, 1]`` (NaN for constant rows).
+
+    Shape:
+        - a, b: ``(N, K)`` with ``K >= 2``.
+        - output: ``(N,)``.
+
+    Raises:
+        ValueError: an unknown ``method``; ``a`` or ``b`` not ``(N, K)`` (or a result
+            without masks); shapes differ; ``K < 2``.
+
+    Example:
+        >>> import torch, freqkit as fk
+        >>> a = torch.tensor([[1., 2., 3., 4.], [4., 3., 2., 1.]])
+        >>> b = torch.tensor([[10., 20., 30., 40.], [1., 2., 3., 4.]])
+        >>> fk.band_rank_agreement(a, b).tolist()
+        [1.0, -1.0]
+        >>> fk.band_rank_agreement(a, b, method="kendall").tolist()
+        [1.0, -1.0]
     """
     from scipy.stats import kendalltau
 
@@ -158,7 +235,6 @@ def band_rank_agreement(a, b, method: str = "spearman") -> torch.Tensor:
     return spearman_rows(an, bn)
 
 
-
 # ============================================================================ parity with Captum
 
 def captum_parity(model: Callable, x: torch.Tensor, target, masks: torch.Tensor, basis: str = "dct",
@@ -166,15 +242,31 @@ def captum_parity(model: Callable, x: torch.Tensor, target, masks: torch.Tensor,
     """Max absolute difference between freqkit and Captum run by hand on the wrapped model.
 
     IG: ``captum.attr.IntegratedGradients(FrequencyModel(model, basis))`` on the
-    coefficients, against :func:`freqkit.attribute` ``method="ig"``.  Band occlusion:
-    ``captum.attr.FeatureAblation`` with ``feature_mask`` = the band index of every
-    coefficient (all channels of a band ablated together) and the baseline's coefficients,
-    against ``method="occlusion"`` (Captum gives every coefficient of a band the band's
-    score; freqkit's band score is compared with it).
+    coefficients (Gauss-Legendre rule), against :func:`freqkit.attribute` ``method="ig"``.
+    Band occlusion: ``captum.attr.FeatureAblation`` with ``feature_mask`` = the band index of
+    every coefficient (all channels of a band ablated together) and the baseline's
+    coefficients, against ``method="occlusion"`` (Captum gives every coefficient of a band
+    the band's score; freqkit's band score is compared with it).  Both explain the logit.
+
+    Args:
+        model: pixel model, as in :func:`freqkit.attribute`.
+        x: images ``(N, C, H, W)``.
+        target: as in :func:`freqkit.attribute`; the class IG resolves is reused for occlusion.
+        masks: ``(K, H, W)`` disjoint bool bands for the occlusion comparison (``None``: the
+            ring bands of :func:`freqkit.ring_band_masks`).
+        basis: ``"dct"`` (default) or ``"dft"``.
+        n_steps: IG steps (>= 1, default 32).
+        baseline, internal_batch_size: as in :func:`freqkit.attribute`.
 
     Returns:
         ``{"ig_max_abs_diff", "ig_max_abs_score", "occlusion_max_abs_diff",
-        "occlusion_max_abs_score", "n", "n_steps", "dtype"}``.
+        "occlusion_max_abs_score", "n", "n_steps", "n_bands", "dtype"}``: floats (the
+        ``*_score`` entries scale the differences), ints, and the dtype name of ``x``.
+
+    Raises:
+        ValueError: ``x`` not 4-D or not finite; ``n_steps`` not an integer >= 1; and what
+            :func:`freqkit.attribute` raises (bad ``basis``, ``masks``, ``target``, ...).
+        TypeError: as :func:`freqkit.attribute`.
     """
     from captum.attr import FeatureAblation, IntegratedGradients
 
@@ -206,7 +298,6 @@ def captum_parity(model: Callable, x: torch.Tensor, target, masks: torch.Tensor,
             "n": int(x.shape[0]), "n_steps": n_steps, "n_bands": k, "dtype": str(x.dtype).replace("torch.", "")}
 
 
-
 # ============================================================================ deletion / insertion
 
 @dataclass
@@ -214,12 +305,14 @@ class DeletionInsertionCurves:
     """Result of :func:`deletion_insertion_curves`.
 
     Attributes:
-        fractions: ``(P,)`` fraction of coefficients removed (deletion) / added (insertion).
+        fractions: ``(P,)`` float64 CPU, fraction of coefficients removed (deletion) / added
+            (insertion).
         deletion, insertion: ``{order: (N, P)}`` explained output along each curve.
         auc_deletion, auc_insertion: ``{order: (N,)}`` trapezoid areas over ``[0, 1]``.
             Faithful attributions give a low deletion AUC and a high insertion AUC for
             ``"attribution"`` compared with ``"random"``.
-        output: ``"prob"``, ``"logit"`` or ``"log_prob"``; target: ``(N,)``.
+        output: ``"prob"``, ``"logit"`` or ``"log_prob"``; target: ``(N,)`` the explained
+            classes.
     """
 
     fractions: torch.Tensor
@@ -231,7 +324,11 @@ class DeletionInsertionCurves:
     target: torch.Tensor
 
     def summary(self) -> dict:
-        """Mean AUC per order: ``{"deletion": {order: float}, "insertion": {...}}``."""
+        """Mean AUC per order over images.
+
+        Returns:
+            ``{"deletion": {order: float}, "insertion": {order: float}}``.
+        """
         return {"deletion": {k: float(v.mean()) for k, v in self.auc_deletion.items()},
                 "insertion": {k: float(v.mean()) for k, v in self.auc_insertion.items()}}
 
@@ -245,19 +342,48 @@ def deletion_insertion_curves(model: Callable, x: torch.Tensor, target, scores, 
                               internal_batch_size: int | None = None) -> DeletionInsertionCurves:
     """Deletion and insertion curves in frequency space (Samek et al. 2017; Petsiuk et al. 2018).
 
-    Coefficients (all ``C * H * W`` per image) are ranked by an order; *deletion* replaces
-    the first ``round(p * D)`` of them by the baseline's coefficients (zero by default),
-    *insertion* starts from the baseline and puts them back, for ``p`` in
-    ``linspace(0, 1, n_points)``; the curve is the explained output of the target.
+    Coefficients (all ``D = C * H * W`` per image) are ranked by an order; *deletion*
+    replaces the first ``round(p * D)`` of them by the baseline's coefficients (zero by
+    default), *insertion* starts from the baseline and puts them back, for ``p`` in
+    ``linspace(0, 1, n_points)``; the curve is the explained output of the target class
+    (Samek et al. 2017, "Evaluating the visualization of what a deep neural network has
+    learned"; Petsiuk, Das & Saenko 2018, "RISE").  The model is evaluated through
+    :class:`FrequencyModel`, without gradients.
 
     Orders: ``"attribution"`` (largest score first; ``by="signed"`` ranks the strongest
-    positive evidence first, ``"abs"`` the largest magnitude), ``"random"`` (seeded),
-    ``"low_to_high"`` / ``"high_to_low"`` (by normalised radial frequency; ties by index).
+    positive evidence first, ``"abs"`` the largest magnitude; ties by index), ``"random"``
+    (a fresh seeded permutation per image), ``"low_to_high"`` / ``"high_to_low"`` (by
+    normalised radial frequency; ties by index).
 
     Args:
-        scores: ``(N, C, H, W)`` in ``basis``, or a FrequencyAttribution.
-        target: as in :func:`attribute`.
-        output: ``"prob"`` (softmax probability, as Petsiuk et al.), ``"logit"``, ``"log_prob"``.
+        model: pixel model, images ``(N, C, H, W)`` -> ``(N, n_classes)``.
+        x: images ``(N, C, H, W)``.
+        target: as in :func:`freqkit.attribute` (an int, ``(N,)`` ints or ``"predicted"``).
+        scores: ``(N, C, H, W)`` in ``basis``, or a :class:`FrequencyAttribution`.
+        basis: ``"dct"`` (default) or ``"dft"``.
+        orders: one order name or a sequence of them (default: all four).
+        n_points: points per curve, >= 2 (default 21).
+        baseline: as in :func:`freqkit.attribute` (default ``None``: zeros).
+        output: ``"prob"`` (default; softmax probability, as Petsiuk et al.), ``"logit"`` or
+            ``"log_prob"``.
+        by: ``"signed"`` (default) or ``"abs"``, for the ``"attribution"`` order.
+        seed: seeds the ``"random"`` order (a private generator; the global RNG is untouched).
+        internal_batch_size: at most this many model inputs per pass (default 256).
+
+    Returns:
+        :class:`DeletionInsertionCurves`.
+
+    Shape:
+        - x, scores: ``(N, C, H, W)``.
+        - result.fractions: ``(P,)``; result.deletion[o], result.insertion[o]: ``(N, P)``;
+          result.auc_deletion[o], result.auc_insertion[o]: ``(N,)``; with ``P = n_points``.
+
+    Raises:
+        ValueError: ``x`` or ``scores`` not 4-D or not finite, or ``scores`` not of ``x``'s
+            shape (or a result without scores); an unknown ``basis``, ``output``, ``by`` or
+            order; ``n_points < 2``; ``internal_batch_size`` not an integer >= 1; a bad
+            ``baseline`` or ``target``.
+        TypeError: ``x`` or ``scores`` not a floating-point tensor; a bad ``target`` type.
     """
     check_images(x, "x")
     check_basis(basis)
@@ -307,15 +433,27 @@ def deletion_insertion_curves(model: Callable, x: torch.Tensor, target, scores, 
                                    auc_insertion=auc_i, output=output, target=t)
 
 
-
 def auc_table(curves: DeletionInsertionCurves, n_boot: int = 1000, seed: int = 0) -> dict:
     """Mean deletion and insertion AUC per order with 95% bootstrap intervals over images.
 
-    Also the share of images on which the ``"attribution"`` order beats ``"random"``
-    (lower deletion AUC, higher insertion AUC), where both orders were computed.
+    Percentile bootstrap over images (:func:`freqkit.stats.bootstrap_ci`, one seeded numpy
+    stream over every (kind, order) in turn).  Also the share of images on which the
+    ``"attribution"`` order beats ``"random"`` (lower deletion AUC, higher insertion AUC),
+    where both orders were computed.
+
+    Args:
+        curves: a :class:`DeletionInsertionCurves`.
+        n_boot: bootstrap resamples, >= 1 (default 1000).
+        seed: seeds the resampling.
 
     Returns:
-        ``{"deletion": {order: {"mean", "ci"}}, "insertion": {...}, "beats_random": {...}, "n"}``.
+        ``{"deletion": {order: {"mean", "ci"}}, "insertion": {...}, "beats_random":
+        {"deletion", "insertion"} (or ``{}``), "n", "output"}``, with ``"ci"`` a
+        ``[lo, hi]`` list of floats.
+
+    Raises:
+        TypeError: ``curves`` is not a :class:`DeletionInsertionCurves`.
+        ValueError: ``n_boot`` not an integer >= 1.
     """
     if not isinstance(curves, DeletionInsertionCurves):
         raise TypeError(f"curves must be a DeletionInsertionCurves, got {type(curves).__name__}")
@@ -338,7 +476,6 @@ def auc_table(curves: DeletionInsertionCurves, n_boot: int = 1000, seed: int = 0
     return out
 
 
-
 # ============================================================================ what the model sees
 
 def topk_series(model: Callable, x: torch.Tensor, target, scores, fractions: Sequence[float], basis: str = "dct",
@@ -346,11 +483,29 @@ def topk_series(model: Callable, x: torch.Tensor, target, scores, fractions: Seq
     """Images rebuilt from their top-``fraction`` attributed coefficients, and what the model says.
 
     For every fraction: :func:`freqkit.topk_reconstruction` of ``x`` with ``scores``, the
-    model's softmax probability of ``target`` on it and its predicted class.
+    model's softmax probability of ``target`` on it and its predicted class.  The model is
+    called as it is (its mode is not changed), without gradients, ``batch_size`` images at
+    a time.
+
+    Args:
+        model: pixel model, images ``(N, C, H, W)`` -> logits ``(N, n_classes)``.
+        x: images ``(N, C, H, W)``.
+        target: an int, ``(N,)`` ints or ``"predicted"`` (resolved on ``model(x)``).
+        scores: ``(N, C, H, W)`` scores in ``basis``, or a :class:`FrequencyAttribution`.
+        fractions: fractions of coefficients kept, each in ``[0, 1]``.
+        basis, by, baseline: as in :func:`freqkit.topk_reconstruction`.
+        batch_size: images per forward pass, >= 1.
 
     Returns:
-        ``{"fractions": [...], "images": [(N, C, H, W) per fraction], "prob": (F, N),
-        "pred": (F, N) long, "target": (N,)}``.
+        ``{"fractions": [float], "images": [(N, C, H, W) per fraction], "prob": (F, N)
+        float64, "pred": (F, N) long, "target": (N,)}``; ``prob``, ``pred`` and ``target``
+        on the CPU.
+
+    Raises:
+        ValueError: ``x`` not 4-D or not finite; ``batch_size`` not an integer >= 1;
+            ``fractions`` empty; a bad ``target``; and what :func:`freqkit.topk_reconstruction`
+            raises (a fraction outside ``[0, 1]``, ``scores`` of the wrong shape, ...).
+        TypeError: ``x`` or ``scores`` not a floating-point tensor.
     """
     check_images(x, "x")
     check_positive_int(batch_size, "batch_size")
@@ -374,7 +529,6 @@ def topk_series(model: Callable, x: torch.Tensor, target, scores, fractions: Seq
             "target": t.cpu()}
 
 
-
 # ============================================================================ randomisation check
 
 @dataclass
@@ -382,14 +536,15 @@ class RandomisationCheck:
     """Result of :func:`model_randomisation_check`.
 
     Attributes:
-        layers: names of the randomised layers, one entry per step (``"all"`` for mode all;
-            for cascading, step i has layers[0..i] re-initialised, top first).
-        spearman: ``(L, N)`` Spearman rank correlation between the original and the
+        layers: names of the randomised layers, one entry per step (``["all"]`` for mode
+            ``"all"``; for ``"cascading"``, step i has layers[0..i] re-initialised, top first;
+            for ``"independent"``, step i has layers[i] alone).
+        spearman: ``(L, N)`` float64 Spearman rank correlation between the original and the
             randomised model's scores (signed); ``spearman_abs``: of ``|scores|``.  High
             values mean the explanation does not depend on what the model learned.
         original: the original model's :class:`FrequencyAttribution`.
         randomised_scores: ``(L, N, C, H, W)``.
-        mode, method, basis, seed.
+        mode, method, basis, seed: the setting.
     """
 
     layers: list
@@ -403,6 +558,12 @@ class RandomisationCheck:
     seed: int
 
     def summary(self) -> dict:
+        """The check in plain numbers: mean correlations over images per step.
+
+        Returns:
+            ``{"layers", "mode", "method", "spearman_mean", "spearman_abs_mean"}``, the means as
+            lists of L floats (NaN if any image's scores were constant).
+        """
         return {"layers": list(self.layers), "mode": self.mode, "method": self.method,
                 "spearman_mean": self.spearman.mean(1).tolist(),
                 "spearman_abs_mean": self.spearman_abs.mean(1).tolist()}
@@ -418,20 +579,40 @@ def model_randomisation_check(model: nn.Module, x: torch.Tensor, target, method:
                               seed: int = 0, **attr_kw) -> RandomisationCheck:
     """Model-parameter randomisation test of Adebayo et al. 2018 ("Sanity checks for saliency maps").
 
-    A copy of ``model`` has its layers re-initialised (``reset_parameters()``; the
-    original is untouched) and the attributions are recomputed for the same images and
-    the same target classes (those resolved on the original model).  A faithful method's
-    scores must change: low rank correlation with the original.
+    A copy of ``model`` has its layers re-initialised (``reset_parameters()``; the original
+    is untouched) and the attributions are recomputed for the same images and the same
+    target classes (those resolved on the original model).  A faithful method's scores must
+    change: low rank correlation with the original.  Correlations are Spearman's, per image,
+    over all ``C * H * W`` scores.
 
     Args:
-        model: an ``nn.Module``; layers are its submodules that own parameters and have
-            ``reset_parameters`` (conv, linear, batch norm, ...), ordered top (output) first.
-        mode: ``"cascading"`` (re-initialise from the top layer down, cumulatively, one
-            step per layer), ``"independent"`` (one layer at a time) or ``"all"`` (every
+        model: an ``nn.Module``; its layers are the submodules that own parameters directly
+            and have ``reset_parameters`` (conv, linear, batch norm, ...), taken top
+            (output) first as the reverse of their registration order.
+        x: images ``(N, C, H, W)``.
+        target: as in :func:`freqkit.attribute`.
+        method: attribution method (default ``"ig"``); basis: ``"dct"`` or ``"dft"``.
+        mode: ``"cascading"`` (default; re-initialise from the top layer down, cumulatively,
+            one step per layer), ``"independent"`` (one layer at a time) or ``"all"`` (every
             layer at once, one step).
-        layers: names to randomise, top first (default: all randomisable layers).
+        layers: names (as in ``model.named_modules()``) to randomise, top first (default:
+            all randomisable layers).
         seed: seeds the re-initialisation (torch's global RNG is forked, not disturbed).
-        attr_kw: passed to :func:`attribute` (``n_steps``, ``baseline``, ``masks``, ...).
+        **attr_kw: passed to :func:`freqkit.attribute` (``n_steps``, ``baseline``,
+            ``masks``, ...).
+
+    Returns:
+        :class:`RandomisationCheck`.
+
+    Shape:
+        - x: ``(N, C, H, W)``.
+        - result.spearman, result.spearman_abs: ``(L, N)``; result.randomised_scores:
+          ``(L, N, C, H, W)``; L = number of steps.
+
+    Raises:
+        TypeError: ``model`` is not an ``nn.Module``; and :func:`freqkit.attribute`'s.
+        ValueError: an unknown ``mode``; a name in ``layers`` that is not a randomisable
+            layer; no randomisable layer; and what :func:`freqkit.attribute` raises.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module (its layers are re-initialised), got {type(model).__name__}")
@@ -473,14 +654,24 @@ def model_randomisation_check(model: nn.Module, x: torch.Tensor, target, method:
                               method=method, basis=basis, seed=seed)
 
 
-
 def input_rank_correlation(result: FrequencyAttribution) -> torch.Tensor:
-    """Spearman correlation, per image, between ``|scores|`` and ``|c - c_baseline|``, ``(N,)``.
+    """Spearman correlation, per image, between ``|scores|`` and ``|c - c_baseline|``.
 
     Methods that multiply a gradient by the input (gradient x input, IG) inherit the
     image's spectrum, which falls steeply with frequency (about ``1/f`` in amplitude for
     natural images): part of their ranking of coefficients is the image's, not the
-    model's.  This measures that part; compare it with the randomisation check.
+    model's.  This measures that part; compare it with the randomisation check
+    (Adebayo et al. 2018).
+
+    Args:
+        result: a :class:`FrequencyAttribution` with per-coefficient scores.
+
+    Returns:
+        ``(N,)`` float64 CPU tensor in ``[-1, 1]``; NaN where either side is constant.
+
+    Raises:
+        TypeError: ``result`` is not a :class:`FrequencyAttribution`.
+        ValueError: the result has no scores.
     """
     if not isinstance(result, FrequencyAttribution):
         raise TypeError(f"result must be a FrequencyAttribution, got {type(result).__name__}")
@@ -492,15 +683,28 @@ def input_rank_correlation(result: FrequencyAttribution) -> torch.Tensor:
 
 
 def randomisation_summary(checks: Mapping) -> dict:
-    """The numbers a chapter reports from :func:`freqkit.model_randomisation_check` results.
+    """The numbers a chapter reports from :func:`model_randomisation_check` results.
 
-    ``checks``: ``{method label: RandomisationCheck}`` (mode "cascading" or "independent",
-    top layer first).  Per label: ``spearman_abs_top_layer`` and ``spearman_abs`` (mean over
-    images of the Spearman correlation of ``|scores|`` with the trained model's, after
-    randomising the top layer / every layer), ``spearman`` (signed, every layer) and
-    ``spearman_with_input`` (:func:`input_rank_correlation` of the trained model's scores:
-    how much of the ranking the image's own spectrum explains).  NaN images (constant
-    scores) are left out of the means.
+    Per label: ``spearman_abs_top_layer`` (mean over images of the Spearman correlation of
+    ``|scores|`` with the trained model's at the first step: the top layer randomised),
+    ``spearman_abs`` and ``spearman`` (the same for ``|scores|`` and signed scores at the
+    *last* step: every layer randomised in ``"cascading"`` mode; in ``"independent"`` mode
+    the last (bottom) layer alone; in ``"all"`` mode both steps are the single all-layer
+    step), and ``spearman_with_input`` (:func:`input_rank_correlation` of the trained
+    model's scores: how much of the ranking the image's own spectrum explains).  NaN images
+    (constant scores) are left out of the means.
+
+    Args:
+        checks: ``{method label: RandomisationCheck}``, non-empty; mode ``"cascading"``
+            (what the key names assume) or ``"independent"``, top layer first.
+
+    Returns:
+        ``{label: {"spearman_abs", "spearman", "spearman_abs_top_layer",
+        "spearman_with_input"}}`` of floats.
+
+    Raises:
+        ValueError: ``checks`` is not a non-empty mapping.
+        TypeError: a value is not a :class:`RandomisationCheck`.
     """
     if not isinstance(checks, Mapping) or not checks:
         raise ValueError("checks must be a non-empty {label: RandomisationCheck} dict")
@@ -516,16 +720,30 @@ def randomisation_summary(checks: Mapping) -> dict:
     return out
 
 
-
 # ============================================================================ band shares with intervals
 
 def band_share_profile(result, masks: torch.Tensor, by: str = "signed", n_boot: int = 1000,
                        seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean share of attribution per band over images, with a percentile bootstrap 95% CI.
 
-    ``result``: a :class:`FrequencyAttribution` or ``(N, C, H, W)`` scores; ``masks``
-    ``(K, H, W)`` bands; ``by`` as in :func:`freqkit.band_shares`.  Returns
-    ``(mean, lo, hi)``, each ``(K,)`` (the form :func:`freqkit.viz.band_profile_plot` takes).
+    :func:`freqkit.band_shares` per image, averaged over images; the interval is the
+    percentile bootstrap over images (:func:`freqkit.stats.bootstrap_ci`, Efron 1979).
+
+    Args:
+        result: a :class:`FrequencyAttribution` or ``(N, C, H, W)`` scores.
+        masks: ``(K, H, W)`` (or one ``(H, W)``) bool bands.
+        by: ``"signed"`` (default here, unlike :func:`freqkit.band_shares`) or ``"abs"``.
+        n_boot: bootstrap resamples, >= 1 (default 1000).
+        seed: seeds the resampling.
+
+    Returns:
+        ``(mean, lo, hi)``, each a ``(K,)`` numpy array (the form
+        :func:`freqkit.book.viz.band_profile_plot` takes).
+
+    Raises:
+        ValueError: ``n_boot`` not an integer >= 1; and what :func:`freqkit.band_shares`
+            raises (bad ``scores``, ``masks`` or ``by``).
+        TypeError: ``scores`` or ``masks`` not a tensor.
     """
     check_positive_int(n_boot, "n_boot")
     sh = band_shares(result, masks, by=by).detach().cpu().numpy()

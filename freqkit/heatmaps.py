@@ -45,12 +45,37 @@ def _conjugate_pairs(h: int, w: int, device=None):
     return flat[keep], mirror[keep]
 
 def fourier_basis_images(h: int, w: int, index: torch.Tensor, dtype=torch.float32, device=None) -> torch.Tensor:
-    """Unit-L2-norm real Fourier basis images ``(len(index), H, W)`` for flat centred-grid indices.
+    """Real unit-L2-norm Fourier basis images for flat indices of the centred DFT grid.
 
-    The image for ``(u, v)`` is the Hartley basis image ``idht2(e_uv)``: a sinusoid at
-    frequency ``(u, v)`` (and so also ``-(u, v)``), ``cos + sin`` of the phase over
-    ``sqrt(H W)``; its DFT is supported exactly on ``(u, v)`` and its mirror, like the
-    basis of Yin et al. 2019 (who use the same sinusoid with another phase).
+    The image for ``(u, v)`` is the Hartley basis image ``idht2(e_uv)`` (:func:`freqkit.idht2`):
+    a sinusoid at frequency ``(u, v)`` (and so also ``-(u, v)``), ``cos + sin`` of the phase
+    over ``sqrt(H W)``; its DFT is supported exactly on ``(u, v)`` and its mirror, like the
+    basis of Yin et al. 2019 ("A Fourier perspective on model robustness", who use the same
+    sinusoid with another phase).  These are the perturbations :func:`fourier_heatmap` adds.
+    Arguments are not checked.
+
+    Args:
+        h, w: grid (image) size.
+        index: 1-D integer tensor of flat indices ``u * w + v`` into the centred ``h x w``
+            grid of :func:`freqkit.dft2` (zero frequency at ``(h // 2, w // 2)``), each in
+            ``[0, h * w)``.
+        dtype: dtype of the result (floating point).
+        device: device of the result (``index`` is moved there).
+
+    Returns:
+        Tensor of ``dtype``, each image of L2 norm 1.
+
+    Shape:
+        - index: ``(D,)``.
+        - Output: ``(D, H, W)``.
+
+    Example:
+        >>> import torch, freqkit as fk
+        >>> b = fk.fourier_basis_images(4, 4, torch.tensor([0, 5, 9]))
+        >>> tuple(b.shape), [round(float(n), 4) for n in b.flatten(1).norm(dim=1)]
+        ((3, 4, 4), [1.0, 1.0, 1.0])
+        >>> (fk.dft2(b).abs() > 1e-5).flatten(1).sum(1).tolist()   # (u, v) and its mirror; (-2, -2) is its own
+        [1, 2, 2]
     """
     e = torch.zeros(index.numel(), h * w, dtype=dtype, device=device)
     e[torch.arange(index.numel(), device=device), index.to(device)] = 1.0
@@ -62,31 +87,60 @@ def fourier_heatmap(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: flo
     """Fourier heat map (Yin et al. 2019, "A Fourier perspective on model robustness").
 
     For every frequency ``(u, v)`` of the centred DFT grid, each image gets the real
-    unit-L2-norm Fourier basis image ``U_uv`` (a sinusoid whose spectrum sits at ``(u, v)``
-    and ``(-u, -v)``) added with norm ``eps`` and a random sign per image and channel,
-    ``clamp(x + eps * s * U_uv, 0, 1)``; the map holds the model's error rate on these
-    images (``metric="error"``) or the mean drop of the true class's logit
+    unit-L2-norm Fourier basis image ``U_uv`` (:func:`fourier_basis_images`: a sinusoid
+    whose spectrum sits at ``(u, v)`` and ``(-u, -v)``) added with norm ``eps`` and a random
+    sign per image and channel, ``clamp(x + eps * s * U_uv, 0, 1)``; the map holds the
+    model's error rate on these images (``metric="error"``: ``argmax != y``, over all
+    images, including those misclassified clean) or the mean drop of the true class's logit
     (``metric="logit_change"``: ``logit_y(x) - logit_y(x + perturbation)``).  A frequency
     and its mirror share one basis image, so each conjugate pair is evaluated once and the
-    map is symmetric under ``f -> -f``.
+    map is symmetric under ``f -> -f``.  The signs are drawn up front from ``seed``, so the
+    map does not depend on ``batch_size``.  The model runs in eval mode (restored after),
+    without gradients.
 
     Args:
-        model: classifier on ``[0, 1]`` images.
-        x: ``(N, C, H, W)`` images in ``[0, 1]``.  y: ``(N,)`` labels.
-        eps: L2 norm of the perturbation per channel on ``[0, 1]`` images; ``4.0`` is the
-            CIFAR-10 convention of Yin et al. 2019 (a large, visible perturbation).
-        batch_size: perturbed images per forward pass (directions x images are batched).
-        seed: seed of the random signs.  metric: ``"error"`` or ``"logit_change"``, or a
-            tuple of both: then both maps come from the same perturbed images in one pass
-            (half the cost of two calls) and a ``{metric: map}`` dict is returned.
+        model: classifier on ``[0, 1]`` images, returning logits ``(n, K)``.
+        x: images in ``[0, 1]``.
+        y: labels in ``[0, K)``.
+        eps: L2 norm of the perturbation per channel on ``[0, 1]`` images, a finite number
+            ``>= 0``; ``4.0`` (default) is the CIFAR-10 convention of Yin et al. 2019 (a
+            large, visible perturbation).
+        batch_size: perturbed images per forward pass, ``>= 1`` (directions x images are
+            batched).
+        seed: seed of the random signs (a private CPU generator).
+        metric: ``"error"`` (default) or ``"logit_change"``, or a tuple/list of both: then
+            both maps come from the same perturbed images in one pass (half the cost of two
+            calls) and a ``{metric: map}`` dict is returned.
+        progress: show a progress bar (on a terminal).
 
     Returns:
-        ``(H, W)`` float tensor on ``x``'s device, laid out on the centred grid of
-        :func:`freqkit.dft2` (zero frequency at ``(H//2, W//2)``); a ``{metric: map}`` dict
-        when ``metric`` is a tuple.
+        float32 map on ``x``'s device, laid out on the centred grid of :func:`freqkit.dft2`
+        (zero frequency at ``(H//2, W//2)``), error rates in ``[0, 1]`` or mean logit
+        drops; a ``{metric: map}`` dict when ``metric`` is a tuple or list.
 
-    Cost: ``ceil(N * (H*W/2 + 2) / batch_size)`` forward passes (about half the grid,
-    thanks to the symmetry).
+    Shape:
+        - x: ``(N, C, H, W)``.
+        - y: ``(N,)``.
+        - Output: ``(H, W)`` (each map).
+
+    Raises:
+        TypeError: ``x`` not a floating-point tensor, ``y`` not an integer tensor.
+        ValueError: ``x`` not 4-D, not finite or outside ``[0, 1]``; ``metric`` empty or
+            not ``"error"``/``"logit_change"``; ``y`` not ``(N,)`` or outside ``[0, K)``;
+            ``eps`` not a finite number ``>= 0``; ``batch_size`` not an integer ``>= 1``.
+
+    Cost: :func:`n_fourier_directions` ``(H, W)`` directions (about half the grid, thanks to
+    the symmetry) times ``N`` images, in about ``ceil(N * n_directions / batch_size)``
+    forward passes (more when ``batch_size`` is not a multiple of ``N``), plus one clean
+    pass for ``"logit_change"``.
+
+    Example:
+        >>> import torch, freqkit as fk
+        >>> _ = torch.manual_seed(0); model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3))
+        >>> x, y = torch.rand(2, 1, 4, 4), torch.tensor([0, 1])
+        >>> hm = fk.fourier_heatmap(model, x, y, eps=1.0, progress=False)
+        >>> tuple(hm.shape), bool(((hm >= 0) & (hm <= 1)).all())
+        ((4, 4), True)
     """
     check_images(x, "x", unit_range=True)
     several = isinstance(metric, (tuple, list))
@@ -142,14 +196,30 @@ def fourier_heatmap(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: flo
     return maps if several else maps[metric]
 
 
-
 def heatmap_radial_profile(hm: torch.Tensor, n_bins: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """A Fourier heat map (centred DFT grid, :func:`freqkit.fourier_heatmap`) averaged over rings.
+    """Average a Fourier heat map (centred DFT grid, :func:`fourier_heatmap`) over rings.
 
-    Returns ``(centres, values)``: the mean normalised radius (units of Nyquist) and the mean
-    of ``hm`` over each of ``n_bins`` equal-width radial bands (default ``min(H, W) // 2``)
-    of the centred DFT grid, e.g. the error rate as a function of the perturbation's
-    frequency.
+    The mean of ``hm`` over each of ``n_bins`` equal-width radial bands of the normalised
+    DFT radius (:func:`freqkit.frequency_radius`, from 0 to the grid's largest radius), e.g.
+    the error rate as a function of the perturbation's frequency.  A band holding no grid
+    point is left out, so fewer than ``n_bins`` values may come back.
+
+    Args:
+        hm: the map, on the centred DFT grid.
+        n_bins: number of radial bands, ``>= 1``; default ``None``: ``min(H, W) // 2`` (at
+            least 1).
+
+    Returns:
+        ``(centres, values)``: float64 numpy arrays, the mean normalised radius (units of
+        Nyquist) and the mean of ``hm`` over each non-empty band.
+
+    Shape:
+        - hm: ``(H, W)``.
+        - Output: ``centres``, ``values`` ``(B,)``, ``B <= n_bins``.
+
+    Raises:
+        TypeError: ``hm`` not a floating-point tensor.
+        ValueError: ``hm`` not 2-D or not finite; ``n_bins`` not an integer ``>= 1``.
     """
     check_tensor(hm, "hm", ndim=2)
     h, w = hm.shape
@@ -165,21 +235,60 @@ def heatmap_radial_profile(hm: torch.Tensor, n_bins: int | None = None) -> tuple
     return centres, values
 
 def n_fourier_directions(h: int, w: int) -> int:
-    """How many basis directions :func:`freqkit.fourier_heatmap` evaluates on an ``H x W`` grid:
-    one per pair ``{f, -f}`` of the centred DFT grid (about ``H W / 2``).  The heat map costs
-    ``N * n_fourier_directions(H, W)`` forward passes for ``N`` images."""
+    """Count the basis directions :func:`fourier_heatmap` evaluates on an ``h x w`` grid.
+
+    One per pair ``{f, -f}`` of the centred DFT grid: ``(H W + s) / 2`` with ``s`` the
+    number of self-conjugate frequencies (4 on an even x even grid, 1 on an odd x odd
+    one), about ``H W / 2``.  The heat map of ``N`` images costs ``N *
+    n_fourier_directions(H, W)`` perturbed forward passes (images, batched).
+
+    Args:
+        h, w: grid (image) size, integers ``>= 1``.
+
+    Returns:
+        int.
+
+    Raises:
+        ValueError: ``h`` or ``w`` not an integer ``>= 1``.
+
+    Example:
+        >>> import torch, freqkit as fk
+        >>> fk.n_fourier_directions(32, 32), fk.n_fourier_directions(4, 4), fk.n_fourier_directions(3, 3)
+        (514, 10, 5)
+    """
     check_positive_int(h, "h")
     check_positive_int(w, "w")
     return int(_conjugate_pairs(h, w)[0].numel())
 
 
-
 def heatmap_summary(hm) -> dict:
     """Mean of a Fourier heat map over the lower and the upper half of its frequencies.
 
-    Halves by DFT radius with equal numbers of grid points (as :func:`freqkit.low_high_masks`, on
-    the centred DFT grid): ``{"low", "high"}``, e.g. the mean error rate under
-    low-frequency and under high-frequency Fourier-basis perturbations.
+    Halves by DFT radius with equal numbers of grid points, as far as the grid allows
+    (:func:`freqkit.equal_count_band_masks` with 2 bands on the centred DFT grid, as
+    :func:`freqkit.low_high_masks`; coefficients at one radius are never split), e.g. the
+    mean error rate under low-frequency and under high-frequency Fourier-basis
+    perturbations.
+
+    Args:
+        hm: the map on the centred DFT grid: a tensor or anything ``torch.as_tensor``
+            takes (converted to float64).
+
+    Returns:
+        ``{"low": float, "high": float}``.
+
+    Shape:
+        - hm: ``(H, W)``.
+
+    Raises:
+        ValueError: ``hm`` not 2-D or not finite, or a grid too small to halve (fewer than 2
+            distinct radii).
+
+    Example:
+        >>> import torch, freqkit as fk
+        >>> s = fk.heatmap_summary(fk.frequency_radius(8, 8, "dft"))   # a map that grows with frequency
+        >>> sorted(s), bool(s["low"] < s["high"])
+        (['high', 'low'], True)
     """
     hm = torch.as_tensor(hm, dtype=torch.float64)
     check_tensor(hm, "hm", ndim=2)
@@ -187,21 +296,42 @@ def heatmap_summary(hm) -> dict:
     return {"low": float(hm[m[0]].mean()), "high": float(hm[m[1]].mean())}
 
 
-
 def heatmap_report(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, batch_size: int = 512,
                    seed: int = 0, n_radial_bins: int | None = None,
                    metrics: tuple = ("error", "logit_change")) -> dict:
     """Fourier heat maps of one model (Yin et al. 2019) with what a chapter reports beside them.
 
-    ``x`` ``(N, C, H, W)`` in ``[0, 1]`` and labels ``y``; ``eps`` the L2 norm of the
-    perturbation per channel (see :func:`freqkit.fourier_heatmap`, which does the work, all
-    metrics in one pass).  Returns a dict:
+    Computes every metric of ``metrics`` with one :func:`fourier_heatmap` pass, their
+    radial profiles (:func:`heatmap_radial_profile`), the clean error and the timing.
 
-    * ``maps``: ``{metric: (H, W) tensor}`` on the centred DFT grid;
-    * ``radial``: ``{metric: [centres, values]}`` (lists; :func:`heatmap_radial_profile`);
-    * ``clean_error``: the model's error rate on ``x`` unperturbed;
-    * ``timing``: ``seconds``, ``n_images``, ``n_directions``, ``ms_per_image_direction``,
-      ``device`` (every metric comes from the same forward passes).
+    Args:
+        model: classifier on ``[0, 1]`` images.
+        x: images in ``[0, 1]``.
+        y: labels.
+        eps: L2 norm of the perturbation per channel (see :func:`fourier_heatmap`).
+        batch_size: perturbed images per forward pass.
+        seed: seed of the random signs.
+        n_radial_bins: bands of the radial profiles (default as
+            :func:`heatmap_radial_profile`).
+        metrics: a metric name or a tuple of them (``"error"``, ``"logit_change"``).
+
+    Returns:
+        dict with
+
+        * ``maps``: ``{metric: (H, W) tensor}`` on the centred DFT grid;
+        * ``radial``: ``{metric: [centres, values]}`` (lists; :func:`heatmap_radial_profile`);
+        * ``clean_error``: the model's error rate on ``x`` unperturbed (float);
+        * ``timing``: ``seconds``, ``n_images``, ``n_directions``, ``ms_per_image_direction``,
+          ``device`` (every metric comes from the same forward passes).
+
+    Shape:
+        - x: ``(N, C, H, W)``.
+        - y: ``(N,)``.
+
+    Raises:
+        TypeError: ``x`` not a floating-point tensor, ``y`` not an integer tensor.
+        ValueError: ``metrics`` empty, and what :func:`fourier_heatmap` and
+            :func:`heatmap_radial_profile` reject.
     """
     check_images(x, "x")
     y = check_labels(y, x.shape[0], x.device)

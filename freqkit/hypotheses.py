@@ -554,7 +554,16 @@ def _is_verdict(d) -> bool:
 
 
 def find_verdicts(obj, path: str = "") -> list[tuple[str, dict]]:
-    """Every verdict record inside ``obj`` (nested dicts and lists), with its path ``"a/b/0"``."""
+    """Every verdict record inside ``obj`` (nested dicts and lists), with its path ``"a/b/0"``.
+
+    Args:
+        obj: a chapter's stored results (any nesting of dicts and lists).
+        path: the path of ``obj`` itself (used in the recursion).
+
+    Returns:
+        ``[(path, verdict record)]`` in the order met; a record is a dict with ``id`` (a key
+        of :data:`HYPOTHESES`), ``hypothesis``, ``rule`` and a ``verdict`` of :data:`VERDICTS`.
+    """
     out = []
     if _is_verdict(obj):
         return [(path, dict(obj))]

@@ -49,11 +49,36 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class Normalize(nn.Module):
-    """``(x - mean) / std`` per channel, as the first layer of a model.
+    """Per-channel normalisation ``(x - mean) / std``, as the first layer of a model.
 
-    ``mean`` and ``std`` are sequences of length C (or scalars); they are stored as
-    buffers of shape ``(1, C, 1, 1)`` so they move with the model and are saved in its
-    state_dict.  Input ``(N, C, H, W)`` in ``[0, 1]``; output the same shape.
+    Normalisation lives inside the model, never in the data (DESIGN.md), so attacks,
+    filters and attributions all act on ``[0, 1]`` pixels.  ``mean`` and ``std`` are stored
+    as float32 buffers of shape ``(1, C, 1, 1)``, so they move with the model and are saved
+    in its state_dict.
+
+    Args:
+        mean: per-channel means, a sequence of length C, or one value for every channel.
+        std: per-channel standard deviations, ``> 0``, a sequence of length C or one value.
+            ``mean`` and ``std`` may differ in length only when one of them has length 1.
+
+    Shape:
+        - input: ``(N, C, H, W)``, pixels in ``[0, 1]``
+        - output: ``(N, C, H, W)``
+
+    Raises:
+        ValueError: (construction) ``mean`` or ``std`` empty, of different lengths (neither
+            1), not finite, or ``std <= 0``; (forward) an input that is not 4-D, or whose C
+            differs from the length of ``mean`` when that is above 1 (the length of ``std``
+            is not compared: a 1-value ``mean`` with a C-value ``std`` broadcasts a
+            1-channel input to C channels).
+
+    Example:
+        >>> import torch, freqkit as fk
+        >>> norm = fk.Normalize((0.5,), (0.25,))
+        >>> norm
+        Normalize(mean=[0.5], std=[0.25])
+        >>> y = norm(torch.ones(2, 1, 4, 4)); y.shape, y[0, 0, 0, 0].item()
+        (torch.Size([2, 1, 4, 4]), 2.0)
     """
 
     def __init__(self, mean: Sequence[float] | float, std: Sequence[float] | float):
@@ -83,7 +108,23 @@ class Normalize(nn.Module):
 
 
 def with_normalization(model: nn.Module, mean, std) -> nn.Sequential:
-    """Wrap any ``[0, 1]``-input model as ``Sequential(normalize=Normalize, net=model)``."""
+    """Wrap any ``[0, 1]``-input model as ``Sequential(normalize=Normalize(mean, std), net=model)``.
+
+    Used for pretrained networks that expect normalised inputs (e.g. torchvision's ImageNet
+    classifiers), so that they take ``[0, 1]`` pixels like every freqkit model.  ``model`` is
+    not copied.
+
+    Args:
+        model: the network, taking normalised images.
+        mean: per-channel means for :class:`Normalize`.
+        std: per-channel standard deviations (``> 0``) for :class:`Normalize`.
+
+    Returns:
+        An ``nn.Sequential`` with submodules ``normalize`` and ``net``.
+
+    Raises:
+        ValueError: ``mean``/``std`` rejected by :class:`Normalize`.
+    """
     return nn.Sequential(OrderedDict(normalize=Normalize(mean, std), net=model))
 
 
@@ -97,16 +138,26 @@ def _conv_bn(cin: int, cout: int, pool: bool = False) -> nn.Sequential:
 class SmallCNN(nn.Module):
     """MNIST classifier: Normalize -> 2 x (conv3x3-BN-ReLU-maxpool2) -> FC(128) -> FC(n_classes).
 
-    Args:
-        in_channels: C of the input (1 for MNIST).
-        n_classes: number of logits.
-        width: channels of the first conv (the second has ``2 * width``).
-        image_size: H = W of the input (28 for MNIST); must be divisible by 4.
-        mean, std: per-channel statistics for the Normalize layer (MNIST's by default).
-        dropout: before the last layer.
+    About 0.42 M parameters and 4 M multiply-adds per 28x28 image at ``width=32``.
 
-    Input ``(N, in_channels, image_size, image_size)`` in ``[0, 1]``; output ``(N, n_classes)``.
-    About 0.4 M parameters and 4 M multiply-adds per 28x28 image at ``width=32``.
+    Args:
+        in_channels: C of the input (1 for MNIST), an integer ``>= 1``.
+        n_classes: number of logits, an integer ``>= 2``.
+        width: channels of the first conv (the second has ``2 * width``), ``>= 1``.
+        image_size: H = W of the input (28 for MNIST); ``>= 4`` and divisible by 4 (the
+            fully connected layer is sized for it, so other input sizes fail).
+        mean: per-channel means for the Normalize layer (MNIST's by default).
+        std: per-channel standard deviations for the Normalize layer (MNIST's by default).
+        dropout: dropout probability before the last layer, in ``[0, 1]``.
+
+    Shape:
+        - input: ``(N, in_channels, image_size, image_size)``, pixels in ``[0, 1]``
+        - output: ``(N, n_classes)`` logits
+
+    Raises:
+        ValueError: ``in_channels``, ``width`` not integers ``>= 1``; ``n_classes`` not an
+            integer ``>= 2``; ``image_size`` not an integer ``>= 4`` divisible by 4; ``mean``/
+            ``std`` rejected by :class:`Normalize`; ``dropout`` outside ``[0, 1]`` (torch).
     """
 
     def __init__(self, in_channels: int = 1, n_classes: int = 10, width: int = 32, image_size: int = 28,
@@ -142,17 +193,29 @@ class _Residual(nn.Module):
 class ResNetCIFAR(nn.Module):
     """CIFAR-10 ResNet ("ResNet-9" layout, Page 2018) with a width multiplier.
 
+    The network of Page (2018, "How to train your ResNet", DAWNBench):
     Normalize -> prep conv(w) -> [conv(2w)+pool, residual(2w)] -> [conv(4w)+pool]
-    -> [conv(8w)+pool, residual(8w)] -> global max pool -> linear(n_classes) * 0.125.
-    Every conv is 3x3-BN-ReLU; 8 convs + 1 linear layer deep.
+    -> [conv(8w)+pool, residual(8w)] -> global max pool -> linear(n_classes, no bias) *
+    ``head_scale``.  Every conv is 3x3-BN-ReLU; 8 convs + 1 linear layer deep.
 
     Args:
-        width: channels of the prep layer (64 = Page's net, 6.6 M parameters; 16 = 0.4 M
-            parameters, about 25 M multiply-adds per 32x32 image, the CPU profile).
-        in_channels, n_classes, mean, std: as for :class:`SmallCNN` (CIFAR-10 statistics
-            by default).
+        width: channels of the prep layer, an integer ``>= 1`` (64 = Page's net, 6.6 M
+            parameters; 16 = 0.4 M parameters, about 25 M multiply-adds per 32x32 image, the
+            CPU profile).
+        in_channels: C of the input (3 for CIFAR-10), an integer ``>= 1``.
+        n_classes: number of logits, an integer ``>= 2``.
+        mean: per-channel means for the Normalize layer (CIFAR-10's by default).
+        std: per-channel standard deviations for the Normalize layer (CIFAR-10's by default).
+        head_scale: fixed factor on the logits (Page's 0.125 keeps the initial softmax soft,
+            so that large one-cycle learning rates need no warm-up); not checked.
 
-    Input ``(N, 3, H, W)`` in ``[0, 1]`` with H, W >= 8 (32 for CIFAR-10); output ``(N, n_classes)``.
+    Shape:
+        - input: ``(N, in_channels, H, W)``, pixels in ``[0, 1]``, ``H, W >= 8`` (32 for CIFAR-10)
+        - output: ``(N, n_classes)`` logits
+
+    Raises:
+        ValueError: ``width`` or ``in_channels`` not an integer ``>= 1``; ``n_classes`` not
+            an integer ``>= 2``; ``mean``/``std`` rejected by :class:`Normalize`.
     """
 
     def __init__(self, width: int = 16, in_channels: int = 3, n_classes: int = 10,
@@ -182,12 +245,23 @@ class PlantedCNN(nn.Module):
     """A tiny energy detector: Normalize -> conv5x5 -> ReLU -> conv3x3 -> ReLU -> global mean -> linear.
 
     A band-pass filter followed by a rectifier and a spatial mean is an energy estimate,
-    so two convolutions and a global average pool suffice for the planted task.
+    so two convolutions and a global average pool suffice for the planted-frequency task
+    (:mod:`freqkit.planted`).  About 2.8 k parameters at the defaults.
 
     Args:
-        in_channels, n_classes: C of the input and number of logits.
-        width: channels of both convolutions.
-        mean, std: per-channel statistics for the Normalize layer (e.g. of the training set).
+        in_channels: C of the input, an integer ``>= 1``.
+        n_classes: number of logits, an integer ``>= 2``.
+        width: channels of both convolutions, an integer ``>= 1``.
+        mean: per-channel mean(s) for the Normalize layer (e.g. of the training set).
+        std: per-channel standard deviation(s) for the Normalize layer, ``> 0``.
+
+    Shape:
+        - input: ``(N, in_channels, H, W)``, any ``H, W``
+        - output: ``(N, n_classes)`` logits
+
+    Raises:
+        ValueError: ``in_channels`` or ``width`` not an integer ``>= 1``; ``n_classes`` not
+            an integer ``>= 2``; ``mean``/``std`` rejected by :class:`Normalize`.
     """
 
     def __init__(self, in_channels: int = 1, n_classes: int = 2, width: int = 16, mean=0.5, std=0.1):
@@ -206,6 +280,8 @@ class PlantedCNN(nn.Module):
         return self.fc(self.features(self.normalize(x)))
 
 
+#: The default architecture of each data set (what :func:`build_model` picks for ``arch=None``);
+#: build_model itself accepts either architecture for either data set.
 ARCHS = {"mnist": ("smallcnn",), "cifar10": ("resnet",)}
 _DEFAULT_ARCH = {"mnist": "smallcnn", "cifar10": "resnet"}
 
@@ -213,9 +289,37 @@ _DEFAULT_ARCH = {"mnist": "smallcnn", "cifar10": "resnet"}
 def build_model(dataset: str, arch: str | None = None, **kw) -> nn.Module:
     """A fresh (randomly initialised) model for ``dataset`` in {"mnist", "cifar10"}.
 
-    ``arch`` defaults to "smallcnn" for MNIST and "resnet" for CIFAR-10 (either arch can
-    be used with either data set: the channel count and normalisation statistics follow
-    the data set).  Extra keyword arguments go to the model's constructor (e.g. ``width``).
+    The channel count (1 or 3), the 10 classes and the normalisation statistics
+    (:data:`MNIST_MEAN`/:data:`MNIST_STD` or :data:`CIFAR10_MEAN`/:data:`CIFAR10_STD`)
+    follow the data set; either architecture can be used with either data set (a SmallCNN
+    for CIFAR-10 gets ``image_size=32``).  The weights come from torch's global RNG (seed it
+    for reproducible models); the model is on the CPU, in train mode.
+
+    Args:
+        dataset: ``"mnist"`` or ``"cifar10"``.
+        arch: ``"smallcnn"`` (:class:`SmallCNN`) or ``"resnet"`` (:class:`ResNetCIFAR`);
+            ``None``: smallcnn for MNIST, resnet for CIFAR-10.
+        **kw: further constructor arguments (e.g. ``width``); they override the data set's
+            defaults.
+
+    Returns:
+        The model, taking ``[0, 1]`` images and returning logits ``(N, 10)``.
+
+    Shape:
+        - input: ``(N, 1, 28, 28)`` (MNIST) or ``(N, 3, 32, 32)`` (CIFAR-10)
+        - output: ``(N, 10)``
+
+    Raises:
+        ValueError: an unknown ``dataset`` or ``arch``, or a constructor argument the model
+            rejects.
+        TypeError: a keyword the model's constructor does not take.
+
+    Example:
+        >>> import torch, freqkit as fk
+        >>> _ = torch.manual_seed(0)
+        >>> model = fk.build_model("mnist", width=4)
+        >>> type(model).__name__, model(torch.rand(2, 1, 28, 28)).shape
+        ('SmallCNN', torch.Size([2, 10]))
     """
     check_choice(dataset, "dataset", tuple(_DEFAULT_ARCH))
     arch = _DEFAULT_ARCH[dataset] if arch is None else arch
@@ -234,7 +338,21 @@ def build_model(dataset: str, arch: str | None = None, **kw) -> nn.Module:
 # ----------------------------------------------------------------------------- running a model
 
 def resolve_device(device="auto") -> torch.device:
-    """``"auto"`` -> ``cuda`` if available, else ``cpu``; a str or torch.device passes through."""
+    """The torch device to run on: ``"auto"`` picks CUDA when available.
+
+    Args:
+        device: ``"auto"`` or ``None`` (CUDA if ``torch.cuda.is_available()``, else the CPU),
+            or anything ``torch.device`` accepts (``"cpu"``, ``"cuda"``, ``"cuda:1"``, a
+            :class:`torch.device`, an int GPU index).
+
+    Returns:
+        A :class:`torch.device` (the index of a CUDA device is not checked against the
+        number of GPUs).
+
+    Raises:
+        ValueError: ``device`` is not a device specification, or asks for CUDA where CUDA
+            is not available.
+    """
     if device is None or (isinstance(device, str) and device == "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -246,12 +364,36 @@ def resolve_device(device="auto") -> torch.device:
     return dev
 
 
-
 def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
-    """Logits of ``model`` on ``x`` ``(N, C, H, W)``, in batches, without gradients.
+    """Logits of ``model`` on ``x``, in batches, without gradients.
 
-    Runs on the model's device in eval mode (the model's mode is restored afterwards) and
-    returns float32 ``(N, n_classes)`` on ``x``'s device.
+    Each batch is moved to the model's device (:func:`freqkit._runtime.model_device`); the
+    model runs in eval mode and its previous mode is restored afterwards.
+
+    Args:
+        model: a classifier taking ``(B, C, H, W)`` images (``[0, 1]`` pixels for freqkit's
+            models; the range is not checked).
+        x: images, a finite floating-point tensor with at least one image.
+        batch_size: images per forward pass, an integer ``>= 1``.
+
+    Returns:
+        float32 logits on ``x``'s device.
+
+    Shape:
+        - x: ``(N, C, H, W)``
+        - output: ``(N, n_classes)``
+
+    Raises:
+        TypeError: ``x`` not a tensor or not floating-point.
+        ValueError: ``x`` not 4-D, not finite, or empty; ``batch_size`` not an integer
+            ``>= 1``.
+
+    Example:
+        >>> import torch, freqkit as fk
+        >>> _ = torch.manual_seed(0); model = fk.build_model("mnist", width=4)
+        >>> logits = fk.predict_logits(model, torch.rand(3, 1, 28, 28), batch_size=2)
+        >>> logits.shape, logits.dtype, model.training  # train mode restored
+        (torch.Size([3, 10]), torch.float32, True)
     """
     check_images(x, "x")
     check_positive_int(batch_size, "batch_size")
@@ -265,11 +407,31 @@ def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 500) -> 
     return torch.cat(out)
 
 
-
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500, device=None) -> float:
-    """Top-1 accuracy (0 .. 1) of ``model`` on images ``x`` ``(N, C, H, W)`` and labels ``y`` ``(N,)``.
+    """Top-1 accuracy of ``model`` on images ``x`` and labels ``y``.
 
-    ``device``: move the model there first (None = leave it where it is).
+    The share of images whose largest logit (:func:`predict_logits`, eval mode, no
+    gradients) is at the label.
+
+    Args:
+        model: a classifier taking ``(B, C, H, W)`` images.
+        x: images, a finite floating-point tensor with at least one image.
+        y: one class index per image (a tensor; compared with ``==``).
+        batch_size: images per forward pass, an integer ``>= 1``.
+        device: move the model there first, in place (``"auto"``, ``"cpu"``, ``"cuda"``...,
+            see :func:`resolve_device`); ``None`` leaves it where it is.
+
+    Returns:
+        The accuracy, a float in ``[0, 1]``.
+
+    Shape:
+        - x: ``(N, C, H, W)``
+        - y: ``(N,)``
+
+    Raises:
+        TypeError: ``x`` or ``y`` not a tensor, or ``x`` not floating-point.
+        ValueError: ``x`` not 4-D, not finite or empty; ``y`` not 1-D or of another length;
+            ``batch_size`` not an integer ``>= 1``; an invalid ``device``.
     """
     check_images(x, "x")
     check_tensor(y, "y", ndim=1, floating=False)
@@ -281,16 +443,15 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     return float((pred.cpu() == y.cpu()).float().mean())
 
 
-
 # ----------------------------------------------------------------------------- pretrained ImageNet classifiers
 
 class WeightsUnavailable(RuntimeError):
     """Pretrained weights could not be had (offline, no cached download, no weights file).
 
-    Raised instead of ever falling back to random weights; a chapter catches it and says
-    plainly that its ImageNet section is skipped.
+    Raised by :func:`load_imagenet_classifier` instead of ever falling back to random
+    weights; a chapter catches it and says plainly that its ImageNet section is skipped.
+    A subclass of RuntimeError.
     """
-
 
 
 def _strip_state_dict(sd: dict) -> dict:
@@ -310,25 +471,42 @@ def _strip_state_dict(sd: dict) -> dict:
     return out
 
 
-
 def load_imagenet_classifier(arch: str = "resnet18", weights_path=None, download: bool | None = None):
     """A pretrained torchvision ImageNet classifier that takes ``[0, 1]`` images.
 
-    Returns ``nn.Sequential(normalize=Normalize(ImageNet mean, std), net=<torchvision model>)``
-    in eval mode, on the CPU, mapping ``(N, 3, H, W)`` in ``[0, 1]`` (224x224 as from
-    :func:`load_imagenet_folder`) to logits ``(N, 1000)``.  Attributes: ``arch``,
-    ``categories`` (1,000 class names) and ``weights_source`` (the file the weights came from).
+    The torchvision model ``arch`` behind a :class:`Normalize` layer with the ImageNet
+    statistics (:func:`with_normalization`), in eval mode, on the CPU.  Weights come from, in
+    order: ``weights_path`` (a local ``state_dict`` file of the torchvision model, e.g. the
+    ``resnet18-f37072fd.pth`` that torchvision downloads; ``module.``/``net.`` prefixes and
+    ``state_dict``/``model_state_dict``/``model`` wrappers are stripped); torchvision's
+    download cache (``torch.hub.get_dir()/checkpoints``) for its default weights; a download
+    of those (when ``download`` allows it).  Never random weights.
 
-    Weights come from, in order: ``weights_path`` (a local ``state_dict`` file of the
-    torchvision model, e.g. the ``resnet18-f37072fd.pth`` that torchvision downloads);
-    torchvision's download cache (``torch.hub.get_dir()/checkpoints``); a download
-    (when ``download`` is True, or None and ``FREQKIT_OFFLINE`` is unset).
+    Args:
+        arch: a torchvision classification model name (``"resnet18"``, ``"resnet50"``,
+            ``"vgg16"``...).
+        weights_path: a local state_dict file; ``None`` uses the cache or a download.
+        download: allow downloading when the weights are not cached: True, False, or
+            ``None`` (allowed unless ``FREQKIT_OFFLINE`` is set, see
+            :func:`freqkit._runtime.offline`).  Ignored with ``weights_path``.
+
+    Returns:
+        ``nn.Sequential(normalize=Normalize(ImageNet mean, std), net=<torchvision model>)``
+        with attributes ``arch``, ``categories`` (the 1,000 class names of torchvision's
+        default weights) and ``weights_source`` (the file the weights came from).
+
+    Shape:
+        - input: ``(N, 3, H, W)`` in ``[0, 1]`` (224 x 224 as from
+          :func:`freqkit.data.load_imagenet_folder`)
+        - output: ``(N, 1000)`` logits
 
     Raises:
-        WeightsUnavailable: no weights file given and none cached or downloadable.  Never
-            returns random weights.
+        WeightsUnavailable: no ``weights_path`` and the weights neither cached nor
+            downloadable (also when loading the cached or downloaded file fails for another
+            reason).
         FileNotFoundError: ``weights_path`` does not exist.
-        ValueError: unknown ``arch``, or a weights file that does not fit it.
+        ValueError: an unknown ``arch``, or a weights file that cannot be read or does not
+            fit it.
     """
     import torchvision
     from torchvision import models as tvm

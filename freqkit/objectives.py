@@ -78,14 +78,22 @@ AT_SETTINGS = {
 }
 
 
-
 @dataclass(frozen=True)
 class Objective:
     """A training objective: its ``name``, its ``params`` (JSON values) and its ``loss_fn``.
 
-    ``config(base)`` adds ``objective`` and ``objective_params`` to a training config (so the
-    checkpoint key covers them); ``train(dataset, base, **kw)`` is :func:`train_or_load` with
-    that config and this ``loss_fn``.
+    A frozen dataclass, made by :func:`adversarial_objective`, :func:`lowpass_objective` or
+    :func:`attribution_guided_objective` (see :data:`OBJECTIVES`).  :meth:`config` adds
+    ``objective`` and ``objective_params`` to a training config (so the checkpoint key of
+    :func:`freqkit.train_or_load` covers them); :meth:`train` is :func:`freqkit.train_or_load`
+    with that config and this ``loss_fn``.  Two objectives compare equal when ``name`` and
+    ``params`` are equal (``loss_fn`` is left out of ``==`` and ``repr``).
+
+    Args:
+        name: the objective's name, e.g. ``"adversarial"``.
+        params: its parameters, JSON values (part of the checkpoint key).
+        loss_fn: ``loss_fn(model, xb, yb, cfg, step_info) -> (loss, logits)``, called by
+            training on each batch (``step_info`` may hold a ``"generator"``).
     """
 
     name: str
@@ -93,6 +101,10 @@ class Objective:
     loss_fn: Callable = field(repr=False, compare=False)
 
     def config(self, base: Mapping | None = None) -> dict:
+        """A copy of the training config ``base`` (``None``: ``{}``) with ``objective`` and ``objective_params``.
+
+        Raises ValueError if ``base`` already has either key.
+        """
         base = dict(base or {})
         for k in ("objective", "objective_params"):
             if k in base:
@@ -100,22 +112,56 @@ class Objective:
         return {**base, "objective": self.name, "objective_params": dict(self.params)}
 
     def train(self, dataset: str, base: Mapping | None = None, **kw):
+        """Train (or load) a model with this objective: ``train_or_load(dataset, self.config(base), loss_fn, **kw)``.
+
+        Returns ``(model, info)`` as :func:`freqkit.train_or_load`.
+        """
         return train_or_load(dataset, self.config(base), loss_fn=self.loss_fn, **kw)
 
 def _ce(logits, y, cfg):
+    """Cross-entropy in float32 with the config's ``label_smoothing`` (default 0)."""
     return F.cross_entropy(logits.float(), y, label_smoothing=cfg.get("label_smoothing", 0.0))
 
 def adversarial_objective(dataset: str | None = None, method: str = "fgsm_rs", eps: float | None = None,
                           steps: int | None = None, step_size: float | None = None) -> Objective:
-    """Linf adversarial training: PGD-k (``method="pgd"``, Madry et al. 2018) or FGSM with a
-    random start (``"fgsm_rs"``, "fast" training, Wong et al. 2020).
+    """Linf adversarial training: PGD-k or FGSM with a random start, as an :class:`Objective`.
 
-    Unset ``eps``, ``steps``, ``step_size`` take the published values for ``dataset``
-    (:data:`AT_SETTINGS`).  Each training batch is replaced by adversarial examples made
-    against the current model (in train mode, as in both reference implementations):
-    ``delta`` uniform in the eps-ball (clipped so that ``x + delta`` is in ``[0, 1]``), then
-    ``steps`` signed-gradient steps of ``step_size``, each projected onto the ball and the
-    box; the loss is the cross-entropy on ``x + delta`` (no clean term, as in both papers).
+    ``method="pgd"``: Madry et al. 2018, "Towards deep learning models resistant to
+    adversarial attacks"; ``"fgsm_rs"``: the "fast" training of Wong, Rice & Kolter 2020,
+    "Fast is better than free" (one step of ``1.25 eps``).  Each training batch is replaced
+    by adversarial examples made against the current model (in the mode training calls it
+    in, train mode, as in both reference implementations): ``delta`` uniform in the
+    eps-ball (clipped so that ``x + delta`` is in ``[0, 1]``), then ``steps`` signed-gradient
+    steps of ``step_size``, each projected onto the ball and the box; the loss is the
+    cross-entropy on ``x + delta`` (no clean term, as in both papers; with the config's
+    ``label_smoothing``).
+
+    Args:
+        dataset: ``"cifar10"`` or ``"mnist"``: unset ``eps``, ``steps``, ``step_size`` take
+            the published values (:data:`AT_SETTINGS`); ``None``: ``eps`` and ``step_size``
+            must be given, ``steps`` defaults to 1 (``"fgsm_rs"``) or 10 (``"pgd"``).
+        method: ``"fgsm_rs"`` (default) or ``"pgd"``.
+        eps: Linf radius on ``[0, 1]`` images, ``> 0``.
+        steps: attack steps, an integer ``>= 1``; must be 1 for ``"fgsm_rs"``.
+        step_size: step of each signed-gradient step, ``> 0``.
+
+    Returns:
+        :class:`Objective` named ``"adversarial"`` with params ``method``, ``eps``,
+        ``steps``, ``step_size``, ``random_start`` (True) and ``version``
+        (:data:`OBJECTIVE_VERSION`).
+
+    Raises:
+        ValueError: ``method`` or ``dataset`` unknown; ``dataset`` ``None`` without ``eps``
+            and ``step_size``; ``eps`` or ``step_size`` not a finite number ``> 0``;
+            ``steps`` not an integer ``>= 1``, or not 1 with ``"fgsm_rs"``.
+
+    Example:
+        >>> import freqkit as fk
+        >>> obj = fk.adversarial_objective("cifar10", method="pgd")
+        >>> sorted(obj.config({})), obj.config({})["objective"]
+        (['objective', 'objective_params'], 'adversarial')
+        >>> obj.params["steps"], round(obj.params["eps"] * 255, 6), round(obj.params["step_size"] * 255, 6)
+        (7, 8.0, 2.0)
     """
     check_choice(method, "method", tuple(AT_SETTINGS))
     if dataset is not None:
@@ -152,11 +198,25 @@ def adversarial_objective(dataset: str | None = None, method: str = "fgsm_rs", e
     return Objective("adversarial", params, loss_fn)
 
 def lowpass_objective(cutoff: float = 0.5, basis: str = "dct", kind: str = "radial") -> Objective:
-    """Train on low-pass filtered images (Wang et al. 2019's low-frequency training).
+    """Train on low-pass filtered images (Wang et al. 2019's low-frequency training), as an :class:`Objective`.
 
-    Each batch is filtered by :class:`LowPassLayer` ``(cutoff, basis, kind)`` (frequencies
-    with normalised radius ``<= cutoff`` x Nyquist kept; not clipped) before the model sees
-    it.  The data are filtered, not the model: the trained network takes any image.
+    After Wang et al. 2019, "High-frequency component helps explain the generalization of
+    convolutional neural networks".  Each batch is filtered by :class:`freqkit.LowPassLayer`
+    ``(cutoff, basis, kind)`` (frequencies with normalised radius ``<= cutoff`` x Nyquist
+    kept; not clipped) before the model sees it; the loss is the cross-entropy.  The data
+    are filtered, not the model: the trained network takes any image.
+
+    Args:
+        cutoff: largest kept normalised radius, a finite number ``>= 0`` (default 0.5).
+        basis: ``"dct"`` (default) or ``"dft"``.
+        kind: ``"radial"`` (default) or ``"ring"``.
+
+    Returns:
+        :class:`Objective` named ``"lowpass"`` with params ``cutoff``, ``basis``, ``kind``,
+        ``version``.
+
+    Raises:
+        ValueError: ``cutoff``, ``basis`` or ``kind`` rejected by :class:`freqkit.LowPassLayer`.
     """
     layer = LowPassLayer(cutoff, basis, kind)
     params = {"cutoff": float(cutoff), "basis": basis, "kind": kind, "version": OBJECTIVE_VERSION}
@@ -168,11 +228,36 @@ def lowpass_objective(cutoff: float = 0.5, basis: str = "dct", kind: str = "radi
     return Objective("lowpass", params, loss_fn)
 
 def invisible_gradient_share(grad: torch.Tensor, pixels_per_degree: float = 60.0) -> torch.Tensor:
-    """``P`` of the module docstring, per image: ``(N,)`` in [0, 1], differentiable.
+    """Share of an input gradient's energy that lies in frequencies humans barely see (``P``).
 
-    ``grad`` ``(N, C, H, W)`` (an input gradient); the share of its energy in the DCT domain
-    weighted by human *insensitivity* ``1 - S_uv`` (:func:`freqkit.csf_map`).  Images with
-    an all-zero gradient get 0.
+    ``P`` of the module docstring, per image: the gradient's energy in the DCT domain
+    (:func:`freqkit.dct2`, per channel) weighted by human *insensitivity* ``1 - S_uv``
+    (:func:`freqkit.csf_map`, Mannos & Sakrison 1974, "The effects of a visual fidelity
+    criterion on the encoding of images"), over its total energy.  Differentiable (the
+    penalty of :func:`attribution_guided_objective`); computed in float32.
+
+    Args:
+        grad: input gradients (any floating dtype).
+        pixels_per_degree: viewing condition of the CSF, ``> 0`` (default 60).
+
+    Returns:
+        float32 tensor of shares in ``[0, 1]``; 0 for an image whose gradient is all zero.
+
+    Shape:
+        - grad: ``(N, C, H, W)``.
+        - Output: ``(N,)``.
+
+    Raises:
+        TypeError: ``grad`` not a floating-point tensor.
+        ValueError: ``grad`` not 4-D or not finite; ``pixels_per_degree`` not ``> 0``.
+
+    Example:
+        >>> import torch, freqkit as fk
+        >>> s = fk.objectives.invisible_gradient_share(torch.randn(2, 3, 8, 8))
+        >>> tuple(s.shape), bool(((s >= 0) & (s <= 1)).all())
+        ((2,), True)
+        >>> fk.objectives.invisible_gradient_share(torch.zeros(1, 1, 8, 8)).tolist()
+        [0.0]
     """
     check_tensor(grad, "grad", ndim=4)
     h, w = grad.shape[-2:]
@@ -184,17 +269,33 @@ def invisible_gradient_share(grad: torch.Tensor, pixels_per_degree: float = 60.0
 
 def attribution_guided_objective(lam: float = 1.0, pixels_per_degree: float = 60.0,
                                  penalty_fraction: float = 1.0) -> Objective:
-    """Cross-entropy + ``lam`` x the human-invisible share of the input gradient's energy.
+    """Cross-entropy + ``lam`` x the human-invisible share of the input gradient's energy, as an :class:`Objective`.
 
-    See the module docstring for the definition and its justification.
-    ``penalty_fraction`` in (0, 1]: the penalty is computed on the first
-    ``ceil(fraction * batch)`` images of each (shuffled) batch, in a separate forward pass;
-    the cross-entropy on the whole batch.  1.0 (default) penalises every image in the same
+    The loss is ``CE + lam * mean_x P(x)`` with ``P`` = :func:`invisible_gradient_share` of
+    ``grad_x CE`` (double backpropagation, Drucker & LeCun 1992); see the module docstring
+    for the definition and its justification.  The penalty is computed on the first
+    ``max(2, ceil(penalty_fraction * batch))`` images of each (shuffled) batch, in a
+    separate forward pass (BatchNorm needs more than one image), and the cross-entropy on
+    the whole batch; ``penalty_fraction=1.0`` (default) penalises every image in the same
     pass as the cross-entropy.  The double backpropagation costs about 6-8 standard steps
     per penalised batch on a CPU, and 16 on an H100 (8.5 vs 133 steps/s, CIFAR-10 ResNet
     width 64, batch 512, bf16), so a fraction of 0.25 roughly halves the training time on a
     CPU and cuts it about 3x on that GPU; the penalty is an average over images, so a random
     quarter estimates it without bias.
+
+    Args:
+        lam: weight of the penalty, a finite number ``>= 0`` (default 1.0).
+        pixels_per_degree: viewing condition of the CSF, ``> 0`` (default 60).
+        penalty_fraction: share of each batch that is penalised, in ``(0, 1]``.
+
+    Returns:
+        :class:`Objective` named ``"attribution_guided"`` with params ``lam``,
+        ``pixels_per_degree``, ``csf`` (``"mannos_sakrison"``), ``gradient_of``
+        (``"cross_entropy"``), ``penalty_fraction`` and ``version``.
+
+    Raises:
+        ValueError: ``lam`` not a finite number ``>= 0``; ``pixels_per_degree`` not a finite
+            number ``> 0``; ``penalty_fraction`` not in ``(0, 1]``.
     """
     lam = check_number(lam, "lam", lo_open=False)
     check_number(pixels_per_degree, "pixels_per_degree")
@@ -223,7 +324,28 @@ OBJECTIVES = {"adversarial": adversarial_objective, "lowpass": lowpass_objective
               "attribution_guided": attribution_guided_objective}
 
 def train_with_objective(dataset: str, objective: Objective | None, config: Mapping | None = None, **kw):
-    """``train_or_load`` with an :class:`Objective` (``None``: standard training).  Returns ``(model, info)``."""
+    """Train (or load) a model for ``dataset`` with an :class:`Objective` (``None``: standard training).
+
+    :func:`freqkit.train_or_load` with the objective's config (:meth:`Objective.config`) and
+    ``loss_fn``; the checkpoint key covers the objective's name and parameters.
+
+    Args:
+        dataset: ``"cifar10"`` or ``"mnist"``.
+        objective: an :class:`Objective`, or ``None`` for plain cross-entropy training.
+        config: the base training config (``None``: the defaults), without the
+            ``objective`` keys.
+        **kw: passed to :func:`freqkit.train_or_load` (``data_root``, ``cache_dir``,
+            ``device``, ``progress``).
+
+    Returns:
+        ``(model, info)`` as :func:`freqkit.train_or_load`.
+
+    Raises:
+        TypeError: ``objective`` neither an :class:`Objective` nor ``None``.
+        ValueError: ``config`` already holding ``objective``/``objective_params`` (with an
+            objective), and what :func:`freqkit.train_or_load` raises (FileNotFoundError for
+            missing data, CorruptCheckpoint, ...).
+    """
     if objective is None:
         return train_or_load(dataset, dict(config or {}), **kw)
     if not isinstance(objective, Objective):
@@ -231,15 +353,29 @@ def train_with_objective(dataset: str, objective: Objective | None, config: Mapp
     return objective.train(dataset, config, **kw)
 
 
-
 def train_suite(dataset: str, objectives: Mapping, config: Mapping | None = None, device="auto",
                 **kw) -> tuple[dict, dict]:
     """Train (or load) one model per ``{name: Objective or None}`` with the same base ``config``.
 
     Only the objective differs between the models, so differences between them are due to
-    it.  Returns ``(models, infos)``: models on ``device`` in eval mode, and the
-    :func:`freqkit.train_or_load` info of each.  ``kw`` go to :func:`freqkit.train_or_load`
-    (``data_root``, ``cache_dir``, ``progress``).
+    it.  Each model comes from :func:`train_with_objective`, in the dict's order.
+
+    Args:
+        dataset: ``"cifar10"`` or ``"mnist"``.
+        objectives: non-empty ``{name: Objective or None}`` (``None``: standard training).
+        config: the shared base training config.
+        device: where to train and put the models (``"auto"``: as
+            :func:`freqkit.train_or_load`).
+        **kw: passed to :func:`freqkit.train_or_load` (``data_root``, ``cache_dir``,
+            ``progress``).
+
+    Returns:
+        ``(models, infos)``: ``{name: model}`` on ``device`` in eval mode, and ``{name:
+        info}``, the :func:`freqkit.train_or_load` info of each.
+
+    Raises:
+        ValueError: ``objectives`` empty or not a mapping; TypeError/ValueError as
+            :func:`train_with_objective` for each entry.
     """
     if not isinstance(objectives, Mapping) or not objectives:
         raise ValueError("objectives must be a non-empty {name: Objective or None} dict")

@@ -58,31 +58,56 @@ def planted_frequency_dataset(n: int, n_classes: int = 2, size: int = 32, channe
     class times ``headroom`` maps to 0.5), so the map to ``[0, 1]`` is the same linear map
     for every image and class and leaks nothing into other bands.  A pixel beyond
     ``headroom`` standard deviations (probability ~2e-9 per pixel at 6) is clipped as a
-    last resort and counted in ``info["n_clipped"]``.
+    last resort and counted in ``info["n_clipped"]``.  The ground truth for the attribution
+    checks of :func:`ground_truth_table`.
 
     Args:
-        n: number of images; classes are balanced (``n // n_classes`` each, the rest
+        n: number of images, >= 1; classes are balanced (``n // n_classes`` each, the rest
             spread over the first classes) and shuffled.
-        n_classes: >= 2.
-        size: H = W.
-        channels: C; channels are independent draws with the same spectrum.
+        n_classes: >= 2 (default 2).
+        size: H = W, >= 2 (default 32).
+        channels: C, >= 1; channels are independent draws with the same spectrum.
         bands: one band index (into ``band_masks(size, size, n_bands, kind)``) or None
-            per class, distinct.  Default: evenly spaced over bands 1 .. n_bands - 2.
-        kind: "radial" or "ring" bands (see :func:`freqkit.band_masks`).
-        basis: only "dct".
+            per class, distinct.  Default: evenly spaced over bands 1 .. n_bands - 2
+            (for two classes: bands 1 and n_bands - 2, both planted).
+        kind: ``"radial"`` (default) or ``"ring"`` bands (see :func:`freqkit.band_masks`).
+        basis: only ``"dct"``.
+        n_bands: number of bands K, >= 2 (default 8).
         amplitude: planted standard deviation relative to the background's, > 0.
         noise: white-noise level relative to the background's RMS coefficient, >= 0.
         exponent: background spectrum slope, >= 0.
-        headroom: pixel standard deviations that fit between 0.5 and 0 or 1.
-        seed: the generator's seed (images and label order).
+        headroom: pixel standard deviations that fit between 0.5 and 0 or 1, > 0.
+        seed: the generator's seed (images and label order; a private generator, the global
+            RNG is untouched).
 
     Returns:
         ``x`` float32 ``(n, channels, size, size)`` in ``[0, 1]``, ``y`` int64 ``(n,)`` and
         ``info`` (dict): ``masks`` (K, H, W) bool, the band partition; ``bands`` (list);
         ``planted_masks`` (n_classes, H, W) bool, class c's planted band (all False for
         None); ``coef_std`` (n_classes, H, W), the std of each DCT coefficient of
-        ``x - 0.5`` per class (DC excluded from the offset); ``scale``; ``offset`` (0.5);
-        ``class_names``; ``n_clipped``; and every parameter.
+        ``x - 0.5`` per class (before clipping); ``scale``; ``offset`` (0.5);
+        ``class_names`` (``"band b"`` or ``"background"``); ``n_clipped``; and every
+        parameter.
+
+    Shape:
+        - x: ``(n, channels, size, size)``; y: ``(n,)``.
+
+    Raises:
+        ValueError: ``n``, ``channels`` not an integer >= 1; ``n_classes``, ``size``,
+            ``n_bands`` not an integer >= 2; an unknown ``kind`` or a ``basis`` other than
+            ``"dct"``; ``amplitude`` or ``headroom`` not a finite number > 0, ``noise`` or
+            ``exponent`` not >= 0; more classes than default bands (``n_classes >
+            n_bands - 2`` without ``bands``); ``bands`` of the wrong length, with an index
+            out of range (or not an int), or repeated; ``n_bands`` bands that cannot all be
+            non-empty at this ``size`` (from :func:`freqkit.band_masks`).
+
+    Example:
+        >>> import torch, freqkit as fk
+        >>> x, y, info = fk.planted_frequency_dataset(8, size=8, n_bands=4, bands=[None, 2])
+        >>> x.shape, x.dtype, y.tolist().count(1), info["class_names"]
+        (torch.Size([8, 1, 8, 8]), torch.float32, 4, ['background', 'band 2'])
+        >>> bool(x.min() >= 0 and x.max() <= 1), info["planted_masks"].shape
+        (True, torch.Size([2, 8, 8]))
     """
     check_positive_int(n, "n")
     check_positive_int(n_classes, "n_classes", 2)
@@ -148,14 +173,15 @@ class PlantedTask:
     """Result of :func:`train_planted_model`.
 
     Attributes:
-        model: the trained :class:`PlantedCNN` (eval mode).
-        x_test, y_test: held-out planted images (a different seed from the training set).
-        test_accuracy: of ``model`` on them.
+        model: the trained :class:`freqkit.models.PlantedCNN` (on the CPU, eval mode).
+        x_test, y_test: held-out planted images ``(n_test, C, H, W)`` and labels
+            ``(n_test,)`` (drawn with ``seed + 1``, independent of the training set).
+        test_accuracy: of ``model`` on them, in ``[0, 1]``.
         truth: ``(H, W)`` bool, the informative frequencies (union of the planted bands).
         band: index of the planted band in ``masks`` (the first one if several).
         masks: ``(K, H, W)`` the data set's band partition.
         info: the data set's info (see :func:`planted_frequency_dataset`), and
-            ``train``: the training record of :func:`train_on_tensors`.
+            ``train``: the training record of :func:`freqkit.training.train_on_tensors`.
     """
 
     model: nn.Module
@@ -168,7 +194,13 @@ class PlantedTask:
     info: dict = field(default_factory=dict)
 
     def setting(self) -> dict:
-        """The setting in plain numbers, for captions and results files."""
+        """The setting in plain numbers, for captions and results files.
+
+        Returns:
+            a dict: the data-set parameters (``n_classes``, ``size``, ``channels``, ``kind``,
+            ``n_bands``, ``amplitude``, ``noise``, ``exponent``, ``bands``), ``band``,
+            ``n_train``, ``n_test``, ``test_accuracy``, ``train_seconds`` and ``epochs``.
+        """
         keep = ("n_classes", "size", "channels", "kind", "n_bands", "amplitude", "noise", "exponent", "bands")
         return {**{k: self.info[k] for k in keep}, "band": self.band, "n_train": self.info["train"]["n_train"],
                 "n_test": int(self.x_test.shape[0]), "test_accuracy": self.test_accuracy,
@@ -178,15 +210,36 @@ def train_planted_model(band: int | None = 5, n_train: int = 4000, n_test: int =
                         width: int = 8, epochs: int = 10, batch_size: int = 128, lr: float = 1e-2,
                         weight_decay: float = 1e-4, seed: int = 0, device="cpu", progress: bool = False,
                         **dataset_kw) -> PlantedTask:
-    """Train a :class:`PlantedCNN` on a planted-frequency data set and test it on fresh images.
+    """Train a :class:`freqkit.models.PlantedCNN` on a planted-frequency data set and test it.
+
+    The training set is :func:`planted_frequency_dataset` with ``seed``, the test set the
+    same task with ``seed + 1``; the network's input normalisation is the training set's
+    per-channel mean and std, its initialisation is seeded with ``seed``, and training is
+    :func:`freqkit.training.train_on_tensors`.  A model that classifies the test set well
+    can only be using the planted band(s).
 
     Args:
-        band: the planted band index; the task is ``bands=[None, band]`` (background vs
-            background plus energy in ``band``).  Give ``bands`` instead for other tasks.
-        n_train, n_test: images; the test set is drawn with ``seed + 1`` (independent).
-        width, epochs, batch_size, lr, weight_decay: the model and :func:`train_on_tensors`.
-        dataset_kw: passed to :func:`planted_frequency_dataset` (``size``,
-            ``channels``, ``kind``, ``n_bands``, ``amplitude``, ``noise``, ``exponent``...).
+        band: the planted band index (default 5); the task is ``bands=[None, band]``
+            (background vs background plus energy in ``band``).  Ignored if ``bands`` is given.
+        n_train, n_test: images, each >= 1 (defaults 4000 and 500).
+        bands: one band index or None per class, for other tasks (see
+            :func:`planted_frequency_dataset`).
+        width: channels of both convolutions of the network (default 8).
+        epochs, batch_size, lr, weight_decay: passed to :func:`freqkit.training.train_on_tensors`.
+        seed: seeds the data sets, the initialisation and the training.
+        device: where to train; the returned model is on the CPU.
+        progress: show a progress bar (only in a terminal).
+        **dataset_kw: passed to :func:`planted_frequency_dataset` (``size``, ``channels``,
+            ``kind``, ``n_bands``, ``amplitude``, ``noise``, ``exponent``...; not ``n``,
+            ``n_classes``, ``bands`` or ``seed``).
+
+    Returns:
+        :class:`PlantedTask`.
+
+    Raises:
+        ValueError: ``band`` and ``bands`` both None; ``n_train`` or ``n_test`` not an
+            integer >= 1; and what :func:`planted_frequency_dataset` and the training raise.
+        TypeError: ``dataset_kw`` sets ``n``, ``n_classes``, ``bands`` or ``seed``.
     """
     if bands is None:
         if band is None:
@@ -219,12 +272,35 @@ def train_planted_model(band: int | None = 5, n_train: int = 4000, n_test: int =
 
 
 def planted_band_share(result_scores, planted_masks: torch.Tensor) -> torch.Tensor:
-    """Share of ``|attribution|`` mass on a planted band, ``(N,)`` in ``[0, 1]``.
+    """Share of ``|attribution|`` mass on a planted band, per image.
 
-    Ground truth for chapter 4: on a data set where the label lives in a known band, a
-    faithful method puts most of its mass there.  ``result_scores``: ``(N, C, H, W)`` or a
-    :class:`FrequencyAttribution`; ``planted_masks``: one ``(H, W)`` mask for all images or
-    ``(N, H, W)``, one per image.  Channels are pooled.
+    ``sum_{planted} |a| / sum_all |a|`` with channels pooled.  Ground truth for chapter 4:
+    on a data set where the label lives in a known band (:func:`planted_frequency_dataset`),
+    a faithful method puts most of its mass there.  An all-zero row gives 0.
+
+    Args:
+        result_scores: ``(N, C, H, W)`` scores or a :class:`freqkit.FrequencyAttribution`.
+        planted_masks: bool (or 0/1) mask, one ``(H, W)`` for all images or ``(N, H, W)``,
+            one per image (e.g. ``info["planted_masks"][y]``).
+
+    Returns:
+        ``(N,)`` tensor of the scores' dtype, in ``[0, 1]``.
+
+    Shape:
+        - result_scores: ``(N, C, H, W)``; planted_masks: ``(H, W)`` or ``(N, H, W)``.
+        - output: ``(N,)``.
+
+    Raises:
+        ValueError: scores not 4-D or not finite (or a result without scores);
+            ``planted_masks`` of the wrong shape, not 0/1, empty, or ``(M, H, W)`` with
+            ``M != N``.
+        TypeError: scores or ``planted_masks`` not a tensor, or scores not floating point.
+
+    Example:
+        >>> import torch, freqkit as fk
+        >>> s = torch.zeros(2, 1, 4, 4); s[:, 0, 0, 0] = 1.0; s[0, 0, 3, 3] = -3.0
+        >>> fk.planted_band_share(s, fk.band_masks(4, 4, 2)[1]).tolist()   # the high half
+        [0.75, 0.0]
     """
     s = scores_of(result_scores, "result_scores")
     n, _, h, w = s.shape
@@ -240,19 +316,32 @@ def ground_truth_table(results: dict, masks: torch.Tensor, truth: torch.Tensor, 
                        seed: int = 0) -> dict:
     """How much of each method's attribution falls on the planted (informative) frequencies.
 
+    Per method: :func:`planted_band_share` of ``truth`` per image, its mean with a
+    percentile-bootstrap 95% interval over images (:func:`freqkit.stats.bootstrap_ci`, the
+    same ``seed`` for every method), and the mean :func:`freqkit.band_shares` (``by="abs"``)
+    per band.  The verdict on these numbers is :func:`freqkit.hypotheses.decide_ground_truth`.
+
     Args:
-        results: ``{method name: FrequencyAttribution or (N, C, H, W) scores}``.
+        results: ``{method name: FrequencyAttribution or (N, C, H, W) scores}``, non-empty.
         masks: ``(K, H, W)`` band partition (the data set's ``info["masks"]``).
-        truth: ``(H, W)`` bool, the planted frequencies: the union of one or more bands.
-        n_boot, seed: percentile bootstrap over images for the interval of the mean share.
+        truth: ``(H, W)`` bool, the planted frequencies: the union of one or more whole bands.
+        n_boot: bootstrap resamples, >= 1 (default 1000).
+        seed: seeds the resampling.
 
     Returns:
         ``{method: {...}}`` with ``share`` (mean over images of the share of ``|score|`` on
-        ``truth``), ``share_ci`` (95% bootstrap interval), ``share_median``,
+        ``truth``), ``share_ci`` (95% bootstrap interval ``[lo, hi]``), ``share_median``,
         ``coefficient_share`` (``truth``'s share of the frequencies: what a method
         spreading mass uniformly would get), ``band_shares`` (K mean shares per band,
         channels pooled), ``top_band`` (the band with the largest mean share),
         ``truth_bands`` (the bands inside ``truth``) and ``n``.
+
+    Raises:
+        ValueError: ``results`` not a non-empty dict; ``masks`` or ``truth`` of the wrong
+            shape, not 0/1 or empty; ``truth`` cutting a band; ``n_boot`` not an integer
+            >= 1; and what :func:`planted_band_share` and :func:`freqkit.band_shares` raise
+            for a method's scores.
+        TypeError: ``truth`` or a method's scores not a tensor.
     """
 
     if not isinstance(results, dict) or not results:

@@ -32,19 +32,45 @@ __all__ = ["filtered_accuracy", "high_frequency_energy", "alignment_profile"]
 def filtered_accuracy(model, x: torch.Tensor, y: torch.Tensor, cutoffs: Sequence[float], mode: str = "low",
                       basis: str = "dct", kind: str = "radial", batch_size: int = 500,
                       clip: bool = False) -> dict:
-    """Accuracy of ``model`` on filtered copies of ``x`` for each cut-off radius.
+    """Accuracy of ``model`` on low- or high-pass filtered copies of ``x``, per cut-off radius.
+
+    After Wang et al. 2019 ("High-frequency component helps explain the generalization of
+    convolutional neural networks", CVPR 2020): each image is filtered with
+    :func:`freqkit.low_pass` (``mode="low"``: keep normalised radius ``<= cutoff``) or
+    :func:`freqkit.high_pass` (``"high"``: keep radius ``> cutoff``) and classified; a model
+    that still classifies high-pass images uses information a person barely sees.  Accuracy
+    comes with a 95% Wilson interval (:func:`freqkit.wilson_interval`).  The model is
+    switched to eval mode with ``model.eval()`` and *left* in eval mode.
 
     Args:
-        model: classifier taking ``(N, C, H, W)`` images in [0, 1] (normalisation inside).
-        x: images ``(N, C, H, W)`` in [0, 1]; y: labels ``(N,)``.
-        cutoffs: normalised radii (units of Nyquist, 0 .. sqrt 2).
-        mode: ``"low"`` keeps radius <= cut-off, ``"high"`` keeps radius > cut-off.
-        basis: ``"dct"`` or ``"dft"``; kind: ``"radial"`` or ``"ring"``.
-        clip: clip filtered images to [0, 1].  Off by default, as in Wang et al.: a
+        model: classifier taking ``(N, C, H, W)`` images in ``[0, 1]`` (normalisation
+            inside), returning logits ``(N, n_classes)``.
+        x: images ``(N, C, H, W)`` in ``[0, 1]``.
+        y: ``(N,)`` integer labels, on ``x``'s device.
+        cutoffs: normalised radii (units of Nyquist, ``>= 0``; up to ``sqrt(2)`` for
+            ``kind="radial"``); at least one.
+        mode: ``"low"`` (default) or ``"high"``, as above.
+        basis: ``"dct"`` (default) or ``"dft"`` (the frequency grid of the filter).
+        kind: ``"radial"`` (default; Euclidean radius) or ``"ring"`` (``max(fu, fv)``).
+        batch_size: images per filtering and forward pass, >= 1 (default 500).
+        clip: clip filtered images to ``[0, 1]``.  Off by default, as in Wang et al.: a
             high-pass image is near-zero-mean and clipping would destroy it.
 
-    Returns a dict with ``cutoffs``, ``accuracy``, 95% Wilson ``ci_lo``/``ci_hi``, ``n``,
-    ``energy_kept`` (mean fraction of the image's non-DC energy that survives the filter).
+    Returns:
+        a dict: ``cutoffs``, ``accuracy`` (in ``[0, 1]``), ``ci_lo``, ``ci_hi`` (lists, one
+        per cut-off), ``n`` (images), ``energy_kept`` (per cut-off, the mean fraction of an
+        image's non-DC energy that survives the filter; without ``clip`` up to rounding in
+        ``[0, 1]``), and the setting ``mode``, ``basis``, ``kind``.
+
+    Shape:
+        - x: ``(N, C, H, W)``; y: ``(N,)``.
+
+    Raises:
+        ValueError: ``x`` not 4-D, not finite or outside ``[0, 1]``; ``y`` not 1-D or of
+            another length than ``x``; an unknown ``mode``, ``basis`` or ``kind``;
+            ``batch_size`` not an integer >= 1; no ``cutoffs``; a cut-off that is negative
+            or not finite; no images.
+        TypeError: ``x`` not a floating-point tensor; ``y`` not an integer tensor.
     """
     check_images(x, "x", unit_range=True)
     check_tensor(y, "y", ndim=1, floating=False)
@@ -79,7 +105,40 @@ def filtered_accuracy(model, x: torch.Tensor, y: torch.Tensor, cutoffs: Sequence
 
 
 def high_frequency_energy(x: torch.Tensor, cutoff: float, basis: str = "dct") -> torch.Tensor:
-    """Per image, the fraction of non-DC energy above ``cutoff``: ``(N,)`` in [0, 1]."""
+    """Per image, the fraction of non-DC energy above ``cutoff``.
+
+    The energy of :func:`freqkit.high_pass` ``(x, cutoff, basis)`` (all channels) over the
+    energy of ``x`` without its DC (mean) coefficient; both bases are orthonormal and share
+    the DC coefficient, so the ratio is a fraction in ``[0, 1]``.  The measure
+    :func:`filtered_accuracy` puts next to its accuracies (Wang et al. 2019).  An image
+    without non-DC energy (a constant image) gives ~0.
+
+    Args:
+        x: images ``(N, C, H, W)`` (any range).
+        cutoff: normalised radius (units of Nyquist, ``>= 0``); frequencies with radius
+            ``> cutoff`` count as high.
+        basis: ``"dct"`` (default) or ``"dft"``: the grid on which the radius is measured.
+
+    Returns:
+        ``(N,)`` float64 tensor in ``[0, 1]``.
+
+    Shape:
+        - x: ``(N, C, H, W)``.
+        - output: ``(N,)``.
+
+    Raises:
+        ValueError: ``x`` not 4-D or not finite; ``cutoff`` negative, not finite or not a
+            number; an unknown ``basis``.
+        TypeError: ``x`` not a floating-point tensor.
+
+    Example:
+        >>> import torch, freqkit as fk
+        >>> i = torch.arange(8.0)     # single DCT basis images: frequency 1 and 7 along W
+        >>> low = 0.5 + 0.2 * torch.cos(torch.pi * (i + 0.5) * 1 / 8).expand(1, 1, 8, 8)
+        >>> high = 0.5 + 0.2 * torch.cos(torch.pi * (i + 0.5) * 7 / 8).expand(1, 1, 8, 8)
+        >>> fk.high_frequency_energy(torch.cat([low, high]), cutoff=0.5).round(decimals=6).tolist()
+        [0.0, 1.0]
+    """
     check_images(x, "x")
     c = dct2(x.double())
     c[..., 0, 0] = 0
@@ -94,13 +153,43 @@ def alignment_profile(model: nn.Module, x: torch.Tensor, y: torch.Tensor, n_band
 
     One attribution pass (:func:`freqkit.attribute` with ``method`` in the DCT basis,
     explaining the true class ``y``; ``attr_kw`` e.g. ``n_steps``) gives per image: the
-    share of |attribution| in each of ``n_bands`` equal-width radial bands
+    share of ``|attribution|`` in each of ``n_bands`` equal-width radial bands
     (:func:`freqkit.band_shares`), the human-alignment score of those shares
-    (:func:`freqkit.human_alignment`), and the share in the lower half of the coefficients
-    (:func:`freqkit.low_high_masks`, used by H4).  Means come with percentile-bootstrap 95% CIs
-    over images.  Returns a JSON-ready dict: ``edges``, ``band_sensitivity``, ``shares``
-    (mean, ci_low, ci_high per band), ``score`` and ``low_share`` (mean, ci_low, ci_high),
-    ``per_image_score``, ``per_image_low_share``, ``n``, ``method``.
+    (:func:`freqkit.human_alignment`: the attribution-weighted mean of the Mannos & Sakrison
+    1974 contrast sensitivity), and the share in the lower half of the coefficients
+    (:func:`freqkit.low_high_masks`, used by H4).  Means come with percentile-bootstrap 95%
+    CIs over images (one seeded numpy stream: band shares, then score, then low share).  The
+    model runs in eval mode and its mode is restored afterwards.
+
+    Args:
+        model: pixel classifier, ``(N, C, H, W)`` in ``[0, 1]`` -> logits.
+        x: images ``(N, C, H, W)`` in ``[0, 1]``; y: ``(N,)`` integer labels.
+        n_bands: radial bands over ``[0, sqrt(2)]``, >= 2 (default 8).
+        method: attribution method (default ``"ig"``).  The shares are taken of the
+            per-coefficient scores on the radial bands, so for occlusion and Shapley (whose
+            scores are spread over their own bands) they mix those bands.
+        pixels_per_degree: viewing geometry of the contrast sensitivity (default 60).
+        n_boot: bootstrap resamples, >= 1; seed: seeds them.
+        batch_size: images per :func:`freqkit.attribute` call, >= 1.
+        progress: show a progress bar (only in a terminal).
+        **attr_kw: passed to :func:`freqkit.attribute`.
+
+    Returns:
+        a JSON-ready dict: ``method``, ``n``, ``n_bands``, ``edges`` (``n_bands + 1`` band
+        edges), ``band_sensitivity`` (per band), ``shares`` (``mean``, ``ci_low``,
+        ``ci_high``: lists per band), ``score`` and ``low_share`` (``mean``, ``ci_low``,
+        ``ci_high``: floats), ``per_image_score``, ``per_image_low_share`` (lists of N) and
+        ``pixels_per_degree``.
+
+    Shape:
+        - x: ``(N, C, H, W)``; y: ``(N,)``.
+
+    Raises:
+        ValueError: ``x`` not 4-D, not finite or outside ``[0, 1]``; ``y`` not 1-D or of
+            another length; ``n_bands`` < 2, ``n_boot`` or ``batch_size`` not an integer
+            >= 1; an image whose attribution is all zero (no alignment score); and what
+            :func:`freqkit.attribute` raises.
+        TypeError: ``x`` not a floating-point tensor; ``y`` not an integer tensor.
     """
     check_images(x, "x", unit_range=True)
     check_tensor(y, "y", ndim=1, floating=False)

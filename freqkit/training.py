@@ -50,7 +50,7 @@ inside the bf16 autocast context when ``amp`` is on, with the model in train mod
 device, seeded by ``config["seed"]``, for the objective's random draws).  A ``loss_fn``
 needs a config naming its ``objective``, and a config naming an objective needs its
 ``loss_fn``: two objectives can then never share a cache entry.  This module knows
-nothing of attacks or defenses (layering): :mod:`freqkit.defense` builds the objectives.
+nothing of attacks or defenses (layering): :mod:`freqkit.objectives` builds the objectives.
 
 The checkpoint's key is a hash of (data set, the full configuration with defaults filled
 in, ``TRAINING_CODE_VERSION``); the file is ``{cache_dir}/{dataset}-{key}.pt``.  The cache
@@ -85,8 +85,10 @@ __all__ = [
 
 # Bump whenever a change to this module (or the models) changes what a configuration trains:
 # every cached checkpoint then becomes stale and is retrained, never silently reused.
+#: Version of the training code; part of every checkpoint key (:func:`checkpoint_key`).
 TRAINING_CODE_VERSION = "1"
 
+#: The preset names of :data:`PRESETS`: "smoke" (seconds), "cpu" (minutes on a CPU), "gpu".
 PROFILES = ("smoke", "cpu", "gpu")
 
 _COMMON = dict(arch=None, momentum=0.9, weight_decay=5e-4, optimizer="sgd", schedule="onecycle", warmup=0.2,
@@ -100,6 +102,7 @@ _COMMON = dict(arch=None, momentum=0.9, weight_decay=5e-4, optimizer="sgd", sche
 #   smoke:        mnist 92.3%, cifar10 33.9%, 1-3 s of training each.
 # bf16 autocast matched fp32 accuracy (66.6% vs 67.9% on a 4-epoch, 10k-image probe: within
 # noise) with 1.5x less CPU time.  The gpu presets are unmeasured (no GPU here).
+#: Ready-made configurations, ``PRESETS[dataset][profile]`` (see :data:`PROFILES`).
 PRESETS: dict = {
     "mnist": {
         # Seconds: a few thousand digits, one epoch; enough for a notebook to run end to end.
@@ -123,6 +126,7 @@ PRESETS: dict = {
     },
 }
 
+#: The default configuration of each data set (equal to ``PRESETS[dataset]["cpu"]``).
 DEFAULT_CONFIG = {d: dict(PRESETS[d]["cpu"]) for d in PRESETS}
 
 #: Optional configuration keys naming a custom training objective (see the module docstring).
@@ -130,14 +134,26 @@ OBJECTIVE_KEYS = ("objective", "objective_params")
 
 
 class CorruptCheckpoint(RuntimeError):
-    """A checkpoint file exists but cannot be read or does not match its configuration."""
+    """A checkpoint file exists but cannot be read or does not match its configuration.
+
+    Raised by :func:`load_checkpoint` (and so by :func:`train_or_load`) with a message that
+    names the file and says to delete it to retrain.  A subclass of RuntimeError.
+    """
 
 
 # ----------------------------------------------------------------------------- helpers
 
-
 def cache_dir(path=None) -> Path:
-    """Checkpoint folder: ``path``, else ``$FREQKIT_CACHE``, else ``~/.cache/freqkit/checkpoints``."""
+    """Checkpoint folder: ``path``, else ``$FREQKIT_CACHE``, else ``~/.cache/freqkit/checkpoints``.
+
+    Args:
+        path: a folder (str or path-like), or ``None`` for the environment variable or the
+            default.  An empty ``FREQKIT_CACHE`` counts as unset.
+
+    Returns:
+        The folder as a :class:`pathlib.Path` with ``~`` expanded (not resolved; it need not
+        exist).
+    """
     if path is None:
         path = os.environ.get("FREQKIT_CACHE") or "~/.cache/freqkit/checkpoints"
     return Path(path).expanduser()
@@ -148,7 +164,32 @@ _CHOICES = {"optimizer": ("sgd", "adamw"), "schedule": ("onecycle", "cosine", "c
 
 
 def full_config(dataset: str, config: dict | None = None) -> dict:
-    """``DEFAULT_CONFIG[dataset]`` updated with ``config``, checked; unknown keys are an error."""
+    """``DEFAULT_CONFIG[dataset]`` updated with ``config``, checked; unknown keys are an error.
+
+    The configuration keys and their meaning are listed in the module docstring.  The
+    optional objective keys (:data:`OBJECTIVE_KEYS`) are kept only for a non-standard
+    objective: ``objective="standard"`` (or no objective) drops them, so that it hashes like
+    plain cross-entropy training.
+
+    Args:
+        dataset: ``"mnist"`` or ``"cifar10"``.
+        config: the keys to change (``None``: none); not modified.
+
+    Returns:
+        A new dict: every key of ``DEFAULT_CONFIG[dataset]``, plus ``objective`` and
+        ``objective_params`` (a copy, ``{}`` when not given) for a non-standard objective.
+
+    Raises:
+        TypeError: ``config`` is not a dict.
+        ValueError: an unknown ``dataset``; an unknown key; ``width``, ``epochs``,
+            ``batch_size`` or ``n_train`` (unless None) not an integer ``>= 1``; ``val_size``
+            not an integer ``>= 0``; ``seed`` not an integer; ``lr`` not a number ``> 0``;
+            ``weight_decay`` not a finite number ``>= 0``; ``momentum``, ``label_smoothing``
+            or ``warmup`` outside ``[0, 1)``; an unknown ``optimizer``, ``schedule`` or
+            ``arch``; ``augment`` or ``amp`` not a bool; ``objective`` not a non-empty name
+            without surrounding spaces; ``objective_params`` not a dict of str keys and
+            finite JSON values, or given with the ``"standard"`` objective.
+    """
     check_choice(dataset, "dataset", DATASETS)
     config = {} if config is None else config
     if not isinstance(config, dict):
@@ -208,7 +249,22 @@ def _check_objective(config: dict) -> dict:
 
 
 def checkpoint_key(dataset: str, config: dict | None = None) -> str:
-    """16 hex digits of SHA-256 over (data set, full configuration, training-code version)."""
+    """The checkpoint key of ``(dataset, config)``: 16 hex digits of a SHA-256.
+
+    The hash covers the data set, the full configuration (:func:`full_config`, defaults
+    filled in, objective keys included) and :data:`TRAINING_CODE_VERSION`, serialised as
+    canonical JSON; device, progress and threads are not part of it.
+
+    Args:
+        dataset: ``"mnist"`` or ``"cifar10"``.
+        config: the configuration (``None``: the defaults).
+
+    Returns:
+        16 lowercase hex digits.
+
+    Raises:
+        TypeError, ValueError: as :func:`full_config`.
+    """
     cfg = full_config(dataset, config)
     blob = json.dumps({"dataset": dataset, "config": cfg, "version": TRAINING_CODE_VERSION},
                       sort_keys=True, separators=(",", ":"))
@@ -216,7 +272,19 @@ def checkpoint_key(dataset: str, config: dict | None = None) -> str:
 
 
 def checkpoint_path(dataset: str, config: dict | None = None, cache_dir_=None) -> Path:
-    """Where :func:`train_or_load` keeps the checkpoint of ``(dataset, config)``."""
+    """Where :func:`train_or_load` keeps the checkpoint of ``(dataset, config)``.
+
+    Args:
+        dataset: ``"mnist"`` or ``"cifar10"``.
+        config: the configuration (``None``: the defaults).
+        cache_dir_: the checkpoint folder (see :func:`cache_dir`).
+
+    Returns:
+        ``{cache_dir}/{dataset}-{checkpoint_key(dataset, config)}.pt`` (it need not exist).
+
+    Raises:
+        TypeError, ValueError: as :func:`full_config`.
+    """
     return cache_dir(cache_dir_) / f"{dataset}-{checkpoint_key(dataset, config)}.pt"
 
 
@@ -225,10 +293,29 @@ def _make_model(dataset: str, cfg: dict) -> nn.Module:
 
 
 def load_checkpoint(path, dataset: str | None = None, config: dict | None = None) -> tuple[nn.Module, dict]:
-    """Read a checkpoint written by :func:`train_or_load`: ``(model on CPU in eval mode, payload)``.
+    """Read a checkpoint written by :func:`train_or_load`.
 
-    Raises :class:`CorruptCheckpoint` (naming the file and telling to delete it) when the
-    file cannot be read, lacks fields, or does not match ``dataset``/``config``.
+    Loads the file with ``torch.load(weights_only=True)``, checks its format and fields, and,
+    where given, that it was trained on ``dataset`` with ``config`` (compared after
+    :func:`full_config` fills in defaults); then builds the model and loads its weights.
+    The stored training-code version is not compared with :data:`TRAINING_CODE_VERSION`
+    (:func:`train_or_load` never reads a stale file: the version is part of the key).
+
+    Args:
+        path: the checkpoint file.
+        dataset: the expected data set, or ``None`` to accept any.
+        config: the expected configuration, or ``None`` to accept any.
+
+    Returns:
+        ``(model, payload)``: the model on the CPU in eval mode, and the stored dict
+        (``format``, ``version``, ``dataset``, ``config``, ``key``, ``state_dict``,
+        ``metrics``).
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        CorruptCheckpoint: the file cannot be read, is no freqkit checkpoint, lacks a
+            field, does not match ``dataset``/``config``, or its weights do not fit the model
+            (the message names the file and says to delete it).
     """
     path = Path(path)
     fix = f"Delete {path} and rerun to retrain it."
@@ -408,26 +495,43 @@ def train_or_load(dataset: str, config: dict | None = None, data_root=None, cach
     Loads ``{cache_dir}/{dataset}-{key}.pt`` when it exists (key: see :func:`checkpoint_key`);
     otherwise trains with ``config`` (missing keys take ``DEFAULT_CONFIG[dataset]``, see
     the module docstring; ``PRESETS[dataset][profile]`` are ready-made configs) on the
-    training split from ``data_root`` and writes the checkpoint atomically.  The test (and
-    validation, if ``val_size``) accuracy is computed on the data found now, so a model
-    trained elsewhere is scored on this machine's test split.
+    training split from ``data_root`` and writes the checkpoint atomically.  Training runs
+    inside a forked RNG seeded by ``config["seed"]``, so the caller's random state is left
+    alone.  The test (and validation, if ``val_size``) accuracy is computed on the data found
+    now, so a model trained elsewhere is scored on this machine's test split.
+
+    Args:
+        dataset: ``"mnist"`` or ``"cifar10"``.
+        config: configuration keys to change from ``DEFAULT_CONFIG[dataset]`` (``None``:
+            none); see the module docstring.
+        data_root: data root (see :func:`freqkit.data.load_dataset`).
+        cache_dir: checkpoint folder (see :func:`cache_dir`).
+        device: where to train and return the model (see
+            :func:`freqkit.models.resolve_device`; ``"auto"``: CUDA if available).
+        progress: show a progress bar while training (only in a terminal).
+        loss_fn: a custom objective ``loss_fn(model, xb, yb, cfg, step_info) -> loss`` (or
+            ``(loss, logits)``), see the module docstring; it requires ``config["objective"]``
+            (and ``config["objective_params"]``), which enter the checkpoint key.
 
     Returns:
-        ``model`` (eval mode, on ``device``; takes ``[0, 1]`` images) and ``info``: dict with
-        ``test_accuracy``, ``n_test``, ``val_accuracy`` and ``n_val`` (None without a
-        validation split), ``train_seconds`` (of the original training run), ``n_train``,
-        ``config`` (full), ``key``, ``checkpoint`` (path str), ``cached`` (bool),
-        ``device`` (str), ``amp`` (whether bf16 was used in training), ``history``
-        (per epoch: train_loss, train_accuracy, seconds since the start).
-
-    ``loss_fn``: a custom objective ``loss_fn(model, xb, yb, cfg, step_info) -> loss`` (or
-    ``(loss, logits)``), see the module docstring; it requires ``config["objective"]`` (and
-    ``config["objective_params"]``), which enter the checkpoint key.
+        ``(model, info)``: the model (eval mode, on ``device``; takes ``[0, 1]`` images) and
+        a dict with ``test_accuracy``, ``n_test``, ``val_accuracy`` and ``n_val`` (None
+        without a validation split), ``train_seconds`` (of the original training run),
+        ``n_train``, ``config`` (full), ``key``, ``checkpoint`` (path str), ``cached``
+        (bool), ``device`` (str), ``amp`` (whether bf16 was used in training), ``history``
+        (per epoch: epoch, train_loss, train_accuracy, seconds since the start) and
+        ``trained_on`` (the device of the original training run).
 
     Raises:
-        CorruptCheckpoint: the cached file exists but is unreadable (delete it).
+        TypeError: ``config`` not a dict, or ``loss_fn`` not callable.
+        ValueError: an invalid ``dataset``, ``config`` (see :func:`full_config`) or
+            ``device``; a ``loss_fn`` without ``config["objective"]`` or the reverse; a
+            ``loss_fn`` result that is not a scalar loss attached to the graph (or
+            ``(loss, logits)`` with logits ``(B, n_classes)``).
+        CorruptCheckpoint: the cached file exists but is unreadable or does not match
+            (delete it).
         FileNotFoundError: the data are missing (see :func:`freqkit.data.load_dataset`).
-        ValueError: a ``loss_fn`` without ``config["objective"]`` or the reverse.
+        FloatingPointError: training diverged (a non-finite loss, checked every 50 steps).
     """
     cfg = full_config(dataset, config)
     if loss_fn is not None and not callable(loss_fn):
@@ -482,14 +586,44 @@ def train_or_load(dataset: str, config: dict | None = None, data_root=None, cach
 def train_on_tensors(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int = 10, batch_size: int = 128,
                      lr: float = 3e-3, weight_decay: float = 1e-4, seed: int = 0, device="cpu",
                      progress: bool = False) -> dict:
-    """Train ``model`` in place on in-memory images ``x`` ``(N, C, H, W)`` and labels ``y`` ``(N,)``.
+    """Train ``model`` in place on in-memory images and labels.
 
-    AdamW with a cosine learning-rate decay to zero, cross-entropy, shuffled mini-batches
-    drawn from a generator seeded by ``seed`` (the caller's RNG is not touched).  The
-    model ends in eval mode on ``device``.
+    AdamW with a cosine learning-rate decay to zero over all steps, cross-entropy,
+    shuffled mini-batches (the last one of an epoch may be smaller).  The shuffling draws
+    from a private generator seeded by ``seed``; random layers of the model (dropout) still
+    draw from the global RNG, and the initialisation is the caller's.  The model is moved to
+    ``device`` and ends there in eval mode (also after an error).
+
+    Args:
+        model: the ``nn.Module`` to train (modified in place).
+        x: images, a finite floating-point tensor with at least one image (moved to
+            ``device`` whole).
+        y: one class index per image (any dtype; converted to int64).
+        epochs: passes over the data, an integer ``>= 1``.
+        batch_size: images per step, an integer ``>= 1`` (capped at N).
+        lr: peak learning rate, a finite number ``> 0``.
+        weight_decay: AdamW's decoupled weight decay, a finite number ``>= 0``.
+        seed: seeds the shuffling.
+        device: where to train (see :func:`freqkit.models.resolve_device`); the CPU by
+            default.
+        progress: show a progress bar (only in a terminal).
 
     Returns:
-        ``{"train_seconds", "n_train", "steps", "history": [{"epoch", "train_loss", "train_accuracy"}]}``.
+        ``{"train_seconds", "n_train", "steps", "history"}``; ``history`` holds one
+        ``{"epoch", "train_loss", "train_accuracy"}`` per epoch (means over the images, as
+        seen during the epoch).
+
+    Shape:
+        - x: ``(N, C, H, W)``
+        - y: ``(N,)``
+
+    Raises:
+        TypeError: ``model`` not an ``nn.Module``; ``x`` or ``y`` not a tensor, or ``x`` not
+            floating-point.
+        ValueError: ``x`` not 4-D, not finite or empty; ``y`` not 1-D or of another length;
+            ``epochs`` or ``batch_size`` not an integer ``>= 1``; ``lr`` or ``weight_decay``
+            out of range; an invalid ``device``.
+        FloatingPointError: the loss became non-finite (checked after each epoch).
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")

@@ -48,7 +48,32 @@ BASES = ("dct", "dft")
 
 
 def check_basis(basis, name: str = "basis") -> str:
-    """``basis`` itself if it is one of :data:`BASES`, else a ValueError naming ``name``."""
+    """Return ``basis`` if it names one of the frequency bases of :data:`BASES`.
+
+    The one check of the basis vocabulary used throughout freqkit: ``"dct"`` (orthonormal
+    2-D DCT-II) and ``"dft"`` (centred unitary 2-D DFT, in real form the Hartley transform);
+    see the module docstring.
+
+    Args:
+        basis: the value to check; ``"dct"`` or ``"dft"``.
+        name: the argument's name, used in the error message.
+
+    Returns:
+        ``basis`` unchanged.
+
+    Raises:
+        ValueError: ``basis`` is not in :data:`BASES` (the message names ``name`` and lists
+            the allowed values).
+
+    Example:
+        >>> import torch, freqkit as fk
+        >>> fk.transforms.check_basis("dft")
+        'dft'
+        >>> fk.transforms.check_basis("dht")
+        Traceback (most recent call last):
+        ...
+        ValueError: basis must be one of ['dct', 'dft'], got 'dht'
+    """
     return check_choice(basis, name, BASES)
 
 
@@ -69,7 +94,22 @@ _DEVICE_CACHE: dict = {}
 def dct_matrix(n: int, dtype=torch.float32, device=None) -> torch.Tensor:
     """Orthonormal DCT-II matrix ``D`` (n x n): ``D @ v`` is scipy's ``dct(v, norm="ortho")``.
 
-    Built in float64 and cached per (n, dtype, device), so repeated calls cost nothing.
+    Row ``k`` is the k-th DCT-II basis vector, ``sqrt(2 / n) cos(pi (2 i + 1) k / (2 n))``
+    (row 0 scaled by ``1 / sqrt(2)``), so ``D @ D.T`` is the identity and ``D.T`` is the
+    inverse (DCT-III).  Built in float64 and cached per ``(n, dtype, device)``, so repeated
+    calls cost nothing.
+
+    Args:
+        n: the transform length, an integer ``>= 1``.
+        dtype: dtype of the result (a floating dtype; not checked).
+        device: device of the result; ``None`` means the CPU.
+
+    Returns:
+        ``D``, ``(n, n)``.  The cached tensor itself is returned (no copy): do not modify it
+        in place, or every later DCT of that size, dtype and device is corrupted.
+
+    Raises:
+        ValueError: ``n`` is not an integer ``>= 1``.
     """
     check_positive_int(n, "n")
     device = torch.device(device) if device is not None else torch.device("cpu")
@@ -335,15 +375,42 @@ class _IDCT2(torch.autograd.Function):
 
 
 def dct2(x: torch.Tensor, *, _fft_min_size: int | None = None) -> torch.Tensor:
-    """Orthonormal 2-D DCT-II over the last two dims of ``x`` (shape ``(..., H, W)``).
+    """Orthonormal 2-D DCT-II over the last two dims of ``x``.
 
-    Returns a tensor of the same shape and dtype, equal to
-    ``scipy.fft.dctn(x, axes=(-2, -1), norm="ortho")``; differentiable (any order), on
-    any device.  Method: small images use two matrix products with cached DCT matrices
-    (below the crossover, about 80 x 80); larger float32/float64 images use Makhoul's (1980)
-    FFT algorithm: one gather, one ``rfft2``, one twiddle and one gather, run in
-    cache-sized chunks on CPU.  ``_fft_min_size`` (private, for tests) overrides the
-    crossover: the FFT path is taken when ``(H + W) / 2 >= _fft_min_size``.
+    The result equals ``scipy.fft.dctn(x, axes=(-2, -1), norm="ortho")``; it is
+    differentiable (any order, also forward mode and ``torch.func.vmap``) and runs on any
+    device.  Coefficient ``(u, v)`` oscillates at ``(u / H, v / W)`` in units of Nyquist
+    (see the module docstring); ``(0, 0)`` is ``sqrt(H W)`` times the mean.  Method: small
+    images use two matrix products with cached DCT matrices (below the crossover, about
+    80 x 80 on CPU; always on CUDA); larger float32/float64 CPU images use Makhoul's FFT
+    algorithm (Makhoul 1980, "A fast cosine transform in one and multiple dimensions"): one
+    gather, one ``rfft2``, one twiddle and one gather, run in cache-sized chunks.
+
+    Args:
+        x: real floating-point tensor with at least 2 dims; NaN and inf are not checked (they
+            propagate).
+        _fft_min_size: private, for tests: overrides the crossover, so that the FFT path is
+            taken when ``(H + W) / 2 >= _fft_min_size``.
+
+    Returns:
+        The DCT coefficients, same shape, dtype and device as ``x``.
+
+    Shape:
+        - x: ``(..., H, W)``
+        - output: ``(..., H, W)``
+
+    Raises:
+        TypeError: ``x`` is not a tensor, not floating-point, or complex.
+        ValueError: ``x`` has fewer than 2 dims.
+
+    Example:
+        >>> import torch, freqkit as fk
+        >>> _ = torch.manual_seed(0); x = torch.rand(2, 1, 8, 8)
+        >>> c = fk.dct2(x)
+        >>> c.shape, bool(torch.allclose(c.pow(2).sum(), x.pow(2).sum()))  # orthonormal: Parseval
+        (torch.Size([2, 1, 8, 8]), True)
+        >>> bool(torch.allclose(c[..., 0, 0], 8 * x.mean((-2, -1))))  # DC = sqrt(H W) * mean
+        True
     """
     _check_spatial(x, "x")
     if _use_fft(x, _fft_min_size):
@@ -359,8 +426,30 @@ def dct2(x: torch.Tensor, *, _fft_min_size: int | None = None) -> torch.Tensor:
 def idct2(c: torch.Tensor, *, _fft_min_size: int | None = None) -> torch.Tensor:
     """Inverse of :func:`dct2` (the orthonormal 2-D DCT-III): ``idct2(dct2(x)) == x``.
 
-    Same shapes, devices, dtypes, methods and crossover as :func:`dct2`; equal to
-    ``scipy.fft.idctn(c, axes=(-2, -1), norm="ortho")``.
+    Equal to ``scipy.fft.idctn(c, axes=(-2, -1), norm="ortho")``; the same devices, dtypes,
+    methods (matrix products or Makhoul's FFT algorithm) and crossover as :func:`dct2`, and
+    differentiable in the same way.
+
+    Args:
+        c: real floating-point DCT coefficients with at least 2 dims (not checked for NaN/inf).
+        _fft_min_size: private, for tests: overrides the crossover as in :func:`dct2`.
+
+    Returns:
+        The image, same shape, dtype and device as ``c``.
+
+    Shape:
+        - c: ``(..., H, W)``
+        - output: ``(..., H, W)``
+
+    Raises:
+        TypeError: ``c`` is not a tensor, not floating-point, or complex.
+        ValueError: ``c`` has fewer than 2 dims.
+
+    Example:
+        >>> import torch, freqkit as fk
+        >>> _ = torch.manual_seed(0); x = torch.rand(2, 1, 8, 8)
+        >>> bool(torch.allclose(fk.idct2(fk.dct2(x)), x, atol=1e-6))
+        True
     """
     _check_spatial(c, "c")
     if _use_fft(c, _fft_min_size):
@@ -376,14 +465,60 @@ def idct2(c: torch.Tensor, *, _fft_min_size: int | None = None) -> torch.Tensor:
 def dft2(x: torch.Tensor) -> torch.Tensor:
     """Unitary 2-D DFT over the last two dims, centred (zero frequency at ``(H//2, W//2)``).
 
-    Returns a complex tensor of the same shape.  ``idft2(dft2(x)).real == x``.
+    ``fftshift(fft2(x, norm="ortho"))`` over the last two dims: unitary, so
+    ``sum |F|^2 == sum x^2`` (Parseval); centred index ``u`` has frequency
+    ``2 |u - H//2| / H`` in units of Nyquist (see the module docstring).  Differentiable.
+    ``idft2(dft2(x)) == x`` (:func:`idft2` returns the real part).
+
+    Args:
+        x: real floating-point tensor with at least 2 dims (not checked for NaN/inf).
+
+    Returns:
+        The centred spectrum, complex (complex64 for float32 input, complex128 for float64).
+
+    Shape:
+        - x: ``(..., H, W)``
+        - output: ``(..., H, W)``
+
+    Raises:
+        TypeError: ``x`` is not a tensor, not floating-point, or complex.
+        ValueError: ``x`` has fewer than 2 dims.
+
+    Example:
+        >>> import torch, freqkit as fk
+        >>> _ = torch.manual_seed(0); x = torch.rand(2, 1, 8, 8)
+        >>> f = fk.dft2(x)
+        >>> f.shape, f.dtype, bool(torch.allclose(f[..., 4, 4].real, 8 * x.mean((-2, -1))))
+        (torch.Size([2, 1, 8, 8]), torch.complex64, True)
+        >>> bool(torch.allclose(fk.idft2(f), x, atol=1e-6))
+        True
     """
     _check_spatial(x, "x")
     return torch.fft.fftshift(torch.fft.fft2(x, norm="ortho"), dim=(-2, -1))
 
 
 def idft2(spec: torch.Tensor, real: bool = True) -> torch.Tensor:
-    """Inverse of :func:`dft2` for a centred spectrum; returns the real part unless ``real=False``."""
+    """Inverse of :func:`dft2` for a centred spectrum.
+
+    ``ifft2(ifftshift(spec), norm="ortho")`` over the last two dims.  With ``real=True`` the
+    imaginary part is dropped without a check: it is zero (up to rounding) only for spectra
+    of real images filtered with masks symmetric under ``f -> -f``.
+
+    Args:
+        spec: centred spectrum (complex, or real), at least 2 dims; not checked for NaN/inf.
+        real: return the real part (default) instead of the complex result.
+
+    Returns:
+        The image: real (the real dtype of ``spec``) with ``real=True``, else complex.
+
+    Shape:
+        - spec: ``(..., H, W)``
+        - output: ``(..., H, W)``
+
+    Raises:
+        TypeError: ``spec`` is not a tensor or not floating-point/complex.
+        ValueError: ``spec`` has fewer than 2 dims.
+    """
     check_tensor(spec, "spec", min_dim=2, finite=False)
     out = torch.fft.ifft2(torch.fft.ifftshift(spec, dim=(-2, -1)), norm="ortho")
     return out.real if real else out
@@ -392,11 +527,26 @@ def idft2(spec: torch.Tensor, real: bool = True) -> torch.Tensor:
 def dht2(x: torch.Tensor) -> torch.Tensor:
     """Orthonormal 2-D discrete Hartley transform, centred like :func:`dft2`.
 
-    ``dht2(x) = Re(F) - Im(F)`` with ``F`` the unitary DFT: a *real* orthonormal basis
-    whose coefficient ``(u, v)`` oscillates at the DFT frequency ``(u, v)``.  The pair of
-    coefficients at ``+f`` and ``-f`` spans the same plane as the real and imaginary part
-    of the DFT at ``f``, so band masks and radii carry over unchanged.  It is its own
-    inverse up to the centring shift (see :func:`idht2`).
+    ``dht2(x) = Re(F) - Im(F)`` with ``F`` the unitary DFT (Bracewell 1983, "Discrete
+    Hartley transform"): a *real* orthonormal basis whose coefficient ``(u, v)`` oscillates
+    at the DFT frequency ``(u, v)``.  The pair of coefficients at ``+f`` and ``-f`` spans
+    the same plane as the real and imaginary part of the DFT at ``f``, so band masks and
+    radii carry over unchanged.  It is its own inverse up to the centring shift (see
+    :func:`idht2`).  This is the real form of the ``"dft"`` basis (:func:`to_basis`).
+
+    Args:
+        x: real floating-point tensor with at least 2 dims (not checked for NaN/inf).
+
+    Returns:
+        Real Hartley coefficients, same shape and dtype as ``x``.
+
+    Shape:
+        - x: ``(..., H, W)``
+        - output: ``(..., H, W)``
+
+    Raises:
+        TypeError: ``x`` is not a tensor, not floating-point, or complex.
+        ValueError: ``x`` has fewer than 2 dims.
     """
     _check_spatial(x, "x")
     f = torch.fft.fft2(x, norm="ortho")
@@ -404,24 +554,80 @@ def dht2(x: torch.Tensor) -> torch.Tensor:
 
 
 def idht2(c: torch.Tensor) -> torch.Tensor:
-    """Inverse of :func:`dht2`."""
+    """Inverse of :func:`dht2`: the image whose centred Hartley coefficients are ``c``.
+
+    Args:
+        c: real floating-point coefficients with at least 2 dims (not checked for NaN/inf).
+
+    Returns:
+        The image, same shape and dtype as ``c``.
+
+    Shape:
+        - c: ``(..., H, W)``
+        - output: ``(..., H, W)``
+
+    Raises:
+        TypeError: ``c`` is not a tensor, not floating-point, or complex.
+        ValueError: ``c`` has fewer than 2 dims.
+    """
     _check_spatial(c, "c")
     f = torch.fft.fft2(torch.fft.ifftshift(c, dim=(-2, -1)), norm="ortho")
     return f.real - f.imag
 
 
 def to_basis(x: torch.Tensor, basis: str) -> torch.Tensor:
-    """Real coefficients of ``x`` ``(..., H, W)`` in an orthonormal basis, same shape.
+    """Real coefficients of ``x`` in an orthonormal frequency basis.
 
     ``"dct"``: :func:`dct2`; ``"dft"``: the real orthonormal form of the centred DFT,
-    :func:`dht2` (see the module docstring).  Raises ValueError for another ``basis``.
+    :func:`dht2` (see the module docstring).  Both are orthonormal, so L2 norms are kept;
+    :func:`from_basis` inverts it.
+
+    Args:
+        x: real floating-point tensor with at least 2 dims.
+        basis: ``"dct"`` or ``"dft"``.
+
+    Returns:
+        Real coefficients, same shape and dtype as ``x``.
+
+    Shape:
+        - x: ``(..., H, W)``
+        - output: ``(..., H, W)``
+
+    Raises:
+        ValueError: an unknown ``basis``, or ``x`` with fewer than 2 dims.
+        TypeError: ``x`` is not a tensor, not floating-point, or complex.
+
+    Example:
+        >>> import torch, freqkit as fk
+        >>> _ = torch.manual_seed(0); x = torch.rand(2, 1, 8, 8)
+        >>> h = fk.to_basis(x, "dft")
+        >>> h.dtype, bool(torch.allclose(h.pow(2).sum(), x.pow(2).sum()))
+        (torch.float32, True)
+        >>> bool(torch.allclose(fk.from_basis(h, "dft"), x, atol=1e-6))
+        True
     """
     check_basis(basis)
     return dct2(x) if basis == "dct" else dht2(x)
 
 
 def from_basis(c: torch.Tensor, basis: str) -> torch.Tensor:
-    """Inverse of :func:`to_basis`."""
+    """Inverse of :func:`to_basis`: the image whose ``basis`` coefficients are ``c``.
+
+    Args:
+        c: real floating-point coefficients with at least 2 dims.
+        basis: ``"dct"`` (:func:`idct2`) or ``"dft"`` (:func:`idht2`).
+
+    Returns:
+        The image, same shape and dtype as ``c``.
+
+    Shape:
+        - c: ``(..., H, W)``
+        - output: ``(..., H, W)``
+
+    Raises:
+        ValueError: an unknown ``basis``, or ``c`` with fewer than 2 dims.
+        TypeError: ``c`` is not a tensor, not floating-point, or complex.
+    """
     check_basis(basis)
     return idct2(c) if basis == "dct" else idht2(c)
 
@@ -429,9 +635,26 @@ def from_basis(c: torch.Tensor, basis: str) -> torch.Tensor:
 # ----------------------------------------------------------------------------- frequency grids
 
 def frequency_coords(h: int, w: int, basis: str = "dct", device=None):
-    """Per-coefficient frequencies ``(fu, fv)``, each ``(H, W)``, in units of Nyquist (0 .. 1).
+    """Per-coefficient frequencies ``(fu, fv)`` in units of Nyquist.
 
-    DCT: ``fu = u / H``.  DFT/DHT (centred): ``fu = 2 |u - H//2| / H``.
+    DCT: ``fu = u / H`` (0 .. ``(H - 1) / H``).  DFT (centred, also the Hartley grid):
+    ``fu = 2 |u - H//2| / H`` (0 .. 1; 1 is reached at index 0 of an even axis).  ``fv``
+    likewise along W.
+
+    Args:
+        h: image height, an integer ``>= 1``.
+        w: image width, an integer ``>= 1``.
+        basis: ``"dct"`` or ``"dft"``.
+        device: device of the results (``None``: the default device).
+
+    Returns:
+        ``(fu, fv)``, two float64 tensors (``fu`` varies along rows, ``fv`` along columns).
+
+    Shape:
+        - fu, fv: ``(H, W)`` each.
+
+    Raises:
+        ValueError: ``h`` or ``w`` not an integer ``>= 1``, or an unknown ``basis``.
     """
     check_positive_int(h, "h")
     check_positive_int(w, "w")
@@ -446,11 +669,30 @@ def frequency_coords(h: int, w: int, basis: str = "dct", device=None):
 
 
 def frequency_radius(h: int, w: int, basis: str = "dct", kind: str = "radial", device=None) -> torch.Tensor:
-    """Normalised radius per coefficient, ``(H, W)`` float64.
+    """Normalised radius of every coefficient of an ``H x W`` grid.
 
-    ``kind="radial"``: ``sqrt(fu^2 + fv^2)`` in ``[0, sqrt(2)]``;
-    ``kind="ring"``: ``max(fu, fv)`` in ``[0, 1)``, whose level sets are the L-shaped
-    rings ``max(u, v) = k`` of Wang et al. 2020 on a square DCT grid.
+    From :func:`frequency_coords`: ``kind="radial"`` gives ``sqrt(fu^2 + fv^2)`` in
+    ``[0, sqrt(2)]``; ``kind="ring"`` gives ``max(fu, fv)``, whose level sets are the
+    L-shaped rings ``max(u, v) = k`` of Wang et al. 2020 ("High-frequency component helps
+    explain the generalization of convolutional neural networks") on a square DCT grid.
+    Ring radii lie in ``[0, 1)`` on the DCT grid and in ``[0, 1]`` on the DFT grid (1 at
+    index 0 of an even axis).
+
+    Args:
+        h: image height, an integer ``>= 1``.
+        w: image width, an integer ``>= 1``.
+        basis: ``"dct"`` or ``"dft"``.
+        kind: ``"radial"`` or ``"ring"``.
+        device: device of the result (``None``: the default device).
+
+    Returns:
+        The radius per coefficient, float64.
+
+    Shape:
+        - output: ``(H, W)``
+
+    Raises:
+        ValueError: an unknown ``kind`` or ``basis``, or ``h``/``w`` not an integer ``>= 1``.
     """
     check_choice(kind, "kind", ("radial", "ring"))
     fu, fv = frequency_coords(h, w, basis, device)
@@ -459,22 +701,49 @@ def frequency_radius(h: int, w: int, basis: str = "dct", kind: str = "radial", d
 
 def band_masks(h: int, w: int, n_bands: int | None = None, kind: str = "radial", basis: str = "dct",
                edges: Sequence[float] | None = None, device=None) -> torch.Tensor:
-    """A partition of the ``H x W`` frequency plane into K bands, ``(K, H, W)`` bool.
+    """A partition of the ``H x W`` frequency plane into K bands of normalised radius.
+
+    Band ``k`` holds the coefficients whose radius (:func:`frequency_radius`) lies in
+    ``[e_k, e_{k+1})``, the last band also its upper edge; the edges are ``n_bands + 1``
+    equal steps over ``[0, sqrt(2)]`` (radial) or ``[0, 1]`` (ring), so a band means the
+    same absolute frequencies whatever the grid size, or the given ``edges``.  A radius that
+    sits on an edge (up to 1e-9) opens the band above it.  Every coefficient belongs to
+    exactly one band.
 
     Args:
-        h, w: spatial size.
-        n_bands: number of equal-width bands over ``[0, sqrt(2)]`` (radial) or
-            ``[0, 1]`` (ring), in units of Nyquist.  For ``kind="ring"`` on a square DCT
-            grid with ``n_bands == H``, band k is exactly the authors' L-shaped ring
-            ``max(u, v) == k`` (Wang et al. 2020, ``zifanw/frequency_explain``).
+        h: image height, an integer ``>= 1``.
+        w: image width, an integer ``>= 1``.
+        n_bands: number of equal-width bands, an integer ``>= 1`` (units of Nyquist).  For
+            ``kind="ring"`` on a square DCT grid with ``n_bands == H``, band k is exactly the
+            authors' L-shaped ring ``max(u, v) == k`` (Wang et al. 2020,
+            ``zifanw/frequency_explain``).  Ignored when ``edges`` is given.
         kind: ``"radial"`` (normalised radius) or ``"ring"`` (``max(fu, fv)``).
-        basis: ``"dct"`` or ``"dft"`` (centred spectrum; masks are symmetric
-            under ``f -> -f`` so DFT-filtered images stay real).
-        edges: instead of ``n_bands``, K+1 increasing edges; band k holds radii in
-            ``[edges[k], edges[k+1])``, the last band also its upper edge.  Edges must
+        basis: ``"dct"`` or ``"dft"`` (centred spectrum; masks are symmetric under
+            ``f -> -f``, so DFT-filtered images stay real).
+        edges: instead of ``n_bands``, K+1 strictly increasing edges; band k holds radii in
+            ``[edges[k], edges[k+1])``, the last band also its upper edge.  The edges must
             cover every radius on the grid.
+        device: device of the masks (``None``: the default device).
 
-    Every coefficient belongs to exactly one band; an empty band is an error.
+    Returns:
+        Boolean masks, one per band.
+
+    Shape:
+        - output: ``(K, H, W)``
+
+    Raises:
+        ValueError: ``h``, ``w`` or ``n_bands`` not an integer ``>= 1``; an unknown ``kind``
+            or ``basis``; neither ``n_bands`` nor ``edges``; ``edges`` not a 1-D sequence of
+            at least 2 strictly increasing values or not covering the grid's radii; or an
+            empty band (too many bands for the grid).
+
+    Example:
+        >>> import torch, freqkit as fk
+        >>> m = fk.band_masks(8, 8, 4)
+        >>> m.shape, m.sum((1, 2)).tolist(), bool((m.sum(0) == 1).all())
+        (torch.Size([4, 8, 8]), [8, 22, 28, 6], True)
+        >>> fk.band_masks(8, 8, 8, kind="ring").sum((1, 2)).tolist()  # L-shaped rings
+        [1, 3, 5, 7, 9, 11, 13, 15]
     """
     check_positive_int(h, "h")
     check_positive_int(w, "w")
@@ -514,7 +783,20 @@ def band_masks(h: int, w: int, n_bands: int | None = None, kind: str = "radial",
 def check_dft_symmetric(mask: torch.Tensor, name: str = "mask") -> None:
     """Raise unless a centred-spectrum mask is symmetric under ``f -> -f``.
 
-    Only symmetric masks keep DFT-filtered real images real.
+    Only symmetric masks keep DFT-filtered real images real.  The mirror of index ``u`` on
+    the centred grid is ``(2 (H//2) - u) mod H`` (so on an even axis index 0, the Nyquist
+    frequency, is its own mirror).
+
+    Args:
+        mask: a tensor ``(..., H, W)`` on the centred DFT grid (bool or numeric; compared
+            exactly); its type and shape are not checked.
+        name: the argument's name, used in the error message.
+
+    Returns:
+        None.
+
+    Raises:
+        ValueError: the mask differs from its mirror image.
     """
     h, w = mask.shape[-2:]
     iu = (-(torch.arange(h, device=mask.device) - h // 2)) % h
@@ -530,10 +812,41 @@ def check_dft_symmetric(mask: torch.Tensor, name: str = "mask") -> None:
 # ----------------------------------------------------------------------------- filtering
 
 def filter_band(x: torch.Tensor, mask: torch.Tensor, basis: str = "dct") -> torch.Tensor:
-    """Keep only the frequencies where ``mask`` (``(H, W)`` or broadcastable) is true.
+    """Keep only the frequencies where ``mask`` is true: ``x`` filtered in the ``basis`` domain.
 
-    DCT: ``idct2(dct2(x) * mask)``.  DFT: ``Re(idft2(dft2(x) * mask))`` with a centred,
-    symmetric mask (checked), so the result is real up to rounding.  Differentiable.
+    DCT: ``idct2(dct2(x) * mask)``.  DFT: ``Re(idft2(dft2(x) * mask))`` with a centred mask
+    symmetric under ``f -> -f`` (checked), so the result is real up to rounding.  The mask is
+    multiplied in (cast to ``x``'s dtype), so a non-binary mask weights the coefficients
+    instead of selecting them.  Differentiable.
+
+    Args:
+        x: real floating-point image tensor with at least 2 dims.
+        mask: a tensor whose last two dims are ``(H, W)`` and which broadcasts against
+            ``x``: a bool (or 0/1) mask from e.g. :func:`band_masks` or
+            :func:`low_high_masks`, on the grid of ``basis``.
+        basis: ``"dct"`` or ``"dft"``.
+
+    Returns:
+        The filtered images, ``x``'s dtype, in the broadcast shape of ``x`` and ``mask``
+        (the shape of ``x`` for an ``(H, W)`` mask).
+
+    Shape:
+        - x: ``(..., H, W)``
+        - mask: ``(H, W)`` or broadcastable to ``x``
+        - output: ``(..., H, W)``
+
+    Raises:
+        TypeError: ``x`` is not a tensor, not floating-point, or complex.
+        ValueError: ``x`` has fewer than 2 dims; an unknown ``basis``; ``mask`` not a tensor
+            or its last two dims not ``(H, W)``; a DFT mask not symmetric under ``f -> -f``.
+
+    Example:
+        >>> import torch, freqkit as fk
+        >>> _ = torch.manual_seed(0); x = torch.rand(2, 1, 8, 8)
+        >>> m = fk.low_high_masks(8, 8)
+        >>> low, high = fk.filter_band(x, m["low"]), fk.filter_band(x, m["high"])
+        >>> low.shape, bool(torch.allclose(low + high, x, atol=1e-6))
+        (torch.Size([2, 1, 8, 8]), True)
     """
     _check_spatial(x, "x")
     check_basis(basis)
@@ -556,19 +869,106 @@ def _cutoff_mask(h, w, cutoff, basis, kind, device, low: bool):
 
 
 def low_pass(x: torch.Tensor, cutoff: float, basis: str = "dct", kind: str = "radial") -> torch.Tensor:
-    """Keep frequencies with normalised radius ``<= cutoff`` (units of Nyquist; 0 keeps the mean)."""
+    """Keep the frequencies with normalised radius ``<= cutoff`` (an ideal low-pass filter).
+
+    :func:`filter_band` with the mask ``frequency_radius(H, W, basis, kind) <= cutoff``.
+    ``cutoff=0`` keeps only the mean; a cutoff at or above the largest radius keeps ``x``.
+    ``low_pass(x, c) + high_pass(x, c) == x``.
+
+    Args:
+        x: real floating-point image tensor with at least 2 dims.
+        cutoff: radius in units of Nyquist, a finite number ``>= 0`` (radial radii reach
+            ``sqrt(2)``, ring radii 1).
+        basis: ``"dct"`` or ``"dft"``.
+        kind: ``"radial"`` (``sqrt(fu^2 + fv^2)``) or ``"ring"`` (``max(fu, fv)``).
+
+    Returns:
+        The low-passed images, same shape and dtype as ``x``.
+
+    Shape:
+        - x: ``(..., H, W)``
+        - output: ``(..., H, W)``
+
+    Raises:
+        TypeError: ``x`` is not a tensor, not floating-point, or complex.
+        ValueError: ``x`` has fewer than 2 dims; ``cutoff`` not a finite number ``>= 0``; an
+            unknown ``basis`` or ``kind``.
+
+    Example:
+        >>> import torch, freqkit as fk
+        >>> _ = torch.manual_seed(0); x = torch.rand(2, 1, 8, 8)
+        >>> mean = x.mean((-2, -1), keepdim=True)
+        >>> bool(torch.allclose(fk.low_pass(x, 0.0), mean.expand_as(x), atol=1e-6))
+        True
+        >>> lo, hi = fk.low_pass(x, 0.5, basis="dft"), fk.high_pass(x, 0.5, basis="dft")
+        >>> bool(torch.allclose(lo + hi, x, atol=1e-6))
+        True
+    """
     _check_spatial(x, "x")
     return filter_band(x, _cutoff_mask(*x.shape[-2:], cutoff, basis, kind, x.device, True), basis)
 
 
 def high_pass(x: torch.Tensor, cutoff: float, basis: str = "dct", kind: str = "radial") -> torch.Tensor:
-    """Keep frequencies with normalised radius ``> cutoff``: ``x == low_pass + high_pass``."""
+    """Keep the frequencies with normalised radius ``> cutoff`` (an ideal high-pass filter).
+
+    :func:`filter_band` with the mask ``frequency_radius(H, W, basis, kind) > cutoff``: the
+    complement of :func:`low_pass`, so ``x == low_pass(x, c) + high_pass(x, c)``.  The mean
+    is always removed; a cutoff at or above the largest radius returns zeros.
+
+    Args:
+        x: real floating-point image tensor with at least 2 dims.
+        cutoff: radius in units of Nyquist, a finite number ``>= 0``.
+        basis: ``"dct"`` or ``"dft"``.
+        kind: ``"radial"`` (``sqrt(fu^2 + fv^2)``) or ``"ring"`` (``max(fu, fv)``).
+
+    Returns:
+        The high-passed images, same shape and dtype as ``x``.
+
+    Shape:
+        - x: ``(..., H, W)``
+        - output: ``(..., H, W)``
+
+    Raises:
+        TypeError: ``x`` is not a tensor, not floating-point, or complex.
+        ValueError: ``x`` has fewer than 2 dims; ``cutoff`` not a finite number ``>= 0``; an
+            unknown ``basis`` or ``kind``.
+
+    Example:
+        >>> import torch, freqkit as fk
+        >>> _ = torch.manual_seed(0); x = torch.rand(2, 1, 8, 8)
+        >>> hi = fk.high_pass(x, 0.5)
+        >>> bool(torch.allclose(fk.low_pass(x, 0.5) + hi, x, atol=1e-6)), bool(hi.mean().abs() < 1e-6)
+        (True, True)
+    """
     _check_spatial(x, "x")
     return filter_band(x, _cutoff_mask(*x.shape[-2:], cutoff, basis, kind, x.device, False), basis)
 
 
 def band_pass(x: torch.Tensor, lo: float, hi: float, basis: str = "dct", kind: str = "radial") -> torch.Tensor:
-    """Keep frequencies with ``lo < radius <= hi``."""
+    """Keep the frequencies with ``lo < radius <= hi`` (an ideal band-pass filter).
+
+    :func:`filter_band` with that mask.  The lower bound is exclusive, so even ``lo=0``
+    removes the mean: ``band_pass(x, 0, c) == low_pass(x, c) - low_pass(x, 0)``.
+
+    Args:
+        x: real floating-point image tensor with at least 2 dims.
+        lo: lower radius (exclusive), units of Nyquist, ``>= 0``.
+        hi: upper radius (inclusive), ``> lo``.
+        basis: ``"dct"`` or ``"dft"``.
+        kind: ``"radial"`` or ``"ring"``.
+
+    Returns:
+        The band-passed images, same shape and dtype as ``x``.
+
+    Shape:
+        - x: ``(..., H, W)``
+        - output: ``(..., H, W)``
+
+    Raises:
+        TypeError: ``x`` is not a tensor, not floating-point, or complex.
+        ValueError: ``x`` has fewer than 2 dims; ``lo``/``hi`` not numbers with
+            ``0 <= lo < hi``; an unknown ``basis`` or ``kind``.
+    """
     _check_spatial(x, "x")
     if not (isinstance(lo, (int, float)) and isinstance(hi, (int, float)) and 0 <= lo < hi):
         raise ValueError(f"band_pass needs 0 <= lo < hi, got lo={lo!r}, hi={hi!r}")
@@ -577,10 +977,39 @@ def band_pass(x: torch.Tensor, lo: float, hi: float, basis: str = "dct", kind: s
 
 
 def band_decompose(x: torch.Tensor, masks: torch.Tensor, basis: str = "dct") -> torch.Tensor:
-    """Split ``x`` ``(N, C, H, W)`` into K band components ``(N, K, C, H, W)`` that sum to ``x``.
+    """Split images into K band components that sum to the images.
 
-    ``masks`` is a ``(K, H, W)`` partition (e.g. from :func:`band_masks`); overlapping or
-    missing frequencies are an error, since the components would then not sum to ``x``.
+    Component ``k`` is ``filter_band(x, masks[k], basis)``, computed with one forward
+    transform.  ``masks`` must partition the frequency plane (e.g. from :func:`band_masks`
+    or :func:`equal_count_band_masks`): overlapping or missing frequencies are an error,
+    since the components would then not sum to ``x``.
+
+    Args:
+        x: images, a finite floating-point tensor ``(N, C, H, W)``.
+        masks: bool or 0/1 partition ``(K, H, W)`` (an ``(H, W)`` mask counts as K = 1 and
+            must then select every frequency); on the grid of ``basis``.
+        basis: ``"dct"`` or ``"dft"`` (DFT masks must be symmetric under ``f -> -f``).
+
+    Returns:
+        The components, ``x``'s dtype.
+
+    Shape:
+        - x: ``(N, C, H, W)``
+        - masks: ``(K, H, W)``
+        - output: ``(N, K, C, H, W)``
+
+    Raises:
+        TypeError: ``x`` or ``masks`` not a tensor, or ``x`` not floating-point.
+        ValueError: ``x`` not 4-D or not finite; an unknown ``basis``; ``masks`` of another
+            shape, with values other than 0/1, with an empty band, not a partition, or (DFT)
+            not symmetric under ``f -> -f``.
+
+    Example:
+        >>> import torch, freqkit as fk
+        >>> _ = torch.manual_seed(0); x = torch.rand(2, 1, 8, 8)
+        >>> parts = fk.band_decompose(x, fk.band_masks(8, 8, 4))
+        >>> parts.shape, bool(torch.allclose(parts.sum(1), x, atol=1e-6))
+        (torch.Size([2, 4, 1, 8, 8]), True)
     """
     check_tensor(x, "x", ndim=4)
     check_basis(basis)
@@ -612,7 +1041,25 @@ def _blocks(x: torch.Tensor, b: int, name: str):
 def block_dct2(x: torch.Tensor, block: int = 8) -> torch.Tensor:
     """JPEG-style blockwise orthonormal DCT: each ``block x block`` tile transformed in place.
 
-    Output has the shape of ``x``; tile ``(i, j)`` holds the DCT of the same pixel tile.
+    The image is cut into non-overlapping tiles (as JPEG does with 8 x 8 blocks, Wallace
+    1992, "The JPEG still picture compression standard"), and tile ``(i, j)`` of the output
+    holds the :func:`dct2` of the same pixel tile.  Differentiable.
+
+    Args:
+        x: real floating-point tensor with at least 2 dims; H and W divisible by ``block``.
+        block: tile size, an integer ``>= 1``.
+
+    Returns:
+        The blockwise coefficients, same shape and dtype as ``x``.
+
+    Shape:
+        - x: ``(..., H, W)``
+        - output: ``(..., H, W)``
+
+    Raises:
+        TypeError: ``x`` is not a tensor, not floating-point, or complex.
+        ValueError: ``x`` has fewer than 2 dims; ``block`` not an integer ``>= 1``; H or W
+            not divisible by ``block``.
     """
     _check_spatial(x, "x")
     check_positive_int(block, "block")
@@ -622,7 +1069,25 @@ def block_dct2(x: torch.Tensor, block: int = 8) -> torch.Tensor:
 
 
 def block_idct2(c: torch.Tensor, block: int = 8) -> torch.Tensor:
-    """Inverse of :func:`block_dct2`."""
+    """Inverse of :func:`block_dct2`: ``block_idct2(block_dct2(x, b), b) == x``.
+
+    Args:
+        c: blockwise DCT coefficients, real floating-point, at least 2 dims; H and W
+            divisible by ``block``.
+        block: tile size, an integer ``>= 1`` (the one used in :func:`block_dct2`).
+
+    Returns:
+        The image, same shape and dtype as ``c``.
+
+    Shape:
+        - c: ``(..., H, W)``
+        - output: ``(..., H, W)``
+
+    Raises:
+        TypeError: ``c`` is not a tensor, not floating-point, or complex.
+        ValueError: ``c`` has fewer than 2 dims; ``block`` not an integer ``>= 1``; H or W
+            not divisible by ``block``.
+    """
     _check_spatial(c, "c")
     check_positive_int(block, "block")
     t, lead, h, w = _blocks(c, block, "c")
@@ -632,12 +1097,35 @@ def block_idct2(c: torch.Tensor, block: int = 8) -> torch.Tensor:
 # ----------------------------------------------------------------------------- spectra
 
 def power_spectrum(x: torch.Tensor, basis: str = "dft") -> torch.Tensor:
-    """Mean energy per coefficient over all leading dims: ``(H, W)``.
+    """Mean energy per frequency coefficient, averaged over all leading dims.
 
-    ``basis="dft"``: ``|F|^2`` of the centred unitary DFT; ``"dct"``: ``dct2(x)^2``.
-    By Parseval the map sums to the mean squared pixel value times ``H * W``.  For real
-    ``x``, ``|F(f)|^2 = (h(f)^2 + h(-f)^2) / 2`` with ``h = dht2(x)``: summed over any band
-    symmetric under ``f -> -f`` it is the energy of :func:`to_basis` ``(x, "dft")`` there.
+    ``basis="dft"``: ``|F|^2`` of the centred unitary DFT (:func:`dft2`); ``"dct"``:
+    ``dct2(x)^2``.  By Parseval the map sums to the mean squared pixel value times
+    ``H * W``.  For real ``x``, ``|F(f)|^2 = (h(f)^2 + h(-f)^2) / 2`` with ``h = dht2(x)``:
+    summed over any band symmetric under ``f -> -f`` it is the energy of
+    :func:`to_basis` ``(x, "dft")`` there.
+
+    Args:
+        x: real floating-point tensor with at least 2 dims (e.g. images ``(N, C, H, W)``).
+        basis: ``"dft"`` (default) or ``"dct"``.
+
+    Returns:
+        The power map, real, ``x``'s dtype; on the centred grid for ``"dft"``.
+
+    Shape:
+        - x: ``(..., H, W)``
+        - output: ``(H, W)``
+
+    Raises:
+        TypeError: ``x`` is not a tensor, not floating-point, or complex.
+        ValueError: ``x`` has fewer than 2 dims, or an unknown ``basis``.
+
+    Example:
+        >>> import torch, freqkit as fk
+        >>> _ = torch.manual_seed(0); x = torch.rand(2, 1, 8, 8)
+        >>> p = fk.power_spectrum(x)
+        >>> p.shape, bool(torch.allclose(p.sum(), 64 * x.pow(2).mean()))  # Parseval
+        (torch.Size([8, 8]), True)
     """
     _check_spatial(x, "x")
     check_basis(basis)
@@ -649,9 +1137,28 @@ def power_spectrum(x: torch.Tensor, basis: str = "dft") -> torch.Tensor:
 
 
 def radial_profile(values: torch.Tensor, masks: torch.Tensor, reduce: str = "sum") -> torch.Tensor:
-    """Reduce per-coefficient ``values`` ``(..., H, W)`` over each band of ``masks`` ``(K, H, W)``.
+    """Reduce per-coefficient ``values`` over each band of ``masks``.
 
-    Returns ``(..., K)``; ``reduce`` is ``"sum"`` or ``"mean"`` (per coefficient).
+    Args:
+        values: finite floating-point tensor with at least 2 dims, e.g. a power map or
+            attribution maps.
+        masks: bool or 0/1 masks ``(K, H, W)`` (or one ``(H, W)`` mask); need not partition
+            the plane.
+        reduce: ``"sum"`` over each band, or ``"mean"`` per coefficient of the band.
+
+    Returns:
+        One value per band and leading index, ``values``' dtype.
+
+    Shape:
+        - values: ``(..., H, W)``
+        - masks: ``(K, H, W)``
+        - output: ``(..., K)``
+
+    Raises:
+        TypeError: ``values`` or ``masks`` not a tensor, or ``values`` not floating-point.
+        ValueError: ``values`` with fewer than 2 dims or non-finite entries; an unknown
+            ``reduce``; ``masks`` of another shape, with values other than 0/1, or with an
+            empty band.
     """
     check_tensor(values, "values", min_dim=2)
     check_choice(reduce, "reduce", ("sum", "mean"))
@@ -670,8 +1177,32 @@ def radial_power_law(power: torch.Tensor, basis: str = "dft", n_bands: int = 16,
     """Mean power per radial band and the slope of ``log10 power`` against ``log10 radius``.
 
     Natural images have power falling roughly as ``1 / f^2`` (van der Schaaf & van Hateren
-    1996), a slope near -2.  Returns ``(radius_centres, mean_power, slope)``; the fit uses
-    bands whose centre lies in ``fit_range`` (units of Nyquist); the mean (r = 0) is left out.
+    1996, "Modelling the power spectra of natural images: statistics and information"), a
+    slope near -2.  The power map is averaged over ``n_bands`` equal-width radial bands
+    (:func:`band_masks`) with the mean (r = 0) left out (a band holding only the mean is dropped);
+    the slope is the least-squares fit over the bands whose centre lies in ``fit_range``
+    and whose power is positive.
+
+    Args:
+        power: a finite floating-point power map ``(H, W)``, e.g. from :func:`power_spectrum`
+            on the grid of ``basis``.
+        basis: ``"dft"`` (default) or ``"dct"``.
+        n_bands: number of equal-width radial bands, an integer ``>= 1``.
+        fit_range: ``(lo, hi)`` band centres (units of Nyquist) used for the fit, inclusive.
+
+    Returns:
+        ``(radius_centres, mean_power, slope)``: the mean radius of the coefficients of each
+        band, ``(K',)`` float64; the mean power per coefficient of each band, ``(K',)``
+        float64; the fitted slope, a float.  ``K' <= n_bands`` (the DC-only band is dropped).
+
+    Shape:
+        - power: ``(H, W)``
+        - radius_centres, mean_power: ``(K',)``
+
+    Raises:
+        TypeError: ``power`` is not a floating-point tensor.
+        ValueError: ``power`` not 2-D or not finite; an unknown ``basis``; ``n_bands`` not an
+            integer ``>= 1`` or leaving an empty band; fewer than 2 bands in ``fit_range``.
     """
     check_tensor(power, "power", ndim=2)
     h, w = power.shape
@@ -700,10 +1231,36 @@ def equal_count_band_masks(h: int, w: int, n_bands: int, basis: str = "dct", kin
     coefficients (on a 32 x 32 DCT grid with 4 bands: 112, 312, 468 and 132), and a
     perturbation confined to a smaller subspace needs more distortion for that reason
     alone.  Here the edges sit at the quantiles of the radius, moved to the nearest gap
-    between distinct radii (coefficients at one radius are never split), so band k holds
-    the coefficients between the k/K and (k+1)/K quantiles of the radius.  Returns a
-    ``(K, H, W)`` bool partition, like :func:`band_masks` (DFT masks are symmetric:
-    the radius is).  Raises ``ValueError`` if the grid has too few distinct radii.
+    between distinct radii (coefficients at one radius are never split; each band keeps at
+    least one distinct radius), so band k holds the coefficients between the k/K and
+    (k+1)/K quantiles of the radius.  DFT masks are symmetric under ``f -> -f`` (the radius
+    is).
+
+    Args:
+        h: image height, an integer ``>= 1``.
+        w: image width, an integer ``>= 1``.
+        n_bands: number of bands K, an integer ``>= 1``.
+        basis: ``"dct"`` or ``"dft"``.
+        kind: ``"radial"`` or ``"ring"`` (see :func:`frequency_radius`).
+        device: device of the masks (``None``: the default device).
+
+    Returns:
+        A bool partition of the frequency plane, like :func:`band_masks`.
+
+    Shape:
+        - output: ``(K, H, W)``
+
+    Raises:
+        ValueError: ``h``, ``w`` or ``n_bands`` not an integer ``>= 1``; an unknown
+            ``basis`` or ``kind``; ``n_bands`` larger than the number of distinct radii of
+            the grid (a 1 x 1 grid fails even for one band).
+
+    Example:
+        >>> import torch, freqkit as fk
+        >>> fk.equal_count_band_masks(32, 32, 4).sum((1, 2)).tolist()
+        [255, 255, 258, 256]
+        >>> fk.band_masks(32, 32, 4).sum((1, 2)).tolist()  # equal-width bands, for contrast
+        [112, 312, 468, 132]
     """
     check_positive_int(h, "h")
     check_positive_int(w, "w")
@@ -732,9 +1289,28 @@ def equal_count_band_masks(h: int, w: int, n_bands: int, basis: str = "dct", kin
 def ring_band_masks(h: int, w: int, basis: str = "dct", device=None) -> torch.Tensor:
     """The authors' L-shaped ring bands (Wang et al. 2020), one ring per frequency step.
 
-    DCT: ``min(H, W)`` rings ``max(u/H, v/W)`` in equal steps (for square images, ring k
-    is exactly ``max(u, v) == k``).  DFT: ``min(H, W) // 2`` rings of the centred
-    spectrum (the DFT has half as many distinct frequencies per axis).  ``(K, H, W)`` bool.
+    Wang et al. 2020, "High-frequency component helps explain the generalization of
+    convolutional neural networks" (``zifanw/frequency_explain``).  DCT: ``min(H, W)``
+    equal-width rings of ``max(u/H, v/W)`` (for square images, ring k is exactly
+    ``max(u, v) == k``).  DFT: ``max(1, min(H, W) // 2)`` rings of the centred spectrum (the
+    DFT has half as many distinct frequencies per axis).  The default bands of
+    :mod:`freqkit.attribution`.
+
+    Args:
+        h: image height, an integer ``>= 1``.
+        w: image width, an integer ``>= 1``.
+        basis: ``"dct"`` or ``"dft"``.
+        device: device of the masks (``None``: the default device).
+
+    Returns:
+        A bool partition of the frequency plane (see :func:`band_masks`).
+
+    Shape:
+        - output: ``(K, H, W)``
+
+    Raises:
+        ValueError: an unknown ``basis``; ``h`` or ``w`` not an integer ``>= 1``; an empty
+            ring (see :func:`band_masks`).
     """
     check_basis(basis)
     k = min(h, w) if basis == "dct" else max(1, min(h, w) // 2)
@@ -742,11 +1318,33 @@ def ring_band_masks(h: int, w: int, basis: str = "dct", device=None) -> torch.Te
 
 
 def low_high_masks(h: int, w: int, basis: str = "dct") -> dict:
-    """``{"low", "high"}``: the lower and upper half of the coefficients by normalised radius.
+    """The lower and upper half of the coefficients by normalised radius.
 
-    Equal-count halves (:func:`equal_count_band_masks` with 2 bands) of the ``basis`` grid,
-    each ``(H, W)`` bool, so that a low- and a high-band attack act in subspaces of the same
-    dimension.
+    Equal-count halves (:func:`equal_count_band_masks` with 2 radial bands) of the ``basis``
+    grid, so that a low- and a high-band attack act in subspaces of (nearly) the same
+    dimension; coefficients at one radius are never split, so the halves can differ by a
+    few coefficients.  The mean (DC) is in ``"low"``.
+
+    Args:
+        h: image height, an integer ``>= 1``.
+        w: image width, an integer ``>= 1``.
+        basis: ``"dct"`` or ``"dft"``.
+
+    Returns:
+        ``{"low": mask, "high": mask}``, complementary bool masks (on the default device).
+
+    Shape:
+        - low, high: ``(H, W)`` each.
+
+    Raises:
+        ValueError: ``h`` or ``w`` not an integer ``>= 1``; an unknown ``basis``; a grid
+            with fewer than 2 distinct radii (1 x 1).
+
+    Example:
+        >>> import torch, freqkit as fk
+        >>> m = fk.low_high_masks(8, 8)
+        >>> sorted(m), int(m["low"].sum()), int(m["high"].sum()), bool(m["low"][0, 0])
+        (['high', 'low'], 31, 33, True)
     """
     m = equal_count_band_masks(h, w, 2, basis=basis)
     return {"low": m[0], "high": m[1]}
@@ -758,13 +1356,44 @@ def band_energy(delta: torch.Tensor, basis: str = "dct", masks: torch.Tensor | N
                           n_bands: int | None = None, normalize: bool = True) -> torch.Tensor:
     """Energy per frequency band, per image: the radial spectrum of perturbations (or images).
 
-    ``delta`` ``(N, C, H, W)`` (e.g. ``x_adv - x``); energy per coefficient in the
-    orthonormal ``basis`` (``"dct"``, or ``"dft"`` in its real Hartley form, whose energies
-    over a symmetric band equal ``|F|^2`` summed over it), summed over channels and over
-    each band of ``masks`` ``(K, H, W)`` (default: ``n_bands`` equal-width radial bands,
-    ``min(H, W) // 2`` of them).  Returns ``(N, K)``; with ``normalize`` the share of each
-    image's energy per band (rows sum to 1; zero rows stay zero).  Used to compare the
-    spectra of smooth, low-frequency and unconstrained perturbations.
+    The energy per coefficient in the orthonormal ``basis`` (``"dct"``, or ``"dft"`` in its
+    real Hartley form, whose energies over a symmetric band equal ``|F|^2`` summed over it),
+    summed over channels and over each band of ``masks``.  Used to compare the spectra of
+    smooth, low-frequency and unconstrained perturbations.
+
+    Args:
+        delta: a finite floating-point batch, e.g. ``x_adv - x``.
+        basis: ``"dct"`` or ``"dft"``.
+        masks: bool or 0/1 band masks ``(K, H, W)`` (or one ``(H, W)`` mask, K = 1) on the
+            ``basis`` grid; they need not partition the plane; DFT masks must be symmetric
+            under ``f -> -f``.  ``None``: ``n_bands`` equal-width radial bands
+            (:func:`band_masks`).
+        n_bands: number of default bands, an integer ``>= 1``; ``None`` means
+            ``max(2, min(H, W) // 2)``.  Ignored when ``masks`` is given.
+        normalize: divide each row by its sum over the bands (the share of the image's
+            energy per band when the masks partition the plane; rows sum to 1, all-zero rows
+            stay zero); ``False`` returns the energies themselves.
+
+    Returns:
+        Energies (or shares) per image and band, ``delta``'s dtype.
+
+    Shape:
+        - delta: ``(N, C, H, W)``
+        - masks: ``(K, H, W)``
+        - output: ``(N, K)``
+
+    Raises:
+        TypeError: ``delta`` or ``masks`` not a tensor, or ``delta`` not floating-point.
+        ValueError: ``delta`` not 4-D or not finite; an unknown ``basis``; ``n_bands`` not an
+            integer ``>= 1``; ``masks`` of another shape, with values other than 0/1, with an
+            empty band, or (DFT) not symmetric; an empty default band (e.g. a 1 x 1 image).
+
+    Example:
+        >>> import torch, freqkit as fk
+        >>> _ = torch.manual_seed(0); x = torch.rand(2, 1, 8, 8)
+        >>> e = fk.band_energy(x - 0.5, masks=fk.band_masks(8, 8, 4))
+        >>> e.shape, bool(torch.allclose(e.sum(1), torch.ones(2)))
+        (torch.Size([2, 4]), True)
     """
     check_tensor(delta, "delta", ndim=4)
     check_basis(basis)

@@ -1,5 +1,6 @@
-"""Attacks: torchattacks parity, exact feasibility in band/ball/box, Fourier heat maps,
-minimal distortion against closed forms, smooth PGD, bad input.
+"""Attacks: torchattacks parity, exact feasibility in band/ball/box, minimal distortion
+against closed forms, box-limited failures and band comparisons, equal-budget examples and
+their spectra, smooth PGD, bad input.  (Fourier heat maps: test_heatmaps.py.)
 
 Everything runs on tiny synthetic problems (no downloads) and keeps to a single CPU core.
 """
@@ -15,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import freqkit.attacks as A
-from freqkit.transforms import band_masks, check_dft_symmetric, dft2, idht2
+from freqkit.transforms import band_masks, check_dft_symmetric, dct2, dft2, equal_count_band_masks, idct2
 
 try:  # a test dependency only (installed with --no-deps: it pins an old requests)
     import torchattacks
@@ -279,73 +280,6 @@ def test_per_image_eps_and_zero_eps(trained):
     assert bool((info["l2"] <= eps + 1e-5).all()) and float(info["l2"][0]) == 0.0
 
 
-# ----------------------------------------------------------------------------- Fourier heat map
-
-class _OneFrequency(nn.Module):
-    """Sensitive only to the energy at DFT frequency ``(u, v)`` (and its mirror): class 1
-    when the energy of the projection onto that Fourier pair exceeds ``thr``."""
-
-    def __init__(self, h, w, u, v, thr):
-        super().__init__()
-        e = torch.zeros(2, h, w)
-        e[0, u, v] = 1
-        e[1][_mirror(e[0] > 0)] = 1
-        self.register_buffer("basis", idht2(e))  # orthonormal pair spanning the frequency
-        self.thr = thr
-
-    def forward(self, x):
-        c = torch.einsum("nchw,khw->nck", x, self.basis)
-        energy = c.pow(2).sum((1, 2))
-        return torch.stack([self.thr - energy, energy - self.thr], 1)
-
-
-@pytest.mark.parametrize("h, w, u, v", [(16, 16, 5, 11), (12, 15, 2, 9), (8, 8, 4, 1)])
-def test_fourier_heatmap_peaks_at_the_only_sensitive_direction(h, w, u, v):
-    eps = 1.0
-    model = _OneFrequency(h, w, u, v, thr=eps ** 2 / 2)
-    g = torch.Generator().manual_seed(0)
-    x = 0.35 + 0.3 * torch.rand(6, 3, h, w, generator=g)
-    c = torch.einsum("nchw,khw->nck", x, model.basis)
-    x = x - torch.einsum("nck,khw->nchw", c, model.basis)  # no energy at (u, v): class 0
-    assert float(x.min()) >= 0 and float(x.max()) <= 1  # no clamping can interfere
-    y = torch.zeros(6, dtype=torch.long)
-    hm = A.fourier_heatmap(model, x, y, eps=eps, batch_size=64, progress=False)
-    assert hm.shape == (h, w)
-    peak = torch.zeros(h, w, dtype=torch.bool)
-    peak[u, v] = True
-    peak = peak | _mirror(peak)
-    assert torch.equal(hm > 0.5, peak)
-    assert torch.allclose(hm[peak], torch.ones(int(peak.sum())))
-    assert float(hm[~peak].abs().max()) == 0.0
-    lc = A.fourier_heatmap(model, x, y, eps=eps, metric="logit_change", progress=False)
-    assert torch.equal(lc == lc.max(), peak)
-
-
-def test_fourier_heatmap_is_symmetric_and_independent_of_batch_size():
-    x = _saturated(5, 3, 9, 10, seed=1, frac=0.1)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(270, 3))
-    torch.manual_seed(0)
-    y = torch.randint(0, 3, (5,))
-    a = A.fourier_heatmap(model, x, y, eps=2.0, batch_size=7, progress=False, metric="logit_change")
-    b = A.fourier_heatmap(model, x, y, eps=2.0, batch_size=1000, progress=False, metric="logit_change")
-    assert torch.allclose(a, b, atol=1e-5)
-    assert torch.allclose(a, _mirror(a))
-    assert float(a.abs().sum()) > 0
-
-
-def test_fourier_basis_images_are_unit_norm_and_on_their_frequency():
-    idx = torch.arange(0, 64, 7)
-    b = A.fourier_basis_images(8, 8, idx, torch.float64)
-    assert torch.allclose(b.flatten(1).norm(dim=1), torch.ones(len(idx), dtype=torch.float64))
-    spec = dft2(b).abs()
-    for k, i in enumerate(idx.tolist()):
-        m = torch.zeros(64, dtype=torch.bool)
-        m[i] = True
-        m = m.reshape(8, 8)
-        m = m | _mirror(m)
-        assert float(spec[k][~m].max()) < 1e-12
-
-
 # ----------------------------------------------------------------------------- minimal distortion
 
 class _Linear(nn.Module):
@@ -440,6 +374,122 @@ def test_minimal_distortion_returns_the_adversarial_images(trained):
     assert torch.allclose(sizes[ok], d[ok], atol=1e-5)
 
 
+# ----------------------------------------------------------------------------- box-limited failures, band comparisons
+
+class _LinearK(nn.Module):
+    """logits = W x (flattened): k classes, float64."""
+
+    def __init__(self, c, h, w, k=3, seed=0):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.w = nn.Parameter(torch.randn(k, c, h, w, generator=g, dtype=torch.float64))
+
+    def forward(self, x):
+        return torch.einsum("nchw,kchw->nk", x.to(self.w.dtype), self.w)
+
+
+class _Unfoolable(nn.Module):
+    """Class 0 by a margin of 20 (no perturbation here can flip it); a small gradient with energy
+    at every frequency."""
+
+    def forward(self, x):
+        g = torch.Generator().manual_seed(7)
+        pattern = torch.randn(x.shape[1:], generator=g).to(x)
+        s = 0.01 * (x * pattern).flatten(1).sum(1)
+        return torch.stack([20.0 + s, -s], 1)
+
+
+def test_box_limited_on_black_images_and_not_on_grey_ones():
+    h = 8
+    masks = band_masks(h, h, 4, basis="dct")
+    high = masks[1:].any(0)                       # everything but the band with the mean
+    model = _Unfoolable()
+    y = torch.zeros(3, dtype=torch.long)
+    black = torch.zeros(3, 1, h, h)               # a zero-mean perturbation >= 0 is 0
+    b = A.box_limited(model, black, y, high, eps=1.0, norm="l2", steps=5)
+    assert not b["success"].any() and b["limited"].all() and float(b["used"].max()) < 1e-6
+    grey = torch.full((3, 1, h, h), 0.5)
+    g = A.box_limited(model, grey, y, high, eps=1.0, norm="l2", steps=5)
+    assert not g["success"].any() and not g["limited"].any()
+    assert float(g["used"].min()) > 0.9             # (a few pixels of the pattern reach the box)
+    with pytest.raises(ValueError, match="threshold"):
+        A.box_limited(model, grey, y, high, eps=1.0, threshold=0)
+    with pytest.raises(ValueError, match="eps"):
+        A.box_limited(model, grey, y, high, eps=-1.0)
+
+
+def test_band_comparison_adds_box_fields_and_keeps_compare_bands_numbers():
+    h = 8
+    masks = band_masks(h, h, 2, basis="dct")
+    model = _Unfoolable()
+    x = torch.cat([torch.zeros(2, 1, h, h), torch.full((2, 1, h, h), 0.5)])
+    y = torch.zeros(4, dtype=torch.long)
+    recs = A.band_comparison(model, x, y, masks, norm="l2", eps_list=[0.0, 1.0], steps=3, search_steps=2,
+                             eps_max=1.0, n_boot=50)
+    ref = A.compare_bands(model, x, y, masks, norm="l2", eps_list=[0.0, 1.0], steps=3, search_steps=2,
+                          eps_max=1.0, n_boot=50, progress=False)
+    assert set(recs) == {"band0", "band1", "full"}
+    for k, rec in recs.items():
+        assert rec["success_rate"] == ref[k]["success_rate"]
+        assert rec["distortions"] == ref[k]["distortions"]
+        assert len(rec["box_limited"]) == 4 and len(rec["budget_used"]) == 4
+    # band1 excludes the mean: black images cannot move; grey ones use their whole budget
+    assert recs["band1"]["box_limited"] == [True, True, False, False]
+    assert recs["band1"]["box_limited_share"] == 0.5
+    assert recs["full"]["box_limited"] == [False] * 4     # the full band can brighten black images
+
+
+# ----------------------------------------------------------------------------- equal-budget examples and their spectra
+
+def test_band_examples_equal_budget_feasible_and_in_band():
+    h = 8
+    g = torch.Generator().manual_seed(0)
+    x = 0.3 + 0.4 * torch.rand(4, 3, h, h, generator=g)
+    model = _LinearK(3, h, h).float()
+    y = torch.zeros(4, dtype=torch.long)
+    masks = equal_count_band_masks(h, h, 2)
+    ex = A.band_examples(model, x, y, masks, eps=0.5, norm="l2", steps=5, smooth={"cg_iters": 10})
+    assert set(ex) == {"band0", "band1", "full", "smooth"}
+    for name, rec in ex.items():
+        assert rec["x_adv"].shape == x.shape and float(rec["x_adv"].min()) >= 0 and float(rec["x_adv"].max()) <= 1
+        assert torch.allclose(rec["delta"], rec["x_adv"] - x)
+        assert float(rec["l2"].max()) <= 0.5 + 1e-5
+        assert float(rec["out_of_band"].max()) < 1e-3
+    # no early stop and no box in play: every band spends its whole budget
+    assert torch.allclose(ex["band0"]["l2"], torch.full((4,), 0.5), atol=1e-3)
+    e = dct2(ex["band0"]["delta"]).pow(2).sum(1)
+    assert float(e[:, ~masks[0]].sum()) < 1e-3 * float(e.sum())
+    assert "dirichlet" in ex["smooth"]
+
+
+def test_example_spectra_and_smooth_summary_follow_the_perturbations():
+    h = 8
+    fk_band = equal_count_band_masks(h, h, 2)
+    # a perturbation entirely in band 0 and one entirely in band 1, built in the DCT domain
+    c = torch.randn(3, 1, h, h)
+    d0, d1 = idct2(c * fk_band[0]), idct2(c * fk_band[1])
+    ok = torch.tensor([True, False, True])
+    ex = {"band0": {"delta": d0, "success": ok}, "full": {"delta": d0 + d1, "success": ok},
+          "smooth": {"delta": d0, "success": ~ok, "dirichlet": torch.tensor([1.0, 2.0, 3.0])}}
+    spectra, centres = A.example_spectra(ex, {"band0": "low", "full": "all"}, n_bands=4)
+    assert len(centres) == 4 and centres == sorted(centres)
+    assert sum(spectra["low"]) == pytest.approx(1.0) and sum(spectra["all"]) == pytest.approx(1.0)
+    assert spectra["low"][0] > spectra["all"][0]  # band-0 energy sits at low radii
+    s = A.smooth_summary(ex, fk_band)
+    assert s["lowest_band_energy_share"]["band0"] == pytest.approx(1.0, abs=1e-5)
+    assert 0 < s["lowest_band_energy_share"]["full"] < 1
+    assert s["dirichlet_smooth"] == pytest.approx(2.0)
+    assert s["success_band0"] == pytest.approx(2 / 3) and s["success_smooth"] == pytest.approx(1 / 3)
+
+
+def test_chapter_helpers_refuse_bad_input_by_name_examples():
+    ex = {"full": {"delta": torch.zeros(2, 1, 8, 8), "success": torch.ones(2, dtype=torch.bool)}}
+    with pytest.raises(ValueError, match="no example named 'band0'"):
+        A.example_spectra(ex, {"band0": "low"}, 4)
+    with pytest.raises(ValueError, match="no example named 'smooth'"):
+        A.smooth_summary(ex, torch.ones(1, 8, 8, dtype=torch.bool), variants=("full",))
+
+
 # ----------------------------------------------------------------------------- smooth adversarial examples
 
 def test_laplacian_smoothing_solves_its_system_and_is_symmetric():
@@ -468,22 +518,6 @@ def test_smooth_pgd_is_feasible_and_smoother_than_pgd(trained):
     _assert_feasible(x, xl, 8 / 255, "linf", None, "dct")
 
 
-def test_perturbation_spectrum_shares():
-    g = torch.Generator().manual_seed(0)
-    d = torch.randn(4, 3, H, H, generator=g)
-    for basis in ("dct", "dft"):
-        masks = band_masks(H, H, 4, "radial", basis)
-        p = A.perturbation_spectrum(d, basis=basis, masks=masks)
-        assert p.shape == (4, 4) and torch.allclose(p.sum(1), torch.ones(4), atol=1e-5)
-        low = A.band_projector(masks[0], basis)(d)
-        q = A.perturbation_spectrum(low, basis=basis, masks=masks)
-        assert float(q[:, 1:].max()) < 1e-6
-        raw = A.perturbation_spectrum(d, basis=basis, masks=masks, normalize=False)
-        assert torch.allclose(raw.sum(1), d.pow(2).sum((1, 2, 3)), rtol=1e-4)
-    assert A.perturbation_spectrum(d).shape == (4, H // 2)
-    assert torch.equal(A.perturbation_spectrum(torch.zeros(1, 1, H, H)), torch.zeros(1, H // 2))
-
-
 # ----------------------------------------------------------------------------- bad input
 
 def _bad_cases():
@@ -509,15 +543,13 @@ def _bad_cases():
         (lambda: A.pgd(m, x[0], y, 0.1), "x"),
         (lambda: A.pgd(m, x, y, 0.1, steps=-1), "steps"),
         (lambda: A.pgd(m, x, y, 0.1, step_size=0.0), "step_size"),
-        (lambda: A.fourier_heatmap(m, x, y, eps=-1.0), "eps"),
-        (lambda: A.fourier_heatmap(m, x, y, metric="accuracy"), "metric"),
-        (lambda: A.fourier_heatmap(m, x, torch.tensor([0, 5]), progress=False), "y"),
         (lambda: A.minimal_distortion(m, x, y, eps_max=-1.0), "eps_max"),
         (lambda: A.minimal_distortion(m, x, y, band=torch.ones(3, 3, dtype=torch.bool)), "band"),
         (lambda: A.smooth_pgd(m, x, y, 0.5, alpha=1.0), "alpha"),
         (lambda: A.smooth_pgd(m, x, y, -0.5), "eps"),
         (lambda: A.compare_bands(m, x, y, torch.zeros(2, H, H, dtype=torch.bool), progress=False), "masks"),
-        (lambda: A.perturbation_spectrum(x, masks=torch.ones(2, 4, 4, dtype=torch.bool)), "masks"),
+        (lambda: A.pgd(m, x, y, 0.1, basis="dht"), "basis"),
+        (lambda: A.minimal_distortion(m, x, y, basis="dht"), "basis"),
     ]
 
 

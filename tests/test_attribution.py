@@ -1,4 +1,6 @@
-"""Tests of freqkit.attribution: parity with Captum, completeness, ground truth, bad input.
+"""Tests of freqkit.attribution: parity with Captum, completeness, ground truth, attribution of
+perturbations, bad input.  (Deletion/insertion and the randomisation check: test_faithfulness.py;
+planted_band_share: test_planted.py.)
 
 Every model is tiny and built here with a fixed seed; most run in float64 so parity and
 completeness can be checked to near machine precision.
@@ -16,12 +18,17 @@ from torch import nn
 
 from freqkit.attribution import (
     FrequencyAttribution, FrequencyModel, attribute, band_feature_mask, band_pixel_attribution, band_shares,
-    default_band_masks, deletion_insertion_curves, model_randomisation_check, planted_band_share,
-    radial_attribution_profile, topk_reconstruction,
+    perturbation_attribution, radial_attribution_profile, topk_reconstruction,
 )
-from freqkit.transforms import band_masks, dct2, dht2, from_basis, radial_profile, to_basis
+from freqkit.planted import planted_band_share
+from freqkit.transforms import (
+    band_energy, band_masks, dct2, dht2, equal_count_band_masks, filter_band, from_basis, radial_profile,
+    ring_band_masks, to_basis,
+)
 
 captum_attr = pytest.importorskip("captum.attr")
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 HYP = settings(max_examples=12, deadline=None, derandomize=True)
 
@@ -219,7 +226,7 @@ def test_occlusion_reproduces_authors_rings_with_scipy():
     """Wang et al. 2020: zero ring max(u, v) = k of the DCT, score = drop of the predicted logit."""
     m, x = tiny_cnn(), images()
     r = attribute(m, x, "predicted", method="occlusion")  # default masks: the authors' rings
-    assert r.masks.shape == (8, 8, 8)
+    assert r.masks.shape == (8, 8, 8) and torch.equal(r.masks.cpu(), ring_band_masks(8, 8, "dct"))
     xn = x.numpy()
     with torch.no_grad():
         base = m(x)
@@ -353,15 +360,6 @@ def test_model_that_sees_one_band_gets_all_the_mass():
         assert float(s[:, 1].min()) > 0.999
 
 
-def test_planted_band_share_by_hand():
-    s = torch.zeros(2, 1, 2, 2)
-    s[0, 0, 0, 0], s[0, 0, 1, 1] = 3.0, -1.0
-    s[1, 0, 1, 0] = 2.0
-    planted = torch.tensor([[[True, False], [False, False]], [[False, False], [True, True]]])
-    torch.testing.assert_close(planted_band_share(s, planted), torch.tensor([0.75, 1.0]))
-    torch.testing.assert_close(planted_band_share(s, planted[0]), torch.tensor([0.75, 0.0]))
-
-
 # ----------------------------------------------------------------------------- top-k
 
 @HYP
@@ -380,52 +378,6 @@ def test_topk_fraction_one_returns_x(h, w, basis, seed):
         drop_max = torch.where(keep, -torch.inf, s).reshape(2, -1).max(1).values
         assert bool((kept_min >= drop_max).all())
     torch.testing.assert_close(to_basis(out, basis), torch.where(keep, to_basis(x, basis), 0.0), atol=1e-12, rtol=0)
-
-
-# ----------------------------------------------------------------------------- deletion / insertion
-
-def test_deletion_insertion_on_linear_model():
-    """For a model linear in the coefficients, deleting by signed IG score is the steepest descent."""
-    torch.manual_seed(0)
-    lin = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 4)).double().eval()
-    x = images()
-    r = attribute(lin, x, "predicted", method="ig", n_steps=4)
-    cur = deletion_insertion_curves(lin, x, r.target, r, output="logit", n_points=9)
-    with torch.no_grad():
-        fx = lin(x).gather(1, r.target[:, None])[:, 0]
-        f0 = lin(torch.zeros_like(x)).gather(1, r.target[:, None])[:, 0]
-    for o in ("attribution", "random", "low_to_high", "high_to_low"):
-        assert cur.deletion[o].shape == (3, 9)
-        torch.testing.assert_close(cur.deletion[o][:, 0], fx)
-        torch.testing.assert_close(cur.deletion[o][:, -1], f0)
-        torch.testing.assert_close(cur.insertion[o][:, 0], f0)
-        torch.testing.assert_close(cur.insertion[o][:, -1], fx)
-        assert bool((cur.deletion["attribution"] <= cur.deletion[o] + 1e-9).all())
-        assert bool((cur.insertion["attribution"] >= cur.insertion[o] - 1e-9).all())
-    summ = cur.summary()
-    assert summ["deletion"]["attribution"] <= summ["deletion"]["random"]
-    assert summ["insertion"]["attribution"] >= summ["insertion"]["random"]
-    p = deletion_insertion_curves(lin, x, r.target, r.scores, orders="random", n_points=3, internal_batch_size=2)
-    assert set(p.deletion) == {"random"} and float(p.deletion["random"].max()) <= 1.0
-
-
-# ----------------------------------------------------------------------------- randomisation check
-
-@pytest.mark.parametrize("mode", ["cascading", "independent", "all"])
-def test_model_randomisation_check(mode):
-    m, x = tiny_cnn(), images()
-    before = [p.clone() for p in m.parameters()]
-    rng = torch.random.get_rng_state()
-    res = model_randomisation_check(m, x, "predicted", method="ig", mode=mode, n_steps=8)
-    assert all(torch.equal(a, b) for a, b in zip(before, m.parameters()))  # original untouched
-    assert torch.equal(rng, torch.random.get_rng_state())
-    n_layers = 1 if mode == "all" else 3
-    assert res.spearman.shape == (n_layers, 3) and res.randomised_scores.shape == (n_layers, 3, 3, 8, 8)
-    if mode != "all":
-        assert res.layers == ["6", "2", "0"]  # top (output) layer first
-    assert float(res.spearman.max()) < 0.99  # randomised weights change the explanation
-    again = model_randomisation_check(m, x, "predicted", method="ig", mode=mode, n_steps=8)
-    torch.testing.assert_close(res.spearman, again.spearman, equal_nan=True)  # seeded
 
 
 # ----------------------------------------------------------------------------- data-set profile
@@ -458,13 +410,6 @@ def test_internal_batch_size_does_not_change_results():
         a = attribute(m, x, "predicted", method=method, masks=masks, n_steps=8)
         b = attribute(m, x, "predicted", method=method, masks=masks, n_steps=8, internal_batch_size=3)
         torch.testing.assert_close(a.scores, b.scores, rtol=1e-9, atol=1e-12)
-
-
-def test_default_masks_partition_for_odd_shapes():
-    for h, w in ((8, 8), (6, 10), (7, 5)):
-        for basis in ("dct", "dft"):
-            mk = default_band_masks(h, w, basis)
-            assert bool((mk.sum(0) == 1).all())
 
 
 # ----------------------------------------------------------------------------- bad input
@@ -516,20 +461,16 @@ def test_bad_inputs_name_the_argument():
         topk_reconstruction(x, x, 1.5)
     with pytest.raises(ValueError, match="scores"):
         topk_reconstruction(x, x[:, :1], 0.5)
-    with pytest.raises(ValueError, match="orders"):
-        deletion_insertion_curves(m, x, 0, x, orders=("sideways",))
     with pytest.raises(ValueError, match="model"):
         attribute(lambda z: z.sum((1, 2, 3)), x, 0)
     with pytest.raises(TypeError, match="model"):
         attribute(FrequencyModel(m), x, 0)
-    with pytest.raises(ValueError, match="mode"):
-        model_randomisation_check(m, x, 0, mode="some")
-    with pytest.raises(ValueError, match="planted_masks"):
-        planted_band_share(x, torch.ones(2, 8, 8, dtype=torch.bool))
     r = attribute(m, x, 0, method="gradient")
     with pytest.raises(ValueError, match="masks"):
         r.bands()
     assert isinstance(r, FrequencyAttribution) and "gradient" in repr(r)
+    with pytest.raises(ValueError, match="basis"):
+        attribute(m, x, 0, basis="dht")                # "dft" is the basis name; dht2 only its real form
 
 
 def test_warns_for_batchnorm_in_training_mode():
@@ -543,3 +484,50 @@ def test_warns_for_batchnorm_in_training_mode():
     with _w.catch_warnings():
         _w.simplefilter("error")
         attribute(m, x, 0, method="gradient")
+
+
+# ----------------------------------------------------------------------------- perturbations
+
+class _Linear(nn.Module):
+    """logits = W x (flattened): IG is exact and closed-form."""
+
+    def __init__(self, c, h, w, k=3, seed=0):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.w = nn.Parameter(torch.randn(k, c, h, w, generator=g, dtype=torch.float64))
+
+    def forward(self, x):
+        return torch.einsum("nchw,kchw->nk", x.to(self.w.dtype), self.w)
+
+
+def test_perturbation_attribution_is_exact_for_a_linear_model():
+    h = 8
+    g = torch.Generator().manual_seed(1)
+    x = (0.3 + 0.4 * torch.rand(3, 1, h, h, generator=g)).double()
+    delta = 0.1 * torch.randn(3, 1, h, h, generator=g, dtype=torch.float64)
+    xa = (x + delta).clamp(0, 1)
+    model = _Linear(1, h, h)
+    y = torch.tensor([0, 1, 2])
+    masks = equal_count_band_masks(h, h, 3)
+    out = perturbation_attribution(model, x, xa, y, masks, n_steps=4)
+    # IG of a linear model: dct(w_y) * dct(x_adv - x), summed per band
+    prod = (dct2(model.w.detach()[y]) * dct2(xa - x)).sum(1)
+    expect = torch.stack([prod[:, m].sum(1) for m in masks], 1)
+    assert torch.allclose(out["band_change"], expect, atol=1e-8)
+    assert torch.allclose(out["logit_change"], expect.sum(1), atol=1e-8)
+    assert torch.allclose(out["change_share"].sum(1), torch.ones(3, dtype=torch.float64))
+    assert torch.allclose(out["energy_share"], band_energy(xa - x, masks=masks))
+    assert float(out["completeness_error"].abs().max()) < 1e-8
+    with pytest.raises(ValueError, match="x_adv"):
+        perturbation_attribution(model, x, xa[:2], y[:2], masks)
+
+
+def test_band_limited_perturbation_is_attributed_to_its_band():
+    h = 8
+    masks = equal_count_band_masks(h, h, 4)
+    g = torch.Generator().manual_seed(2)
+    x = (0.4 + 0.2 * torch.rand(2, 1, h, h, generator=g)).double()
+    d = filter_band(0.05 * torch.randn(2, 1, h, h, generator=g, dtype=torch.float64), masks[2], "dct")
+    out = perturbation_attribution(_Linear(1, h, h), x, x + d, torch.tensor([0, 1]), masks, n_steps=4)
+    assert torch.allclose(out["change_share"][:, 2], torch.ones(2, dtype=torch.float64))
+    assert torch.allclose(out["energy_share"][:, 2], torch.ones(2, dtype=torch.float64))

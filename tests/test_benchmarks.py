@@ -51,10 +51,11 @@ def test_device_pack_round_trips_cifar_and_mnist(data_root, tmp_path):
     pack.pack_mnist(data_root, tmp_path / "packed")
     info = unpack.unpack_all(tmp_path / "packed", tmp_path / "root")
     assert info["n_train"] == 37 and len(info["mnist_files"]) == 4
-    from freqkit.data import _select_uint8
+    from freqkit.data import load_dataset
     for name, split in (("cifar10", "train"), ("cifar10", "test"), ("mnist", "test")):
-        x, y = _select_uint8(name, split, None, 0, tmp_path / "root", False, None)
-        x0, y0 = _select_uint8(name, split, None, 0, data_root, False, None)
+        x, y = load_dataset(name, split, None, 0, tmp_path / "root", False, None, dtype=torch.uint8)
+        x0, y0 = load_dataset(name, split, None, 0, data_root, False, None, dtype=torch.uint8)
+        assert x.dtype == torch.uint8 == x0.dtype
         n = x.shape[0]
         assert n == (37 if split == "train" and name == "cifar10" else x0.shape[0])
         assert torch.equal(x, x0[:n]) and torch.equal(y, y0[:n])

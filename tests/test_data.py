@@ -1,5 +1,6 @@
-"""freqkit.data: real offline data sets, subsets and splits, ImageNet folders and
-classifiers, the planted-frequency data set, and clear errors for bad input."""
+"""freqkit.data: real offline data sets, subsets and splits, the raw uint8 form, ImageNet
+folders, and clear errors for bad input.  (Pretrained classifiers: test_models.py; the
+planted-frequency data set: test_planted.py.)"""
 from pathlib import Path
 
 import numpy as np
@@ -7,7 +8,6 @@ import pytest
 import torch
 
 import freqkit.data as D
-from freqkit.transforms import dct2
 
 # Class counts of the offline CIFAR-10 test subset (official test images 0..999) and of
 # MNIST's test set, from ../shared/data/README_PROVENANCE.md.
@@ -73,6 +73,40 @@ def test_validation_carve_is_disjoint_fixed_and_complete(data_root):
     # Disjoint: the carve's indices never appear in the train indices.
     tr_idx, va_idx = D._val_split(60000, 5000)
     assert len(set(tr_idx.tolist()) & set(va_idx.tolist())) == 0 and len(tr_idx) + len(va_idx) == 60000
+
+
+# ----------------------------------------------------------------------------- the raw uint8 form
+
+@pytest.mark.parametrize("name, split, n", [("cifar10", "test", None), ("cifar10", "test", 50),
+                                            ("mnist", "test", 20), ("mnist", "val", 30)])
+def test_uint8_is_the_raw_bytes_of_the_float_images(data_root, name, split, n):
+    kw = dict(n=n, seed=2, root=data_root, val_size=1000 if split == "val" else None)
+    x8, y8 = D.load_dataset(name, split, dtype=torch.uint8, **kw)
+    xf, yf = D.load_dataset(name, split, **kw)
+    assert x8.dtype == torch.uint8 and x8.shape == xf.shape and torch.equal(y8, yf)
+    assert torch.equal(x8, (255 * xf).round().to(torch.uint8))
+    x64, _ = D.load_dataset(name, split, dtype=torch.float64, **kw)
+    assert x64.dtype == torch.float64 and torch.equal(x64, x8.double() / 255)
+
+
+@pytest.mark.parametrize("n", [None, 10])
+def test_uint8_does_not_alias_the_in_process_cache(data_root, n):
+    x8, y8 = D.load_dataset("cifar10", "test", n=n, root=data_root, dtype=torch.uint8)
+    ref = x8.clone()
+    x8.fill_(7)           # a caller spoiling its copy ...
+    y8.fill_(3)
+    again, y_again = D.load_dataset("cifar10", "test", n=n, root=data_root, dtype=torch.uint8)
+    assert torch.equal(again, ref) and not bool((y_again == 3).all())        # ... spoils no later call
+    xf, _ = D.load_dataset("cifar10", "test", n=n, root=data_root)
+    assert torch.equal((255 * xf).round().to(torch.uint8), ref)
+    raw, _ = D._load_raw("cifar10", False, str(Path(data_root).resolve()))
+    assert raw.data_ptr() != again.data_ptr() and raw.data_ptr() != x8.data_ptr()
+
+
+@pytest.mark.parametrize("dtype", [torch.int32, torch.int64, torch.bool, "float32"])
+def test_bad_dtype_is_refused(dtype, tmp_path):
+    with pytest.raises(ValueError, match="dtype must be a floating dtype or torch.uint8"):
+        D.load_dataset("mnist", "test", root=tmp_path, download=False, dtype=dtype)
 
 
 def test_in_process_cache_is_hit(data_root):
@@ -228,163 +262,3 @@ def test_imagenet_integer_class_folders(tmp_path):
     assert y.tolist() == [7] and x.shape == (1, 3, 8, 8) and abs(float(x.mean()) - 128 / 255) < 0.01
 
 
-@pytest.fixture
-def empty_hub(tmp_path, monkeypatch):
-    old = torch.hub.get_dir()
-    torch.hub.set_dir(str(tmp_path / "hub"))
-    yield tmp_path
-    torch.hub.set_dir(old)
-
-
-def test_classifier_offline_without_weights_raises(empty_hub, monkeypatch):
-    monkeypatch.setenv("FREQKIT_OFFLINE", "1")
-    with pytest.raises(D.WeightsUnavailable, match="weights_path") as e:
-        D.load_imagenet_classifier("resnet18")
-    assert isinstance(e.value, RuntimeError)
-    with pytest.raises(D.WeightsUnavailable):
-        D.load_imagenet_classifier("resnet18", download=False)
-
-
-def test_classifier_failed_download_raises(empty_hub, monkeypatch):
-    from torchvision.models import ResNet18_Weights
-
-    def no_network(self, *a, **k):
-        raise OSError("Name or service not known")
-    monkeypatch.setattr(ResNet18_Weights, "get_state_dict", no_network)
-    with pytest.raises(D.WeightsUnavailable, match="could not download"):
-        D.load_imagenet_classifier("resnet18", download=True)
-
-
-def test_classifier_from_local_weights_file(tmp_path):
-    import torchvision
-    from freqkit.models import IMAGENET_MEAN, IMAGENET_STD, Normalize
-    torch.manual_seed(0)
-    ref = torchvision.models.resnet18(weights=None).eval()
-    path = tmp_path / "resnet18-random.pth"
-    torch.save(ref.state_dict(), path)
-    model = D.load_imagenet_classifier("resnet18", weights_path=path)
-    assert isinstance(model[0], Normalize) and not model.training
-    assert torch.allclose(model[0].mean.flatten(), torch.tensor(IMAGENET_MEAN))
-    assert torch.allclose(model[0].std.flatten(), torch.tensor(IMAGENET_STD))
-    assert torch.equal(model.net.fc.weight, ref.fc.weight)
-    assert len(model.categories) == 1000 and model.weights_source == str(path)
-    x = torch.rand(2, 3, 64, 64)
-    with torch.no_grad():
-        expected = ref((x - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
-        assert torch.allclose(model(x), expected, atol=1e-5)
-    # A file saved from the wrapped model itself loads too (its Normalize buffers are skipped).
-    torch.save(model.state_dict(), tmp_path / "wrapped.pth")
-    again = D.load_imagenet_classifier("resnet18", weights_path=tmp_path / "wrapped.pth")
-    assert torch.equal(again.net.conv1.weight, ref.conv1.weight)
-
-
-def test_classifier_bad_inputs(tmp_path):
-    with pytest.raises(ValueError, match="arch must be"):
-        D.load_imagenet_classifier("resnet_nonexistent", weights_path=tmp_path / "x.pth")
-    with pytest.raises(FileNotFoundError, match="does not exist"):
-        D.load_imagenet_classifier("resnet18", weights_path=tmp_path / "x.pth")
-    torch.save({"fc.weight": torch.zeros(3, 3)}, tmp_path / "wrong.pth")
-    with pytest.raises(ValueError, match="does not fit"):
-        D.load_imagenet_classifier("resnet18", weights_path=tmp_path / "wrong.pth")
-    (tmp_path / "junk.pth").write_bytes(b"not a torch file")
-    with pytest.raises(ValueError, match="could not read"):
-        D.load_imagenet_classifier("resnet18", weights_path=tmp_path / "junk.pth")
-
-
-# ----------------------------------------------------------------------------- planted frequencies
-
-def _band_energy(x, masks):
-    """(N, K) energy of each band in the DCT of x - 0.5, summed over channels."""
-    c2 = dct2((x - 0.5).double()).pow(2).sum(1)  # (N, H, W)
-    return torch.einsum("nhw,khw->nk", c2, masks.double())
-
-
-def _class_mean_gap(e, y, k):
-    """Largest standardised gap between the class means of band k's log energy."""
-    le = e[:, k].log()
-    means = [le[y == c].mean() for c in y.unique()]
-    ses = [le[y == c].std() / (y == c).sum().sqrt() for c in y.unique()]
-    return max(abs(float(a - b)) / float((sa ** 2 + sb ** 2).sqrt())
-               for i, (a, sa) in enumerate(zip(means, ses)) for b, sb in zip(means[i + 1:], ses[i + 1:]))
-
-
-def test_planted_shapes_range_and_info():
-    x, y, info = D.planted_frequency_dataset(101, n_classes=3, size=16, channels=3, n_bands=6, seed=2)
-    assert x.shape == (101, 3, 16, 16) and x.dtype == torch.float32 and y.dtype == torch.int64
-    assert 0 <= float(x.min()) and float(x.max()) <= 1
-    assert torch.bincount(y).tolist() == [34, 34, 33]
-    assert info["bands"] == [1, 2, 4] and info["masks"].shape == (6, 16, 16)
-    for c, b in enumerate(info["bands"]):
-        assert torch.equal(info["planted_masks"][c], info["masks"][b])
-    assert info["n_clipped"] == 0 and info["class_names"][0] == "band 1"
-    x2, y2, _ = D.planted_frequency_dataset(101, n_classes=3, size=16, channels=3, n_bands=6, seed=2)
-    assert torch.equal(x, x2) and torch.equal(y, y2)
-    x3, _, _ = D.planted_frequency_dataset(101, n_classes=3, size=16, channels=3, n_bands=6, seed=3)
-    assert not torch.equal(x, x3)
-
-
-def test_planted_band_energy_separates_and_outside_is_class_independent():
-    n = 2000
-    x, y, info = D.planted_frequency_dataset(n, n_classes=2, size=32, bands=[1, 6], n_bands=8, seed=0)
-    masks = info["masks"]
-    e = _band_energy(x, masks)
-    # The planted bands: energy grows by 1 + amplitude^2 = 2 in the planted class.
-    for c, b in enumerate(info["bands"]):
-        ratio = float(e[y == c, b].mean() / e[y != c, b].mean())
-        assert 1.8 < ratio < 2.2
-    # A one-feature classifier (log energy ratio of the two planted bands, threshold at
-    # the midpoint of the class means) separates the classes.
-    f = (e[:, 1] / e[:, 6]).log()
-    thr = 0.5 * float(f[y == 0].mean() + f[y == 1].mean())
-    acc = float(((f > thr).long() == (y == 0).long()).float().mean())
-    assert acc > 0.97
-    # Outside the planted bands every band's energy has the same distribution in both
-    # classes: class means agree within sampling error...
-    others = [k for k in range(masks.shape[0]) if k not in info["bands"]]
-    for k in others:
-        assert _class_mean_gap(e, y, k) < 4.0, k
-    # ... and a nearest-class-mean classifier on all outside-band log energies is at chance.
-    le = e[:, others].log()
-    mu = torch.stack([le[y == c].mean(0) for c in (0, 1)])
-    sd = le.std(0)
-    pred = (((le[:, None, :] - mu[None]) / sd).pow(2).sum(-1)).argmin(1)
-    assert float((pred == y).float().mean()) < 0.58
-    # Control: a per-image rescale (what clipping or max-normalisation would do) leaks
-    # the class into the other bands, and the same statistic catches it.
-    leaky = 0.5 + (x - 0.5) / (x - 0.5).abs().amax((1, 2, 3), keepdim=True) * 0.5
-    el = _band_energy(leaky, masks)
-    assert max(_class_mean_gap(el, y, k) for k in others) > 6.0
-
-
-def test_planted_options_ring_background_class_and_noise():
-    x, y, info = D.planted_frequency_dataset(600, n_classes=2, size=16, bands=[None, 3], kind="ring",
-                                             n_bands=8, amplitude=2.0, noise=0.2, seed=1)
-    assert info["class_names"] == ["background", "band 3"] and not info["planted_masks"][0].any()
-    e = _band_energy(x, info["masks"])
-    ratio = float(e[y == 1, 3].mean() / e[y == 0, 3].mean())
-    assert 3.5 < ratio < 6.5  # (1 + noise' + 4) / (1 + noise'): below 5 because of the white noise
-    assert torch.equal(info["masks"], D.band_masks(16, 16, 8, kind="ring"))
-    # coef_std describes the data: empirical per-coefficient std in the planted band.
-    std_emp = dct2(x[y == 1] - 0.5).std(0)[0]
-    m = info["planted_masks"][1]
-    assert torch.allclose(std_emp[m].mean(), info["coef_std"][1][m].mean(), rtol=0.1)
-
-
-@pytest.mark.parametrize("kw, match", [
-    (dict(n=0), "n must be"),
-    (dict(n_classes=1), "n_classes"),
-    (dict(bands=[2, 2]), "distinct"),
-    (dict(bands=[1]), "one band per class"),
-    (dict(bands=[1, 8]), "band indices in 0..7"),
-    (dict(amplitude=0.0), "amplitude"),
-    (dict(noise=-1.0), "noise"),
-    (dict(noise=float("nan")), "noise"),
-    (dict(basis="dft"), "basis"),
-    (dict(kind="square"), "kind"),
-    (dict(n_classes=9), "needs bands= explicitly"),
-])
-def test_planted_bad_input(kw, match):
-    args = dict(n=10)
-    args.update(kw)
-    with pytest.raises(ValueError, match=match):
-        D.planted_frequency_dataset(**args)

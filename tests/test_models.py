@@ -1,4 +1,5 @@
-"""freqkit.models: the Normalize layer, SmallCNN, ResNetCIFAR and build_model."""
+"""freqkit.models: the Normalize layer, SmallCNN, ResNetCIFAR, PlantedCNN, build_model,
+prediction and evaluation, devices, and pretrained ImageNet classifiers."""
 import pytest
 import torch
 from torch import nn
@@ -112,3 +113,117 @@ def test_with_normalization_wraps_any_model():
     x = torch.rand(3, 1, 2, 2)
     assert torch.allclose(wrapped(x), lin((x - 0.5) / 0.5))
     assert list(dict(wrapped.named_children())) == ["normalize", "net"]
+
+
+def test_planted_cnn_shapes_and_errors():
+    m = M.PlantedCNN(3, 4, width=5, mean=[0.5] * 3, std=[0.1] * 3)
+    assert m(torch.rand(2, 3, 16, 12)).shape == (2, 4)
+    with pytest.raises(ValueError, match="n_classes"):
+        M.PlantedCNN(1, 1)
+
+
+# ----------------------------------------------------------------------------- devices, prediction, evaluation
+
+def test_resolve_device():
+    assert M.resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert M.resolve_device("cpu") == torch.device("cpu")
+    with pytest.raises(ValueError, match="device must be"):
+        M.resolve_device("gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA"):
+            M.resolve_device("cuda")
+
+
+def _linear_model():
+    # Logits = mean pixel of channel 0 and minus it: class 0 iff mean > 0 (so > 0.5 after the shift).
+    lin = nn.Linear(4, 2, bias=True)
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor([[1.0, 1, 1, 1], [-1, -1, -1, -1]]))
+        lin.bias.copy_(torch.tensor([-2.0, 2.0]))
+    return nn.Sequential(nn.Flatten(), nn.Dropout(0.9), lin)
+
+
+def test_evaluate_and_predict_logits_batched():
+    model = _linear_model().train()
+    x = torch.rand(37, 1, 2, 2)
+    y = (x.sum((1, 2, 3)) <= 2).long()
+    logits = M.predict_logits(model, x, batch_size=5)
+    assert logits.shape == (37, 2) and logits.dtype == torch.float32
+    ref = torch.stack([x.flatten(1).sum(1) - 2, 2 - x.flatten(1).sum(1)], 1)
+    assert torch.allclose(logits, ref, atol=1e-6)  # dropout off: eval mode inside
+    assert model.training  # ... and the mode is restored
+    assert M.evaluate(model, x, y, batch_size=4) == 1.0
+    assert abs(M.evaluate(model, x, 1 - y) - 0.0) < 1e-9
+    half = y.clone()
+    half[:10] = 1 - half[:10]
+    assert abs(M.evaluate(model, x, half, batch_size=37) - 27 / 37) < 1e-6
+    with pytest.raises(ValueError, match="one label per image"):
+        M.evaluate(model, x, y[:-1])
+    with pytest.raises(ValueError, match="4 dimensions"):
+        M.predict_logits(model, x[0])
+
+
+# ----------------------------------------------------------------------------- pretrained ImageNet classifiers
+
+@pytest.fixture
+def empty_hub(tmp_path, monkeypatch):
+    old = torch.hub.get_dir()
+    torch.hub.set_dir(str(tmp_path / "hub"))
+    yield tmp_path
+    torch.hub.set_dir(old)
+
+
+def test_classifier_offline_without_weights_raises(empty_hub, monkeypatch):
+    monkeypatch.setenv("FREQKIT_OFFLINE", "1")
+    with pytest.raises(M.WeightsUnavailable, match="weights_path") as e:
+        M.load_imagenet_classifier("resnet18")
+    assert isinstance(e.value, RuntimeError)
+    with pytest.raises(M.WeightsUnavailable):
+        M.load_imagenet_classifier("resnet18", download=False)
+
+
+def test_classifier_failed_download_raises(empty_hub, monkeypatch):
+    from torchvision.models import ResNet18_Weights
+
+    def no_network(self, *a, **k):
+        raise OSError("Name or service not known")
+    monkeypatch.setattr(ResNet18_Weights, "get_state_dict", no_network)
+    with pytest.raises(M.WeightsUnavailable, match="could not download"):
+        M.load_imagenet_classifier("resnet18", download=True)
+
+
+def test_classifier_from_local_weights_file(tmp_path):
+    import torchvision
+    from freqkit.models import IMAGENET_MEAN, IMAGENET_STD, Normalize
+
+    torch.manual_seed(0)
+    ref = torchvision.models.resnet18(weights=None).eval()
+    path = tmp_path / "resnet18-random.pth"
+    torch.save(ref.state_dict(), path)
+    model = M.load_imagenet_classifier("resnet18", weights_path=path)
+    assert isinstance(model[0], Normalize) and not model.training
+    assert torch.allclose(model[0].mean.flatten(), torch.tensor(IMAGENET_MEAN))
+    assert torch.allclose(model[0].std.flatten(), torch.tensor(IMAGENET_STD))
+    assert torch.equal(model.net.fc.weight, ref.fc.weight)
+    assert len(model.categories) == 1000 and model.weights_source == str(path)
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        expected = ref((x - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+        assert torch.allclose(model(x), expected, atol=1e-5)
+    # A file saved from the wrapped model itself loads too (its Normalize buffers are skipped).
+    torch.save(model.state_dict(), tmp_path / "wrapped.pth")
+    again = M.load_imagenet_classifier("resnet18", weights_path=tmp_path / "wrapped.pth")
+    assert torch.equal(again.net.conv1.weight, ref.conv1.weight)
+
+
+def test_classifier_bad_inputs(tmp_path):
+    with pytest.raises(ValueError, match="arch must be"):
+        M.load_imagenet_classifier("resnet_nonexistent", weights_path=tmp_path / "x.pth")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        M.load_imagenet_classifier("resnet18", weights_path=tmp_path / "x.pth")
+    torch.save({"fc.weight": torch.zeros(3, 3)}, tmp_path / "wrong.pth")
+    with pytest.raises(ValueError, match="does not fit"):
+        M.load_imagenet_classifier("resnet18", weights_path=tmp_path / "wrong.pth")
+    (tmp_path / "junk.pth").write_bytes(b"not a torch file")
+    with pytest.raises(ValueError, match="could not read"):
+        M.load_imagenet_classifier("resnet18", weights_path=tmp_path / "junk.pth")

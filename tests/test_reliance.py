@@ -1,9 +1,12 @@
-"""Filtered-accuracy curves and the H1 rule, on models whose answer is known."""
+"""freqkit.reliance: filtered-accuracy curves and attribution (alignment) profiles, on models
+whose answer is known.  (The H1 rule: test_hypotheses.py.)"""
 
 import pytest
 import torch
 
 import freqkit as fk
+from freqkit import reliance as RL
+from freqkit.planted import train_planted_model
 
 
 class MeanBrightness(torch.nn.Module):
@@ -51,19 +54,6 @@ def test_high_frequency_energy_matches_filtered_accuracy():
     assert high["energy_kept"][0] == pytest.approx(float(e.mean()), rel=1e-5)
 
 
-def _high(acc_lo, energy):
-    return {"mode": "high", "cutoffs": [0.25, 0.5], "accuracy": [0.9, acc_lo + 0.02], "ci_lo": [0.8, acc_lo],
-            "ci_hi": [1.0, acc_lo + 0.04], "energy_kept": [0.5, energy], "n": 1000}
-
-
-@pytest.mark.parametrize("acc_lo, energy, expected", [
-    (0.40, 0.05, "supported"), (0.12, 0.05, "rejected"), (0.40, 0.60, "inconclusive")])
-def test_h1_rule(acc_lo, energy, expected):
-    v = fk.h1_verdict(_high(acc_lo, energy), cutoff=0.5, chance=0.1, margin=0.05, max_energy=0.2)
-    assert v["verdict"] == expected
-    assert "0.5" in v["rule"] and v["evidence"]["cutoff"] == 0.5
-
-
 def test_bad_input():
     x, y = _bright_dark()
     m = MeanBrightness()
@@ -75,5 +65,34 @@ def test_bad_input():
         fk.filtered_accuracy(m, x * 3, y, [0.1])
     with pytest.raises(ValueError, match="cutoffs"):
         fk.filtered_accuracy(m, x, y, [])
-    with pytest.raises(ValueError, match="mode='high'"):
-        fk.h1_verdict({"mode": "low"}, 0.5, 0.1)
+
+
+# ----------------------------------------------------------------------------- alignment profiles, on trained models
+
+@pytest.fixture(scope="module")
+def planted_low(one_thread):
+    """A tiny CNN trained in ~2 s on planted LOW-frequency signal (radial band 1 of 8, 16x16)."""
+    return train_planted_model(band=1, n_train=2000, n_test=200, epochs=8, size=16, n_bands=8, amplitude=2.0)
+
+
+@pytest.fixture(scope="module")
+def planted_high(one_thread):
+    """The same, trained on planted HIGH-frequency signal (band 6 of 8)."""
+    return train_planted_model(band=6, n_train=2000, n_test=200, epochs=8, size=16, n_bands=8, amplitude=2.0)
+
+
+def test_alignment_ranks_low_frequency_model_above_high(planted_low, planted_high):
+    assert planted_low.test_accuracy > 0.9 and planted_high.test_accuracy > 0.9
+    scores = {}
+    for name, t in (("low", planted_low), ("high", planted_high)):
+        prof = fk.radial_attribution_profile(t.model, t.x_test[:100], t.y_test[:100], t.masks, method="ig",
+                                             n_boot=50, progress=False, n_steps=16)
+        scores[name] = float(fk.human_alignment(prof.per_image, t.masks).mean())
+    assert scores["low"] > scores["high"] + 0.1, scores
+    # alignment_profile gives the same ordering with its own (8 equal-width) bands.
+    a = RL.alignment_profile(planted_low.model, planted_low.x_test[:40], planted_low.y_test[:40], n_boot=50,
+                             n_steps=8)
+    b = RL.alignment_profile(planted_high.model, planted_high.x_test[:40], planted_high.y_test[:40], n_boot=50,
+                             n_steps=8)
+    assert a["score"]["mean"] > b["score"]["mean"] and a["low_share"]["mean"] > b["low_share"]["mean"]
+    assert len(a["per_image_score"]) == 40 and abs(sum(a["shares"]["mean"]) - 1) < 1e-6

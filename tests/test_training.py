@@ -1,5 +1,5 @@
-"""freqkit.training (train_or_load, checkpoint cache, evaluate) and freqkit._io (atomic writes)."""
-import json
+"""freqkit.training: train_or_load and its checkpoint cache, configurations, train_on_tensors.
+(Atomic writes: test_io.py; prediction and evaluation: test_models.py.)"""
 import os
 
 import pytest
@@ -7,86 +7,15 @@ import torch
 from torch import nn
 
 import freqkit.training as T
-from freqkit._io import atomic_save_torch, atomic_write_bytes, atomic_write_json
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 # Trains in about a second on 2 idle CPU cores: 1,024 MNIST digits (after holding out
 # 1,000 for validation), one epoch with augmentation, a narrow CNN.
 TINY = {"width": 4, "epochs": 1, "batch_size": 64, "n_train": 1024, "lr": 0.05, "val_size": 1000, "augment": True}
 
 
-# ----------------------------------------------------------------------------- atomic writes
-
-def test_atomic_writes_leave_only_the_target(tmp_path):
-    p = atomic_write_bytes(tmp_path / "a" / "b.bin", b"hello")
-    assert p.read_bytes() == b"hello"
-    atomic_write_json({"x": 1, "y": [1.5, None]}, tmp_path / "r.json")
-    assert json.loads((tmp_path / "r.json").read_text()) == {"x": 1, "y": [1.5, None]}
-    atomic_save_torch({"t": torch.arange(3)}, tmp_path / "c.pt")
-    assert torch.equal(torch.load(tmp_path / "c.pt")["t"], torch.arange(3))
-    assert sorted(os.listdir(tmp_path)) == ["a", "c.pt", "r.json"]
-    assert os.listdir(tmp_path / "a") == ["b.bin"]
-
-
-def test_failed_write_keeps_the_old_file(tmp_path):
-    target = tmp_path / "ckpt.pt"
-    atomic_save_torch({"ok": 1}, target)
-    with pytest.raises(Exception):
-        atomic_save_torch({"bad": lambda: 0}, target)  # lambdas cannot be pickled
-    with pytest.raises(TypeError, match="data must be bytes"):
-        atomic_write_bytes(target, "text")
-    assert torch.load(target) == {"ok": 1}
-    assert os.listdir(tmp_path) == ["ckpt.pt"]  # no temporary file left behind
-
-
-def test_write_interrupted_during_rename_leaves_no_temp(tmp_path, monkeypatch):
-    def boom(*a):
-        raise KeyboardInterrupt
-    monkeypatch.setattr(os, "replace", boom)
-    with pytest.raises(KeyboardInterrupt):
-        atomic_write_bytes(tmp_path / "x.bin", b"data")
-    assert os.listdir(tmp_path) == []
-
-
 # ----------------------------------------------------------------------------- helpers
-
-def test_resolve_device():
-    assert T.resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
-    assert T.resolve_device("cpu") == torch.device("cpu")
-    with pytest.raises(ValueError, match="device must be"):
-        T.resolve_device("gpu0")
-    if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match="CUDA"):
-            T.resolve_device("cuda")
-
-
-def _linear_model():
-    # Logits = mean pixel of channel 0 and minus it: class 0 iff mean > 0 (so > 0.5 after the shift).
-    lin = nn.Linear(4, 2, bias=True)
-    with torch.no_grad():
-        lin.weight.copy_(torch.tensor([[1.0, 1, 1, 1], [-1, -1, -1, -1]]))
-        lin.bias.copy_(torch.tensor([-2.0, 2.0]))
-    return nn.Sequential(nn.Flatten(), nn.Dropout(0.9), lin)
-
-
-def test_evaluate_and_predict_logits_batched():
-    model = _linear_model().train()
-    x = torch.rand(37, 1, 2, 2)
-    y = (x.sum((1, 2, 3)) <= 2).long()
-    logits = T.predict_logits(model, x, batch_size=5)
-    assert logits.shape == (37, 2) and logits.dtype == torch.float32
-    ref = torch.stack([x.flatten(1).sum(1) - 2, 2 - x.flatten(1).sum(1)], 1)
-    assert torch.allclose(logits, ref, atol=1e-6)  # dropout off: eval mode inside
-    assert model.training  # ... and the mode is restored
-    assert T.evaluate(model, x, y, batch_size=4) == 1.0
-    assert abs(T.evaluate(model, x, 1 - y) - 0.0) < 1e-9
-    half = y.clone()
-    half[:10] = 1 - half[:10]
-    assert abs(T.evaluate(model, x, half, batch_size=37) - 27 / 37) < 1e-6
-    with pytest.raises(ValueError, match="one label per image"):
-        T.evaluate(model, x, y[:-1])
-    with pytest.raises(ValueError, match="4 dimensions"):
-        T.predict_logits(model, x[0])
-
 
 def test_lr_schedule_shapes():
     cfg = {"schedule": "onecycle", "warmup": 0.2}
@@ -322,3 +251,43 @@ def test_custom_loss_fn_bad_return(data_root, tmp_path):
         T.train_or_load("mnist", cfg, data_root=data_root, cache_dir=tmp_path, progress=False,
                         loss_fn=lambda m, xb, yb, c, i: (m(xb).sum(), torch.zeros(3)))
     assert not any(p.suffix == ".pt" for p in tmp_path.iterdir())
+
+
+# ----------------------------------------------------------------------------- training on tensors
+
+def test_train_on_tensors_learns_and_is_seeded():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(256, 1, 8, 8, generator=g)
+    y = (x[:, 0, 0, 0] > 0.5).long()
+
+    def run():
+        torch.manual_seed(0)
+        m = nn.Sequential(nn.Flatten(), nn.Linear(64, 2))
+        rec = T.train_on_tensors(m, x, y, epochs=15, batch_size=32, lr=0.05, seed=3)
+        return m, rec
+
+    m1, rec = run()
+    m2, _ = run()
+    assert not m1.training
+    for p, q in zip(m1.parameters(), m2.parameters()):
+        assert torch.equal(p, q)
+    assert rec["n_train"] == 256 and rec["steps"] == 15 * 8 and len(rec["history"]) == 15
+    assert rec["history"][-1]["train_accuracy"] > 0.9
+    state = torch.random.get_rng_state()
+    T.train_on_tensors(m1, x, y, epochs=1)
+    assert torch.equal(state, torch.random.get_rng_state())
+
+
+def test_train_on_tensors_bad_input():
+    m = nn.Sequential(nn.Flatten(), nn.Linear(4, 2))
+    x, y = torch.rand(4, 1, 2, 2), torch.zeros(4, dtype=torch.long)
+    with pytest.raises(ValueError, match="y"):
+        T.train_on_tensors(m, x, y[:3])
+    with pytest.raises(ValueError, match="lr"):
+        T.train_on_tensors(m, x, y, lr=0)
+    with pytest.raises(ValueError, match="epochs"):
+        T.train_on_tensors(m, x, y, epochs=0)
+    with pytest.raises(TypeError, match="model"):
+        T.train_on_tensors(lambda z: z, x, y)
+    with pytest.raises(ValueError, match="non-finite"):
+        T.train_on_tensors(m, x * float("nan"), y)

@@ -1,4 +1,5 @@
-"""Transforms: parity with scipy, property tests (hypothesis), band partitions, bad input."""
+"""Transforms: parity with scipy, property tests (hypothesis), band partitions, the basis
+vocabulary, band energy, bad input."""
 import math
 
 import numpy as np
@@ -34,11 +35,13 @@ def test_dct2_matches_scipy_and_round_trips(h, w, n, dtype, seed):
 
 
 @settings(max_examples=40, deadline=None)
-@given(h=sizes, w=sizes, seed=st.integers(0, 2**16), basis=st.sampled_from(["dct", "dht", "dft"]))
+@given(h=sizes, w=sizes, seed=st.integers(0, 2**16), basis=st.sampled_from(list(T.BASES)))
 def test_parseval_and_round_trip_every_basis(h, w, seed, basis):
     x = _rand((2, 3, h, w), torch.float64, seed)
     c = T.to_basis(x, basis)
     assert c.dtype == torch.float64 and c.shape == x.shape
+    # "dft" in real form is the Hartley transform on the centred grid; "dct" the DCT-II
+    assert torch.equal(c, fk.dht2(x) if basis == "dft" else fk.dct2(x))
     assert torch.allclose((c ** 2).sum((-2, -1)), (x ** 2).sum((-2, -1)), rtol=1e-10)
     assert torch.allclose(T.from_basis(c, basis), x, atol=1e-10)
     spec = fk.dft2(x)
@@ -58,6 +61,7 @@ def test_dht_is_real_part_minus_imaginary_part():
     x = _rand((7, 8), torch.float64, 1)
     f = np.fft.fftshift(np.fft.fft2(x.numpy(), norm="ortho"))
     assert np.allclose(fk.dht2(x).numpy(), f.real - f.imag)
+    assert torch.allclose(fk.idht2(fk.dht2(x)), x, atol=1e-12)
 
 
 def test_dct2_is_differentiable_and_gradient_is_inverse_transform():
@@ -344,3 +348,212 @@ def test_fft_path_on_gpu_matches_cpu(shape):
         assert torch.allclose(fn(x.float().cuda()).cpu().double(), fn(x), atol=5e-5)
     xg = x[:1, ..., :12, :10].cuda().requires_grad_(True)
     assert torch.autograd.gradcheck(lambda v: fk.dct2(v, _fft_min_size=FFT), (xg,))
+
+
+# ----------------------------------------------------------------------------- the basis vocabulary
+
+def _mirror(m: torch.Tensor) -> torch.Tensor:
+    """``m`` (..., H, W) reflected through the centre of the centred DFT grid (``f -> -f``)."""
+    h, w = m.shape[-2:]
+    iu = ((-(torch.arange(h) - h // 2)) % h + h // 2) % h
+    iv = ((-(torch.arange(w) - w // 2)) % w + w // 2) % w
+    return m[..., iu, :][..., :, iv]
+
+
+def test_check_basis_accepts_the_bases_and_names_the_argument():
+    assert T.BASES == ("dct", "dft") and fk.BASES == T.BASES
+    for b in T.BASES:
+        assert T.check_basis(b) == b
+    for bad in ("dht", "DCT", "fft", "", None, 0):
+        with pytest.raises(ValueError, match=r"basis must be one of \['dct', 'dft'\], got "):
+            T.check_basis(bad)
+    with pytest.raises(ValueError, match=r"^grid_basis must be one of .*got 'dht'$"):
+        T.check_basis("dht", "grid_basis")
+
+
+def _dht_calls():
+    from torch import nn
+
+    from freqkit.attacks import band_comparison, band_projector, box_limited, compare_bands, minimal_distortion, pgd
+    from freqkit.attribution import FrequencyModel, attribute, band_pixel_attribution, topk_reconstruction
+    from freqkit.defense import LowPassLayer
+    from freqkit.faithfulness import deletion_insertion_curves
+    from freqkit.human import csf_map
+    from freqkit.objectives import lowpass_objective
+    from freqkit.reliance import filtered_accuracy
+
+    x = _rand((2, 1, 8, 8), torch.float32, 30)
+    y = torch.tensor([0, 1])
+    m = nn.Sequential(nn.Flatten(), nn.Linear(64, 3))
+    masks = fk.band_masks(8, 8, 2)
+    return {
+        "to_basis": lambda: T.to_basis(x, "dht"),
+        "from_basis": lambda: T.from_basis(x, "dht"),
+        "power_spectrum": lambda: fk.power_spectrum(x, "dht"),
+        "frequency_radius": lambda: fk.frequency_radius(8, 8, "dht"),
+        "band_masks": lambda: fk.band_masks(8, 8, 2, basis="dht"),
+        "equal_count_band_masks": lambda: fk.equal_count_band_masks(8, 8, 2, basis="dht"),
+        "ring_band_masks": lambda: fk.ring_band_masks(8, 8, "dht"),
+        "low_high_masks": lambda: fk.low_high_masks(8, 8, "dht"),
+        "filter_band": lambda: fk.filter_band(x, masks[0], "dht"),
+        "low_pass": lambda: fk.low_pass(x, 0.5, basis="dht"),
+        "band_decompose": lambda: fk.band_decompose(x, masks, "dht"),
+        "band_energy": lambda: fk.band_energy(x, "dht"),
+        "radial_power_law": lambda: fk.radial_power_law(torch.rand(8, 8), "dht"),
+        "FrequencyModel": lambda: FrequencyModel(m, "dht"),
+        "attribute": lambda: attribute(m, x, 0, basis="dht"),
+        "band_pixel_attribution": lambda: band_pixel_attribution(m, x, 0, masks, basis="dht"),
+        "topk_reconstruction": lambda: topk_reconstruction(x, x, 0.5, basis="dht"),
+        "deletion_insertion_curves": lambda: deletion_insertion_curves(m, x, 0, x, basis="dht"),
+        "pgd": lambda: pgd(m, x, y, 0.1, basis="dht"),
+        "minimal_distortion": lambda: minimal_distortion(m, x, y, basis="dht"),
+        "band_projector": lambda: band_projector(masks[0], "dht"),
+        "compare_bands": lambda: compare_bands(m, x, y, masks, basis="dht", progress=False),
+        "band_comparison": lambda: band_comparison(m, x, y, masks, basis="dht"),
+        "box_limited": lambda: box_limited(m, x, y, masks[0], 0.1, basis="dht"),
+        "LowPassLayer": lambda: LowPassLayer(0.5, basis="dht"),
+        "lowpass_objective": lambda: lowpass_objective(0.5, basis="dht"),
+        "csf_map": lambda: csf_map(8, 8, basis="dht"),
+        "filtered_accuracy": lambda: filtered_accuracy(m, x, y, [0.5], basis="dht"),
+    }
+
+
+@pytest.mark.parametrize("name", list(_dht_calls()))
+def test_dht_is_rejected_as_a_basis_name(name):
+    """One vocabulary everywhere: "dht" is no basis name (dht2/idht2 are functions; "dft" is their basis)."""
+    with pytest.raises(ValueError, match=r"basis must be one of \['dct', 'dft'\], got 'dht'"):
+        _dht_calls()[name]()
+
+
+@settings(max_examples=30, deadline=None)
+@given(h=st.integers(1, 16), w=st.integers(1, 16), seed=st.integers(0, 2**16), frac=st.floats(0.05, 0.9))
+def test_power_spectrum_dft_is_the_energy_of_to_basis_dft_over_symmetric_bands(h, w, seed, frac):
+    x = _rand((3, 2, h, w), torch.float64, seed)
+    p = fk.power_spectrum(x, "dft")
+    e = (T.to_basis(x, "dft") ** 2).reshape(-1, h, w).mean(0)      # Hartley energy, same averaging
+    # per frequency: |F(f)|^2 = (h(f)^2 + h(-f)^2) / 2
+    torch.testing.assert_close(p, (e + _mirror(e)) / 2, rtol=1e-10, atol=1e-12)
+    # so over any band symmetric under f -> -f the two energies are equal
+    g = torch.Generator().manual_seed(seed)
+    band = torch.rand(h, w, generator=g) < frac
+    band = band | _mirror(band)
+    T.check_dft_symmetric(band)
+    assert math.isclose(float(p[band].sum()), float(e[band].sum()), rel_tol=1e-10, abs_tol=1e-12)
+    k = min(3, max(1, min(h, w) // 2))
+    try:
+        masks = fk.equal_count_band_masks(h, w, k, basis="dft")
+    except ValueError:
+        return
+    torch.testing.assert_close(fk.radial_profile(p, masks), fk.radial_profile(e, masks), rtol=1e-10, atol=1e-12)
+    # band_energy (real Hartley form) agrees: per image, energy summed over channels
+    be = fk.band_energy(x, "dft", masks=masks, normalize=False)
+    per_image = (fk.dft2(x).abs() ** 2).sum(1)
+    torch.testing.assert_close(be, fk.radial_profile(per_image, masks), rtol=1e-10, atol=1e-12)
+
+
+def test_power_spectrum_dct_is_dct_energy():
+    x = _rand((2, 3, 6, 7), torch.float64, 31)
+    torch.testing.assert_close(fk.power_spectrum(x, "dct"), (fk.dct2(x) ** 2).reshape(-1, 6, 7).mean(0))
+
+
+# ----------------------------------------------------------------------------- more band families
+
+@pytest.mark.parametrize("h, w, k, basis", [(32, 32, 4, "dct"), (28, 28, 4, "dct"), (32, 32, 4, "dft"),
+                                             (16, 12, 3, "dft"), (8, 8, 5, "dct")])
+def test_equal_count_bands_partition_with_near_equal_counts(h, w, k, basis):
+    m = fk.equal_count_band_masks(h, w, k, basis=basis)
+    assert m.shape == (k, h, w) and m.dtype == torch.bool
+    assert torch.equal(m.sum(0), torch.ones(h, w, dtype=m.sum(0).dtype))       # a partition
+    counts = m.flatten(1).sum(1).double()
+    # never off by more than the largest group of coefficients that share a radius
+    r = fk.frequency_radius(h, w, basis)
+    _, ties = torch.unique(r, return_counts=True)
+    assert float((counts - h * w / k).abs().max()) <= int(ties.max())
+    # ordered by frequency: every radius of band j is below every radius of band j + 1
+    for j in range(k - 1):
+        assert float(r[m[j]].max()) < float(r[m[j + 1]].min())
+    if basis == "dft":
+        T.check_dft_symmetric(m)
+
+
+def test_equal_count_bands_errors():
+    with pytest.raises(ValueError, match="n_bands"):
+        fk.equal_count_band_masks(2, 2, 10)
+    with pytest.raises(ValueError, match="basis"):
+        fk.equal_count_band_masks(8, 8, 2, basis="wavelet")
+
+
+def test_default_masks_partition_for_odd_shapes():
+    for h, w in ((8, 8), (6, 10), (7, 5)):
+        for basis in ("dct", "dft"):
+            mk = fk.ring_band_masks(h, w, basis)
+            assert bool((mk.sum(0) == 1).all())
+
+
+def test_ring_band_masks_are_one_ring_per_frequency_step():
+    # DCT, square: ring k is exactly max(u, v) == k (Wang et al. 2020), min(H, W) rings
+    m = fk.ring_band_masks(8, 8, "dct")
+    u, v = torch.meshgrid(torch.arange(8), torch.arange(8), indexing="ij")
+    assert m.shape == (8, 8, 8)
+    for k in range(8):
+        assert torch.equal(m[k], torch.maximum(u, v) == k)
+    assert fk.ring_band_masks(6, 10, "dct").shape[0] == 6
+    # DFT: min(H, W) // 2 rings of the centred spectrum, symmetric, ordered outwards
+    d = fk.ring_band_masks(8, 10, "dft")
+    assert d.shape == (4, 8, 10)
+    T.check_dft_symmetric(d)
+    assert bool(d[0, 4, 5])                               # the zero frequency opens the first ring
+    r = fk.frequency_radius(8, 10, "dft", "ring")
+    for k in range(3):
+        assert float(r[d[k]].max()) < float(r[d[k + 1]].min())
+    assert torch.equal(fk.ring_band_masks(8, 10, "dft"), fk.band_masks(8, 10, 4, kind="ring", basis="dft"))
+    assert fk.ring_band_masks(3, 3, "dft").shape[0] == 1   # never fewer than one ring
+
+
+@pytest.mark.parametrize("h, w, basis", [(32, 32, "dct"), (28, 28, "dct"), (16, 16, "dft"), (9, 12, "dft")])
+def test_low_high_masks_split_the_coefficients_in_two_equal_halves(h, w, basis):
+    lh = fk.low_high_masks(h, w, basis)
+    assert set(lh) == {"low", "high"}
+    low, high = lh["low"], lh["high"]
+    assert low.shape == (h, w) and low.dtype == torch.bool
+    assert not bool((low & high).any()) and bool((low | high).all())
+    r = fk.frequency_radius(h, w, basis)
+    assert float(r[low].max()) < float(r[high].min())
+    _, ties = torch.unique(r, return_counts=True)
+    assert abs(int(low.sum()) - h * w / 2) <= int(ties.max())
+    ec = fk.equal_count_band_masks(h, w, 2, basis=basis)
+    assert torch.equal(low, ec[0]) and torch.equal(high, ec[1])
+    if basis == "dft":
+        T.check_dft_symmetric(low)
+
+
+# ----------------------------------------------------------------------------- band energy of perturbations
+
+def test_perturbation_spectrum_shares():
+    from freqkit.attacks import band_projector
+
+    hh = 16
+    g = torch.Generator().manual_seed(0)
+    d = torch.randn(4, 3, hh, hh, generator=g)
+    for basis in ("dct", "dft"):
+        masks = fk.band_masks(hh, hh, 4, "radial", basis)
+        p = fk.band_energy(d, basis=basis, masks=masks)
+        assert p.shape == (4, 4) and torch.allclose(p.sum(1), torch.ones(4), atol=1e-5)
+        low = band_projector(masks[0], basis)(d)
+        q = fk.band_energy(low, basis=basis, masks=masks)
+        assert float(q[:, 1:].max()) < 1e-6
+        raw = fk.band_energy(d, basis=basis, masks=masks, normalize=False)
+        assert torch.allclose(raw.sum(1), d.pow(2).sum((1, 2, 3)), rtol=1e-4)
+    assert fk.band_energy(d).shape == (4, hh // 2)
+    assert torch.equal(fk.band_energy(torch.zeros(1, 1, hh, hh)), torch.zeros(1, hh // 2))
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda: fk.band_energy(torch.rand(2, 3, 16, 16), masks=torch.ones(2, 4, 4, dtype=torch.bool)), "masks"),
+    (lambda: fk.band_energy(torch.rand(3, 16, 16)), "delta"),
+    (lambda: fk.band_energy(torch.rand(2, 3, 16, 16), n_bands=0), "n_bands"),
+])
+def test_bad_input_errors_name_the_argument_band_energy(call, name):
+    with pytest.raises((ValueError, TypeError)) as e:
+        call()
+    assert name in str(e.value), str(e.value)

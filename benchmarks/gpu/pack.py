@@ -36,14 +36,16 @@ PLATFORMS = ["manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_26_x
 
 
 def pack_data(n_train: int, data_root: Path, dest: Path) -> Path:
+    import torch
+
     from freqkit._io import atomic_write_bytes
-    from freqkit.data import _select_uint8
+    from freqkit.data import load_dataset
 
     if n_train < 1:
         raise ValueError(f"n_train must be >= 1, got {n_train}")
     # uint8, in the files' order (no download: the data root must hold the set)
-    xtr, ytr = _select_uint8("cifar10", "train", None, 0, data_root, False, None)
-    xte, yte = _select_uint8("cifar10", "test", None, 0, data_root, False, None)
+    xtr, ytr = load_dataset("cifar10", "train", None, 0, data_root, False, None, dtype=torch.uint8)
+    xte, yte = load_dataset("cifar10", "test", None, 0, data_root, False, None, dtype=torch.uint8)
     if n_train > xtr.shape[0]:
         raise ValueError(f"n_train={n_train} exceeds the {xtr.shape[0]} training images under {data_root}")
     buf = io.BytesIO()

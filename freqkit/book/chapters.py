@@ -19,21 +19,34 @@ __all__ = ["load_models", "model_record", "record_line", "robustness_rows", "ban
 def load_models(datasets: Sequence[str], profile: str, overrides: Mapping | None = None, *,
                 objectives: Callable | Mapping | None = None, data_root=None, cache_dir=None, device="auto",
                 show: bool = True) -> tuple[dict, dict]:
-    """The models a chapter needs: ``PRESETS[dataset][profile]`` updated with ``overrides[dataset]``.
+    """Load (or train) the models a chapter needs, one configuration per data set.
+
+    Each data set's configuration is ``PRESETS[dataset][profile]``
+    (:data:`freqkit.training.PRESETS`) updated with ``overrides[dataset]``; the models come
+    from :func:`freqkit.train_or_load` (from the checkpoint cache when it holds them), or,
+    with ``objectives``, from :func:`freqkit.train_suite`.
 
     Args:
-        datasets: data set names ("cifar10", "mnist").
-        profile: the book profile whose preset is the base configuration.
-        overrides: ``{dataset: {config key: value}}`` on top of the preset.
-        objectives: ``None`` for one standard model per data set, or a ``{name: Objective or
-            None}`` dict (or a function of the data set returning one) for a suite
-            (:func:`freqkit.train_suite`) that differs only in the objective.
-        data_root, cache_dir, device: as :func:`freqkit.train_or_load`.
-        show: print one :func:`record_line` per model.
+        datasets: data set names, keys of ``PRESETS`` (``"cifar10"``, ``"mnist"``).
+        profile: the book profile (``"smoke"``, ``"cpu"``, ``"gpu"``) whose preset is the base
+            configuration.
+        overrides: ``{dataset: {config key: value}}`` on top of the preset; every key must be
+            one of ``datasets``.  Default: none.
+        objectives: ``None`` (default) for one standard model per data set, or a
+            ``{name: Objective or None}`` dict (or a function of the data set returning one)
+            for a suite (:func:`freqkit.train_suite`) that differs only in the objective.
+        data_root: data folder, as :func:`freqkit.train_or_load` (None: its default).
+        cache_dir: checkpoint folder, as :func:`freqkit.train_or_load` (None: its default).
+        device: ``"auto"`` (default), ``"cpu"``, ``"cuda"``, ...: where the models are put.
+        show: print one :func:`record_line` per model (default True).
 
     Returns:
         ``(models, infos)``: ``models[dataset]`` (or ``models[dataset][name]`` with
         ``objectives``) in eval mode on ``device``, and the ``train_or_load`` infos alike.
+
+    Raises:
+        ValueError: ``overrides`` names a data set that is not in ``datasets``.
+        KeyError: a data set or ``profile`` that ``PRESETS`` does not have.
     """
     overrides = dict(overrides or {})
     unknown = sorted(set(overrides) - set(datasets))
@@ -58,7 +71,23 @@ def load_models(datasets: Sequence[str], profile: str, overrides: Mapping | None
 
 
 def model_record(info: Mapping) -> dict:
-    """The JSON-ready facts of a :func:`freqkit.train_or_load` ``info``: accuracy, time, setting."""
+    """The JSON-ready facts of a :func:`freqkit.train_or_load` ``info``: accuracy, time, setting.
+
+    Args:
+        info: the ``info`` dict of :func:`freqkit.train_or_load` (or one of the infos of
+            :func:`freqkit.train_suite`); it must hold ``config``, ``test_accuracy``,
+            ``n_test``, ``train_seconds``, ``cached``, ``n_train`` and ``key``.
+
+    Returns:
+        A dict with ``test_accuracy``, ``n_test``, ``train_seconds``, ``trained_on`` (None when
+        the info does not say), ``cached``, ``n_train``, ``epochs``, ``width``, ``arch``,
+        ``objective`` (``"standard"`` when the config has none), ``objective_params``
+        (``{}`` when none), the full ``config`` and the checkpoint ``key``.
+
+    Raises:
+        KeyError: ``info`` (or its ``config``: ``epochs``, ``width``, ``arch``) lacks a key
+            above.
+    """
     cfg = info["config"]
     return {"test_accuracy": info["test_accuracy"], "n_test": info["n_test"], "train_seconds": info["train_seconds"],
             "trained_on": info.get("trained_on"), "cached": info["cached"], "n_train": info["n_train"],
@@ -68,21 +97,68 @@ def model_record(info: Mapping) -> dict:
 
 
 def record_line(dataset: str, name: str, rec: Mapping, name_width: int = 20) -> str:
-    """One line of text for a :func:`model_record`: accuracy, model, data, time, objective."""
+    """One line of text for a :func:`model_record`: accuracy, model, data, time, objective.
+
+    Args:
+        dataset: the data set name, written first (padded to 8 characters).
+        name: the model's name (e.g. ``"standard"`` or an objective), padded to
+            ``name_width`` characters.
+        rec: a :func:`model_record` dict (keys ``test_accuracy``, ``n_test``, ``arch``,
+            ``width``, ``epochs``, ``n_train``, ``train_seconds``, ``trained_on``, ``cached``,
+            ``objective``, ``objective_params``).
+        name_width: the width ``name`` is padded to (default 20), so lines of a suite align.
+
+    Returns:
+        One line (no newline): accuracy as a percentage with the test set size, architecture,
+        width, epochs and training set size, training seconds and device, whether the model
+        came from the cache, and the objective with its parameters.
+
+    Raises:
+        KeyError: ``rec`` lacks one of the keys above.
+
+    Example:
+        >>> from freqkit.book.chapters import record_line
+        >>> rec = {"test_accuracy": 0.9123, "n_test": 1000, "arch": "small", "width": 32, "epochs": 2,
+        ...        "n_train": 5000, "train_seconds": 41.6, "trained_on": "cpu", "cached": True,
+        ...        "objective": "standard", "objective_params": {}}
+        >>> print(record_line("cifar10", "standard", rec, name_width=8).replace(" | ", "\\n"))
+        cifar10  standard test accuracy 91.23% (1000 images)
+        small width 32, 2 epochs on 5000 images
+        trained 42 s on cpu
+        cached=True
+        objective standard {}
+    """
     return (f"{dataset:8s} {name:{name_width}s} test accuracy {rec['test_accuracy']:.2%} ({rec['n_test']} images) | "
             f"{rec['arch']} width {rec['width']}, {rec['epochs']} epochs on {rec['n_train']} images | trained "
             f"{rec['train_seconds']:.0f} s on {rec['trained_on']} | cached={rec['cached']} | objective "
             f"{rec['objective']} {rec['objective_params']}")
 
 
-
 def robustness_rows(evaluations: Mapping, attacks: Sequence[str] | None = None, records: Mapping | None = None):
     """``(header, rows)`` of a table of clean and robust accuracies (for :func:`freqkit.book.viz.markdown_table`).
 
-    One row per ``{name: evaluate_defense result}``; columns: clean accuracy, each attack's
-    robust accuracy (``"<norm>/<band>"``, default every attack of the first result),
-    AutoAttack per norm (or its status), and, given ``records`` (:func:`model_record` per
-    name), training seconds.
+    One row per model; columns: the model's name, clean accuracy, each attack's robust
+    accuracy, AutoAttack's accuracy per norm that any result holds (or, when AutoAttack did
+    not run to the end, its status string), and, given ``records``, training seconds.  The
+    numbers are copied from the results unchanged (accuracies in ``[0, 1]``).
+
+    Args:
+        evaluations: ``{name: result}`` of :func:`freqkit.evaluate_defense` (keys ``clean``,
+            ``attacks``, optionally ``autoattack``); at least one.
+        attacks: the attack keys (``"<norm>/<band>"``) to show, in order; default: every
+            attack of the first result.  A key the first result lacks gets a header without
+            eps; a model without that attack gets None (``"-"`` in :func:`~freqkit.book.viz.markdown_table`).
+        records: ``{name: model_record dict}`` (:func:`model_record`); adds a ``"train s"``
+            column (None for names it lacks).  Default: no such column.
+
+    Returns:
+        ``(header, rows)``: ``header`` a list of column titles (``"model"``, ``"clean"``,
+        ``"<attack> (eps <eps>)"``..., ``"AutoAttack <norm>"``..., ``"train s"``); ``rows``
+        one list per model in the order of ``evaluations``.
+
+    Raises:
+        ValueError: ``evaluations`` is empty.
+        KeyError: a result lacks ``clean`` or ``attacks``.
     """
     if not evaluations:
         raise ValueError("evaluations must hold at least one evaluate_defense() result")
@@ -107,11 +183,30 @@ def robustness_rows(evaluations: Mapping, attacks: Sequence[str] | None = None, 
     return header, rows
 
 
-
 def band_table(records: Mapping, eps_list) -> str:
-    """:func:`freqkit.band_comparison` records as a fixed-width text table, one row per band: number
-    of coefficients, success rate at each eps of ``eps_list``, median minimal distortion with
-    its CI, success at ``eps_max``, box-limited share, largest out-of-band share."""
+    """:func:`freqkit.band_comparison` records as a fixed-width text table, one row per band.
+
+    Columns: the band, its number of coefficients, the success rate at each eps of
+    ``eps_list``, the median minimal distortion with its bootstrap CI, the success rate at
+    ``eps_max``, the box-limited share and the largest out-of-band energy share.  Values are
+    formatted, not recomputed.
+
+    Args:
+        records: ``{band: record}`` from :func:`freqkit.band_comparison` (each with
+            ``success_rate``, ``n_coefficients``, ``median_distortion``, ``ci_low``,
+            ``ci_high``, ``success_at_eps_max``, ``box_limited_share``, ``out_of_band_max``).
+        eps_list: the radii the records were made with (one per ``success_rate`` entry),
+            written in the header.
+
+    Returns:
+        The table as one string: a header line and one line per band, each indented by two
+        spaces, joined by newlines.
+
+    Raises:
+        ValueError: ``records`` is not a non-empty mapping, or a record's ``success_rate``
+            does not have one value per entry of ``eps_list``.
+        KeyError: a record lacks one of the keys above.
+    """
     if not isinstance(records, Mapping) or not records:
         raise ValueError("records must be a non-empty {band: record} dict from band_comparison")
     eps_list = list(eps_list)
@@ -128,10 +223,30 @@ def band_table(records: Mapping, eps_list) -> str:
     return "\n".join(lines)
 
 
-
 def h3_summary(v: Mapping) -> str:
-    """A :func:`freqkit.hypotheses.decide_h3` verdict as text: the verdict and reason, the rule, the paired ratio with
-    its CI, and each band's median minimal distortion with its CI."""
+    """A :func:`freqkit.hypotheses.decide_h3` verdict as text.
+
+    Four lines: the statement with the verdict (upper case) and its reason, the rule, the
+    median over images of the paired ratio ``d_low / d_high`` with its CI, ``n`` and the
+    box-limited share, and each band's median minimal distortion with its CI (plus the
+    full band's median when the evidence has one).  Numbers are written to 3 significant
+    digits; stored ``"inf"`` strings are read as infinity.
+
+    Args:
+        v: a verdict record of :func:`freqkit.hypotheses.decide_h3` (keys ``hypothesis``,
+            ``verdict``, ``rule``, ``evidence``; the evidence with ``reason``,
+            ``median_ratio``, ``ratio_ci``, ``n``, ``box_limited_share``, ``band_low``,
+            ``band_high``, ``median_low``, ``median_high``, ``ci_low_band``, ``ci_high_band``
+            and optionally ``median_full``), as returned or as loaded from JSON.
+
+    Returns:
+        The four lines joined by newlines (no trailing newline).
+
+    Raises:
+        ValueError: ``v`` is not a mapping with the keys ``hypothesis``, ``verdict``,
+            ``rule`` and ``evidence``.
+        KeyError: the evidence lacks one of the keys above.
+    """
     need = ("hypothesis", "verdict", "rule", "evidence")
     if not isinstance(v, Mapping) or any(k not in v for k in need):
         raise ValueError(f"v must be a decide_h3 verdict (keys {', '.join(need)}), got "
@@ -151,9 +266,33 @@ def h3_summary(v: Mapping) -> str:
         + (f" | full band {g(e['median_full'])}" if "median_full" in e else "")])
 
 
-
 def verdict_lines(v: Mapping) -> str:
-    """A verdict record (:mod:`freqkit.hypotheses`) as three lines: statement and verdict, rule, evidence."""
+    """A verdict record (:mod:`freqkit.hypotheses`) as three lines: statement and verdict, rule, evidence.
+
+    The evidence line shows the evidence dict with its top-level float values rounded to 4
+    decimals (nested values unchanged).
+
+    Args:
+        v: a verdict record, e.g. from :func:`freqkit.hypotheses.verdict` or
+            :func:`freqkit.hypotheses.decide` (keys ``hypothesis``, ``verdict``, ``rule``,
+            ``evidence``).
+
+    Returns:
+        ``"<statement> -> <VERDICT>\\n  rule: <rule>\\n  evidence: <dict>"``.
+
+    Raises:
+        ValueError: ``v`` is not a mapping with the keys ``hypothesis``, ``verdict``,
+            ``rule`` and ``evidence``.
+
+    Example:
+        >>> import freqkit as fk
+        >>> from freqkit.book.chapters import verdict_lines
+        >>> v = fk.hypotheses.verdict("randomisation", True, {"ig": 0.123456, "n": 16})
+        >>> lines = verdict_lines(v).splitlines()
+        >>> print(lines[0]); print(lines[2])
+        Sanity: frequency attributions depend on the learned weights -> SUPPORTED
+          evidence: {'ig': 0.1235, 'n': 16}
+    """
     need = ("hypothesis", "verdict", "rule", "evidence")
     if not isinstance(v, Mapping) or any(k not in v for k in need):
         raise ValueError(f"v must be a verdict record (keys {', '.join(need)}), got "
@@ -163,7 +302,28 @@ def verdict_lines(v: Mapping) -> str:
 
 
 def evidence_summary(evidence, max_items: int = 8, digits: int = 3) -> str:
-    """A one-line ``key=value`` digest of the scalar entries of a verdict's evidence."""
+    """A one-line ``key=value`` digest of the scalar entries of a verdict's evidence.
+
+    Entries are taken in order: Python floats to ``digits`` significant digits, ints as
+    they are, strings of at most 60 characters, and lists/tuples of one or two numbers
+    (e.g. a CI) as ``[a, b]``.  Booleans, None, longer strings and lists, nested dicts and
+    other types (numpy scalars included) are left out.
+
+    Args:
+        evidence: the ``evidence`` dict of a verdict record; anything that is not a mapping
+            gives ``""``.
+        max_items: stop after this many entries (default 8).
+        digits: significant digits of floats (default 3).
+
+    Returns:
+        The entries joined by ``"; "`` (``""`` when none qualifies).
+
+    Example:
+        >>> from freqkit.book.chapters import evidence_summary
+        >>> evidence_summary({"median_ratio": 0.41237, "ratio_ci": [0.3, 0.52], "n": 40,
+        ...                   "box_limited": False, "reason": "CI below 1"})
+        'median_ratio=0.412; ratio_ci=[0.3, 0.52]; n=40; reason=CI below 1'
+    """
     if not isinstance(evidence, Mapping):
         return ""
     parts = []

@@ -47,6 +47,13 @@ import yaml
 
 from .._io import atomic_write_json
 
+__all__ = [
+    "BookError", "ChapterFailed", "BuildFailed", "find_root", "read_toc", "chapters_in_toc", "select_chapters",
+    "load_profiles", "parse_overrides", "chapter_parameters", "check_source", "check_executed", "kernel_check",
+    "RunRecord", "sync_assets", "executed_path", "execute_chapter", "jupyter_book_executable", "check_config",
+    "build_book", "setup", "parse_args", "run", "main",
+]
+
 SHARED_PARAMETERS = ("profile", "data_root", "cache_dir", "device", "seed", "results_dir")
 PATH_SUFFIXES = ("_dir", "_root", "_path", "_file")
 PROFILES_FILE = Path("book") / "profiles.yml"
@@ -59,11 +66,25 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 class BookError(Exception):
-    """A configuration or usage error (exit status 2)."""
+    """A configuration or usage error (exit status 2).
+
+    Raised for a bad ``_toc.yml``, ``book/profiles.yml``, ``_config.yml``, parameter, kernel or
+    command line; :func:`main` prints it and returns 2.
+    """
 
 
 class ChapterFailed(Exception):
-    """A chapter failed to execute (exit status 1)."""
+    """A chapter failed to execute (exit status 1).
+
+    Args:
+        message: what failed: the chapter, the failing cell (index and head of its source)
+            and the error.
+        info: the chapter's run record (``status``, ``seconds``, ``error``, ``failed_copy``,
+            ...) for ``run.json``; default ``{}``.
+
+    Attributes:
+        info: the ``info`` dict given (``{}`` when None).
+    """
 
     def __init__(self, message: str, info: dict | None = None):
         super().__init__(message)
@@ -71,7 +92,7 @@ class ChapterFailed(Exception):
 
 
 class BuildFailed(Exception):
-    """jupyter-book failed (exit status 1)."""
+    """jupyter-book failed (exit status 1): it exited non-zero or wrote no ``index.html``."""
 
 
 # --------------------------------------------------------------------------- helpers
@@ -89,8 +110,21 @@ def _sha256(path: Path) -> str:
 
 
 def find_root(start: Path | None = None) -> Path:
-    """The repository root: the first folder holding ``_toc.yml`` from ``start`` upwards,
-    else the folder above the freqkit package."""
+    """The repository root: the first folder holding ``_toc.yml`` from ``start`` upwards.
+
+    Searches ``start`` and its parents for a folder with both ``_toc.yml`` and
+    ``_config.yml``; if there is none, falls back to the folder above the freqkit package
+    (two levels above this file's folder) when that holds a ``_toc.yml``.
+
+    Args:
+        start: the folder to search from (default: the current working directory).
+
+    Returns:
+        The root folder, an absolute resolved path.
+
+    Raises:
+        BookError: no such folder in ``start`` or above, nor at the package's root.
+    """
     here = (start or Path.cwd()).resolve()
     for d in (here, *here.parents):
         if (d / "_toc.yml").is_file() and (d / "_config.yml").is_file():
@@ -126,7 +160,25 @@ def _toc_files(node: Any, where: str) -> list[str]:
 
 
 def read_toc(root: Path) -> list[Path]:
-    """Source files listed in ``_toc.yml`` (root first, then in order), resolved to paths."""
+    """Source files listed in ``_toc.yml`` (root first, then in order), resolved to paths.
+
+    Reads a Jupyter Book ``jb-book`` table of contents: the ``root`` entry, then every
+    ``file`` of ``parts``/``chapters``/``sections``/``subtrees``/``entries``, depth first.
+    An entry without the suffix ``.ipynb`` or ``.md`` is looked up as ``<entry>.ipynb`` and
+    ``<entry>.md``.
+
+    Args:
+        root: the repository root (holds ``_toc.yml``).
+
+    Returns:
+        The ``.ipynb`` and ``.md`` files as paths under ``root / "book"``, in toc order.
+
+    Raises:
+        BookError: ``_toc.yml`` is unreadable or invalid YAML, has no ``root`` entry, holds a
+            ``glob`` entry or an entry that is not a mapping or list, lists a file that does
+            not exist, is ambiguous (both ``.ipynb`` and ``.md``) or listed twice, or lists a
+            page outside ``book/``.
+    """
     toc_path = root / "_toc.yml"
     try:
         toc = yaml.safe_load(toc_path.read_text())
@@ -158,10 +210,48 @@ def read_toc(root: Path) -> list[Path]:
 
 
 def chapters_in_toc(root: Path) -> list[Path]:
+    """The chapters: the notebooks (``.ipynb``) of :func:`read_toc`, in toc order.
+
+    Args:
+        root: the repository root (holds ``_toc.yml``).
+
+    Returns:
+        The notebooks' paths; the ``.md`` pages are left out.
+
+    Raises:
+        BookError: as :func:`read_toc`.
+    """
     return [p for p in read_toc(root) if p.suffix == ".ipynb"]
 
 
 def select_chapters(chapters: list[Path], wanted: list[str] | None) -> list[Path]:
+    """The chapters that ``--chapters`` asks for, in toc order.
+
+    Each wanted name selects the chapter whose stem equals it, or else the one chapter whose
+    stem starts with it (``"01"`` selects ``01_images``; note that ``"1"`` selects
+    ``10_...``, not ``01_...``).  A chapter named twice is selected once.
+
+    Args:
+        chapters: the chapters in toc order (e.g. :func:`chapters_in_toc`).
+        wanted: stems or stem prefixes; None or empty: every chapter.
+
+    Returns:
+        The selected chapters, in the order of ``chapters`` (not of ``wanted``).
+
+    Raises:
+        BookError: a wanted name matches no chapter, or is a prefix of several.
+
+    Example:
+        >>> from pathlib import Path
+        >>> from freqkit.book.runner import select_chapters
+        >>> chs = [Path("book/01_images.ipynb"), Path("book/02_filters.ipynb"), Path("book/10_summary.ipynb")]
+        >>> [c.stem for c in select_chapters(chs, ["02", "01_images"])]
+        ['01_images', '02_filters']
+        >>> select_chapters(chs, ["0"])
+        Traceback (most recent call last):
+        ...
+        freqkit.book.runner.BookError: --chapters: '0' is ambiguous: 01_images, 02_filters
+    """
     if not wanted:
         return list(chapters)
     chosen: list[Path] = []
@@ -180,6 +270,24 @@ def select_chapters(chapters: list[Path], wanted: list[str] | None) -> list[Path
 # --------------------------------------------------------------------------- profiles
 
 def load_profiles(root: Path) -> dict[str, dict]:
+    """Read and check ``book/profiles.yml``.
+
+    Each profile is a mapping of sections: ``_all`` (parameters of every chapter) and one
+    section per notebook stem (parameters of that chapter), each a mapping of parameter
+    names to values.  Sections naming notebooks that do not exist are caught later, by
+    :func:`chapter_parameters`.
+
+    Args:
+        root: the repository root.
+
+    Returns:
+        ``{profile: {section: {parameter: value}}}`` as parsed (values not yet resolved).
+
+    Raises:
+        BookError: the file is missing or invalid YAML, is not a non-empty mapping, a
+            profile or section is not a mapping, or a section sets ``profile`` (the runner
+            sets it).
+    """
     path = root / PROFILES_FILE
     try:
         data = yaml.safe_load(path.read_text())
@@ -216,8 +324,28 @@ def _resolve_path_value(value: Any, name: str, *, root: Path, out: Path, profile
 def parse_overrides(items: list[str] | None) -> dict[str, Any]:
     """``["n_images=8", "datasets=[cifar10]"]`` -> ``{"n_images": 8, "datasets": ["cifar10"]}``.
 
-    Values are parsed as YAML (the syntax of profiles.yml), so numbers, lists and mappings
-    keep their types; a bare word stays a string.
+    Values are parsed as YAML (the syntax of profiles.yml, PyYAML's YAML 1.1), so numbers,
+    lists and mappings keep their types; a bare word stays a string.  YAML 1.1 rules apply:
+    an empty value is None, ``yes``/``no``/``on``/``off`` are booleans, and a float in
+    exponent notation needs a dot (``1.0e-3``; ``1e-3`` stays the string ``"1e-3"``).
+
+    Args:
+        items: the ``--set`` arguments, each ``NAME=VALUE`` (split at the first ``=``, the
+            name stripped); None: no overrides.
+
+    Returns:
+        ``{name: value}``; a name given twice keeps its last value.
+
+    Raises:
+        BookError: an item without ``=`` or whose name is not a Python identifier, the name
+            ``profile`` (set by ``--profile``), or a value that is not valid YAML.
+
+    Example:
+        >>> from freqkit.book.runner import parse_overrides
+        >>> parse_overrides(["n_images=8", "datasets=[cifar10]", "device=cpu", "eps=0.5"])
+        {'n_images': 8, 'datasets': ['cifar10'], 'device': 'cpu', 'eps': 0.5}
+        >>> parse_overrides(["eps=1e-3", "eps2=1.0e-3"])
+        {'eps': '1e-3', 'eps2': 0.001}
     """
     out: dict[str, Any] = {}
     for item in items or []:
@@ -236,6 +364,32 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
 
 def chapter_parameters(profiles: dict, profile: str, stem: str, *, root: Path, out: Path,
                        known_stems: set[str], overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The parameters one chapter is executed with under ``profile``.
+
+    ``{"profile": profile}``, updated with the profile's ``_all`` section, then its section
+    for ``stem``, then ``overrides`` (later wins).  Path parameters (names ending in
+    ``_dir``, ``_root``, ``_path`` or ``_file``) with string values are formatted with
+    ``{out}``, ``{profile}`` and ``{root}``, have ``~`` and environment variables expanded,
+    and are made absolute against ``root``; other values are passed unchanged.
+
+    Args:
+        profiles: the result of :func:`load_profiles`.
+        profile: the profile's name.
+        stem: the chapter's notebook stem.
+        root: the repository root (relative paths are resolved against it).
+        out: the output folder (``{out}``).
+        known_stems: the stems of every notebook under ``book/`` (a profile section for any
+            other name is an error).
+        overrides: the ``--set`` values (:func:`parse_overrides`); default: none.
+
+    Returns:
+        ``{name: value}`` with every shared parameter (``profile``, ``data_root``,
+        ``cache_dir``, ``device``, ``seed``, ``results_dir``) and the chapter's own.
+
+    Raises:
+        BookError: an unknown ``profile``; a section for a notebook not in ``known_stems``;
+            a shared parameter missing; a bad placeholder in a path value.
+    """
     if profile not in profiles:
         raise BookError(f"unknown profile '{profile}'; {root / PROFILES_FILE} defines: " + ", ".join(profiles))
     prof = profiles[profile]
@@ -266,7 +420,23 @@ def _read_nb(path: Path):
 
 
 def check_source(path: Path, params: dict[str, Any]) -> None:
-    """The chapter has exactly one 'parameters' cell, which defines every injected name."""
+    """Check that a chapter has exactly one 'parameters' cell, which defines every injected name.
+
+    Run on every chosen chapter before any is executed, so that a typo in profiles.yml or
+    ``--set`` stops the run at once.  The names defined are read with
+    ``papermill.inspect_notebook``.
+
+    Args:
+        path: the source notebook.
+        params: the parameters it will be given (:func:`chapter_parameters`).
+
+    Returns:
+        None.
+
+    Raises:
+        BookError: the notebook cannot be read, has no cell tagged ``parameters`` or more
+            than one, or ``params`` holds a name its parameters cell does not define.
+    """
     import papermill
 
     nb = _read_nb(path)
@@ -300,7 +470,25 @@ def _source_index(nb, index: int) -> int:
 
 
 def check_executed(nb, name: str) -> dict[str, Any]:
-    """Checks on an executed copy; returns widget facts. Raises ChapterFailed."""
+    """Check an executed copy: no error output, and widgets that work in the static book.
+
+    Every displayed widget view must have saved widget state (``store_widget_state``), and
+    no saved widget may be a ``Play`` widget or come from ``interact``/``interactive``
+    (neither works without a kernel).
+
+    Args:
+        nb: the executed notebook (an ``nbformat`` v4 notebook node).
+        name: the chapter's name, for the messages.
+
+    Returns:
+        ``{"widget_views": int, "widget_models": int}``: widget views displayed and widget
+        models saved.
+
+    Raises:
+        ChapterFailed: a cell has an error output (the message names the cell, in the
+            source and the executed copy, with the head of its source and the traceback's
+            tail), widget views without saved state, a Play widget, or ``interact``.
+    """
     errs = _error_outputs(nb)
     if errs:
         i, cell, out = errs[0]
@@ -324,10 +512,10 @@ def check_executed(nb, name: str) -> dict[str, Any]:
         classes = model.get("state", {}).get("_dom_classes", [])
         if mname == "PlayModel":
             raise ChapterFailed(f"chapter {name}: uses a Play widget, which does not work in the static book "
-                                "(use freqkit.widgets.image_slider)")
+                                "(use freqkit.book.widgets.image_slider)")
         if "widget-interact" in classes:
             raise ChapterFailed(f"chapter {name}: uses interact/interactive, whose callbacks need a kernel and do "
-                                "nothing in the static book (precompute frames: freqkit.widgets.image_slider)")
+                                "nothing in the static book (precompute frames: freqkit.book.widgets.image_slider)")
     return {"widget_views": len(views), "widget_models": len(state)}
 
 
@@ -359,7 +547,21 @@ def _running_cell(path: Path):
 
 
 def kernel_check(kernel_name: str) -> None:
-    """The kernel must run this interpreter (so chapters see the same freqkit/torch)."""
+    """Check that the Jupyter kernel runs this interpreter (so chapters see the same freqkit/torch).
+
+    A kernel spec whose command is a bare ``python``, ``python3`` or ``pythonX.Y`` passes
+    (jupyter_client runs it as ``sys.executable``); otherwise its executable must resolve to
+    this interpreter.
+
+    Args:
+        kernel_name: the kernel's name (``--kernel``, default ``"python3"``).
+
+    Returns:
+        None.
+
+    Raises:
+        BookError: no kernel of that name, or it runs another interpreter.
+    """
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
     try:
@@ -377,7 +579,23 @@ def kernel_check(kernel_name: str) -> None:
 # --------------------------------------------------------------------------- run record
 
 class RunRecord:
-    """run.json next to the executed copies: per-chapter status, timings, parameters."""
+    """run.json next to the executed copies: per-chapter status, timings, parameters.
+
+    Opening a record keeps the chapters of an earlier run of the same profile (so that a
+    build after ``--chapters`` knows the other chapters' executed copies); a file of another
+    profile, or an unreadable one, is started afresh.  Every change is saved at once,
+    atomically (:func:`freqkit._io.atomic_write_json`).
+
+    Args:
+        path: the ``run.json`` file (need not exist).
+        profile: the profile of this run.
+
+    Attributes:
+        path: the file.
+        data: the record: ``profile``, ``chapters`` (``{stem: info}``), and after
+            :meth:`start` ``started``, ``finished``, ``command``, ``status``, ``python``,
+            ``build``.
+    """
 
     def __init__(self, path: Path, profile: str):
         self.path = path
@@ -394,26 +612,46 @@ class RunRecord:
         self.data = data
 
     def start(self, argv: list[str]) -> None:
+        """Mark the run as started (status ``"running"``) with its command line, and save."""
         self.data.update({"started": _now(), "finished": None, "command": argv, "status": "running",
                           "python": sys.executable, "build": None})
         self.save()
 
     def chapter(self, stem: str, **info: Any) -> None:
+        """Store (replace) chapter ``stem``'s info, and save."""
         self.data["chapters"][stem] = info
         self.save()
 
     def finish(self, status: str, **info: Any) -> None:
+        """Mark the run as finished with ``status`` (and extra top-level ``info``), and save."""
         self.data.update({"finished": _now(), "status": status, **info})
         self.save()
 
     def save(self) -> None:
+        """Write :attr:`data` to :attr:`path` atomically (JSON, key order kept, non-JSON values as str)."""
         atomic_write_json(self.data, self.path, sort_keys=False, default=str)
 
 
 # --------------------------------------------------------------------------- staging
 
 def sync_assets(root: Path, stage: Path) -> None:
-    """Copy _config.yml, _toc.yml and book/'s non-notebook files into the staging tree."""
+    """Copy _config.yml, _toc.yml and book/'s non-notebook files into the staging tree.
+
+    Files ending in ``.ipynb`` or ``.pyc`` and the folders ``.ipynb_checkpoints``,
+    ``__pycache__`` and ``_build`` are skipped; a file whose staged copy has the same size
+    and is not older is not copied again.  Files deleted from ``book/`` are not deleted
+    from the staging tree.
+
+    Args:
+        root: the repository root.
+        stage: the staging folder (``<out>/executed/<profile>``), created if needed.
+
+    Returns:
+        None.
+
+    Raises:
+        FileNotFoundError: ``_config.yml`` or ``_toc.yml`` is missing in ``root``.
+    """
     stage.mkdir(parents=True, exist_ok=True)
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy2(root / name, stage / name)
@@ -433,6 +671,19 @@ def sync_assets(root: Path, stage: Path) -> None:
 
 
 def executed_path(stage: Path, root: Path, source: Path) -> Path:
+    """Where the executed copy of chapter ``source`` lies: ``stage / source.relative_to(root)``.
+
+    Args:
+        stage: the staging folder.
+        root: the repository root.
+        source: the chapter's source notebook, under ``root``.
+
+    Returns:
+        The path (it need not exist).
+
+    Raises:
+        ValueError: ``source`` is not under ``root``.
+    """
     return stage / source.relative_to(root)
 
 
@@ -440,6 +691,35 @@ def executed_path(stage: Path, root: Path, source: Path) -> Path:
 
 def execute_chapter(source: Path, *, root: Path, stage: Path, params: dict[str, Any], kernel: str,
                     timeout: int | None, log_output: bool, progress: bool) -> dict[str, Any]:
+    """Execute one chapter with papermill into the staging tree, then check it.
+
+    The kernel runs in the executed copy's folder; widget state is saved.  The copy is
+    written under ``<stage>/.partial/`` (saved after every cell) and moved to
+    :func:`executed_path` only when the chapter ran without error and passed
+    :func:`check_executed`; a failed copy is moved to ``<stage>/failed/``.  Stale copies of
+    the chapter are deleted first, and ``params["results_dir"]`` is created.
+
+    Args:
+        source: the chapter's source notebook.
+        root: the repository root.
+        stage: the staging folder (``<out>/executed/<profile>``).
+        params: the parameters injected by papermill (:func:`chapter_parameters`).
+        kernel: the Jupyter kernel's name.
+        timeout: seconds allowed per cell; None: no limit.
+        log_output: stream the cells' output.
+        progress: show papermill's per-cell progress bar (on stderr).
+
+    Returns:
+        The chapter's info for ``run.json``: ``status`` (``"ok"``), ``seconds``, ``source``,
+        ``source_sha256``, ``parameters``, ``finished``, ``widget_views``,
+        ``widget_models``, ``executed``, ``executed_sha256``, ``code_cells`` and
+        ``slowest_cells`` (the three slowest code cells, by source index).
+
+    Raises:
+        ChapterFailed: a cell raised, the kernel died or timed out, or
+            :func:`check_executed` failed; its ``info`` holds the failed record (with
+            ``error`` and, when written, ``failed_copy``).
+    """
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -515,6 +795,14 @@ def execute_chapter(source: Path, *, root: Path, stage: Path, params: dict[str, 
 # --------------------------------------------------------------------------- build
 
 def jupyter_book_executable() -> list[str]:
+    """The command that runs jupyter-book: the one next to this interpreter, else the one on PATH.
+
+    Returns:
+        ``[path]`` of the ``jupyter-book`` executable.
+
+    Raises:
+        BookError: jupyter-book is not installed.
+    """
     exe = Path(sys.executable).with_name("jupyter-book")
     if exe.is_file():
         return [str(exe)]
@@ -525,6 +813,20 @@ def jupyter_book_executable() -> list[str]:
 
 
 def check_config(stage: Path) -> None:
+    """Check the staged ``_config.yml`` and assets before building.
+
+    Args:
+        stage: the staging folder (holds ``_config.yml`` and ``book/``).
+
+    Returns:
+        None.
+
+    Raises:
+        BookError: ``execute.execute_notebooks`` is not ``"off"``; a ``_static`` folder exists
+            (in ``stage`` or ``stage/book``); the vendored widget JavaScript
+            (``book/_vendor/static/widgets/embed-amd.js``) is missing.
+        FileNotFoundError: ``_config.yml`` is missing in ``stage``.
+    """
     cfg = yaml.safe_load((stage / "_config.yml").read_text()) or {}
     mode = (cfg.get("execute") or {}).get("execute_notebooks")
     if mode != "off":
@@ -540,6 +842,30 @@ def check_config(stage: Path) -> None:
 
 def build_book(root: Path, stage: Path, out: Path, profile: str, chapters: list[Path],
                record: RunRecord) -> Path:
+    """Build the HTML book from the executed copies with ``jupyter-book build``.
+
+    Every chapter needs a successful executed copy of this profile, unchanged since it was
+    executed (a source changed since is only noted).  Runs ``jupyter-book build`` on the
+    staging tree with warnings as errors (``-W``) and every page rebuilt (``--all``) into
+    ``<out>/jb/<profile>``, then moves the HTML to ``<out>/html`` (replacing the old one).
+    ``record.data["build"]`` gets the status and seconds (not saved here).
+
+    Args:
+        root: the repository root.
+        stage: the staging folder (``<out>/executed/<profile>``).
+        out: the output folder.
+        profile: the profile's name.
+        chapters: every chapter of the book (the build needs all of them).
+        record: the run's :class:`RunRecord`.
+
+    Returns:
+        The HTML folder ``<out>/html``.
+
+    Raises:
+        BookError: a chapter without a successful executed copy, or whose copy changed
+            since; or :func:`check_config` or :func:`jupyter_book_executable` failed.
+        BuildFailed: jupyter-book exited non-zero or wrote no ``index.html``.
+    """
     for ch in chapters:
         info = record.data["chapters"].get(ch.stem, {})
         exe = executed_path(stage, root, ch)
@@ -588,6 +914,12 @@ def setup(app):  # pragma: no cover - exercised by the book build
       ``const THEBE_JS_URL`` then throws "Identifier has already been declared" on every page;
     * warns (an error under ``-W``) when a page loads a script from another host: every
       script is vendored so that the book works offline.
+
+    Args:
+        app: the Sphinx application.
+
+    Returns:
+        The extension's metadata: ``{"version", "parallel_read_safe", "parallel_write_safe"}``.
     """
     app.connect("html-page-context", _page_scripts, priority=900)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
@@ -618,6 +950,20 @@ def _page_scripts(app, pagename, templatename, context, doctree) -> None:  # pra
 # --------------------------------------------------------------------------- main
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Parse the command line of ``python -m freqkit.book`` (see the module docstring).
+
+    Args:
+        argv: the arguments without the program name; None: ``sys.argv[1:]``.
+
+    Returns:
+        The namespace: ``profile``, ``chapters``, ``out``, ``no_build``, ``build_only``,
+        ``root``, ``kernel``, ``timeout``, ``overrides`` (the ``--set`` items), ``log_output``,
+        ``no_progress``.
+
+    Raises:
+        SystemExit: bad usage (status 2; e.g. no ``--profile``, or both ``--no-build`` and
+            ``--build-only``), or ``--help`` (status 0).
+    """
     ap = argparse.ArgumentParser(prog="python -m freqkit.book", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--profile", required=True, help="a profile of book/profiles.yml (smoke, cpu, gpu)")
@@ -643,6 +989,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
+    """Run the book: check every chosen chapter, execute them in toc order, build the book.
+
+    Steps: find the root, read the profiles and the toc, select the chapters, compute each
+    chapter's parameters, check every source and the kernel (unless ``--build-only``), copy
+    the assets to the staging tree, execute the chapters (stopping at the first failure),
+    and build (unless ``--no-build``).  Prepends the root to ``PYTHONPATH`` in
+    ``os.environ`` (of this process too) so that the kernels import this repository's
+    freqkit.  Progress goes to stdout, failures to stderr, timings to ``run.json``.
+
+    Args:
+        args: the namespace of :func:`parse_args`.
+        argv: the command line, stored in ``run.json``.
+
+    Returns:
+        The exit status: 0 (ok), 1 (a chapter or the build failed).
+
+    Raises:
+        BookError: a usage or configuration error (:func:`main` turns it into status 2).
+    """
     root = Path(args.root).resolve() if args.root else find_root()
     out = Path(args.out)
     out = (out if out.is_absolute() else root / out).resolve()
@@ -710,6 +1075,18 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The entry point of ``python -m freqkit.book``: :func:`parse_args`, then :func:`run`.
+
+    Args:
+        argv: the arguments without the program name; None: ``sys.argv[1:]``.
+
+    Returns:
+        The exit status: 0 ok, 1 a chapter or the build failed, 2 a :class:`BookError`
+        (printed to stderr), 130 interrupted.
+
+    Raises:
+        SystemExit: from :func:`parse_args` on bad usage (status 2) or ``--help``.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
     try:

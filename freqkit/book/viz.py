@@ -1,8 +1,11 @@
 """Figures for the book: images, bases, spectra, curves.  Nothing that computes imports this.
 
-Every function returns a matplotlib ``Figure`` (or draws on a given ``ax``) and never
-calls ``plt.show()``, so figures can be rendered to PNG frames for the static widgets in
-:mod:`freqkit.widgets`.
+Every plotting function returns a matplotlib ``Figure`` (or draws on a given ``ax`` and
+returns its figure) and never calls ``plt.show()``, so figures can be rendered to PNG frames
+for the static widgets in :mod:`freqkit.book.widgets`.  The figures show the numbers they are
+given; where a function changes values for display only (:func:`stretch`,
+:func:`signed_stretch`, clipping), its docstring says so.  Matplotlib is switched to the
+``Agg`` backend unless the inline backend is in use.
 """
 from __future__ import annotations
 
@@ -14,8 +17,14 @@ import torch
 
 from ..transforms import dct2, dct_matrix, dft2, frequency_radius
 
-__all__ = ["to_display", "stretch", "figure_to_png", "show_images", "basis_grid", "spectrum_image",
-           "plot_curves", "setting_caption"]
+__all__ = [
+    "to_display", "stretch", "signed_stretch", "figure_to_png", "show_images", "basis_grid", "spectrum_image",
+    "plot_curves", "setting_caption", "radius_map", "markdown_table", "attack_success_curves",
+    "minimal_distortion_plot", "paired_distortion_scatter", "fourier_heatmap_image", "heatmap_report_figure",
+    "perturbation_strip", "perturbation_spectra", "perturbation_share_bars", "attribution_map", "method_panel",
+    "band_profile_plot", "band_heatmap_grid", "band_component_strip", "topk_strip", "deletion_insertion_plot",
+    "completeness_histogram", "ground_truth_bars", "randomisation_plot",
+]
 
 
 def _plt():
@@ -30,7 +39,33 @@ def _plt():
 
 
 def to_display(img) -> np.ndarray:
-    """``(C, H, W)`` / ``(H, W)`` tensor or array in [0, 1] -> ``(H, W)`` or ``(H, W, 3)`` numpy, clipped."""
+    """An image as a numpy array matplotlib can show: channels last, clipped to ``[0, 1]``.
+
+    A one-channel image loses its channel axis; a multi-channel one has it moved last.
+    Values outside ``[0, 1]`` are clipped (display only).
+
+    Args:
+        img: a torch tensor (any device; detached) or array-like, in freqkit's
+            channel-first layout with values in ``[0, 1]``.
+
+    Returns:
+        A float64 numpy array with values in ``[0, 1]``.
+
+    Shape:
+        - img: ``(C, H, W)`` or ``(H, W)``; ``(1, H, W)`` -> ``(H, W)``, ``(3, H, W)`` ->
+          ``(H, W, 3)``, ``(H, W)`` -> ``(H, W)``.  A 3-D input is always read as
+          channel-first: an ``(H, W, 3)`` array is *not* recognised (pass it to matplotlib
+          directly).
+
+    Example:
+        >>> import torch
+        >>> from freqkit.book.viz import to_display
+        >>> a = to_display(torch.tensor([[[-0.5, 0.5], [1.0, 2.0]]]))
+        >>> a.shape, a.tolist()
+        ((2, 2), [[0.0, 0.5], [1.0, 1.0]])
+        >>> to_display(torch.rand(3, 4, 5)).shape
+        (4, 5, 3)
+    """
     a = img.detach().cpu().double().numpy() if isinstance(img, torch.Tensor) else np.asarray(img, dtype=float)
     if a.ndim == 3:
         a = a[0] if a.shape[0] == 1 else np.moveaxis(a, 0, -1)
@@ -40,7 +75,25 @@ def to_display(img) -> np.ndarray:
 def stretch(img) -> np.ndarray:
     """Min-max stretch to [0, 1] for *display only* (high-pass images are near-zero-mean).
 
-    Figures that use it say so in their title: the stretch changes contrast, not content.
+    ``(img - min) / (max - min)`` with one minimum and maximum over the whole image (all
+    channels together, so colours keep their balance), then :func:`to_display`; a constant
+    image becomes all zeros.  Figures that use it say so in their title: the stretch changes
+    contrast, not content.
+
+    Args:
+        img: a torch tensor or array-like of any range (e.g. a high-pass component).
+
+    Returns:
+        A float64 numpy array in ``[0, 1]``, laid out as by :func:`to_display`.
+
+    Shape:
+        - img: ``(C, H, W)`` or ``(H, W)`` -> ``(H, W)`` (one channel) or ``(H, W, C)``.
+
+    Example:
+        >>> import torch
+        >>> from freqkit.book.viz import stretch
+        >>> stretch(torch.tensor([[-0.2, 0.0], [0.2, 0.6]])).round(2).tolist()
+        [[0.0, 0.25], [0.5, 1.0]]
     """
     a = img.detach().cpu().double().numpy() if isinstance(img, torch.Tensor) else np.asarray(img, dtype=float)
     lo, hi = a.min(), a.max()
@@ -48,7 +101,17 @@ def stretch(img) -> np.ndarray:
 
 
 def figure_to_png(fig, dpi: int = 100, close: bool = True) -> bytes:
-    """Render a figure to PNG bytes (for widget frames) and close it."""
+    """Render a figure to PNG bytes (for widget frames) and close it.
+
+    Args:
+        fig: a matplotlib ``Figure``.
+        dpi: resolution in dots per inch (default 100).
+        close: close the figure afterwards (default True), so that it is neither shown again
+            by the inline backend nor kept in memory.
+
+    Returns:
+        The PNG file's bytes (saved with ``bbox_inches="tight"``).
+    """
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     if close:
@@ -58,7 +121,26 @@ def figure_to_png(fig, dpi: int = 100, close: bool = True) -> bytes:
 
 def show_images(images: Sequence, titles: Sequence[str] | None = None, ncols: int | None = None,
                 size: float = 1.6, suptitle: str | None = None, cmap_gray: str = "gray"):
-    """A grid of images (each ``(C, H, W)``/``(H, W)`` in [0, 1], or already-displayable arrays)."""
+    """A grid of images, ``ncols`` per row, each with an optional title.
+
+    Tensors and channel-first arrays go through :func:`to_display` (clipped to ``[0, 1]``);
+    numpy arrays that are already ``(H, W)`` or ``(H, W, 3)`` are shown as they are (grey
+    images on the fixed scale ``[0, 1]``).
+
+    Args:
+        images: a sequence of images (see Shape), values in ``[0, 1]``; at least one.
+        titles: one title per image (default: none).
+        ncols: panels per row; default ``min(len(images), 8)``.
+        size: inches per panel (default 1.6).
+        suptitle: the figure's title (default: none).
+        cmap_gray: the colour map of one-channel images (default ``"gray"``).
+
+    Returns:
+        The matplotlib ``Figure``.
+
+    Shape:
+        - images: each a ``(C, H, W)`` or ``(H, W)`` tensor/array, or an ``(H, W, 3)`` numpy array.
+    """
     plt = _plt()
     n = len(images)
     ncols = ncols or min(n, 8)
@@ -83,7 +165,22 @@ def show_images(images: Sequence, titles: Sequence[str] | None = None, ncols: in
 def basis_grid(n: int = 8, basis: str = "dct", size: float = 4.0):
     """The ``n x n`` basis images of the orthonormal DCT-II, or the real (cosine) DFT basis.
 
-    Entry ``(u, v)`` of the grid is the image whose only non-zero coefficient is ``(u, v)``.
+    DCT: entry ``(u, v)`` of the grid is the image whose only non-zero coefficient is
+    ``(u, v)`` (the outer product of rows ``u`` and ``v`` of :func:`freqkit.dct_matrix`).
+    DFT: entry ``(u, v)`` is the cosine of the centred frequency ``((u - n//2) / n,
+    (v - n//2) / n)`` cycles per pixel, so the zero frequency is at ``(n//2, n//2)``.  Each
+    panel has its own grey scale.
+
+    Args:
+        n: the size of the images and of the grid (default 8).
+        basis: ``"dct"`` (default) or ``"dft"``.
+        size: the figure's width and height in inches (default 4.0).
+
+    Returns:
+        The matplotlib ``Figure`` (``n x n`` panels).
+
+    Raises:
+        ValueError: ``basis`` is not ``"dct"`` or ``"dft"``.
     """
     plt = _plt()
     if basis == "dct":
@@ -110,7 +207,26 @@ def basis_grid(n: int = 8, basis: str = "dct", size: float = 4.0):
 
 
 def spectrum_image(power: torch.Tensor, basis: str, title: str = "", ax=None, log: bool = True):
-    """Show a per-coefficient map ``(H, W)`` (e.g. mean power), log10 scale by default."""
+    """Show a per-coefficient map ``(H, W)`` (e.g. mean power), log10 scale by default.
+
+    With ``log`` the image is ``log10(power + 1e-12)``; the axes are labelled for the DCT
+    grid (``(0, 0)``, the mean, at the top left) or, for any other ``basis``, the centred DFT
+    grid (zero frequency in the middle).  A colour bar is added.
+
+    Args:
+        power: the map, a torch tensor (e.g. :func:`freqkit.power_spectrum` averaged over
+            images), non-negative when ``log``.
+        basis: ``"dct"`` or ``"dft"`` (only the axis labels depend on it; not checked).
+        title: the panel's title.
+        ax: draw on this matplotlib axes; default: a new figure.
+        log: show ``log10`` (default True) or the values unchanged.
+
+    Returns:
+        The new figure, or ``ax``'s figure.
+
+    Shape:
+        - power: ``(H, W)``.
+    """
     plt = _plt()
     fig = None
     if ax is None:
@@ -130,7 +246,25 @@ def spectrum_image(power: torch.Tensor, basis: str, title: str = "", ax=None, lo
 
 def plot_curves(x, curves: dict, xlabel: str, ylabel: str, title: str = "", ax=None,
                 chance: float | None = None, bands: dict | None = None, logy: bool = False):
-    """Line plot of several named curves over ``x``; ``bands`` maps a name to (lo, hi) arrays."""
+    """Line plot of several named curves over ``x``, with optional shaded intervals.
+
+    Each curve is drawn with markers and the y-values given; ``bands[name]`` shades the area
+    between ``lo`` and ``hi`` in the curve's colour.
+
+    Args:
+        x: the x-values, shared by every curve.
+        curves: ``{name: y-values}`` (one per ``x``), legend labels = the names.
+        xlabel: the x-axis label.
+        ylabel: the y-axis label.
+        title: the panel's title.
+        ax: draw on this matplotlib axes; default: a new figure.
+        chance: draw a dashed horizontal line "chance" at this value (default: none).
+        bands: ``{name: (lo, hi)}`` intervals for some of the curves (default: none).
+        logy: a logarithmic y-axis (default False).
+
+    Returns:
+        The new figure, or ``ax``'s figure.
+    """
     plt = _plt()
     fig = None
     if ax is None:
@@ -151,22 +285,50 @@ def plot_curves(x, curves: dict, xlabel: str, ylabel: str, title: str = "", ax=N
 
 
 def setting_caption(**setting) -> str:
-    """One line stating a figure's setting, e.g. ``data set=CIFAR-10 | model=... | n=1000``."""
+    """One line stating a figure's setting, e.g. ``data set=CIFAR-10 | model=... | n=1000``.
+
+    Args:
+        setting: the settings as keyword arguments, in order; underscores in the names
+            become spaces, values are written with ``str``.
+
+    Returns:
+        ``"name=value | name=value | ..."`` (``""`` without arguments).
+
+    Example:
+        >>> from freqkit.book.viz import setting_caption
+        >>> setting_caption(data_set="CIFAR-10", model="SmallCNN", n=1000)
+        'data set=CIFAR-10 | model=SmallCNN | n=1000'
+    """
     return " | ".join(f"{k.replace('_', ' ')}={v}" for k, v in setting.items())
 
 
 def radius_map(h: int, w: int, basis: str = "dct") -> torch.Tensor:
-    """Convenience for figures: the normalised radius per coefficient."""
+    """Convenience for figures: the normalised radius per coefficient.
+
+    The same as :func:`freqkit.frequency_radius` with ``kind="radial"``:
+    ``sqrt(fu^2 + fv^2)`` in units of Nyquist, in ``[0, sqrt(2)]``.
+
+    Args:
+        h: the grid's height.
+        w: the grid's width.
+        basis: ``"dct"`` (default; ``(0, 0)`` at the top left) or ``"dft"`` (centred grid).
+
+    Returns:
+        A float64 tensor.
+
+    Shape:
+        - output: ``(h, w)``.
+
+    Raises:
+        ValueError: ``basis`` is not ``"dct"`` or ``"dft"``.
+    """
     return frequency_radius(h, w, basis)
 
 
 # ============================================================================ attack figures (chapters 5-6)
 # Success against eps per band, minimal distortion per band with CIs, Fourier heat maps,
 # perturbation strips and spectra.  Inputs are the records of freqkit.compare_bands /
-# freqkit.robustness.band_comparison and the tensors of freqkit.attacks.
-
-__all__ += ["attack_success_curves", "minimal_distortion_plot", "fourier_heatmap_image", "signed_stretch",
-            "perturbation_strip", "perturbation_spectra", "perturbation_share_bars"]
+# freqkit.attacks.band_comparison and the tensors of freqkit.attacks.
 
 
 def _band_label(name: str, rec: dict) -> str:
@@ -178,10 +340,22 @@ def attack_success_curves(records: dict, title: str = "", ax=None, xlabel: str |
                           logx: bool = False):
     """Success rate of (band-limited) PGD against eps, one line per band.
 
-    ``records``: ``{band: record}`` from :func:`freqkit.compare_bands` (keys ``eps``,
-    ``success_rate``, ``n_coefficients``, ``norm``, ``n``).  Each line's y-data are exactly
-    the stored success rates.  ``logx``: a symmetric-log eps axis, linear below the smallest
-    positive eps (so eps = 0 stays on the plot), for geometric eps lists.
+    Each line's y-data are exactly the stored success rates; the band ``"full"`` (the
+    unconstrained attack) is dashed, and the other bands' legend labels give their number of
+    coefficients.
+
+    Args:
+        records: ``{band: record}`` from :func:`freqkit.compare_bands` or
+            :func:`freqkit.band_comparison` (keys ``eps`` and ``success_rate``; optional
+            ``n_coefficients`` and ``norm``).
+        title: the panel's title.
+        ax: draw on this matplotlib axes; default: a new figure.
+        xlabel: the x-axis label; default ``"eps (<NORM> radius, pixels in [0, 1])"``.
+        logx: a symmetric-log eps axis, linear below the smallest positive eps (so eps = 0
+            stays on the plot), for geometric eps lists (default False).
+
+    Returns:
+        The new figure, or ``ax``'s figure.
     """
     plt = _plt()
     fig = None
@@ -211,8 +385,20 @@ def minimal_distortion_plot(records: dict, title: str = "", ax=None, log: bool =
     A median of ``inf`` (most images resisted up to ``eps_max``) is drawn as a triangle at
     the top, above the dotted ``eps_max`` line; an infinite CI end as a bar reaching the
     top.  The numbers are written above the points; where a record has
-    ``box_limited_share`` (:func:`freqkit.robustness.band_comparison`) it is written too.
+    ``box_limited_share`` (:func:`freqkit.band_comparison`) it is written too.
     The line labelled ``"median"`` holds the finite medians at their band positions.
+
+    Args:
+        records: ``{band: record}`` from :func:`freqkit.compare_bands` or
+            :func:`freqkit.band_comparison` (keys ``median_distortion``, ``ci_low``,
+            ``ci_high``; optional ``eps_max``, ``ci`` (level, default 0.95),
+            ``box_limited_share``, ``norm``, ``n_coefficients``); at least one.
+        title: the panel's title.
+        ax: draw on this matplotlib axes; default: a new figure.
+        log: a logarithmic y-axis (default True).
+
+    Returns:
+        The new figure, or ``ax``'s figure.
     """
     plt = _plt()
     fig = None
@@ -263,7 +449,24 @@ def fourier_heatmap_image(hm, title: str = "", ax=None, vmin=None, vmax=None, cm
 
     Pixel ``(i, j)`` is the value for the perturbation along the Fourier basis image of
     frequency ``(i - H//2, j - W//2)``: the centre is the lowest frequency, the corners the
-    highest; the map is symmetric through the centre.  The image shows ``hm`` unchanged.
+    highest; the map is symmetric through the centre (Yin et al. 2019, "A Fourier
+    perspective on model robustness in computer vision").  The image shows ``hm`` unchanged.
+
+    Args:
+        hm: the map, e.g. ``maps["error"]`` of :func:`freqkit.heatmap_report` or
+            :func:`freqkit.fourier_heatmap`; a tensor or array.
+        title: the panel's title.
+        ax: draw on this matplotlib axes; default: a new figure.
+        vmin: the colour scale's low end (default: the map's minimum).
+        vmax: the colour scale's high end (default: the map's maximum).
+        cmap: the matplotlib colour map (default ``"viridis"``).
+        label: the colour bar's label (default ``"error rate"``).
+
+    Returns:
+        The new figure, or ``ax``'s figure.
+
+    Shape:
+        - hm: ``(H, W)``.
     """
     plt = _plt()
     fig = None
@@ -281,7 +484,21 @@ def fourier_heatmap_image(hm, title: str = "", ax=None, vmin=None, vmax=None, cm
 
 
 def signed_stretch(d) -> np.ndarray:
-    """Show a signed perturbation: ``0.5 + d / (2 max|d|)`` (zero is mid-grey). Display only."""
+    """Show a signed perturbation: ``0.5 + d / (2 max|d|)`` (zero is mid-grey). Display only.
+
+    One maximum over the whole input (all channels), so the sign and the relative size of
+    every pixel survive; an all-zero input becomes uniform grey 0.5.  The result goes
+    through :func:`to_display`.
+
+    Args:
+        d: a perturbation, a torch tensor or array-like of any range.
+
+    Returns:
+        A float64 numpy array in ``[0, 1]``.
+
+    Shape:
+        - d: ``(C, H, W)`` or ``(H, W)`` -> ``(H, W)`` (one channel) or ``(H, W, C)``.
+    """
     a = d.detach().cpu().double().numpy() if isinstance(d, torch.Tensor) else np.asarray(d, dtype=float)
     m = np.abs(a).max()
     return to_display(0.5 + a / (2 * m) if m > 0 else np.full_like(a, 0.5))
@@ -289,12 +506,29 @@ def signed_stretch(d) -> np.ndarray:
 
 def perturbation_strip(x, x_adv, titles: Sequence[str] | None = None, suptitle: str | None = None,
                        basis: str = "dct", size: float = 1.5):
-    """Columns: images; rows: ``x``, ``x_adv``, ``delta = x_adv - x`` (:func:`signed_stretch`)
-    and ``log10`` of the perturbation's energy per coefficient in ``basis`` (``"dct"``, or
-    ``"dft"``: centred ``|F|^2``), summed over channels, on a shared colour scale.
+    """Adversarial examples and their perturbations, one column per image.
 
-    ``titles``: one per column (e.g. prediction and norm).  The spectrum row's images are
-    ``log10(energy + 1e-12)``, exactly.
+    Rows: ``x``, ``x_adv``, ``delta = x_adv - x`` (:func:`signed_stretch`, display only)
+    and ``log10`` of the perturbation's energy per coefficient in ``basis`` (``"dct"``:
+    ``dct2(delta)^2``; otherwise the DFT: centred ``|F|^2``), summed over channels, on one
+    colour scale shared by all columns (the range of the non-zero energies).  The spectrum
+    row's images are ``log10(energy + 1e-12)``, exactly.
+
+    Args:
+        x: the clean images, a tensor in ``[0, 1]``.
+        x_adv: the adversarial images, same shape (e.g. from :func:`freqkit.pgd`).
+        titles: one per column (e.g. prediction and norm); default: none.
+        suptitle: the figure's title (default: none).
+        basis: ``"dct"`` (default) or ``"dft"`` (any value other than ``"dct"`` gives the
+            DFT; not checked).
+        size: inches per panel (default 1.5).
+
+    Returns:
+        The matplotlib ``Figure`` (4 rows, N columns).
+
+    Shape:
+        - x: ``(N, C, H, W)``.
+        - x_adv: ``(N, C, H, W)``.
     """
     plt = _plt()
     x, x_adv = x.detach().cpu(), x_adv.detach().cpu()
@@ -323,8 +557,26 @@ def perturbation_strip(x, x_adv, titles: Sequence[str] | None = None, suptitle: 
 
 
 def perturbation_spectra(profiles: dict, centres, title: str = "", ax=None, logy: bool = True):
-    """Share of perturbation energy per radial band (:func:`freqkit.perturbation_spectrum`,
-    averaged over images) against the band's radius, one line per kind of perturbation."""
+    """Share of perturbation energy per radial band against the band's radius.
+
+    One line per kind of perturbation (e.g. smooth, low-frequency, unconstrained PGD).
+
+    Args:
+        profiles: ``{name: shares}``, each the K band shares of one kind of perturbation, e.g.
+            :func:`freqkit.band_energy` (formerly ``perturbation_spectrum``) averaged over
+            images; tensors or arrays.  The lines' y-data are these values.
+        centres: the K bands' radii (x Nyquist), the x-values.
+        title: the panel's title.
+        ax: draw on this matplotlib axes; default: a new figure.
+        logy: a logarithmic y-axis (default True).
+
+    Returns:
+        The new figure, or ``ax``'s figure.
+
+    Shape:
+        - profiles values: ``(K,)``.
+        - centres: ``(K,)``.
+    """
     plt = _plt()
     fig = None
     if ax is None:
@@ -345,7 +597,24 @@ def perturbation_spectra(profiles: dict, centres, title: str = "", ax=None, logy
 def perturbation_share_bars(shares: dict, band_labels: Sequence[str], title: str = "", ax=None,
                             ylabel: str = "share"):
     """Grouped bars: for each band, one bar per named share vector (e.g. the perturbation's
-    energy share and its share of the logit change).  Bar heights are the values given."""
+    energy share and its share of the logit change).  Bar heights are the values given.
+
+    Args:
+        shares: ``{name: values}``, each K values (tensor or array), one per band.
+        band_labels: the K bands' names (x tick labels).
+        title: the panel's title.
+        ax: draw on this matplotlib axes; default: a new figure.
+        ylabel: the y-axis label (default ``"share"``).
+
+    Returns:
+        The new figure, or ``ax``'s figure.
+
+    Shape:
+        - shares values: ``(K,)`` with ``K = len(band_labels)``.
+
+    Raises:
+        ValueError: a share vector does not have shape ``(K,)``.
+    """
     plt = _plt()
     fig = None
     if ax is None:
@@ -372,9 +641,6 @@ def perturbation_share_bars(shares: dict, band_labels: Sequence[str], title: str
 # truth shares and the randomisation check.  Inputs are results of freqkit.attribution,
 # freqkit.faithfulness and freqkit.planted; every figure shows the numbers it is given.
 
-__all__ += ["attribution_map", "method_panel", "band_profile_plot", "band_heatmap_grid", "topk_strip",
-            "deletion_insertion_plot", "completeness_histogram", "ground_truth_bars", "randomisation_plot"]
-
 
 def _np(a) -> np.ndarray:
     return a.detach().cpu().double().numpy() if isinstance(a, torch.Tensor) else np.asarray(a, dtype=float)
@@ -384,13 +650,33 @@ def attribution_map(scores, basis: str = "dct", title: str = "", ax=None, signed
                     label: str = "score", colorbar: bool = True, clip: float | None = 99.0):
     """A per-coefficient attribution map ``(H, W)`` on the frequency grid, shown unchanged.
 
-    ``signed=True``: diverging colours (red raises the explained output, blue lowers it)
-    on a scale symmetric about 0; ``False``: a sequential map from 0 (e.g. ``|scores|``).
-    ``clip``: the colour scale ends at this percentile of ``|scores|`` (the few largest
-    values, often the mean coefficient, saturate instead of washing out the rest; the
-    colour bar is marked with arrows then); ``None``: at the maximum.  Only the colours
-    are clipped: the image holds the scores unchanged.
+    Only the colours are clipped (see ``clip``): the image holds the scores unchanged.
     DCT: ``(u, v) = (0, 0)`` (the mean) at the top left; DFT: zero frequency in the centre.
+
+    Args:
+        scores: the map, a tensor or array, e.g. one image's frequency attribution summed
+            over channels (:func:`freqkit.attribute`).
+        basis: ``"dct"`` (default) or ``"dft"`` (only the axis labels depend on it; any value
+            other than ``"dct"`` is labelled as the centred DFT grid).
+        title: the panel's title.
+        ax: draw on this matplotlib axes; default: a new figure.
+        signed: True (default): diverging colours (red raises the explained output, blue
+            lowers it) on a scale symmetric about 0; False: a sequential map from 0 (e.g.
+            for ``|scores|``).
+        label: the colour bar's label (default ``"score"``).
+        colorbar: add a colour bar (default True).
+        clip: the colour scale ends at this percentile of ``|scores|`` (default 99: the few
+            largest values, often the mean coefficient, saturate instead of washing out the
+            rest; the colour bar is marked with arrows then); None: at the maximum.
+
+    Returns:
+        The new figure, or ``ax``'s figure.
+
+    Shape:
+        - scores: ``(H, W)``.
+
+    Raises:
+        ValueError: ``scores`` is not 2-D.
     """
     plt = _plt()
     fig = None
@@ -420,9 +706,32 @@ def attribution_map(scores, basis: str = "dct", title: str = "", ax=None, signed
 
 def method_panel(image, maps: dict, basis: str = "dct", signed: dict | None = None, suptitle: str | None = None,
                  size: float = 2.4, ncols: int = 4, clip: float | None = 99.0):
-    """One image and, after it, each method's spectral map ``(H, W)`` (own colour scale each:
-    the methods' units differ; ``clip`` as in :func:`attribution_map`), ``ncols`` panels per
-    row.  ``signed``: ``{name: bool}`` (default True)."""
+    """One image and, after it, each method's spectral attribution map, ``ncols`` panels per row.
+
+    Each map is drawn by :func:`attribution_map` on its own colour scale (the methods'
+    units differ), without a colour bar label.
+
+    Args:
+        image: the explained image, shown first (clipped to ``[0, 1]`` by :func:`to_display`).
+        maps: ``{method name: map}``, the panel titles and maps.
+        basis: ``"dct"`` (default) or ``"dft"``, as in :func:`attribution_map`.
+        signed: ``{name: bool}``: which maps are signed; a name not in it (or None, the
+            default) is signed.
+        suptitle: the figure's title (default: none).
+        size: inches per panel (default 2.4).
+        ncols: panels per row (default 4; at most the number of panels).
+        clip: the colour-scale percentile, as in :func:`attribution_map` (default 99).
+
+    Returns:
+        The matplotlib ``Figure``.
+
+    Shape:
+        - image: ``(C, H, W)`` or ``(H, W)``.
+        - maps values: ``(H, W)`` each.
+
+    Raises:
+        ValueError: a map is not 2-D.
+    """
     plt = _plt()
     n = len(maps)
     ncols = min(ncols, n + 1)
@@ -447,10 +756,33 @@ def method_panel(image, maps: dict, basis: str = "dct", signed: dict | None = No
 def band_profile_plot(x, profiles: dict, xlabel: str = "band", ylabel: str = "share of |attribution|",
                       title: str = "", ax=None, xticklabels: Sequence[str] | None = None, reference=None,
                       reference_label: str = "share of coefficients"):
-    """Band profiles with 95% intervals: ``profiles`` maps a name to ``(mean, lo, hi)`` (K values
-    each) or to a dict with ``mean``, ``ci_low``, ``ci_high`` (e.g. a
-    :class:`~freqkit.RadialAttributionProfile`'s ``to_dict()``).  Each line's y-data are the
-    means; the shaded areas the intervals.  ``reference``: an optional K-vector drawn dashed.
+    """Band profiles with 95% intervals, one line per name.
+
+    Each line's y-data are the means; the shaded areas the intervals.
+
+    Args:
+        x: the K x-values (e.g. band indices or radii).
+        profiles: ``{name: profile}``; a profile is a ``(mean, lo, hi)`` triple (K values
+            each), a dict with ``mean``, ``ci_low``, ``ci_high`` (e.g. a
+            :class:`freqkit.attribution.RadialAttributionProfile`'s ``to_dict()``), or an
+            object with those attributes (the profile itself).
+        xlabel: the x-axis label (default ``"band"``).
+        ylabel: the y-axis label (default ``"share of |attribution|"``).
+        title: the panel's title.
+        ax: draw on this matplotlib axes; default: a new figure.
+        xticklabels: K tick labels (default: numeric ticks).
+        reference: an optional K-vector drawn dashed grey (e.g. each band's share of the
+            coefficients).
+        reference_label: the reference's legend label (default ``"share of coefficients"``).
+
+    Returns:
+        The new figure, or ``ax``'s figure.
+
+    Shape:
+        - x: ``(K,)``; each profile's mean, lo, hi: ``(K,)``; reference: ``(K,)``.
+
+    Raises:
+        ValueError: a profile's mean, lo and hi do not all have the shape of ``x``.
     """
     plt = _plt()
     fig = None
@@ -482,14 +814,34 @@ def band_profile_plot(x, profiles: dict, xlabel: str = "band", ylabel: str = "sh
 
 def band_heatmap_grid(images, maps, band_labels: Sequence[str], band_scores=None, suptitle: str | None = None,
                       size: float = 1.6, row_titles: Sequence[str] | None = None, clip: float | None = 99.0):
-    """Where in the image each band matters: rows = images, columns = the image and one pixel
-    heat map per band (``maps`` ``(N, K, H, W)``, e.g. ``BandPixelAttribution.heatmaps()``).
+    """Where in the image each band matters: rows = images, columns = the image and one heat map per band.
 
     Each row shares one colour scale symmetric about 0 (red: the band's content there raises
     the output), so the bands of an image compare; it ends at the ``clip`` percentile of the
     row's ``|maps|`` (None: the maximum), so a few extreme pixels do not wash out the rest.
-    The heat maps are shown unchanged.  ``band_scores`` ``(N, K)`` (the maps' sums) are
-    written in the titles.
+    The heat maps are shown unchanged.
+
+    Args:
+        images: the N images (each ``(C, H, W)`` or ``(H, W)``, shown through :func:`to_display`).
+        maps: the pixel heat maps, e.g.
+            :meth:`freqkit.attribution.BandPixelAttribution.heatmaps`; tensor or array.
+        band_labels: the K bands' names (column titles).
+        band_scores: the maps' sums, written in the titles (default: not written).
+        suptitle: the figure's title (default: none).
+        size: inches per panel (default 1.6).
+        row_titles: N titles for the image column (default ``"image"``).
+        clip: the percentile of a row's ``|maps|`` where its colour scale ends (default 99);
+            None: the maximum.
+
+    Returns:
+        The matplotlib ``Figure`` (N rows, K + 1 columns).
+
+    Shape:
+        - maps: ``(N, K, H, W)``.
+        - band_scores: ``(N, K)``.
+
+    Raises:
+        ValueError: ``maps`` is not 4-D, or ``band_labels`` does not have K entries.
     """
     plt = _plt()
     m = _np(maps)
@@ -520,8 +872,29 @@ def band_heatmap_grid(images, maps, band_labels: Sequence[str], band_scores=None
 
 def topk_strip(images, recon, titles: Sequence[str] | None = None, suptitle: str | None = None,
                size: float = 1.5):
-    """Row 1: the images; row 2: their reconstructions (e.g. :func:`freqkit.topk_reconstruction`),
-    both clipped to ``[0, 1]`` for display (nothing else is changed)."""
+    """Row 1: the images; row 2: their reconstructions (e.g. :func:`freqkit.topk_reconstruction`).
+
+    Both rows are clipped to ``[0, 1]`` for display (nothing else is changed); drawn by
+    :func:`show_images` with one column per image.
+
+    Args:
+        images: the N images.
+        recon: their N reconstructions.
+        titles: N titles for the reconstructions (default ``"reconstruction"``); the images'
+            titles are ``"image"``.
+        suptitle: the figure's title (default: none).
+        size: inches per panel (default 1.5).
+
+    Returns:
+        The matplotlib ``Figure`` (2 rows, N columns).
+
+    Shape:
+        - images: ``(N, C, H, W)`` or a sequence of ``(C, H, W)``/``(H, W)``.
+        - recon: as ``images``.
+
+    Raises:
+        ValueError: ``recon`` does not have one image per image.
+    """
     n = len(images)
     if len(recon) != n:
         raise ValueError(f"recon must have one image per image ({n}), got {len(recon)}")
@@ -535,10 +908,25 @@ _ORDER_STYLE = {"attribution": ("C3", "-"), "random": ("gray", "--"), "low_to_hi
 
 
 def deletion_insertion_plot(curves, title: str = "", axes=None, ylabel: str | None = None):
-    """Mean deletion and insertion curves per order (:func:`freqkit.deletion_insertion_curves`),
-    with each order's mean area under the curve (AUC) in the legend.  The lines' y-data are
-    the curves averaged over images.  ``title``: the figure's title (or, with ``axes``
-    given, appended to each panel's)."""
+    """Mean deletion and insertion curves per order, with each order's mean AUC in the legend.
+
+    The deletion/insertion test of Samek et al. 2017 ("Evaluating the visualization of what a
+    deep neural network has learned") and Petsiuk et al. 2018 ("RISE: randomized input
+    sampling for explanation of black-box models"), in frequency space.  Left panel: deletion, right panel: insertion;
+    one line per order (``"attribution"``, ``"random"``, ``"low_to_high"``,
+    ``"high_to_low"`` have fixed styles).  The lines' y-data are the curves averaged over
+    images; the legend's AUC is the mean over images of the per-image areas.
+
+    Args:
+        curves: a :class:`freqkit.faithfulness.DeletionInsertionCurves` from
+            :func:`freqkit.deletion_insertion_curves`.
+        title: the figure's title (or, with ``axes`` given, appended to each panel's).
+        axes: two matplotlib axes to draw on (deletion, insertion); default: a new figure.
+        ylabel: the y-axis label; default ``"<output> of the explained class"``.
+
+    Returns:
+        The new figure, or the axes' figure.
+    """
     plt = _plt()
     fig = None
     if axes is None:
@@ -562,8 +950,27 @@ def deletion_insertion_plot(curves, title: str = "", axes=None, ylabel: str | No
 
 
 def completeness_histogram(rel_error, tol: float = 0.01, title: str = "", ax=None, bins: int = 30):
-    """Histogram of relative completeness errors on a log10 axis, with the tolerance line and
-    the share of images within it in the legend (computed here from ``rel_error``)."""
+    """Histogram of relative completeness errors on a log10 axis, with the tolerance line.
+
+    The legend gives the share of images within ``tol`` and the median (both computed here
+    from the finite values of ``rel_error``; non-finite values are left out).  Errors below
+    ``1e-12`` are drawn at ``-12``.
+
+    Args:
+        rel_error: per-image relative completeness errors
+            ``|delta| / |f(x) - f(baseline)|`` (:func:`freqkit.relative_completeness`),
+            tensor or array of any shape.
+        tol: the tolerance line (default 0.01).
+        title: the panel's title.
+        ax: draw on this matplotlib axes; default: a new figure.
+        bins: histogram bins (default 30).
+
+    Returns:
+        The new figure, or ``ax``'s figure.
+
+    Raises:
+        ValueError: ``rel_error`` holds no finite value.
+    """
     plt = _plt()
     fig = None
     if ax is None:
@@ -585,10 +992,21 @@ def completeness_histogram(rel_error, tol: float = 0.01, title: str = "", ax=Non
 
 
 def ground_truth_bars(tables: dict, title: str = "", ax=None):
-    """Share of ``|attribution|`` on the planted band per method (bars, with 95% intervals) and
-    per planted task (groups); a black tick marks the band's share of the coefficients (what
-    a uniform spread would get).  ``tables``: ``{task: freqkit.planted.ground_truth_table(...)}``.
-    The bar heights are the tables' ``share`` values."""
+    """Share of ``|attribution|`` on the planted band per method and planted task (grouped bars).
+
+    One group per task, one bar per method, with its 95% interval as error bars; a black
+    tick marks the band's share of the coefficients (what a uniform spread would get).  The
+    bar heights are the tables' ``share`` values.
+
+    Args:
+        tables: ``{task: table}`` of :func:`freqkit.ground_truth_table` results
+            (``{method: {"share", "share_ci", "coefficient_share", ...}}``), each non-empty.
+        title: the panel's title.
+        ax: draw on this matplotlib axes; default: a new figure.
+
+    Returns:
+        The new figure, or ``ax``'s figure.
+    """
     plt = _plt()
     fig = None
     if ax is None:
@@ -619,9 +1037,24 @@ def ground_truth_bars(tables: dict, title: str = "", ax=None):
 
 
 def randomisation_plot(checks: dict, title: str = "", ax=None, absolute: bool = True):
-    """Model-randomisation test (Adebayo et al. 2018): mean Spearman correlation between the
+    """Model-randomisation test: Spearman correlation with the original attributions per step.
+
+    The cascading randomisation test of Adebayo et al. 2018 ("Sanity checks for saliency
+    maps"): the mean over images (NaN ignored) of the Spearman correlation between the
     original and the randomised model's attributions after each cascading step, one line
-    per method.  ``checks``: ``{method: RandomisationCheck}``; y-data = the per-step means."""
+    per method.  The y-data are these per-step means.
+
+    Args:
+        checks: ``{method: RandomisationCheck}``
+            (:func:`freqkit.model_randomisation_check`); the x tick labels are the last
+            check's ``layers``.
+        title: the panel's title.
+        ax: draw on this matplotlib axes; default: a new figure.
+        absolute: use the correlation of ``|scores|`` (default True) or of the signed scores.
+
+    Returns:
+        The new figure, or ``ax``'s figure.
+    """
     plt = _plt()
     fig = None
     if ax is None:
@@ -643,15 +1076,38 @@ def randomisation_plot(checks: dict, title: str = "", ax=None, absolute: bool = 
     return fig or ax.figure
 
 
-__all__ += ["band_component_strip", "markdown_table"]
-
-
 def band_component_strip(images, components, maps, band_label: str, band_scores=None, vlims=None,
                          titles: Sequence[str] | None = None, suptitle: str | None = None, size: float = 1.5):
-    """One band for several images (a frame of the band slider).  Rows: the images; the band's
-    component of each (contrast-stretched: display only); its pixel heat map (diverging, zero
-    = white, shown unchanged).  ``vlims`` ``(N,)``: colour limit per image (give the max over
-    *all* bands so that frames compare); ``band_scores`` ``(N,)``: the maps' sums, in titles."""
+    """One band for several images (a frame of the band slider).
+
+    Rows: the images; the band's component of each (contrast-stretched by :func:`stretch`:
+    display only); its pixel heat map (diverging, zero = white, shown unchanged).
+
+    Args:
+        images: the N images.
+        components: the band's component of each image (e.g.
+            ``BandPixelAttribution.components[:, k]``).
+        maps: the band's pixel heat map of each image (e.g. ``heatmaps()[:, k]``).
+        band_label: the band's name, in the titles.
+        band_scores: the maps' sums, written in the titles (default: not written).
+        vlims: colour limit per image; give the max over *all* bands so that frames compare
+            (default: each map's own ``max |map|``).
+        titles: N titles for the image row (default ``"image"``).
+        suptitle: the figure's title (default: none).
+        size: inches per panel (default 1.5).
+
+    Returns:
+        The matplotlib ``Figure`` (3 rows, N columns).
+
+    Shape:
+        - images: N of ``(C, H, W)`` or ``(H, W)``.
+        - components: N of ``(C, H, W)`` or ``(H, W)``.
+        - maps: ``(N, H, W)``.
+        - band_scores: ``(N,)``; vlims: ``(N,)``.
+
+    Raises:
+        ValueError: ``components`` or ``maps`` does not have one entry per image.
+    """
     plt = _plt()
     m = _np(maps)
     n = len(images)
@@ -680,8 +1136,32 @@ def band_component_strip(images, components, maps, band_label: str, band_scores=
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence], digits: int = 3) -> str:
-    """A Markdown table (display it with ``IPython.display.Markdown``); floats to ``digits``
-    significant digits, lists of numbers as ``[a, b, ...]``, booleans as yes/no, None as -."""
+    """A Markdown table (display it with ``IPython.display.Markdown``).
+
+    Cells: floats (numpy floats included) to ``digits`` significant digits, non-empty lists
+    or tuples of numbers as ``[a, b, ...]``, booleans as yes/no, None as ``-``, anything else
+    with ``str`` (``|`` escaped).  Header cells are written with ``str``, unescaped.
+
+    Args:
+        header: the column titles.
+        rows: the rows, each with one cell per column.
+        digits: significant digits of floats (default 3).
+
+    Returns:
+        The table's lines (header, separator, rows) joined by newlines.
+
+    Raises:
+        ValueError: a row does not have one cell per column.
+
+    Example:
+        >>> from freqkit.book.viz import markdown_table
+        >>> print(markdown_table(["model", "acc", "robust", "ci"],
+        ...                      [["std", 0.91234, None, [0.9, 0.925]], ["at", 0.8, True, (1, 2)]]))
+        | model | acc | robust | ci |
+        |---|---|---|---|
+        | std | 0.912 | - | [0.9, 0.925] |
+        | at | 0.8 | yes | [1, 2] |
+    """
     def fmt(v):
         if isinstance(v, bool):
             return "yes" if v else "no"
@@ -705,10 +1185,28 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence], digits: int 
 
 
 def paired_distortion_scatter(d_low, d_high, title: str = "", ax=None, labels=("lowest band", "highest band")):
-    """Per image, the minimal distortion in one band against another (log-log), with the
-    diagonal: points below it are images the first band moves more cheaply.  ``inf`` (not
-    found up to ``eps_max``) is drawn as a triangle on the top or right edge.  The finite
-    pairs are the first line's data, exactly."""
+    """Per image, the minimal distortion in one band against another (log-log), with the diagonal.
+
+    x: ``d_high``, y: ``d_low``; points below the diagonal are images the first band moves
+    more cheaply.  ``inf`` in one band only (not found up to ``eps_max``) is drawn as a
+    triangle on the top or right edge.  The finite positive pairs are the first line's
+    data, exactly; images with zero distortion in either band, or ``inf`` in both, are not
+    drawn.
+
+    Args:
+        d_low: per-image minimal distortion in the first band (e.g. the lowest), array-like.
+        d_high: the same images' minimal distortion in the second band.
+        title: the panel's title.
+        ax: draw on this matplotlib axes; default: a new figure.
+        labels: the two bands' names (default ``("lowest band", "highest band")``).
+
+    Returns:
+        The new figure, or ``ax``'s figure.
+
+    Shape:
+        - d_low: ``(N,)``.
+        - d_high: ``(N,)``.
+    """
     plt = _plt()
     fig = None
     if ax is None:
@@ -734,15 +1232,25 @@ def paired_distortion_scatter(d_low, d_high, title: str = "", ax=None, labels=("
     return fig or ax.figure
 
 
-__all__ += ["paired_distortion_scatter"]
-
-
 def heatmap_report_figure(reports: dict, captions: dict | None = None):
-    """One row per model of :func:`freqkit.robustness.heatmap_report` results: the error map,
-    the mean-logit-drop map and the error by ring against the clean error.
+    """One row per model of :func:`freqkit.heatmap_report` results.
 
-    ``reports``: ``{label: report}``; ``captions``: ``{label: setting text}`` (e.g. from
-    :func:`setting_caption`).  Returns the figure.
+    Columns: the error map (colour scale ``[0, 1]``), the mean-logit-drop map (left blank
+    when the report has none) and the error by ring (radial profile) against the clean
+    error.  Maps are drawn by :func:`fourier_heatmap_image`, unchanged.
+
+    Args:
+        reports: ``{label: report}`` of :func:`freqkit.heatmap_report` (each with
+            ``maps["error"]``, ``radial["error"]``, ``clean_error`` and optionally
+            ``maps["logit_change"]``); at least one.
+        captions: ``{label: setting text}`` (e.g. from :func:`setting_caption`) written under
+            the titles (default: none).
+
+    Returns:
+        The matplotlib ``Figure`` (one row of 3 panels per report).
+
+    Raises:
+        KeyError: a report lacks the ``"error"`` metric, ``radial`` or ``clean_error``.
     """
     plt = _plt()
     captions = captions or {}

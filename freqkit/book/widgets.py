@@ -76,15 +76,44 @@ def frames_from_images(images: Iterable[Any] | np.ndarray, scale: int | None = N
                        vmin: float | None = None, vmax: float | None = None) -> list[bytes]:
     """PNG bytes for each image, upscaled by pixel repetition (nearest) so that 32x32 is visible.
 
-    images: a sequence of arrays (H, W), (H, W, 3) (or (C, H, W); torch tensors in freqkit's
-        (C, H, W) layout are accepted), or one array whose first axis runs over the frames.
-        Values are in [0, 1].
-    scale: integer upscaling factor; default: the smallest that makes the longer side at least
-        192 pixels (6 for CIFAR-10, 7 for MNIST).
-    normalize: what to do with values outside [0, 1] (without ``cmap``): "clip" (default),
-        "minmax" (stretch each image to [0, 1], e.g. for high-pass residuals) or "error".
-    cmap, vmin, vmax: colour-map 2-D arrays with a matplotlib colormap (e.g. spectra, heat
-        maps). vmin/vmax default to the min/max over *all* frames, so frames compare.
+    Each image becomes an 8-bit PNG (grey for one channel, RGB for three, or RGB through a
+    colour map): values in ``[0, 1]`` are mapped to ``round(255 * v)`` and every pixel is
+    repeated ``scale`` times along both axes.  The frames are ready for
+    :func:`image_slider`, :func:`image_dropdown` and :func:`image_tabs`.
+
+    Args:
+        images: a sequence of images, or one array/tensor whose first axis runs over the
+            frames (see Shape).  Values are in ``[0, 1]`` unless ``normalize`` or ``cmap``
+            says otherwise; NaN and infinity are refused.
+        scale: integer upscaling factor ``>= 1``; default (None): the smallest that makes
+            the longer side of the largest image at least 192 pixels (6 for CIFAR-10, 7 for
+            MNIST).
+        normalize: what to do with values outside ``[0, 1]`` (without ``cmap``): ``"clip"``
+            (default), ``"minmax"`` (stretch each image to ``[0, 1]``, e.g. for high-pass
+            residuals; a constant image becomes black) or ``"error"`` (refuse them).
+        cmap: a matplotlib colour map name (e.g. ``"magma"`` for spectra, heat maps) to
+            colour 2-D arrays; None (default): grey or RGB as given.
+        vmin: with ``cmap``, the value mapped to the colour map's low end; default: the
+            minimum over *all* frames, so frames compare.
+        vmax: with ``cmap``, the value mapped to the high end; default: the maximum over all
+            frames (a range of zero width is widened to ``vmin + 1``).
+
+    Returns:
+        A list of PNG ``bytes``, one per image, in order.
+
+    Shape:
+        - images: each ``(H, W)``, ``(H, W, 1)``, ``(H, W, 3)`` or ``(C, H, W)`` with C in 1, 3
+          (torch tensors in freqkit's ``(C, H, W)`` layout are accepted), or one
+          ``(F, ...)`` array or tensor of F such images.
+        - output: PNGs of ``(scale * H, scale * W)`` pixels.
+
+    Raises:
+        TypeError: ``images`` is a string or bytes, or an image is not an array of numbers.
+        ValueError: ``images`` is empty; an image has another shape, is empty or holds NaN or
+            infinity; ``normalize`` is not ``"clip"``, ``"minmax"`` or ``"error"``; ``scale`` is
+            not an integer ``>= 1``; ``cmap`` with an image that is not 2-D; or
+            ``normalize="error"`` with a value outside ``[0, 1]``.
+        KeyError: ``cmap`` is not a matplotlib colour map.
     """
     from PIL import Image as PILImage
 
@@ -199,24 +228,62 @@ def _prepare(frames: Any, labels: Sequence[str] | None, what: str, index: int = 
 class FrameSlider(ipywidgets.VBox):
     """A VBox [slider, caption, frames]; the slider drives the frames in the browser.
 
-    Attributes ``slider`` (IntSlider), ``stack`` (Stack of frames), ``captions`` (Stack of
-    HTML labels, or None) and ``links`` (the jslink objects) are for tests and tweaks; the
-    browser sees a plain VBox.
+    Made by :func:`image_slider` (build it with that function, not directly).  Its first
+    child is an HBox of the slider and the captions, its second the Stack of frames.
+
+    Attributes:
+        slider: the ``IntSlider`` (its ``value`` is the frame shown).
+        stack: the ``Stack`` of frame widgets.
+        captions: a ``Stack`` of HTML labels, one per frame, or None without labels.
+        links: the ``jslink`` objects that tie the slider to ``stack`` (and ``captions``).
+
+    The attributes are for tests and tweaks; the browser sees a plain VBox.
     """
 
 class FrameDropdown(ipywidgets.VBox):
-    """A VBox [dropdown, frames]; the dropdown's index drives the frames in the browser."""
+    """A VBox [dropdown, frames]; the dropdown's index drives the frames in the browser.
+
+    Made by :func:`image_dropdown` (build it with that function, not directly).
+
+    Attributes:
+        dropdown: the ``Dropdown`` (its ``index`` is the frame shown).
+        stack: the ``Stack`` of frame widgets.
+        links: the ``jslink`` tying ``dropdown.index`` to ``stack.selected_index``.
+    """
 
 
 def image_slider(frames: Any, labels: Sequence[str] | None = None, description: str = "frame",
                  *, index: int = 0, slider_width: str = "420px"):
     """A slider over precomputed frames that works in the static HTML.
 
-    frames: PNG bytes (see ``frames_from_images``), arrays (H, W[, 3]) in [0, 1], matplotlib
-        figures, widgets, or other displayable objects (shown through an Output widget).
-    labels: one caption per frame, shown next to the slider (e.g. "cut-off r = 0.25").
-    description: the slider's label.
-    Returns a ``FrameSlider`` (an ipywidgets VBox): display it, or make it a cell's last line.
+    Every frame becomes a widget in a ``Stack`` (bytes: an ``Image``; arrays and tensors:
+    a PNG through :func:`frames_from_images`; matplotlib figures: a PNG through
+    :func:`freqkit.book.viz.figure_to_png`, which closes them; widgets: themselves;
+    anything else: an ``Output`` holding its rich display), and the ``IntSlider`` is
+    ``jslink``-ed to the stack's ``selected_index``, so it works without a kernel.
+
+    Args:
+        frames: a list of frames: PNG/JPEG/GIF/SVG bytes (see :func:`frames_from_images`),
+            arrays ``(H, W[, 3])`` in ``[0, 1]``, matplotlib figures, widgets, or other
+            displayable objects; or one array/tensor whose first axis runs over the frames.
+        labels: one caption per frame, shown next to the slider (e.g. ``"cut-off r = 0.25"``);
+            default None: the slider shows the frame number instead.
+        description: the slider's label (default ``"frame"``).
+        index: the frame shown first, in ``[0, len(frames) - 1]`` (default 0).
+        slider_width: CSS width of the slider (default ``"420px"``).
+
+    Returns:
+        A :class:`FrameSlider` (an ipywidgets VBox): display it, or make it a cell's last line.
+
+    Shape:
+        - frames: arrays ``(H, W)`` or ``(H, W, 3)``, tensors ``(C, H, W)`` with C in 1, 3, or one
+          ``(F, ...)`` array or tensor of F frames.
+
+    Raises:
+        TypeError: ``frames`` is a string, bytes or not iterable.
+        ValueError: ``frames`` is empty; ``labels`` does not have one entry per frame;
+            ``index`` is not an int in range; a frame is None, or bytes that are not a PNG,
+            JPEG, GIF or SVG image (array frames: as :func:`frames_from_images`).
     """
     w = _widgets()
     children, labels = _prepare(frames, labels, "image_slider", index)
@@ -240,7 +307,28 @@ def image_slider(frames: Any, labels: Sequence[str] | None = None, description: 
 
 def image_dropdown(frames: Any, labels: Sequence[str] | None = None, description: str = "show",
                    *, index: int = 0):
-    """A dropdown over precomputed frames (its ``index`` is jslinked to a Stack)."""
+    """A dropdown over precomputed frames that works in the static HTML.
+
+    The frames are turned into widgets as in :func:`image_slider`; the ``Dropdown``'s
+    ``index`` is ``jslink``-ed to the ``Stack``'s ``selected_index``.
+
+    Args:
+        frames: a list of frames, as in :func:`image_slider`.
+        labels: one option label per frame; default None: ``"frame 0"``, ``"frame 1"``, ...
+        description: the dropdown's label (default ``"show"``).
+        index: the frame shown first, in ``[0, len(frames) - 1]`` (default 0).
+
+    Returns:
+        A :class:`FrameDropdown` (an ipywidgets VBox).
+
+    Shape:
+        - frames: as in :func:`image_slider`.
+
+    Raises:
+        TypeError: ``frames`` is a string, bytes or not iterable.
+        ValueError: ``frames`` is empty; ``labels`` does not have one entry per frame;
+            ``index`` is not an int in range; a frame is None or unreadable bytes.
+    """
     w = _widgets()
     children, labels = _prepare(frames, labels, "image_dropdown", index)
     if labels is None:
@@ -256,7 +344,27 @@ def image_dropdown(frames: Any, labels: Sequence[str] | None = None, description
 
 
 def image_tabs(frames: Any, labels: Sequence[str] | None = None, *, index: int = 0):
-    """Tabs over precomputed frames (a ``Tab`` needs no link: it works statically)."""
+    """Tabs over precomputed frames (a ``Tab`` needs no link: it works statically).
+
+    The frames are turned into widgets as in :func:`image_slider`.  Also available as
+    ``tabs`` (the same function).
+
+    Args:
+        frames: a list of frames, as in :func:`image_slider`.
+        labels: one tab title per frame; default None: ``"0"``, ``"1"``, ...
+        index: the tab selected first, in ``[0, len(frames) - 1]`` (default 0).
+
+    Returns:
+        An ipywidgets ``Tab`` (with the CSS class ``freqkit-tabs``).
+
+    Shape:
+        - frames: as in :func:`image_slider`.
+
+    Raises:
+        TypeError: ``frames`` is a string, bytes or not iterable.
+        ValueError: ``frames`` is empty; ``labels`` does not have one entry per frame;
+            ``index`` is not an int in range; a frame is None or unreadable bytes.
+    """
     w = _widgets()
     children, labels = _prepare(frames, labels, "image_tabs", index)
     if labels is None:

@@ -1,4 +1,4 @@
-"""freqkit.widgets: precomputed frames and browser-side links (no kernel needed in the book)."""
+"""freqkit.book.widgets: precomputed frames and browser-side links (no kernel needed in the book)."""
 from __future__ import annotations
 
 import io
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from freqkit import widgets as fw
+from freqkit.book import widgets as fw
 
 
 def _png_size(data: bytes):
@@ -137,14 +137,3 @@ def test_image_dropdown_and_tabs():
         for bad in (2, -1, 1.0, True):
             with pytest.raises(ValueError, match=f"{control.__name__}: index must be an int"):
                 control(frames, index=bad)
-
-
-def test_figure_to_png():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig = plt.figure(figsize=(2, 1))
-    data = fw.figure_to_png(fig)
-    assert data.startswith(b"\x89PNG") and not plt.fignum_exists(fig.number)

@@ -10,8 +10,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from conftest import BOOK_REPO, serve_directory
-from freqkit.book import chapters_in_toc
+from freqkit.book import runner
 
 pytestmark = [pytest.mark.browser, pytest.mark.book, pytest.mark.slow]
 
@@ -67,45 +66,45 @@ def move_first_slider(page, url):
     return before, after, (value_before, handle.get_attribute("aria-valuenow"))
 
 
-def _check_slider_moves(browser, html_dir, page_path):
+def _check_slider_moves(browser, serve, html_dir, page_path):
     assert (html_dir / page_path).is_file(), f"{page_path} was not built"
-    with serve_directory(html_dir) as base:
+    base = serve(html_dir)
+    page = browser.new_page()
+    try:
+        watch = PageWatch(page)
+        before, after, values = move_first_slider(page, f"{base}/{page_path}")
+        assert values[0] != values[1], f"the slider did not move: {values}"
+        assert before[0] != after[0], "the visible frame is the same <img> after moving the slider"
+        assert before[1] != after[1], "the visible frame looks the same after moving the slider"
+        page.wait_for_timeout(500)  # late errors (fonts, MathJax)
+        watch.check()
+    finally:
+        page.close()
+
+
+def test_fixture_slider_changes_the_visible_image(browser, serve, fixture_book):
+    _check_slider_moves(browser, serve, fixture_book.html, "book/00_fixture_widgets.html")
+
+
+def test_chapter_one_slider_changes_the_visible_image(browser, serve, smoke_book, book_repo):
+    ch1 = next((c for c in runner.chapters_in_toc(book_repo) if c.stem.startswith("01_")), None)
+    assert ch1 is not None, "chapter 1 is not in _toc.yml yet"
+    _check_slider_moves(browser, serve, smoke_book.html, f"book/{ch1.stem}.html")
+
+
+def test_every_page_loads_without_errors_or_remote_requests(browser, serve, smoke_book):
+    pages = sorted(p.relative_to(smoke_book.html).as_posix() for p in (smoke_book.html / "book").glob("*.html"))
+    assert pages
+    base = serve(smoke_book.html)
+    for path in pages:
         page = browser.new_page()
         try:
             watch = PageWatch(page)
-            before, after, values = move_first_slider(page, f"{base}/{page_path}")
-            assert values[0] != values[1], f"the slider did not move: {values}"
-            assert before[0] != after[0], "the visible frame is the same <img> after moving the slider"
-            assert before[1] != after[1], "the visible frame looks the same after moving the slider"
-            page.wait_for_timeout(500)  # late errors (fonts, MathJax)
-            watch.check()
+            page.goto(f"{base}/{path}", wait_until="load")
+            page.wait_for_timeout(1000)
+            try:
+                watch.check()
+            except AssertionError as exc:
+                raise AssertionError(f"{path}: {exc}") from None
         finally:
             page.close()
-
-
-def test_fixture_slider_changes_the_visible_image(browser, fixture_book):
-    _check_slider_moves(browser, fixture_book.html, "book/00_fixture_widgets.html")
-
-
-def test_chapter_one_slider_changes_the_visible_image(browser, smoke_book):
-    ch1 = next((c for c in chapters_in_toc(BOOK_REPO) if c.stem.startswith("01_")), None)
-    assert ch1 is not None, "chapter 1 is not in _toc.yml yet"
-    _check_slider_moves(browser, smoke_book.html, f"book/{ch1.stem}.html")
-
-
-def test_every_page_loads_without_errors_or_remote_requests(browser, smoke_book):
-    pages = sorted(p.relative_to(smoke_book.html).as_posix() for p in (smoke_book.html / "book").glob("*.html"))
-    assert pages
-    with serve_directory(smoke_book.html) as base:
-        for path in pages:
-            page = browser.new_page()
-            try:
-                watch = PageWatch(page)
-                page.goto(f"{base}/{path}", wait_until="load")
-                page.wait_for_timeout(1000)
-                try:
-                    watch.check()
-                except AssertionError as exc:
-                    raise AssertionError(f"{path}: {exc}") from None
-            finally:
-                page.close()

@@ -1,4 +1,4 @@
-"""The book pipeline: profiles, the runner (papermill), failure handling, the jupyter-book build.
+"""freqkit.book.runner, the book pipeline: profiles, the runner (papermill), failure handling, the build.
 
 Fast checks read the configuration; the `book`-marked tests execute notebooks and build
 books (the real chapters under the smoke profile, and small fixture books).
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from pathlib import Path
 
@@ -14,13 +15,12 @@ import nbformat
 import pytest
 import yaml
 
-from freqkit import book as fkbook
+from freqkit.book import runner
 
-from conftest import BOOK_FIXTURES, BOOK_REPO, make_book_project, run_book
-
+REPO = Path(__file__).resolve().parents[2]  # the real book's project (also the `book_repo` fixture)
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
-TOC_CHAPTERS = fkbook.chapters_in_toc(BOOK_REPO)
+TOC_CHAPTERS = runner.chapters_in_toc(REPO)
 EXPECTED_STEMS = ["01_images_as_frequencies", "02_which_frequencies", "03_frequency_attribution",
                   "04_trust_attributions", "05_low_vs_high_attacks", "06_fourier_heatmaps", "07_robust_models",
                   "08_frequency_defense", "09_what_we_learned"]
@@ -29,23 +29,23 @@ EXPECTED_STEMS = ["01_images_as_frequencies", "02_which_frequencies", "03_freque
 # --------------------------------------------------------------------------- configuration (fast)
 
 def test_config_never_executes_and_vendors_its_javascript():
-    cfg = yaml.safe_load((BOOK_REPO / "_config.yml").read_text())
+    cfg = yaml.safe_load((REPO / "_config.yml").read_text())
     assert cfg["execute"]["execute_notebooks"] == "off", "papermill executes the chapters; the book must not"
     assert cfg["only_build_toc_files"] is True
     sphinx = cfg["sphinx"]["config"]
     assert "freqkit.book" in cfg["sphinx"]["extra_extensions"]
-    static = [BOOK_REPO / p for p in sphinx["html_static_path"]]
+    static = [REPO / p for p in sphinx["html_static_path"]]
     assert all(p.is_dir() and p.name != "_static" for p in static)
     for key in sphinx["nb_ipywidgets_js"]:
         assert "://" not in key, f"widget script {key} must be vendored, not loaded from a CDN"
         assert any((p / key).is_file() for p in static), f"{key} missing from {static}"
     assert "://" not in sphinx["mathjax_path"] and any((p / sphinx["mathjax_path"]).is_file() for p in static)
-    assert not (BOOK_REPO / "_static").exists() and not (BOOK_REPO / "book" / "_static").exists(), \
+    assert not (REPO / "_static").exists() and not (REPO / "book" / "_static").exists(), \
         "JB1 adds every .js in a _static folder to every page: vendor JavaScript under book/_vendor/static"
 
 
 def test_vendored_files_match_checksums():
-    vendor = BOOK_REPO / "book" / "_vendor"
+    vendor = REPO / "book" / "_vendor"
     lines = (vendor / "SHA256SUMS").read_text().split("\n")
     listed = {}
     for line in filter(None, lines):
@@ -58,8 +58,8 @@ def test_vendored_files_match_checksums():
 
 
 def test_toc_lists_existing_pages_in_book_folder():
-    pages = fkbook.read_toc(BOOK_REPO)
-    assert pages[0] == BOOK_REPO / "book" / "intro.md"
+    pages = runner.read_toc(REPO)
+    assert pages[0] == REPO / "book" / "intro.md"
     for ch in TOC_CHAPTERS:
         assert ch.stem in EXPECTED_STEMS, f"{ch.stem}: chapter notebooks are named {EXPECTED_STEMS}"
     stems = [c.stem for c in TOC_CHAPTERS]
@@ -67,7 +67,7 @@ def test_toc_lists_existing_pages_in_book_folder():
 
 
 def test_every_chapter_notebook_is_in_the_toc():
-    on_disk = {p.stem for p in (BOOK_REPO / "book").glob("[0-9][0-9]_*.ipynb")}
+    on_disk = {p.stem for p in (REPO / "book").glob("[0-9][0-9]_*.ipynb")}
     assert on_disk <= {c.stem for c in TOC_CHAPTERS}, "add new chapters to _toc.yml"
 
 
@@ -83,31 +83,31 @@ def test_source_notebooks_carry_no_outputs(chapter):
 @pytest.mark.parametrize("chapter", TOC_CHAPTERS, ids=lambda p: p.stem)
 def test_profiles_fit_every_chapter_parameters_cell(profile, chapter, tmp_path):
     """Each profile sets the shared parameters; each name exists in the chapter's parameters cell."""
-    profiles = fkbook.load_profiles(BOOK_REPO)
-    known = {p.stem for p in (BOOK_REPO / "book").glob("*.ipynb")}
-    params = fkbook.chapter_parameters(profiles, profile, chapter.stem, root=BOOK_REPO, out=tmp_path,
+    profiles = runner.load_profiles(REPO)
+    known = {p.stem for p in (REPO / "book").glob("*.ipynb")}
+    params = runner.chapter_parameters(profiles, profile, chapter.stem, root=REPO, out=tmp_path,
                                        known_stems=known)
     assert params["profile"] == profile
-    assert set(fkbook.SHARED_PARAMETERS) <= set(params)
+    assert set(runner.SHARED_PARAMETERS) <= set(params)
     assert Path(params["results_dir"]).is_absolute()
-    fkbook.check_source(chapter, params)
+    runner.check_source(chapter, params)
 
 
-def test_unknown_profile_is_a_clear_error():
+def test_unknown_profile_is_a_clear_error(run_book):
     proc = run_book("--profile", "nosuch", "--no-build")
     assert proc.returncode == 2
     assert "unknown profile 'nosuch'" in proc.stderr
     assert "smoke" in proc.stderr and "cpu" in proc.stderr and "gpu" in proc.stderr
 
 
-def test_unknown_chapter_selection_is_a_clear_error():
+def test_unknown_chapter_selection_is_a_clear_error(run_book):
     proc = run_book("--profile", "smoke", "--chapters", "99", "--no-build")
     assert proc.returncode == 2
     assert "no chapter in _toc.yml matches '99'" in proc.stderr
 
 
-def test_parameter_missing_from_parameters_cell_is_an_error(tmp_path):
-    root = make_book_project(tmp_path, [BOOK_FIXTURES / "00_fixture_widgets.ipynb"],
+def test_parameter_missing_from_parameters_cell_is_an_error(tmp_path, run_book, make_book_project, book_fixtures):
+    root = make_book_project(tmp_path, [book_fixtures / "00_fixture_widgets.ipynb"],
                              extra_profile={"smoke": {"00_fixture_widgets": {"n_frame": 3}}})  # typo
     proc = run_book("--profile", "smoke", "--no-build", root=root)
     assert proc.returncode == 2, proc.stderr
@@ -115,16 +115,16 @@ def test_parameter_missing_from_parameters_cell_is_an_error(tmp_path):
     assert not (root / "_build" / "executed" / "smoke" / "book" / "00_fixture_widgets.ipynb").exists()
 
 
-def test_profile_section_for_a_missing_notebook_is_an_error(tmp_path):
-    root = make_book_project(tmp_path, [BOOK_FIXTURES / "00_fixture_widgets.ipynb"],
+def test_profile_section_for_a_missing_notebook_is_an_error(tmp_path, run_book, make_book_project, book_fixtures):
+    root = make_book_project(tmp_path, [book_fixtures / "00_fixture_widgets.ipynb"],
                              extra_profile={"smoke": {"00_fixture_widget": {"n_frames": 3}}})
     proc = run_book("--profile", "smoke", "--no-build", root=root)
     assert proc.returncode == 2
     assert "00_fixture_widget" in proc.stderr and "do not exist" in proc.stderr
 
 
-def test_notebook_without_parameters_cell_is_an_error(tmp_path):
-    nb = nbformat.read(str(BOOK_FIXTURES / "00_fixture_widgets.ipynb"), as_version=4)
+def test_notebook_without_parameters_cell_is_an_error(tmp_path, run_book, make_book_project, book_fixtures):
+    nb = nbformat.read(str(book_fixtures / "00_fixture_widgets.ipynb"), as_version=4)
     for cell in nb.cells:
         cell.metadata.pop("tags", None)
     src = tmp_path / "src"
@@ -136,8 +136,8 @@ def test_notebook_without_parameters_cell_is_an_error(tmp_path):
     assert "no cell tagged 'parameters'" in proc.stderr
 
 
-def test_toc_entry_without_file_is_an_error(tmp_path):
-    root = make_book_project(tmp_path, [BOOK_FIXTURES / "00_fixture_widgets.ipynb"])
+def test_toc_entry_without_file_is_an_error(tmp_path, run_book, make_book_project, book_fixtures):
+    root = make_book_project(tmp_path, [book_fixtures / "00_fixture_widgets.ipynb"])
     toc = yaml.safe_load((root / "_toc.yml").read_text())
     toc["chapters"].insert(0, {"file": "book/01_not_written_yet"})
     (root / "_toc.yml").write_text(yaml.safe_dump(toc))
@@ -158,53 +158,74 @@ def test_check_executed_rejects_kernel_only_widgets():
             "_dom_classes": list(dom_classes)}}}, "version_major": 2, "version_minor": 0}}
         return nb
 
-    assert fkbook.check_executed(nb_with("IntSliderModel"), "x") == {"widget_views": 1, "widget_models": 1}
-    with pytest.raises(fkbook.ChapterFailed, match="Play widget"):
-        fkbook.check_executed(nb_with("PlayModel"), "x")
-    with pytest.raises(fkbook.ChapterFailed, match="interact"):
-        fkbook.check_executed(nb_with("VBoxModel", ["widget-interact"]), "x")
+    assert runner.check_executed(nb_with("IntSliderModel"), "x") == {"widget_views": 1, "widget_models": 1}
+    with pytest.raises(runner.ChapterFailed, match="Play widget"):
+        runner.check_executed(nb_with("PlayModel"), "x")
+    with pytest.raises(runner.ChapterFailed, match="interact"):
+        runner.check_executed(nb_with("VBoxModel", ["widget-interact"]), "x")
     no_state = nb_with("IntSliderModel")
     del no_state.metadata["widgets"]
-    with pytest.raises(fkbook.ChapterFailed, match="no saved widget state"):
-        fkbook.check_executed(no_state, "x")
+    with pytest.raises(runner.ChapterFailed, match="no saved widget state"):
+        runner.check_executed(no_state, "x")
 
 
 def test_path_parameters_are_made_absolute(tmp_path):
     profiles = {"p": {"_all": {"data_root": None, "cache_dir": "rel/cache", "device": "cpu", "seed": 1,
                                "results_dir": "{out}/results/{profile}", "n": 3}}}
-    params = fkbook.chapter_parameters(profiles, "p", "x", root=tmp_path, out=tmp_path / "o", known_stems={"x"})
+    params = runner.chapter_parameters(profiles, "p", "x", root=tmp_path, out=tmp_path / "o", known_stems={"x"})
     assert params == {"profile": "p", "data_root": None, "cache_dir": str(tmp_path / "rel" / "cache"),
                       "device": "cpu", "seed": 1, "results_dir": str(tmp_path / "o" / "results" / "p"), "n": 3}
 
 
 def test_set_overrides_keep_yaml_types_and_beat_the_profile(tmp_path):
-    over = fkbook.parse_overrides(["n=8", "datasets=[cifar10]", "eps={a: 0.5}", "cache_dir=c", "name=cpu"])
+    over = runner.parse_overrides(["n=8", "datasets=[cifar10]", "eps={a: 0.5}", "cache_dir=c", "name=cpu"])
     assert over == {"n": 8, "datasets": ["cifar10"], "eps": {"a": 0.5}, "cache_dir": "c", "name": "cpu"}
     profiles = {"p": {"_all": {"data_root": None, "cache_dir": None, "device": "cpu", "seed": 1,
                                "results_dir": "r", "n": 3}}}
-    params = fkbook.chapter_parameters(profiles, "p", "x", root=tmp_path, out=tmp_path / "o", known_stems={"x"},
+    params = runner.chapter_parameters(profiles, "p", "x", root=tmp_path, out=tmp_path / "o", known_stems={"x"},
                                        overrides=over)
     assert params["n"] == 8 and params["datasets"] == ["cifar10"]
     assert params["cache_dir"] == str(tmp_path / "c")  # a path override is resolved like a profile's
     for bad in (["n"], ["=3"], ["profile=gpu"], ["n=[1"]):
-        with pytest.raises(fkbook.BookError, match="--set"):
-            fkbook.parse_overrides(bad)
+        with pytest.raises(runner.BookError, match="--set"):
+            runner.parse_overrides(bad)
 
 
-def test_set_override_of_an_unknown_parameter_is_refused_before_running(tmp_path):
-    root = make_book_project(tmp_path, [BOOK_FIXTURES / "00_fixture_widgets.ipynb"])
+def test_set_override_of_an_unknown_parameter_is_refused_before_running(tmp_path, run_book, make_book_project,
+                                                                            book_fixtures):
+    root = make_book_project(tmp_path, [book_fixtures / "00_fixture_widgets.ipynb"])
     proc = run_book("--profile", "smoke", "--no-build", "--set", "typo_name=3", root=root)
     assert proc.returncode == 2, proc.stderr
     assert "not defined in its parameters cell: typo_name" in proc.stderr
     assert not (root / "_build" / "executed" / "smoke" / "book" / "00_fixture_widgets.ipynb").exists()
 
 
-def test_write_json_atomic_leaves_no_temporary_files(tmp_path):
-    target = tmp_path / "run.json"
-    fkbook.write_json_atomic(target, {"a": 1})
-    fkbook.write_json_atomic(target, {"a": 2})
-    assert json.loads(target.read_text()) == {"a": 2}
+def test_run_json_is_written_atomically_and_leaves_no_temporary_files(tmp_path, monkeypatch):
+    """The runner's run.json (RunRecord) is replaced whole by a rename, in run order, with no temporary file left."""
+    path = tmp_path / "run.json"
+    record = runner.RunRecord(path, "smoke")
+    record.start(["python", "-m", "freqkit.book"])
+    record.chapter("02_b", status="ok", parameters={"results_dir": tmp_path / "r"})  # a Path: written with str()
+    record.chapter("01_a", status="ok")
+    record.finish("ok")
+    text = path.read_text()
+    data = json.loads(text)
+    assert text.endswith("\n") and data["status"] == "ok" and data["profile"] == "smoke"
+    assert list(data["chapters"]) == ["02_b", "01_a"], "chapters stay in run order (keys not sorted)"
+    assert data["chapters"]["02_b"]["parameters"]["results_dir"] == str(tmp_path / "r")
     assert [p.name for p in tmp_path.iterdir()] == ["run.json"]
+
+    def crash(*args, **kwargs):
+        raise OSError("simulated crash before the rename")
+
+    monkeypatch.setattr(os, "replace", crash)  # the new text may reach run.json only by a rename
+    monkeypatch.setattr(os, "rename", crash)
+    with pytest.raises(OSError, match="simulated crash"):
+        record.chapter("03_c", status="ok")
+    monkeypatch.undo()
+    assert path.read_text() == text, "an interrupted write changed run.json"
+    assert [p.name for p in tmp_path.iterdir()] == ["run.json"], "a temporary file was left behind"
+    assert list(runner.RunRecord(path, "smoke").data["chapters"]) == ["02_b", "01_a"]  # a rerun reads it back
 
 
 # --------------------------------------------------------------------------- runs (slow)
@@ -250,6 +271,7 @@ def test_fixture_book_executes_and_builds(fixture_book):
     ch = record["chapters"]["00_fixture_widgets"]
     assert ch["status"] == "ok" and ch["seconds"] > 0 and ch["widget_views"] == 1
     assert record["build"]["status"] == "ok" and record["build"]["seconds"] > 0
+    assert [p.name for p in fixture_book.stage.glob(".run.json*")] == [], "run.json left temporary files"
     result = json.loads((fixture_book.out / "results" / "smoke" / "00_fixture_widgets.json").read_text())
     assert result["n_frames"] == 5
     assert Path(result["cwd"]) == fixture_book.stage / "book", "chapters run in their executed copy's folder"
@@ -263,9 +285,9 @@ def test_fixture_book_executes_and_builds(fixture_book):
 
 @pytest.mark.book
 @pytest.mark.slow
-def test_failing_chapter_stops_the_run_and_builds_nothing(tmp_path):
-    root = make_book_project(tmp_path / "proj", [BOOK_FIXTURES / "00_fixture_fails.ipynb",
-                                                 BOOK_FIXTURES / "00_fixture_widgets.ipynb"])
+def test_failing_chapter_stops_the_run_and_builds_nothing(tmp_path, run_book, make_book_project, book_fixtures):
+    root = make_book_project(tmp_path / "proj", [book_fixtures / "00_fixture_fails.ipynb",
+                                                 book_fixtures / "00_fixture_widgets.ipynb"])
     out = tmp_path / "out"
     proc = run_book("--profile", "smoke", "--out", str(out), root=root)
     assert proc.returncode == 1, proc.stdout + proc.stderr
@@ -290,7 +312,7 @@ def test_failing_chapter_stops_the_run_and_builds_nothing(tmp_path):
 
 @pytest.mark.book
 @pytest.mark.slow
-def test_sphinx_warnings_fail_the_build(tmp_path):
+def test_sphinx_warnings_fail_the_build(tmp_path, run_book, make_book_project):
     root = make_book_project(tmp_path / "proj", [],
                              extra_pages={"broken": "# Broken\n\nSee {doc}`no_such_page`.\n"})
     out = tmp_path / "out"

@@ -1,0 +1,209 @@
+"""freqkit.book.chapters: the records, lines and tables the chapters print, and load_models.
+
+The numbers come from the library (tested elsewhere); here: that each helper shows the
+numbers it is given, in the promised layout, and refuses what it cannot show.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import freqkit as fk
+from freqkit import hypotheses as H
+from freqkit.book import chapters as C
+from freqkit.objectives import lowpass_objective, train_suite
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+TINY = {"width": 4, "epochs": 1, "batch_size": 64, "n_train": 256, "lr": 0.05, "augment": False, "val_size": 0}
+
+
+def _rec(d, box=0.0, n_coef=10):
+    """A band_comparison record with the distortions ``d`` (its CI: their range)."""
+    d = np.asarray(d, dtype=float)
+    s = np.sort(d)
+    return {"distortions": d.tolist(), "median_distortion": float((s[(len(s) - 1) // 2] + s[len(s) // 2]) / 2),
+            "ci_low": float(s[0]), "ci_high": float(s[-1]), "ci": 0.95, "norm": "l2", "basis": "dct",
+            "n": len(d), "n_coefficients": n_coef, "box_limited_share": box}
+
+
+_BASE = np.exp(np.random.default_rng(0).normal(0, 1.0, 40))
+
+
+# ----------------------------------------------------------------------------- band_table, h3_summary
+
+def test_band_table_has_one_row_per_band_with_its_numbers():
+    rec = {"n_coefficients": 256, "success_rate": [0.0, 0.5, 1.0], "median_distortion": 0.25, "ci_low": 0.2,
+           "ci_high": 0.3, "success_at_eps_max": 1.0, "box_limited_share": 0.0, "out_of_band_max": 3e-5}
+    text = C.band_table({"band0": rec, "full": {**rec, "n_coefficients": 1024}}, [0.0, 0.5, 1.0])
+    lines = text.splitlines()
+    assert len(lines) == 3 and "success at eps = 0, 0.5, 1" in lines[0]
+    assert lines[1].split()[:2] == ["band0", "256"] and "0.25 [0.2, 0.3]" in lines[1] and "3.0e-05" in lines[1]
+    assert "  0%  50% 100%" in lines[1] and lines[2].split()[:2] == ["full", "1024"]
+
+
+def test_h3_summary_states_verdict_rule_ratio_and_bands():
+    recs = {"band0": _rec(_BASE * 0.8), "band1": _rec(_BASE), "full": _rec(_BASE / 3)}
+    v = H.decide_h3(recs, dataset="toy")
+    text = C.h3_summary(v)
+    lines = text.splitlines()
+    assert lines[0].startswith(v["hypothesis"]) and v["verdict"].upper() in lines[0]
+    assert lines[1] == "  rule: " + v["rule"]
+    assert f"{float(v['evidence']['median_ratio']):.3g}" in lines[2]
+    assert "band0 median" in lines[3] and "band1 median" in lines[3] and "full band" in lines[3]
+
+
+def test_h3_summary_of_a_stored_verdict(tmp_path):
+    recs = {"band0": _rec(_BASE), "band1": _rec(np.full(40, np.inf), box=0.6)}
+    v = H.decide_h3(recs)                                   # box-limited, the high band never succeeds
+    fk.save_results(tmp_path, "05_low_vs_high_attacks", {"h3": v}, {})
+    stored = fk.load_results(tmp_path, "05_low_vs_high_attacks")["results"]["h3"]
+    assert stored["evidence"]["median_high"] == "inf"     # inf is stored as a string ...
+    text = C.h3_summary(stored)                             # ... and read back as a number
+    assert text == C.h3_summary(v)
+    assert "INCONCLUSIVE (box-limited)" in text.splitlines()[0] and "band1 median inf" in text
+    assert "full band" not in text                          # no full band in these records
+
+
+def test_chapter_helpers_refuse_bad_input_by_name_band_table_h3_summary():
+    rec = _rec(_BASE)
+    rec.update(success_rate=[0.0, 1.0], n_coefficients=4, success_at_eps_max=1.0, box_limited_share=0.0,
+               out_of_band_max=0.0)
+    with pytest.raises(ValueError, match="eps_list has 1"):
+        C.band_table({"band0": rec}, [0.0])
+    with pytest.raises(ValueError, match="records"):
+        C.band_table({}, [0.0])
+    with pytest.raises(ValueError, match="decide_h3 verdict"):
+        C.h3_summary({"verdict": "supported"})
+    with pytest.raises(ValueError, match="decide_h3"):
+        C.h3_summary([1, 2])
+
+
+# ----------------------------------------------------------------------------- robustness tables
+
+def test_robustness_rows_and_heatmap_summary_robustness_rows():
+    e = {"clean": {"accuracy": 0.9}, "attacks": {"linf/full": {"accuracy": 0.1, "eps": 0.3}},
+         "autoattack": {"linf": {"status": "ok", "accuracy": 0.05}}}
+    f = {"clean": {"accuracy": 0.8}, "attacks": {"linf/full": {"accuracy": 0.4, "eps": 0.3}},
+         "autoattack": {"linf": {"status": "unavailable", "error": "x"}}}
+    header, rows = C.robustness_rows({"a": e, "b": f}, records={"a": {"train_seconds": 3.0}})
+    assert header == ["model", "clean", "linf/full (eps 0.3)", "AutoAttack linf", "train s"]
+    assert rows == [["a", 0.9, 0.1, 0.05, 3.0], ["b", 0.8, 0.4, "unavailable", None]]
+    with pytest.raises(ValueError, match="evaluations"):
+        C.robustness_rows({})
+
+
+def test_robustness_rows_choose_attacks_and_mark_missing_ones():
+    e = {"clean": {"accuracy": 0.9}, "attacks": {"linf/full": {"accuracy": 0.1, "eps": 0.3},
+                                                 "l2/low": {"accuracy": 0.6, "eps": 1.5}}, "autoattack": None}
+    f = {"clean": {"accuracy": 0.7}, "attacks": {"l2/low": {"accuracy": 0.5, "eps": 1.5}}}
+    header, rows = C.robustness_rows({"e": e, "f": f}, attacks=["l2/low", "linf/full", "l2/high"])
+    assert header == ["model", "clean", "l2/low (eps 1.5)", "linf/full (eps 0.3)", "l2/high"]
+    assert rows == [["e", 0.9, 0.6, 0.1, None], ["f", 0.7, 0.5, None, None]]
+    header, rows = C.robustness_rows({"e": e})                  # default: every attack of the first result
+    assert header == ["model", "clean", "linf/full (eps 0.3)", "l2/low (eps 1.5)"] and rows == [["e", 0.9, 0.1, 0.6]]
+
+
+# ----------------------------------------------------------------------------- model records
+
+def test_record_line_states_accuracy_model_data_time_and_objective():
+    rec = {"test_accuracy": 0.9062, "n_test": 1000, "arch": "resnet", "width": 16, "epochs": 10, "n_train": 10000,
+           "train_seconds": 35.4, "trained_on": "cpu", "cached": True, "objective": "adversarial",
+           "objective_params": {"eps": 0.03}}
+    line = C.record_line("cifar10", "adversarial", rec, name_width=12)
+    assert line.startswith("cifar10  adversarial  test accuracy 90.62% (1000 images)")
+    for part in ("resnet width 16, 10 epochs on 10000 images", "trained 35 s on cpu", "cached=True",
+                 "objective adversarial {'eps': 0.03}"):
+        assert part in line, part
+
+
+def test_model_record_of_a_hand_made_info():
+    info = {"test_accuracy": 0.5, "n_test": 100, "train_seconds": 2.0, "cached": False, "n_train": 64, "key": "k1",
+            "config": {"epochs": 3, "width": 8, "arch": "smallcnn"}}
+    rec = C.model_record(info)
+    assert rec == {"test_accuracy": 0.5, "n_test": 100, "train_seconds": 2.0, "trained_on": None, "cached": False,
+                   "n_train": 64, "epochs": 3, "width": 8, "arch": "smallcnn", "objective": "standard",
+                   "objective_params": {}, "config": info["config"], "key": "k1"}
+    with pytest.raises(KeyError):
+        C.model_record({"config": {}})
+
+
+def test_train_suite_records_model_record(data_root, tmp_path):
+    cfg = {"width": 4, "epochs": 1, "batch_size": 64, "n_train": 256, "lr": 0.05, "augment": False}
+    _, infos = train_suite("mnist", {"std": None, "lp": lowpass_objective(0.5)}, cfg, device="cpu",
+                           data_root=data_root, cache_dir=tmp_path, progress=False)
+    recs = {k: C.model_record(i) for k, i in infos.items()}
+    assert recs["std"]["objective"] == "standard" and recs["lp"]["objective"] == "lowpass"
+    assert recs["lp"]["objective_params"]["cutoff"] == 0.5 and recs["lp"]["n_train"] == 256
+    assert recs["std"]["key"] != recs["lp"]["key"] and recs["lp"]["train_seconds"] > 0
+    assert recs["std"]["objective_params"] == {} and recs["lp"]["trained_on"] == "cpu"
+    assert recs["lp"]["width"] == 4 and recs["lp"]["epochs"] == 1 and recs["lp"]["arch"] == "smallcnn"
+    import json
+    json.dumps(recs)                                        # JSON-ready
+    line = C.record_line("mnist", "lp", recs["lp"], name_width=4)
+    assert line.startswith("mnist    lp   test accuracy ") and "objective lowpass {" in line
+
+
+def test_load_models_trains_then_loads_and_prints_one_line_per_model(data_root, tmp_path, capsys):
+    kw = dict(overrides={"mnist": TINY}, data_root=data_root, cache_dir=tmp_path, device="cpu")
+    models, infos = C.load_models(["mnist"], "smoke", **kw)
+    assert set(models) == {"mnist"} and not models["mnist"].training
+    assert infos["mnist"]["config"] == {**fk.PRESETS["mnist"]["smoke"], **TINY} and not infos["mnist"]["cached"]
+    out = capsys.readouterr().out.splitlines()
+    assert out == [C.record_line("mnist", "standard", C.model_record(infos["mnist"]))]
+    again, infos2 = C.load_models(["mnist"], "smoke", show=False, **kw)
+    assert infos2["mnist"]["cached"] and capsys.readouterr().out == ""
+    suite, sinfos = C.load_models(["mnist"], "smoke", objectives={"standard": None, "low": lowpass_objective(0.5)},
+                                  **kw)
+    assert set(suite["mnist"]) == {"standard", "low"} and sinfos["mnist"]["standard"]["cached"]
+    assert sinfos["mnist"]["standard"]["key"] == infos["mnist"]["key"]
+    assert sinfos["mnist"]["low"]["config"]["objective"] == "lowpass"
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and lines[1].startswith("mnist    low      test accuracy")
+    # objectives may depend on the data set
+    _, finfos = C.load_models(["mnist"], "smoke", objectives=lambda ds: {"low": lowpass_objective(0.5)}, show=False,
+                              **kw)
+    assert finfos["mnist"]["low"]["cached"]
+
+
+def test_load_models_errors():
+    with pytest.raises(ValueError, match=r"overrides names data sets \['cifar10'\]"):
+        C.load_models(["mnist"], "smoke", overrides={"cifar10": {}})
+    with pytest.raises(KeyError):
+        C.load_models(["mnist"], "no-such-profile")
+
+
+# ----------------------------------------------------------------------------- verdicts as text
+
+def _verdict():
+    return H.verdict("H1", True, {"accuracy": 0.123456, "n": 10, "ci": [0.1, 0.2], "ok": True}, "toy",
+                     cutoff=0.5, chance=0.1)
+
+
+def test_verdict_lines_show_statement_rule_and_evidence():
+    v = _verdict()
+    lines = C.verdict_lines(v).splitlines()
+    assert lines[0] == v["hypothesis"] + " -> SUPPORTED"
+    assert lines[1] == "  rule: " + v["rule"]
+    assert lines[2] == "  evidence: {'accuracy': 0.1235, 'n': 10, 'ci': [0.1, 0.2], 'ok': True}"
+    assert C.verdict_lines(H.decide_randomisation({"IG": {"spearman_abs": 0.9}})).splitlines()[0].endswith("REJECTED")
+    for bad in ({"verdict": "supported"}, "H1", None):
+        with pytest.raises(ValueError, match="verdict record"):
+            C.verdict_lines(bad)
+
+
+def test_collect_verdicts_finds_nested_verdicts_and_reports_missing_chapters_evidence_summary(tmp_path):
+    ev = {"x": 0.5, "n": 10, "ci": [0.1, 0.2], "long": list(range(9))}
+    fk.save_results(tmp_path, "02_which_frequencies", {"verdicts": {"cifar10": H.verdict(
+        "H1", True, ev, "cifar10", cutoff=0.5, chance=0.1)}}, {"profile": "smoke"})
+    row = H.collect_verdicts(tmp_path)["rows"][0]
+    assert C.evidence_summary(row["evidence"]) == "ci=[0.1, 0.2]; n=10; x=0.5"  # JSON stores keys sorted
+
+
+def test_evidence_summary_digest():
+    ev = {"a": 0.123456, "b": 3, "flag": True, "none": None, "s": "box-limited", "long_s": "x" * 61,
+          "pair": [1, 0.55555], "triple": [1, 2, 3], "nested": {"k": 1}, "mixed": [1, "a"]}
+    assert C.evidence_summary(ev) == "a=0.123; b=3; s=box-limited; pair=[1, 0.556]"
+    assert C.evidence_summary(ev, digits=2) == "a=0.12; b=3; s=box-limited; pair=[1, 0.56]"
+    assert C.evidence_summary(ev, max_items=2) == "a=0.123; b=3"
+    assert C.evidence_summary({}) == "" and C.evidence_summary("ci=1") == "" and C.evidence_summary(None) == ""

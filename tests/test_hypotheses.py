@@ -1,0 +1,478 @@
+"""freqkit.hypotheses: the hypotheses as data, the generic decision rule, each hypothesis'
+rule (H1-H5, the ground-truth and randomisation checks), and chapter 9's table of verdicts
+read back from stored results."""
+from __future__ import annotations
+
+import dataclasses
+import math
+import string
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import freqkit as fk
+from freqkit import hypotheses as H
+from freqkit.planted import ground_truth_table
+from freqkit.transforms import band_masks
+
+REPO = Path(__file__).resolve().parent.parent
+
+# The run settings each rule's template needs beyond its thresholds (what the decide_* functions pass).
+SETTING_KEYS = {"H1": {"cutoff", "chance"}, "H2": {"steps_note"}, "H3": {"ci", "norm_upper", "low", "high"},
+                "H4": {"attack"}, "H5a": set(), "H5b": {"attacks"}, "planted": {"top_band_note"},
+                "randomisation": set()}
+SETTINGS = {"H1": dict(cutoff=0.5, chance=0.1), "H2": dict(steps_note=""),
+            "H3": dict(ci=0.95, norm_upper="L2", low="band0", high="band3"), "H4": dict(attack="linf/full"),
+            "H5a": {}, "H5b": dict(attacks=["linf/full", "l2/full"]), "planted": dict(top_band_note=""),
+            "randomisation": {}}
+EVIDENCE = {"x": 0.5, "n": 10, "ci": [0.1, 0.2], "long": list(range(9))}
+
+
+def _v(hid, supported, dataset=""):
+    return H.verdict(hid, supported, EVIDENCE, dataset, **SETTINGS[hid])
+
+
+# ----------------------------------------------------------------------------- the hypotheses as data
+
+def test_every_hypothesis_is_complete_data():
+    assert H.VERDICTS == ("supported", "rejected", "inconclusive")
+    assert list(H.HYPOTHESES) == ["H1", "H2", "H3", "H4", "H5a", "H5b", "planted", "randomisation"]
+    assert set(SETTING_KEYS) == set(H.HYPOTHESES)
+    for hid, h in H.HYPOTHESES.items():
+        assert isinstance(h, H.Hypothesis) and h.id == hid
+        assert h.statement.strip() and h.label.strip() and h.measure.strip() and h.rule.strip()
+        assert (REPO / "book" / f"{h.chapter}.ipynb").is_file(), h.chapter
+        assert h.kind == ("check" if hid in ("planted", "randomisation") else "hypothesis")
+        assert h.title == f"{h.label}: {h.statement}"
+        fields = {f.split(".")[0].split("[")[0] for _, f, _, _ in string.Formatter().parse(h.rule) if f}
+        assert fields - set(h.thresholds) == SETTING_KEYS[hid], hid
+        filled = h.rule.format(**{**h.thresholds, **SETTINGS[hid]})
+        assert "{" not in filled and "}" not in filled
+        for k in SETTING_KEYS[hid]:                            # every documented key is needed
+            with pytest.raises(KeyError, match=k):
+                h.rule.format(**{**h.thresholds, **{s: v for s, v in SETTINGS[hid].items() if s != k}})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        H.HYPOTHESES["H1"].statement = "changed"               # frozen
+
+
+# ----------------------------------------------------------------------------- verdict records
+
+def test_verdict_words():
+    assert _v("H1", True)["verdict"] == "supported"
+    assert _v("H1", False)["verdict"] == "rejected"
+    assert _v("H1", None)["verdict"] == "inconclusive"
+    with pytest.raises(ValueError, match="supported"):
+        H.verdict("H1", "yes", {}, **SETTINGS["H1"])
+
+
+def test_verdict_states_the_rule_from_the_hypothesis_thresholds():
+    v = H.verdict("H1", True, {"acc": 0.4}, "cifar10", cutoff=0.5, chance=0.1)
+    assert set(v) == {"id", "hypothesis", "rule", "verdict", "evidence"} and v["id"] == "H1"
+    assert v["hypothesis"] == "H1: CNNs use high frequencies that humans barely see (cifar10)"
+    assert v["rule"] == ("H1 supported if, at high-pass cut-off r=0.5 x Nyquist, the images keep <= 20% of their "
+                         "non-DC energy and the 95% CI lower bound of accuracy is >= chance (10%) + 5%; rejected if "
+                         "faint but not above; inconclusive if not faint")
+    # a chapter's own thresholds replace the defaults in the stated rule
+    w = H.verdict("H1", True, {}, cutoff=0.5, chance=0.1, margin=0.1, max_energy=0.3)
+    assert "keep <= 30% of" in w["rule"] and "(10%) + 10%" in w["rule"] and w["hypothesis"].endswith("see")
+    r = H.verdict("randomisation", False, {"IG": {"spearman_abs": 0.7}})
+    assert "below 0.5;" in r["rule"] and r["hypothesis"].startswith("Sanity: ")
+    assert "below 0.25;" in H.verdict("randomisation", True, {}, max_rho=0.25)["rule"]
+    # the evidence is stored JSON-ready
+    e = H.verdict("H5a", None, {"t": torch.tensor([1.0, 2.0]), "d": float("inf"), "a": np.arange(2)})["evidence"]
+    assert e == {"t": [1.0, 2.0], "d": "inf", "a": [0, 1]}
+
+
+def test_verdict_errors():
+    with pytest.raises(ValueError, match="hid must be one of"):
+        H.verdict("H6", True, {})
+    with pytest.raises(ValueError, match="hid"):
+        H.verdict("check", True, {})                            # the old catch-all id is gone
+    with pytest.raises(KeyError, match="chance"):
+        H.verdict("H1", True, {}, cutoff=0.5)                   # the rule needs the chance level
+
+
+# ----------------------------------------------------------------------------- the generic rule
+
+@pytest.mark.parametrize("ci, delta, want", [
+    ((0.02, 0.05), 0.01, "supported"), ((-0.01, 0.005), 0.01, "rejected"), ((0.0, 0.03), 0.01, "inconclusive"),
+    ((0.01, 0.05), 0.01, "inconclusive"),     # the low end on delta: not beyond it
+    ((-0.02, 0.01), 0.01, "inconclusive"),    # the high end on delta: not below it
+    ((0.01, 0.01), 0.01, "inconclusive"), ((0.02, 0.02), 0.01, "supported"),
+    ((0.0, 1.0), 0.0, "inconclusive"), ((1e-12, 1.0), 0.0, "supported"), ((-1.0, -1e-12), 0.0, "rejected"),
+    ((-1.0, 0.0), 0.0, "inconclusive"), ((0.1, math.inf), 0.0, "supported"), ((-math.inf, -0.1), 0.0, "rejected"),
+    ((-math.inf, math.inf), 0.0, "inconclusive"),
+])
+def test_decide_greater(ci, delta, want):
+    assert H.decide(ci, delta) == want
+    assert H.decide(ci, delta, "greater") == want
+    # "less" is the mirror image around -delta
+    assert H.decide((-ci[1], -ci[0]), delta, "less") == want
+
+
+@pytest.mark.parametrize("ci, delta, want", [
+    ((-0.3, -0.1), 0.0, "supported"), ((0.1, 0.3), 0.0, "rejected"), ((-0.1, 0.1), 0.0, "inconclusive"),
+    ((-0.05, -0.02), 0.01, "supported"), ((-0.005, 0.01), 0.01, "rejected"), ((-0.03, 0.0), 0.01, "inconclusive"),
+    ((-0.05, -0.01), 0.01, "inconclusive"), ((-0.02, -0.01), 0.01, "inconclusive"),
+        ((0.01, 0.02), 0.01, "rejected"), ((-0.0099, 0.02), 0.01, "rejected"),   # above -delta: rejected
+        ((-0.01, 0.02), 0.01, "inconclusive"),    # the low end on -delta: not above it
+])
+def test_decide_less(ci, delta, want):
+    assert H.decide(ci, delta, "less") == want
+
+
+def test_decide_accepts_sequences_arrays_and_tensors():
+    for ci in ([0.2, 0.3], np.array([0.2, 0.3]), torch.tensor([0.2, 0.3]), (np.float32(0.2), 0.3)):
+        assert H.decide(ci, 0.1) == "supported"
+    assert H.decide((0.2, 0.3), np.float64(0.25)) == "inconclusive"
+    assert H.decide((0.2, 0.3), 1) == "rejected"
+
+
+@pytest.mark.parametrize("args, name", [
+    (((0.1,), 0.0), "ci"), (((0.1, 0.2, 0.3), 0.0), "ci"), ((None, 0.0), "ci"), ((("a", "b"), 0.0), "ci"),
+    (((0.3, 0.1), 0.0), "ci"), (((math.nan, 0.1), 0.0), "ci"), (((0.0, math.nan), 0.0), "ci"),
+    (((0.1, 0.2), -0.01), "delta"), (((0.1, 0.2), math.nan), "delta"), (((0.1, 0.2), True), "delta"),
+    (((0.1, 0.2), "0"), "delta"), (((0.1, 0.2), None), "delta"),
+    (((0.1, 0.2), 0.0, "two-sided"), "direction"), (((0.1, 0.2), 0.0, "GREATER"), "direction"),
+])
+def test_decide_errors_name_the_argument(args, name):
+    with pytest.raises(ValueError, match=f"^{name} must be"):
+        H.decide(*args)
+
+
+# ----------------------------------------------------------------------------- H1 (chapter 2)
+
+def _high(acc_lo, energy):
+    return {"mode": "high", "cutoffs": [0.25, 0.5], "accuracy": [0.9, acc_lo + 0.02], "ci_lo": [0.8, acc_lo],
+            "ci_hi": [1.0, acc_lo + 0.04], "energy_kept": [0.5, energy], "n": 1000}
+
+
+@pytest.mark.parametrize("acc_lo, energy, expected", [
+    (0.40, 0.05, "supported"), (0.12, 0.05, "rejected"), (0.40, 0.60, "inconclusive")])
+def test_h1_rule(acc_lo, energy, expected):
+    v = H.decide_h1(_high(acc_lo, energy), cutoff=0.5, chance=0.1, margin=0.05, max_energy=0.2)
+    assert v["verdict"] == expected
+    assert "0.5" in v["rule"] and v["evidence"]["cutoff"] == 0.5
+    assert v["id"] == "H1" and v["rule"] == H.verdict("H1", None, {}, cutoff=0.5, chance=0.1)["rule"]
+
+
+def test_h1_rule_boundaries_and_nearest_cutoff():
+    # at the thresholds: energy == max_energy is faint; ci_lo == chance + margin is above
+    assert H.decide_h1(_high(0.1 + 0.05, 0.2), cutoff=0.5, chance=0.1)["verdict"] == "supported"
+    assert H.decide_h1(_high(0.1499, 0.2), cutoff=0.5, chance=0.1)["verdict"] == "rejected"
+    assert H.decide_h1(_high(0.4, 0.2001), cutoff=0.5, chance=0.1)["verdict"] == "inconclusive"
+    v = H.decide_h1(_high(0.4, 0.05), cutoff=0.3, chance=0.1, dataset="mnist")   # nearest cut-off: 0.25
+    assert v["evidence"]["cutoff"] == 0.25 and v["verdict"] == "inconclusive" and v["hypothesis"].endswith("(mnist)")
+
+
+def test_bad_input_decide_h1():
+    with pytest.raises(ValueError, match="mode='high'"):
+        H.decide_h1({"mode": "low"}, 0.5, 0.1)
+
+
+# ----------------------------------------------------------------------------- H2 (chapter 3)
+
+def test_h2_verdict_rule():
+    good = H.decide_h2([0.001, 0.002, 0.003, 0.5], [0.9, 0.8, 0.1, 0.7], max_rel_error=0.01, min_median_rho=0.5)
+    assert good["verdict"] == "supported"
+    assert good["evidence"]["share_within_tol"] == 0.75 and math.isclose(good["evidence"]["median_spearman"], 0.75)
+    bad_rho = H.decide_h2([0.001] * 4, [0.1, 0.2, 0.3, 0.9], min_median_rho=0.5)
+    assert bad_rho["verdict"] == "rejected" and not bad_rho["evidence"]["agreement_ok"]
+    bad_c = H.decide_h2([0.02] * 4, [0.9] * 4, max_rel_error=0.01)
+    assert bad_c["verdict"] == "rejected" and not bad_c["evidence"]["completeness_ok"]
+    few = H.decide_h2([0.001, 0.002], [0.9, 0.9])
+    assert few["verdict"] == "inconclusive"
+    nan_rows = H.decide_h2([0.001] * 4, [float("nan"), 0.9, 0.8, 0.7])
+    assert nan_rows["evidence"]["n_rank_undefined"] == 1 and nan_rows["verdict"] == "supported"
+    assert "0.01" in good["rule"] and "0.5" in good["rule"]
+    with pytest.raises(ValueError, match="max_rel_error"):
+        H.decide_h2([0.1], [0.1], max_rel_error=-1)
+
+
+def test_h2_dataset_steps_and_tensors():
+    v = H.decide_h2(torch.tensor([0.001, 0.002, 0.003]), torch.tensor([0.6, 0.5, 0.9]), n_steps=64, dataset="toy")
+    assert v["id"] == "H2" and v["verdict"] == "supported" and v["hypothesis"].endswith("(toy)")
+    assert "(n_steps=64)" in v["rule"] and "(n_steps" not in H.decide_h2([0.1] * 3, [0.9] * 3)["rule"]
+    assert H.decide_h2([0.001] * 3, [0.5, 0.49, 0.5])["verdict"] == "supported"    # median rho == 0.5 passes
+    assert H.decide_h2([0.01] * 3, [0.9] * 3, max_rel_error=0.01)["verdict"] == "rejected"   # strict <
+    with pytest.raises(ValueError, match="min_median_rho"):
+        H.decide_h2([0.1], [0.1], min_median_rho=float("nan"))
+
+
+# ----------------------------------------------------------------------------- H3 (chapter 5)
+
+def _rec(d, box=0.0, n_coef=10):
+    d = np.asarray(d, dtype=float)
+    s = np.sort(d)
+    return {"distortions": d.tolist(), "median_distortion": float((s[(len(s) - 1) // 2] + s[len(s) // 2]) / 2),
+            "ci_low": float(s[0]), "ci_high": float(s[-1]), "ci": 0.95, "norm": "l2", "basis": "dct",
+            "n": len(d), "n_coefficients": n_coef, "box_limited_share": box}
+
+
+_RNG = np.random.default_rng(0)
+_BASE = np.exp(_RNG.normal(0, 1.0, 40))          # images differ a lot in how hard they are
+
+
+@pytest.mark.parametrize("low, high, expected, reason", [
+    (_BASE * 0.8, _BASE, "supported", "below"),                       # paired: every image 20% cheaper
+    (_BASE, _BASE * 0.8, "rejected", "above"),
+    (_BASE * np.exp(_RNG.normal(0, 0.5, 40)), _BASE, "inconclusive", "contains"),
+    (_BASE, np.full(40, np.inf), "supported", "below"),               # the high band never succeeds
+])
+def test_h3_verdict_paired_rule(low, high, expected, reason):
+    recs = {"band0": _rec(low), "band1": _rec(_BASE), "band2": _rec(high), "full": _rec(_BASE / 3)}
+    v = H.decide_h3(recs, dataset="toy")
+    assert v["verdict"] == expected and v["id"] == "H3"
+    assert reason in v["evidence"]["reason"]
+    assert v["evidence"]["band_low"] == "band0" and v["evidence"]["band_high"] == "band2"
+    assert "toy" in v["hypothesis"] and "entirely below 0" in v["rule"]
+    assert "lowest band (band0) and the highest band (band2)" in v["rule"] and "minimal L2 distortion" in v["rule"]
+
+
+def test_paired_rule_sees_what_unpaired_cis_miss():
+    # each image 20% cheaper in the low band, but images differ 10x: the bands' own CIs overlap
+    recs = {"band0": _rec(_BASE * 0.8), "band1": _rec(_BASE)}
+    assert recs["band0"]["ci_high"] > recs["band1"]["ci_low"]
+    v = H.decide_h3(recs)
+    assert v["verdict"] == "supported"
+    assert v["evidence"]["median_ratio"] == pytest.approx(0.8)
+
+
+def test_h3_verdict_box_limited_is_inconclusive():
+    recs = {"band0": _rec(_BASE), "band1": _rec(np.full(40, np.inf), box=0.6)}
+    v = H.decide_h3(recs, max_box_share=0.1)
+    assert v["verdict"] == "inconclusive" and v["evidence"]["reason"] == "box-limited"
+    assert H.decide_h3(recs, max_box_share=0.7)["verdict"] == "supported"
+    with pytest.raises(ValueError, match="two bands"):
+        H.decide_h3({"band0": _rec(_BASE), "full": _rec(_BASE)})
+    with pytest.raises(ValueError, match="band"):
+        H.decide_h3(recs, low="nope")
+
+
+def test_h3_named_bands_and_evidence():
+    recs = {"band0": _rec(_BASE * 0.8), "band1": _rec(_BASE * 0.5), "band2": _rec(_BASE), "full": _rec(_BASE / 3)}
+    v = H.decide_h3(recs, low="band1", high="band2", ci=0.9, n_boot=500, seed=3)
+    ev = v["evidence"]
+    assert ev["band_low"] == "band1" and ev["median_ratio"] == pytest.approx(0.5) and v["verdict"] == "supported"
+    assert ev["median_full"] == recs["full"]["median_distortion"] and ev["n"] == 40
+    assert ev["ratio_ci"] == pytest.approx([math.exp(c) for c in ev["log_ratio_ci"]])
+    assert "90% bootstrap CI" in v["rule"]
+    with pytest.raises(ValueError, match="max_box_share"):
+        H.decide_h3(recs, max_box_share=1.5)
+
+
+# ----------------------------------------------------------------------------- H4 and H5 (chapters 7 and 8)
+
+def _profile(low, score):
+    return {"per_image_low_share": list(low), "low_share": {"mean": float(np.mean(low))},
+            "per_image_score": list(score), "score": {"mean": float(np.mean(score))}}
+
+
+def _evaluation(robust, clean=1.0, attack="linf/full", eps=0.03):
+    return {"clean": {"accuracy": clean},
+            "attacks": {attack: {"accuracy": float(np.mean(robust)), "robust": list(robust), "eps": eps}}}
+
+
+def test_h4_rule():
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.5, 0.7, 200)
+    std_eval, rob_eval = _evaluation([0] * 200), _evaluation([1] * 100 + [0] * 100)
+    up = H.decide_h4(_profile(base, base), _profile(base + 0.05, base), std_eval, rob_eval, dataset="toy")
+    assert up["verdict"] == "supported" and "(toy)" in up["hypothesis"] and "rule" in up and up["id"] == "H4"
+    assert "under linf/full PGD" in up["rule"] and up["evidence"]["robust_gain"] == pytest.approx(0.5)
+    down = H.decide_h4(_profile(base, base), _profile(base - 0.05, base), std_eval, rob_eval)
+    assert down["verdict"] == "rejected"
+    same = H.decide_h4(_profile(base, base), _profile(base + rng.normal(0, 0.01, 200), base), std_eval, rob_eval)
+    assert same["verdict"] == "rejected"          # no meaningful increase: CI below +1 point
+    wobble = np.where(np.arange(200) % 2 == 0, 0.1, -0.09)     # mean +0.005, CI about [-0.008, 0.018]
+    small = H.decide_h4(_profile(base, base), _profile(base + wobble, base), std_eval, rob_eval)
+    assert small["verdict"] == "inconclusive", small["evidence"]
+    weak = H.decide_h4(_profile(base, base), _profile(base + 0.05, base), std_eval, _evaluation([1] * 10 + [0] * 190))
+    assert weak["verdict"] == "inconclusive" and "not robust" in weak["evidence"]["reason"]
+    with pytest.raises(ValueError, match="attack"):
+        H.decide_h4(_profile(base, base), _profile(base, base), std_eval, rob_eval, attack="l2/full")
+    with pytest.raises(ValueError, match="alignment_profile"):
+        H.decide_h4({}, _profile(base, base), std_eval, rob_eval)
+
+
+def test_h5_rules():
+    rng = np.random.default_rng(1)
+    s = rng.uniform(0.6, 0.8, 300)
+    std = _profile(s, s)
+    gui = _profile(s, s + 0.05)
+    e_std = {"clean": {"accuracy": 0.95}, "attacks": {
+        "linf/full": {"accuracy": 0.1, "robust": [1] * 30 + [0] * 270, "eps": 0.3},
+        "l2/full": {"accuracy": 0.2, "robust": [1] * 60 + [0] * 240, "eps": 2.0},
+        "l2/high": {"accuracy": 0.5, "robust": [1] * 150 + [0] * 150, "eps": 2.0}}}
+    better = {"clean": {"accuracy": 0.9}, "attacks": {
+        "linf/full": {"accuracy": 0.5, "robust": [1] * 150 + [0] * 150, "eps": 0.3},
+        "l2/full": {"accuracy": 0.6, "robust": [1] * 180 + [0] * 120, "eps": 2.0},
+        "l2/high": {"accuracy": 0.7, "robust": [1] * 210 + [0] * 90, "eps": 2.0}}}
+    v = H.decide_h5(std, gui, e_std, better, dataset="toy")
+    assert v["H5a"]["verdict"] == "supported" and v["H5b"]["verdict"] == "supported"
+    assert v["H5a"]["id"] == "H5a" and v["H5b"]["id"] == "H5b" and v["H5b"]["hypothesis"].endswith("(toy)")
+    assert "['linf/full', 'l2/full']" in v["H5b"]["rule"]
+    ev = v["H5b"]["evidence"]
+    assert math.isclose(ev["clean_cost"], 0.05) and "l2/high" in ev["other_attacks"]
+    assert math.isclose(ev["gain_linf/full"], 0.4) and len(ev["gain_ci_l2/full"]) == 2
+    v = H.decide_h5(std, _profile(s, s - 0.05), e_std, e_std)
+    assert v["H5a"]["verdict"] == "rejected" and v["H5b"]["verdict"] == "rejected"
+    mixed = {"clean": {"accuracy": 0.9}, "attacks": {**better["attacks"], "l2/full": e_std["attacks"]["l2/full"]}}
+    assert H.decide_h5(std, gui, e_std, mixed)["H5b"]["verdict"] == "inconclusive"
+    with pytest.raises(ValueError, match="missing"):
+        H.decide_h5(std, gui, e_std, better, attacks=("linf/low",))
+    noisy = _profile(s, s + rng.normal(0, 0.05, 300))                 # H5a: a CI that contains 0
+    assert H.decide_h5(std, noisy, e_std, better)["H5a"]["verdict"] == "inconclusive"
+
+
+# ----------------------------------------------------------------------------- the checks (chapter 4)
+
+def test_ground_truth_verdict_rules():
+    t = {"share": 0.5, "coefficient_share": 0.1, "top_band": 2, "truth_bands": [3]}
+    assert H.decide_ground_truth({"a": {"m": t}})["verdict"] == "rejected"
+    assert H.decide_ground_truth({"a": {"m": t}}, rule="above_uniform")["verdict"] == "supported"
+    ok = {**t, "top_band": 3}
+    assert H.decide_ground_truth({"a": {"m": ok}, "b": {"m": ok}})["verdict"] == "supported"
+    with pytest.raises(ValueError, match="rule"):
+        H.decide_ground_truth({"a": {"m": t}}, rule="nope")
+
+
+def test_ground_truth_verdict_record():
+    t = {"share": 0.5, "coefficient_share": 0.1, "top_band": 3, "truth_bands": [3]}
+    below = {**t, "share": 0.05}
+    v = H.decide_ground_truth({"a": {"ig": t, "occlusion": below}})
+    assert v["id"] == "planted" and v["verdict"] == "rejected" and v["hypothesis"].startswith("Ground truth: ")
+    assert "largest mean share" in v["rule"]
+    assert "largest mean share" not in H.decide_ground_truth({"a": {"ig": t}}, rule="above_uniform")["rule"]
+    rows = v["evidence"]["rows"]
+    assert [(r["task"], r["method"], r["passed"]) for r in rows] == [("a", "ig", True), ("a", "occlusion", False)]
+    assert v["evidence"]["n_failed"] == 1 and not rows[1]["above_uniform"] and rows[1]["top_is_planted"]
+    with pytest.raises(ValueError, match="tables"):
+        H.decide_ground_truth({})
+
+
+def test_ground_truth_table_by_hand_verdict():
+    masks = band_masks(4, 4, 2, kind="ring")           # band 0: max(u, v) < 2 (4 cells), band 1: the rest
+    truth = masks[1]
+    s = torch.zeros(2, 1, 4, 4)
+    s[0, 0, 3, 3] = 3.0       # on truth
+    s[0, 0, 0, 0] = -1.0      # off truth
+    s[1, 0, 0, 1] = 2.0       # off truth only
+    t = ground_truth_table({"m": s}, masks, truth, n_boot=50)["m"]
+    v = H.decide_ground_truth({"task": {"m": t}})
+    assert v["verdict"] == "rejected" and v["evidence"]["n_failed"] == 1
+    row = v["evidence"]["rows"][0]
+    assert not row["top_is_planted"] and not row["above_uniform"]
+
+
+def test_decide_randomisation():
+    summary = {"IG": {"spearman_abs": 0.1, "spearman": 0.05}, "saliency": {"spearman_abs": 0.3, "spearman": 0.2}}
+    v = H.decide_randomisation(summary)
+    assert v["id"] == "randomisation" and v["verdict"] == "supported" and v["evidence"] == summary
+    assert H.HYPOTHESES[v["id"]].kind == "check" and "below 0.5" in v["rule"]
+    one_fails = {**summary, "occlusion": {"spearman_abs": 0.5}}       # == max_rho does not pass (strict <)
+    assert H.decide_randomisation(one_fails)["verdict"] == "rejected"
+    assert H.decide_randomisation(one_fails, max_rho=0.51)["verdict"] == "supported"
+    assert H.decide_randomisation(summary, max_rho=0.2)["verdict"] == "rejected"
+    assert H.decide_randomisation({"IG": {"spearman_abs": -0.9}})["verdict"] == "supported"
+    for bad in ({}, None, [0.1]):
+        with pytest.raises(ValueError, match="summary"):
+            H.decide_randomisation(bad)
+
+
+# ----------------------------------------------------------------------------- chapter 9: verdicts read back
+
+ALL_CHAPTERS = ["02_which_frequencies", "03_frequency_attribution", "04_trust_attributions",
+                "05_low_vs_high_attacks", "06_fourier_heatmaps", "07_robust_models", "08_frequency_defense"]
+
+
+def test_collect_verdicts_finds_nested_verdicts_and_reports_missing_chapters(tmp_path):
+    fk.save_results(tmp_path, "02_which_frequencies",
+                    {"verdicts": {"cifar10": _v("H1", True, "cifar10"), "mnist": _v("H1", False, "mnist")}},
+                    {"profile": "smoke"})
+    fk.save_results(tmp_path, "05_low_vs_high_attacks",
+                    {"deep": [{"a": {"b": _v("H3", None)}}], "checks": {"x": _v("H3", None, "dft")}},
+                    {"profile": "smoke"})
+    fk.save_results(tmp_path, "04_trust_attributions", {"verdicts": {"gt": _v("planted", True)}}, {})
+    fk.save_results(tmp_path, "06_fourier_heatmaps", {"maps": [1, 2]}, {})
+    (tmp_path / "07_robust_models.json").write_text("{not json")
+    out = H.collect_verdicts(tmp_path, chapters=ALL_CHAPTERS)
+    st = out["chapters"]
+    assert list(st) == ALL_CHAPTERS
+    assert st["02_which_frequencies"] == "ok" and st["03_frequency_attribution"] == "not run"
+    assert st["06_fourier_heatmaps"] == "no verdicts" and st["07_robust_models"].startswith("unreadable")
+    rows = out["rows"]
+    ids = [r["id"] for r in rows]
+    assert ids == ["H1", "H1", "H2", "H3", "H3", "H4", "H5a", "H5b", "planted", "randomisation"]
+    assert [r["kind"] for r in rows] == ["hypothesis"] * 8 + ["check"] * 2
+    h1 = [r for r in rows if r["id"] == "H1"]
+    assert {r["verdict"] for r in h1} == {"supported", "rejected"}          # a rejection is shown as such
+    assert h1[0]["where"] == "verdicts/cifar10" and h1[0]["profile"] == "smoke"
+    assert h1[0]["hypothesis"] == H.HYPOTHESES["H1"].title + " (cifar10)" and h1[0]["rule"] == _v("H1", True)["rule"]
+    assert h1[0]["evidence"] == EVIDENCE and list(h1[0]["evidence"]) == sorted(EVIDENCE)  # the stored dict
+    assert [r["where"] for r in rows if r["id"] == "H3"] == ["checks/x", "deep/0/a/b"]
+    for hid in ("H2", "H4", "H5a", "H5b"):
+        r = next(r for r in rows if r["id"] == hid)
+        assert r["verdict"] == "not run" and r["chapter"] == H.HYPOTHESES[hid].chapter
+        assert r["evidence"] == {} and r["where"] == "" and r["profile"] is None
+    assert "unreadable" in next(r for r in rows if r["id"] == "H4")["rule"]
+    gt = next(r for r in rows if r["id"] == "planted")
+    assert gt["verdict"] == "supported" and gt["chapter"] == "04_trust_attributions" and gt["profile"] is None
+    rnd = next(r for r in rows if r["id"] == "randomisation")      # chapter 4 ran but stored no such verdict
+    assert rnd["verdict"] == "no verdict stored" and "stored no verdict" in rnd["rule"]
+    summ = H.summarise(rows)
+    assert summ["H1"]["overall"] == "mixed" and summ["H3"]["overall"] == "inconclusive"
+    assert summ["H2"]["overall"] == "not run" and summ["planted"]["overall"] == "supported"
+    assert summ["randomisation"] == {"supported": 0, "rejected": 0, "inconclusive": 0, "not run": 1,
+                                     "overall": "not run"}
+    assert summ["H1"] == {"supported": 1, "rejected": 1, "inconclusive": 0, "not run": 0, "overall": "mixed"}
+    assert list(summ) == ["H1", "H2", "H3", "H4", "H5a", "H5b", "planted", "randomisation"]
+
+
+def test_sub_hypotheses_and_empty_results_dir(tmp_path):
+    fk.save_results(tmp_path, "08_frequency_defense", {"verdicts": {"a": _v("H5a", True), "b": _v("H5b", False)}},
+                    {})
+    rows = H.collect_verdicts(tmp_path)["rows"]
+    assert [r["id"] for r in rows if r["id"].startswith("H5")] == ["H5a", "H5b"]   # no extra "not run" H5 row
+    assert [r["verdict"] for r in rows if r["id"].startswith("H5")] == ["supported", "rejected"]
+    assert H.collect_verdicts(tmp_path / "nothing")["chapters"]["02_which_frequencies"] == "not run"
+    # ids come from the stored records, never from their text
+    odd = {**_v("H1", True), "hypothesis": "  H12b: x"}
+    assert H.find_verdicts({"v": odd}) == [("v", odd)]
+    assert H.find_verdicts({"v": {**odd, "id": "H12b"}}) == []                 # an unknown id is no verdict
+    assert H.find_verdicts({"v": {"hypothesis": "H1", "rule": "r", "verdict": "maybe"}}) == []
+    assert H.find_verdicts({"v": {k: v for k, v in _v("H1", True).items() if k != "id"}}) == []   # no id
+
+
+def test_collect_verdicts_default_and_chosen_chapters(tmp_path):
+    out = H.collect_verdicts(tmp_path)
+    assert list(out["chapters"]) == ["02_which_frequencies", "03_frequency_attribution", "05_low_vs_high_attacks",
+                                     "07_robust_models", "08_frequency_defense", "04_trust_attributions"]
+    assert set(out["chapters"].values()) == {"not run"}
+    assert [r["id"] for r in out["rows"]] == list(H.HYPOTHESES) and {r["verdict"] for r in out["rows"]} == {"not run"}
+    fk.save_results(tmp_path, "02_which_frequencies", {"v": _v("H1", True)}, {"profile": "cpu"})
+    only = H.collect_verdicts(tmp_path, chapters=["02_which_frequencies"])
+    assert only["chapters"] == {"02_which_frequencies": "ok"}
+    rows = [(r["id"], r["verdict"], r["where"], r["profile"]) for r in only["rows"]]
+    assert rows == [("H1", "supported", "v", "cpu")]
+
+
+def test_find_verdicts_paths_in_lists_and_dicts():
+    a, b = _v("H2", None), _v("randomisation", True)
+    found = H.find_verdicts([{"x": a}, [b, 3], "text", {"deeper": {"no": {"verdict": "supported"}}}])
+    assert found == [("0/x", a), ("1/0", b)]
+    assert H.find_verdicts(a) == [("", a)] and H.find_verdicts(7) == []
+
+
+def test_summarise_overall_words():
+    def rows(*words):
+        return [{"id": "H1", "verdict": w} for w in words]
+    assert H.summarise(rows("supported", "supported"))["H1"]["overall"] == "supported"
+    assert H.summarise(rows("rejected", "rejected", "not run"))["H1"]["overall"] == "rejected"
+    assert H.summarise(rows("inconclusive"))["H1"]["overall"] == "inconclusive"
+    assert H.summarise(rows("supported", "inconclusive"))["H1"]["overall"] == "mixed"
+    assert H.summarise(rows("no verdict stored"))["H1"] == {"supported": 0, "rejected": 0, "inconclusive": 0,
+                                                            "not run": 1, "overall": "not run"}
+    assert H.summarise([]) == {}

@@ -1,0 +1,133 @@
+"""freqkit.objectives: adversarial, low-pass and attribution-guided training objectives,
+training with them, and suites of models that differ only in the objective."""
+import math
+
+import pytest
+import torch
+from torch import nn
+
+import freqkit as fk
+from freqkit import objectives as O
+from freqkit.defense import evaluate_defense
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def test_invisible_gradient_share():
+    s = fk.csf_map(16, 16)
+    dc = torch.zeros(1, 1, 16, 16)
+    dc[..., 0, 0] = 1.0
+    g = fk.idct2(dc)
+    assert math.isclose(float(O.invisible_gradient_share(g)), 1 - float(s[0, 0]), rel_tol=1e-4)
+    peak = torch.zeros(1, 1, 16, 16)
+    i, j = divmod(int(s.argmax()), 16)
+    peak[..., i, j] = 1.0
+    assert float(O.invisible_gradient_share(fk.idct2(peak))) < 1e-3
+    r = O.invisible_gradient_share(torch.randn(5, 3, 16, 16))
+    assert r.shape == (5,) and bool(((r >= 0) & (r <= 1)).all())
+    assert float(O.invisible_gradient_share(torch.zeros(2, 1, 8, 8)).abs().max()) == 0
+    with pytest.raises(ValueError, match="grad"):
+        O.invisible_gradient_share(torch.randn(3, 8, 8))
+
+
+def test_objectives_configs_and_errors():
+    o = O.adversarial_objective("cifar10", method="pgd")
+    assert o.name == "adversarial" and o.params["steps"] == 7 and math.isclose(o.params["step_size"], 2 / 255)
+    f = O.adversarial_objective("mnist")
+    assert f.params["method"] == "fgsm_rs" and f.params["eps"] == 0.3 and f.params["step_size"] == 0.375
+    cfg = f.config({"epochs": 1})
+    assert cfg["objective"] == "adversarial" and cfg["objective_params"]["eps"] == 0.3
+    assert fk.training.checkpoint_key("mnist", cfg) != fk.training.checkpoint_key("mnist", o.config({"epochs": 1}))
+    with pytest.raises(ValueError, match="already has"):
+        f.config(cfg)
+    with pytest.raises(ValueError, match="method"):
+        O.adversarial_objective("mnist", method="free")
+    with pytest.raises(ValueError, match="eps and step_size"):
+        O.adversarial_objective(None)
+    with pytest.raises(ValueError, match="steps must be 1"):
+        O.adversarial_objective("mnist", steps=3)
+    with pytest.raises(ValueError, match="eps"):
+        O.adversarial_objective("mnist", eps=-0.1)
+    with pytest.raises(ValueError, match="lam"):
+        O.attribution_guided_objective(lam=-1)
+    with pytest.raises(ValueError, match="penalty_fraction"):
+        O.attribution_guided_objective(penalty_fraction=0)
+    assert O.lowpass_objective(0.3).params["cutoff"] == 0.3
+    with pytest.raises(TypeError, match="Objective"):
+        O.train_with_objective("mnist", "adversarial")
+
+
+def _tiny_step(obj, x, y):
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(),
+                        nn.Linear(4 * 64, 3)).train()
+    info = {"generator": torch.Generator().manual_seed(0)}
+    loss, logits = obj.loss_fn(net, x, y, {"label_smoothing": 0.0}, info)
+    loss.backward()
+    return net, loss, logits
+
+
+def test_objective_loss_fns_run_and_backprop():
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.rand(8, 1, 8, 8, generator=g), torch.randint(0, 3, (8,), generator=g)
+    for obj in (O.adversarial_objective(None, eps=0.1, step_size=0.125), O.lowpass_objective(0.5),
+                O.adversarial_objective(None, method="pgd", eps=0.1, step_size=0.05, steps=3),
+                O.attribution_guided_objective(1.0), O.attribution_guided_objective(1.0, penalty_fraction=0.5)):
+        net, loss, logits = _tiny_step(obj, x, y)
+        assert loss.dim() == 0 and torch.isfinite(loss) and logits.shape == (8, 3)
+        assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in net.parameters())
+    # The penalty term reaches the weights through the input gradient (double backprop).
+    net, _, _ = _tiny_step(O.attribution_guided_objective(0.0), x, y)
+    g0 = [p.grad.clone() for p in net.parameters()]
+    net, _, _ = _tiny_step(O.attribution_guided_objective(10.0), x, y)
+    assert any(not torch.allclose(a, p.grad) for a, p in zip(g0, net.parameters()))
+
+
+def test_objectives_table_and_the_training_config():
+    assert set(O.OBJECTIVES) == {"adversarial", "lowpass", "attribution_guided"}
+    for name, make in O.OBJECTIVES.items():
+        o = make("mnist") if name == "adversarial" else make()
+        assert isinstance(o, O.Objective) and o.name == name and callable(o.loss_fn)
+        cfg = o.config({"epochs": 1})
+        assert cfg["objective"] == name and cfg["objective_params"] == o.params and cfg["epochs"] == 1
+        fk.training.full_config("mnist", cfg)                 # a valid training configuration
+    keys = {fk.training.checkpoint_key("mnist", make("mnist").config({}) if n == "adversarial" else make().config({}))
+            for n, make in O.OBJECTIVES.items()}
+    assert len(keys) == 3 and fk.training.checkpoint_key("mnist", {}) not in keys
+    assert O.lowpass_objective(0.3).params != O.lowpass_objective(0.4).params
+
+
+# ----------------------------------------------------------------------------- training with objectives
+
+def test_adversarial_training_increases_robust_accuracy(data_root, tmp_path):
+    cfg = {"width": 8, "epochs": 1, "batch_size": 64, "n_train": 2048, "lr": 0.05, "augment": False}
+    kw = dict(data_root=data_root, cache_dir=tmp_path, device="cpu", progress=False)
+    std, _ = O.train_with_objective("mnist", None, cfg, **kw)
+    adv, info = O.train_with_objective("mnist", O.adversarial_objective("mnist", eps=0.1, step_size=0.125), cfg, **kw)
+    assert info["config"]["objective"] == "adversarial" and not info["cached"]
+    x, y = fk.load_dataset("mnist", "test", n=200, seed=1, root=data_root)
+    budgets = {"linf": 0.1}
+    rs = evaluate_defense(std, x, y, budgets=budgets, bands=("full",), steps=10, progress=False)
+    ra = evaluate_defense(adv, x, y, budgets=budgets, bands=("full",), steps=10, progress=False)
+    assert ra["attacks"]["linf/full"]["accuracy"] > rs["attacks"]["linf/full"]["accuracy"] + 0.05
+
+
+def test_train_suite_records(data_root, tmp_path):
+    cfg = {"width": 4, "epochs": 1, "batch_size": 64, "n_train": 256, "lr": 0.05, "augment": False}
+    models, infos = O.train_suite("mnist", {"std": None, "lp": O.lowpass_objective(0.5)}, cfg, device="cpu",
+                                  data_root=data_root, cache_dir=tmp_path, progress=False)
+    assert set(models) == {"std", "lp"} and set(infos) == {"std", "lp"}
+    assert not models["lp"].training and not models["std"].training
+    # the raw train_or_load infos: the standard model's config names no objective
+    assert "objective" not in infos["std"]["config"] and infos["lp"]["config"]["objective"] == "lowpass"
+    assert infos["lp"]["config"]["objective_params"]["cutoff"] == 0.5 and infos["lp"]["n_train"] == 256
+    assert infos["std"]["key"] != infos["lp"]["key"] and infos["lp"]["train_seconds"] > 0
+    assert not infos["lp"]["cached"] and infos["std"]["config"]["width"] == 4 == infos["lp"]["config"]["width"]
+    # only the objective differs: the rest of the configuration is the same
+    rest = {k: v for k, v in infos["lp"]["config"].items() if k not in ("objective", "objective_params")}
+    assert rest == infos["std"]["config"]
+    # a second call loads both from the cache
+    _, again = O.train_suite("mnist", {"std": None, "lp": O.lowpass_objective(0.5)}, cfg, device="cpu",
+                             data_root=data_root, cache_dir=tmp_path, progress=False)
+    assert again["std"]["cached"] and again["lp"]["cached"] and again["lp"]["key"] == infos["lp"]["key"]
+    with pytest.raises(ValueError, match="objectives"):
+        O.train_suite("mnist", {}, cfg)
