@@ -183,15 +183,10 @@ def run(args) -> dict:
                 mem.append({"variant": variant, "internal_batch_size": s, **m})
         result["peak_memory"] = mem
     if args.out:
-        write_json_atomic(result, Path(args.out))
+        from freqkit._io import atomic_write_json
+
+        atomic_write_json(result, Path(args.out))
     return result
-
-
-def write_json_atomic(obj: dict, path: Path) -> Path:
-    """Write JSON through freqkit's atomic writer (temporary file beside ``path``, then rename)."""
-    from freqkit._io import atomic_write_json
-
-    return atomic_write_json(obj, path)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,7 +9,7 @@ import math
 import torch
 
 __all__ = ["check_tensor", "check_images", "check_positive_int", "check_choice", "check_mask", "check_number",
-           "check_labels", "check_label_range"]
+           "check_labels", "check_label_range", "check_model_output"]
 
 
 def check_tensor(x, name: str, *, min_dim: int = 0, ndim: int | None = None,
@@ -223,3 +223,31 @@ def check_label_range(y: torch.Tensor, n_classes: int, name: str = "y") -> None:
     if y.numel() and (int(y.min()) < 0 or int(y.max()) >= n_classes):
         raise ValueError(f"{name} must hold class indices in [0, {n_classes - 1}] (the model has "
                          f"{n_classes} outputs), got range [{int(y.min())}, {int(y.max())}]")
+
+
+def check_model_output(out, model, what: str = "model") -> torch.Tensor:
+    """Raise unless a model returned finite ``(N, n_classes)`` scores; returns ``out``.
+
+    A NaN logit has no argmax that means anything (``argmax`` of NaN is 0), so accuracies,
+    attack successes and heat maps computed from it would be silently wrong.
+
+    Args:
+        out: what ``model`` returned.
+        model: the model (named in the message by its class).
+        what: how the caller refers to the model (``"model"``, ``"the defended model"``).
+
+    Returns:
+        ``out`` unchanged.
+
+    Raises:
+        ValueError: ``out`` is not a 2-D tensor, or holds NaN or inf.
+    """
+    name = type(model).__name__
+    if not isinstance(out, torch.Tensor) or out.dim() != 2:
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(f"{what} ({name}) must return scores of shape (N, n_classes), got {shape}")
+    if (out.is_floating_point() or out.is_complex()) and not bool(torch.isfinite(out).all()):
+        bad = int((~torch.isfinite(out)).any(1).sum())
+        raise ValueError(f"{what} ({name}) returned non-finite scores (NaN or inf) for {bad} of {out.shape[0]} "
+                         "images; check its weights (a corrupt or diverged checkpoint) and its input")
+    return out
