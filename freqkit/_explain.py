@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import warnings
 from typing import Callable
 
 import numpy as np
@@ -17,10 +16,10 @@ import torch
 from torch import nn
 
 from ._runtime import chunks
-from ._validate import check_mask, check_positive_int, check_tensor
+from ._validate import check_mask, check_model_output, check_positive_int, check_tensor
 
 __all__ = ["OUTPUTS", "DEFAULT_EVAL_BATCH", "OutputHead", "check_internal_batch", "prepare_baseline", "check_masks",
-           "resolve_target", "warn_if_training", "forward_batched", "pick", "eval_variants"]
+           "resolve_target", "forward_batched", "pick", "eval_variants"]
 
 #: The quantities an attribution can explain: the target class's logit, probability or log-probability.
 OUTPUTS = ("logit", "prob", "log_prob")
@@ -35,32 +34,35 @@ class OutputHead(nn.Module):
 
     ``OutputHead(f, output)(*args)`` is ``f(*args)`` (``"logit"``), its softmax
     (``"prob"``) or its log-softmax (``"log_prob"``) over the class dimension.  An
-    ``nn.Module`` ``f`` becomes a submodule.
+    ``nn.Module`` ``f`` becomes a submodule.  Every output of ``f`` is checked
+    (:func:`freqkit._validate.check_model_output`: 2-D and finite) before it is used, so a
+    model returning NaN (a diverged checkpoint) is an error naming it, not a score.
 
     Args:
         f: a callable returning ``(N, n_classes)`` scores (a pixel model or a
             :class:`freqkit.FrequencyModel`).
         output: one of :data:`OUTPUTS`; not checked here (callers check it), and any other
             value gives the logits.
+        model: the model named in error messages (default ``None``: ``f``), e.g. the pixel
+            model inside a :class:`freqkit.FrequencyModel`.
 
     Shape:
         - output of ``forward``: ``(N, n_classes)``.
 
     Raises:
-        ValueError: (on call) ``f`` returns anything but a 2-D tensor.
+        ValueError: (on call) ``f`` returns anything but a 2-D tensor, or NaN or inf.
     """
 
-    def __init__(self, f: Callable, output: str):
+    def __init__(self, f: Callable, output: str, model=None):
         super().__init__()
         self.f = f
         self.output = output
+        # Only for messages; kept out of the module tree (a plain attribute would register a Module).
+        self.__dict__["named_model"] = f if model is None else model
 
     def forward(self, *args):
-        """``f(*args)`` turned into ``output``: ``(N, n_classes)``; a ValueError unless ``f`` gives a 2-D tensor."""
-        out = self.f(*args)
-        if not isinstance(out, torch.Tensor) or out.dim() != 2:
-            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-            raise ValueError(f"model must return a (N, n_classes) tensor of scores, got {shape}")
+        """``f(*args)`` turned into ``output``, ``(N, n_classes)``; ValueError unless ``f`` gives finite 2-D scores."""
+        out = check_model_output(self.f(*args), self.named_model)
         if self.output == "prob":
             return torch.softmax(out, dim=1)
         if self.output == "log_prob":
@@ -200,20 +202,6 @@ def resolve_target(target, out: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"target out of range: class indices must lie in [0, {n_classes}), "
                          f"got min {int(t.min())}, max {int(t.max())}")
     return t
-
-
-def warn_if_training(model) -> None:
-    # Only layers whose output depends on the mode make a training-mode model a problem.
-    """Warn (``UserWarning``) if ``model`` has batch-norm or dropout layers in training mode.
-
-    Only layers whose output depends on the mode matter; a training-mode model without them,
-    or a callable that is not an ``nn.Module``, passes silently.
-    """
-    if isinstance(model, nn.Module) and any(
-            m.training and isinstance(m, (nn.modules.batchnorm._NormBase, nn.modules.dropout._DropoutNd))
-            for m in model.modules()):
-        warnings.warn("model has batch-norm or dropout layers in training mode: its attributions depend on "
-                      "the batch and on chance; call model.eval() first", stacklevel=3)
 
 
 @torch.no_grad()

@@ -4,7 +4,12 @@ Every file freqkit writes (checkpoints, results, figures' data) goes through the
 helpers.  The data are written to a temporary file *in the same directory* (so the final
 ``os.replace`` is a rename within one file system, which POSIX and Windows make atomic),
 flushed and fsynced, then renamed over the target.  An interrupted run therefore never
-leaves a truncated checkpoint or JSON behind, only (at worst) a stray ``.*.tmp`` file.
+leaves a truncated checkpoint or JSON behind, only (at worst) a stray ``.<name>.*.tmp``
+file, which the next write of the same target removes once it is an hour old.
+
+JSON is written strictly (no ``NaN``/``Infinity``): every non-finite float, also inside
+tensors, arrays and numpy scalars, becomes the string ``"inf"``, ``"-inf"`` or ``"nan"``
+(:func:`jsonable`), so every store holds one form.
 """
 from __future__ import annotations
 
@@ -12,12 +17,41 @@ import io
 import json
 import math
 import os
+import re
 import tempfile
+import time
 from pathlib import Path
 
 import torch
 
-__all__ = ["atomic_write_bytes", "atomic_save_torch", "atomic_write_json", "jsonable"]
+__all__ = ["atomic_write_bytes", "atomic_save_torch", "atomic_write_json", "jsonable", "probe_writable",
+           "STALE_TEMP_SECONDS"]
+
+#: Age (seconds since the last modification) after which a temporary file of a target,
+#: left by a writer killed between fsync and rename, is removed by the next write of that
+#: target.  A younger one may belong to a writer that is still running, and is left alone.
+STALE_TEMP_SECONDS = 3600.0
+
+# tempfile.mkstemp's random part: 8 characters of this alphabet.
+_TEMP_CHARS = "[a-z0-9_]{8}"
+
+
+def _remove_stale_temporaries(folder: Path, prefix: str) -> None:
+    """Remove ``<prefix>XXXXXXXX.tmp`` files in ``folder`` older than :data:`STALE_TEMP_SECONDS`."""
+    pattern = re.compile(re.escape(prefix) + _TEMP_CHARS + r"\.tmp")
+    cutoff = time.time() - STALE_TEMP_SECONDS
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    for entry in entries:
+        if not pattern.fullmatch(entry.name):
+            continue
+        try:
+            if entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                os.unlink(entry.path)
+        except OSError:
+            pass  # removed meanwhile by another writer, or not ours to remove: the write goes on
 
 
 def atomic_write_bytes(path, data: bytes) -> Path:
@@ -27,7 +61,10 @@ def atomic_write_bytes(path, data: bytes) -> Path:
     and fsynced, given the permissions a plain ``open()`` would (``0o666`` less the umask),
     and renamed over ``path`` with ``os.replace``; on any error (also KeyboardInterrupt) the
     temporary file is removed and the error re-raised, and an existing ``path`` is left as
-    it was.
+    it was.  Before writing, temporary files of the same target (``.<name>.XXXXXXXX.tmp``)
+    last modified more than :data:`STALE_TEMP_SECONDS` (one hour) ago are removed: they are
+    left by a process killed between fsync and rename (a SIGKILL runs no cleanup).  Younger
+    ones are kept, since another process may be writing them.
 
     Args:
         path: the target file (str or path-like; ``~`` is expanded).
@@ -44,6 +81,7 @@ def atomic_write_bytes(path, data: bytes) -> Path:
         raise TypeError(f"data must be bytes, got {type(data).__name__}")
     path = Path(path).expanduser()
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(path.parent, f".{path.name}.")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -62,6 +100,45 @@ def atomic_write_bytes(path, data: bytes) -> Path:
             pass
         raise
     return path
+
+
+def probe_writable(folder) -> OSError | None:
+    """Whether files can be written in ``folder``: create it, write a probe file, remove it.
+
+    Used before long work whose result is to be saved (training), so that a read-only or
+    full folder is known before the work, not after it.  The probe is a temporary file
+    ``.freqkit-probe-*.tmp`` holding one byte; it is removed again (also after an error),
+    and probes older than :data:`STALE_TEMP_SECONDS` (left by a killed process) are removed
+    first.
+
+    Args:
+        folder: the folder (str or path-like; ``~`` is expanded); created with its parents
+            if missing.
+
+    Returns:
+        ``None`` when the probe was written and removed, else the :class:`OSError` that
+        stopped it (read-only folder or file system, no space, a path through a plain
+        file...).
+    """
+    folder = Path(folder).expanduser()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        _remove_stale_temporaries(folder, ".freqkit-probe-")
+        fd, probe = tempfile.mkstemp(prefix=".freqkit-probe-", suffix=".tmp", dir=folder)
+    except OSError as e:
+        return e
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(b"x")
+            f.flush()
+        return None
+    except OSError as e:
+        return e
+    finally:
+        try:
+            os.unlink(probe)
+        except OSError:
+            pass
 
 
 def atomic_save_torch(obj, path) -> Path:
@@ -86,15 +163,17 @@ def atomic_save_torch(obj, path) -> Path:
 
 
 def atomic_write_json(obj, path, *, indent: int = 2, sort_keys: bool = True, default=None) -> Path:
-    """Write ``obj`` as UTF-8 JSON with a final newline, atomically.
+    """Write ``obj`` as strict UTF-8 JSON with a final newline, atomically.
 
-    Keys are sorted for stable diffs unless ``sort_keys=False``; non-ASCII characters are
-    written as they are.  Non-finite floats are written as JavaScript's ``NaN``/``Infinity``
-    (which Python's ``json`` reads back, but strict JSON parsers reject) unless converted
-    first (:func:`jsonable` turns Python floats, not tensor or array elements, into strings).
+    ``obj`` first passes through :func:`jsonable` (tensors and arrays become lists, dict keys
+    strings, every non-finite float the string ``"inf"``, ``"-inf"`` or ``"nan"``), and so
+    does whatever ``default`` returns; the text is then written with ``allow_nan=False``, so
+    the file never holds the non-standard ``NaN``/``Infinity`` that strict JSON parsers
+    reject.  Keys are sorted for stable diffs unless ``sort_keys=False``; non-ASCII
+    characters are written as they are.
 
     Args:
-        obj: a JSON-serialisable object.
+        obj: a JSON-serialisable object (tensors, numpy arrays and numpy scalars allowed).
         path: the target file (parent folders are created).
         indent: ``json.dumps`` indentation.
         sort_keys: sort the keys of every dict.
@@ -108,31 +187,40 @@ def atomic_write_json(obj, path, *, indent: int = 2, sort_keys: bool = True, def
         TypeError: ``obj`` holds a value json cannot encode and ``default`` does not convert.
         OSError: the file cannot be written.
     """
-    text = json.dumps(obj, indent=indent, sort_keys=sort_keys, ensure_ascii=False, allow_nan=True, default=default)
+    hook = None if default is None else (lambda o: jsonable(default(o)))
+    text = json.dumps(jsonable(obj), indent=indent, sort_keys=sort_keys, ensure_ascii=False, allow_nan=False,
+                      default=hook)
     return atomic_write_bytes(path, (text + "\n").encode("utf-8"))
 
 
 def jsonable(v):
-    """``v`` made JSON-ready: tensors and arrays become lists, non-finite Python floats strings.
+    """``v`` made JSON-ready: tensors and arrays become lists, every non-finite float a string.
 
     Anything with a ``tolist`` method (tensors, numpy arrays and numpy scalars) is replaced by
-    ``v.tolist()``; a Python float that is ``inf``, ``-inf`` or ``nan`` becomes ``"inf"``,
-    ``"-inf"`` or ``"nan"``; dicts (keys turned into ``str``), lists and tuples (into lists)
-    are converted recursively; everything else is returned as it is.  Non-finite values
-    *inside* tensors and arrays, and non-finite numpy scalars, stay floats (``tolist`` is
-    not recursed into), and are then written as ``NaN``/``Infinity`` by
-    :func:`atomic_write_json`.
+    ``v.tolist()``, converted in turn; a float that is ``inf``, ``-inf`` or ``nan`` becomes
+    ``"inf"``, ``"-inf"`` or ``"nan"`` wherever it sits (a Python float, an element of a
+    tensor or array, a numpy scalar); dicts (keys turned into ``str``), lists and tuples
+    (into lists) are converted recursively; everything else is returned as it is.  The
+    result passes ``json.dumps(..., allow_nan=False)`` whenever its leaves are JSON types.
 
     Args:
         v: the value to convert.
 
     Returns:
         The converted value (a new container; ``v`` is not modified).
+
+    Example:
+        >>> import math, numpy as np, torch
+        >>> from freqkit._io import jsonable
+        >>> jsonable({"t": torch.tensor([1.0, math.inf]), "s": np.float64("nan"), 3: (-math.inf,)})
+        {'t': [1.0, 'inf'], 's': 'nan', '3': ['-inf']}
     """
+    if isinstance(v, float):
+        return float(v) if math.isfinite(v) else str(float(v))
+    if isinstance(v, (str, bytes, int, type(None))):
+        return v
     if hasattr(v, "tolist"):
-        return v.tolist()
-    if isinstance(v, float) and not math.isfinite(v):
-        return str(v)
+        return jsonable(v.tolist())
     if isinstance(v, dict):
         return {str(k): jsonable(x) for k, x in v.items()}
     if isinstance(v, (list, tuple)):

@@ -31,9 +31,11 @@ def eval_mode(model) -> Iterator:
     """Context manager: run ``model`` in eval mode (BatchNorm statistics frozen, dropout off).
 
     As torchattacks does for its attacks: a computation never changes the model it
-    inspects.  The model's previous mode (``model.training``, applied with
-    ``model.train(...)`` to the whole module tree) is restored on exit, also after an
-    error; submodules whose mode differed from the root's end in the root's mode.
+    inspects.  On exit, also after an error, every module of the tree gets back its own
+    ``training`` flag: ``model.train(root's mode)`` runs first (so that a module overriding
+    ``train`` sees the call), then each submodule's saved flag is set, so a submodule
+    deliberately in eval mode inside a training model (a frozen BatchNorm) stays in eval
+    mode.
 
     Args:
         model: an ``nn.Module``, or any callable (yielded unchanged, no mode switch).
@@ -44,12 +46,14 @@ def eval_mode(model) -> Iterator:
     if not isinstance(model, nn.Module):
         yield model
         return
-    was_training = model.training
+    modes = [(m, m.training) for m in model.modules()]
     model.eval()
     try:
         yield model
     finally:
-        model.train(was_training)
+        model.train(modes[0][1])
+        for m, flag in modes:
+            m.training = flag
 
 
 @contextmanager
@@ -104,10 +108,9 @@ def chunks(n: int, size: int | None) -> Iterator[slice]:
         size: items per slice (values below 1 count as 1); ``None``: one slice of all ``n``.
 
     Returns:
-        A generator of ``slice`` objects; the last may be shorter.  ``n == 0`` with
-        ``size=None`` raises ValueError (``range()`` with step 0) instead of yielding nothing.
+        A generator of ``slice`` objects; the last may be shorter; none for ``n == 0``.
     """
-    size = n if size is None else max(1, size)
+    size = max(1, n if size is None else size)
     for s in range(0, n, size):
         yield slice(s, min(n, s + size))
 

@@ -45,13 +45,15 @@ def check_tensor(x, name: str, *, min_dim: int = 0, ndim: int | None = None,
     return x
 
 
-def check_images(x, name: str = "x", *, unit_range: bool = False) -> torch.Tensor:
+def check_images(x, name: str = "x", *, unit_range: bool = False, nonempty: bool = False) -> torch.Tensor:
     """Return ``x`` if it is a batch of images: a finite float tensor ``(N, C, H, W)``.
 
     Args:
         x: the value to check.
         name: the argument's name, used in the error messages.
-        unit_range: also require every pixel in ``[0, 1]`` (with a tolerance of 1e-6).
+        unit_range: also require every pixel in ``[0, 1]`` (with a tolerance of 1e-6) and at
+            least one image (``N >= 1``).
+        nonempty: require at least one image (``N >= 1``) without checking the range.
 
     Returns:
         ``x`` unchanged.
@@ -61,12 +63,14 @@ def check_images(x, name: str = "x", *, unit_range: bool = False) -> torch.Tenso
 
     Raises:
         TypeError: ``x`` is not a tensor or not floating-point.
-        ValueError: ``x`` is not 4-D, holds NaN or inf, or (``unit_range``) has a pixel
-            outside ``[0, 1]``.  An empty batch with ``unit_range`` raises the RuntimeError of
-            ``x.min()``.
+        ValueError: ``x`` is not 4-D, holds NaN or inf, (``unit_range``) has a pixel outside
+            ``[0, 1]``, or (``unit_range`` or ``nonempty``) holds no image: "x holds no
+            images (N = 0)".
     """
     check_tensor(x, name, ndim=4)
-    if unit_range:
+    if (unit_range or nonempty) and x.shape[0] == 0:
+        raise ValueError(f"{name} holds no images (N = 0), shape {tuple(x.shape)}")
+    if unit_range and x.numel():
         lo, hi = float(x.min()), float(x.max())
         if lo < -1e-6 or hi > 1 + 1e-6:
             raise ValueError(f"{name} must hold pixel values in [0, 1], got range [{lo:.4g}, {hi:.4g}]")

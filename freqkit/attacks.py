@@ -62,7 +62,8 @@ import torch.nn.functional as F
 from ._runtime import eval_mode
 from ._runtime import progress as progress_bar
 from ._validate import (
-    check_choice, check_images, check_label_range, check_labels, check_mask, check_positive_int, check_tensor,
+    check_choice, check_images, check_label_range, check_labels, check_mask, check_model_output, check_number,
+    check_positive_int, check_tensor,
 )
 from .stats import bootstrap_ci, median_with_inf
 from .transforms import band_energy, band_masks, check_basis, check_dft_symmetric, dct_matrix, frequency_radius
@@ -282,9 +283,8 @@ def _shrink_into_box(v, lo, hi):
 def _loss_and_grad(model, xa, ya, targeted: bool, check_labels: bool = False):
     """Logits at ``xa`` and the gradient of the (targeted: negated) mean cross-entropy."""
     xa = xa.detach().requires_grad_(True)
-    logits = model(xa)
-    if logits.dim() != 2:
-        raise ValueError(f"model must return logits of shape (N, n_classes), got {tuple(logits.shape)}")
+    # A NaN logit would make a NaN gradient, NaN images and a "success" (argmax of NaN is 0).
+    logits = check_model_output(model(xa), model)
     if check_labels:
         check_label_range(ya, logits.shape[1])
     # The mean over the batch follows torchattacks; the scale cancels in sign() and in the
@@ -305,6 +305,16 @@ def _outcome(x, x_adv, logits, y, targeted) -> dict:
     delta = x_adv - x
     return {"success": _succeeded(logits, y, targeted), "l2": _flat_norm(delta, "l2"),
             "linf": _flat_norm(delta, "linf")}
+
+
+def _draw(x: torch.Tensor) -> torch.Tensor:
+    """An uninitialised contiguous tensor of ``x``'s shape, dtype and device, for random draws.
+
+    ``torch.empty_like`` would copy ``x``'s memory format, and a generator fills memory in
+    order: a ``channels_last`` input would get other numbers at the same pixels.  For a
+    contiguous ``x`` this is ``empty_like(x)``, so torchattacks' draws are kept.
+    """
+    return torch.empty(x.shape, dtype=x.dtype, device=x.device)
 
 
 def _pgd_once(model, x, y, eps, norm, steps, alpha, proj, lo_box, hi_box, random_start, targeted,
@@ -331,9 +341,9 @@ def _pgd_once(model, x, y, eps, norm, steps, alpha, proj, lo_box, hi_box, random
     elif not l2:
         if bool((eps == eps.flatten()[0]).all()):
             e0 = float(eps.flatten()[0])
-            u = torch.empty_like(x).uniform_(-e0, e0, generator=gen)
+            u = _draw(x).uniform_(-e0, e0, generator=gen)
         else:
-            u = torch.empty_like(x).uniform_(-1.0, 1.0, generator=gen) * eps
+            u = _draw(x).uniform_(-1.0, 1.0, generator=gen) * eps
         if smoother is not None:
             u = smoother(u, None)
             u = u * (eps / u.reshape(n, -1).abs().amax(1).view(n, 1, 1, 1).clamp_min(1e-30))
@@ -343,7 +353,7 @@ def _pgd_once(model, x, y, eps, norm, steps, alpha, proj, lo_box, hi_box, random
         else:
             x_adv = torch.clamp(x + u, min=0, max=1)
     else:
-        d = torch.empty_like(x).normal_(generator=gen)
+        d = _draw(x).normal_(generator=gen)
         if band:
             d = proj(d)
         elif smoother is not None:
@@ -487,9 +497,11 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps, norm: str = "li
     same seed the results are identical.
 
     Args:
-        model: classifier, ``(N, C, H, W)`` in ``[0, 1]`` -> logits ``(N, K)``; attacked in
-            eval mode, its mode restored afterwards.
-        x: images, pixels in ``[0, 1]`` (values within 1e-6 outside are clamped first).
+        model: classifier, ``(N, C, H, W)`` in ``[0, 1]`` -> logits ``(N, K)``: an
+            ``nn.Module`` (attacked in eval mode, every submodule's own mode restored
+            afterwards) or any callable.
+        x: images, at least one, pixels in ``[0, 1]`` (values within 1e-6 outside are
+            clamped first); any memory format (the random start does not depend on it).
         y: true labels (or target labels with ``targeted=True``), integers in ``[0, K)``.
         eps: radius, a number or an ``(N,)`` tensor of per-image radii, ``>= 0``, in pixel
             space on ``[0, 1]`` images (Linf: e.g. ``8/255``; L2: e.g. ``0.5``).  Linf is
@@ -544,12 +556,14 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps, norm: str = "li
     Raises:
         TypeError: ``x`` not a floating-point tensor, ``y`` not an integer tensor, ``band``
             not a tensor.
-        ValueError: ``x`` not 4-D, not finite or outside ``[0, 1]``; ``y`` not of shape
-            ``(N,)``, or (at the first forward pass) outside ``[0, K)``; ``norm``,
-            ``basis``; ``eps`` negative, non-finite or of the wrong shape; ``steps`` not an
-            integer ``>= 0``; ``restarts`` or ``proj_iters`` not an integer ``>= 1``;
-            ``step_size`` not ``> 0``; ``band`` not ``(H, W)``, not 0/1, empty, or (DFT)
-            not symmetric under ``f -> -f``; ``model`` not returning 2-D logits.
+        ValueError: ``x`` not 4-D, not finite, outside ``[0, 1]`` or holding no image ("x
+            holds no images (N = 0)"); ``y`` not of shape ``(N,)``, or (at the first forward
+            pass) outside ``[0, K)``; ``norm``, ``basis``; ``eps`` negative, non-finite or
+            of the wrong shape; ``steps`` not an integer ``>= 0``; ``restarts`` or
+            ``proj_iters`` not an integer ``>= 1``; ``step_size`` not ``> 0``; ``band`` not
+            ``(H, W)``, not 0/1, empty, or (DFT) not symmetric under ``f -> -f``; ``model``
+            not returning 2-D logits, or returning NaN or inf (every forward pass is
+            checked; the message names the model).
 
     Example:
         >>> import torch, freqkit as fk
@@ -601,14 +615,14 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps, norm: str = "li
                 q = q.index_copy(0, todo, qa)
             if r + 1 < restarts:
                 with torch.no_grad():
-                    ok = _succeeded(model(xa), ys, targeted)
+                    ok = _succeeded(check_model_output(model(xa), model), ys, targeted)
                 todo = todo[~ok]
                 if todo.numel() == 0:
                     break
         with torch.no_grad():
             x_adv, share, route = _finalise(x, x_adv, proj, lo_box, hi_box, eps_t, norm, q)
             if steps == 0 or return_info:
-                logits = model(x_adv)
+                logits = check_model_output(model(x_adv), model)
                 check_label_range(y, logits.shape[1])
             if not return_info:
                 return x_adv.detach()
@@ -699,10 +713,10 @@ def minimal_distortion(model: nn.Module, x: torch.Tensor, y: torch.Tensor, band:
     Raises:
         TypeError: as :func:`pgd` for ``x``, ``y`` and ``band``.
         ValueError: as :func:`pgd` for ``x``, ``y``, ``norm``, ``basis``, ``band`` and
-            ``restarts``; ``eps_max`` not a finite number ``> 0``; ``eps_min`` not in
-            ``(0, eps_max)``; ``search_steps`` not an integer ``>= 0``; ``pgd_steps`` or
-            ``batch_size`` not an integer ``>= 1``; ``step_factor * eps`` not ``> 0``
-            (raised by :func:`pgd`).
+            ``restarts`` (``x`` holding no image, a model output holding NaN or inf, ...);
+            ``eps_max`` not a finite number ``> 0``; ``eps_min`` not in ``(0, eps_max)``;
+            ``search_steps`` not an integer ``>= 0``; ``pgd_steps`` or ``batch_size`` not
+            an integer ``>= 1``; ``step_factor * eps`` not ``> 0`` (raised by :func:`pgd`).
 
     Example:
         >>> import torch, freqkit as fk
@@ -746,7 +760,7 @@ def minimal_distortion(model: nn.Module, x: torch.Tensor, y: torch.Tensor, band:
         xb, yb = x[s:s + bs], y[s:s + bs]
         m = xb.shape[0]
         with eval_mode(model), torch.no_grad():
-            logits = model(xb)
+            logits = check_model_output(model(xb), model)
         check_label_range(yb, logits.shape[1])
         already = _succeeded(logits, yb, targeted)
         lo = torch.full((m,), float(eps_min), dtype=x.dtype, device=x.device)
@@ -817,14 +831,22 @@ def success_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps_list: 
         - Output: ``eps``, ``success_rate``, ``out_of_band_max`` ``(E,)``; ``success`` ``(E, N)``.
 
     Raises:
-        ValueError: ``eps_list`` empty, or anything :func:`pgd` rejects (``x``, ``y``,
-            ``norm``, ``basis``, ``band``, a negative radius, ...); ``TypeError``/``ValueError``
-            from ``float()`` for a non-numeric radius.
+        ValueError: ``eps_list`` empty or holding a negative or non-finite radius; ``steps``
+            not an integer ``>= 1`` while a radius is ``> 0`` (both checked before any
+            attack); ``x`` holding no image; anything :func:`pgd` rejects (``x``, ``y``,
+            ``norm``, ``basis``, ``band``, a model output holding NaN or inf, ...);
+            ``TypeError``/``ValueError`` from ``float()`` for a non-numeric radius.
     """
     check_images(x, "x", unit_range=True)
     eps_list = [float(e) for e in eps_list]
     if not eps_list:
         raise ValueError("eps_list must hold at least one radius")
+    bad = [e for e in eps_list if not (math.isfinite(e) and e >= 0)]
+    if bad:
+        raise ValueError(f"eps_list must hold finite radii >= 0, got {bad}")
+    if any(e > 0 for e in eps_list) and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+        raise ValueError(f"steps must be an integer >= 1 when eps_list holds a radius > 0 (the step size is "
+                         f"step_factor * eps / steps), got {steps!r}")
     succ, oob = [], []
     for e in progress_bar(eps_list, enabled=progress, desc="success curve"):
         if e == 0:
@@ -892,8 +914,11 @@ def compare_bands(model: nn.Module, x: torch.Tensor, y: torch.Tensor, masks, nor
         TypeError: a mask that is not a tensor (``None`` is not accepted here).
         ValueError: a mask of the wrong shape, not 0/1, empty or (DFT) not symmetric; no
             band; a band named ``"full"`` with ``include_full``; ``ci`` not in ``(0, 1)``;
-            and what :func:`pgd`, :func:`minimal_distortion` and :func:`freqkit.bootstrap_ci`
-            reject (``x``, ``y``, ``norm``, ``basis``, ``eps_max``, ``n_boot``, ...).
+            ``eps_max`` not a finite number ``> 0``; ``n_boot`` or ``steps`` not an integer
+            ``>= 1``; ``search_steps`` not an integer ``>= 0`` (all these before any attack
+            runs); ``x`` holding no image; and what :func:`success_curve`, :func:`pgd` and
+            :func:`minimal_distortion` reject (``y``, ``norm``, ``basis``, ``eps_list``, a
+            model output holding NaN or inf, ...).
     """
     check_images(x, "x", unit_range=True)
     norm = _check_norm(norm)
@@ -912,9 +937,15 @@ def compare_bands(model: nn.Module, x: torch.Tensor, y: torch.Tensor, masks, nor
             raise ValueError("masks already has a band named 'full'; rename it or pass include_full=False")
         named["full"] = None
     eps_max = _default_eps_max(x, norm) if eps_max is None else eps_max
+    # Everything the attacks would only check later is checked before the first one runs.
+    eps_max = check_number(eps_max, "eps_max")
+    check_positive_int(n_boot, "n_boot")
+    check_positive_int(steps, "steps")
+    if isinstance(search_steps, bool) or not isinstance(search_steps, int) or search_steps < 0:
+        raise ValueError(f"search_steps must be an integer >= 0, got {search_steps!r}")
     if eps_list is None:
         eps_list = [eps_max * f for f in (0.0, 0.0625, 0.125, 0.25, 0.5, 1.0)]
-    if not 0 < ci < 1:
+    if isinstance(ci, bool) or not isinstance(ci, (int, float)) or not 0 < ci < 1:
         raise ValueError(f"ci must be in (0, 1), got {ci!r}")
     out = {}
     for name, m in progress_bar(list(named.items()), enabled=progress, desc="bands"):
@@ -1024,8 +1055,8 @@ def band_comparison(model: nn.Module, x: torch.Tensor, y: torch.Tensor, masks, n
     Args:
         model, x, y, masks, norm, eps_list, basis, steps, search_steps, eps_max, n_boot,
             ci, include_full, seed: as in :func:`compare_bands`.
-        box_threshold: :func:`box_limited`'s ``threshold``, in ``(0, 1]`` (checked only
-            when some image resisted a band).
+        box_threshold: :func:`box_limited`'s ``threshold``, a number in ``(0, 1]`` (checked
+            before any attack runs).
         progress: show :func:`compare_bands`' progress bar (default off).
 
     Returns:
@@ -1041,9 +1072,10 @@ def band_comparison(model: nn.Module, x: torch.Tensor, y: torch.Tensor, masks, n
         - masks: ``(K, H, W)``, ``(H, W)`` or a dict of ``(H, W)``.
 
     Raises:
-        TypeError, ValueError: as :func:`compare_bands`; ValueError from :func:`box_limited`
-            for ``box_threshold`` outside ``(0, 1]`` when it runs.
+        TypeError, ValueError: as :func:`compare_bands`; ValueError for ``box_threshold``
+            not a finite number in ``(0, 1]``.
     """
+    box_threshold = check_number(box_threshold, "box_threshold", hi=1.0)     # before any attack
     h, w = x.shape[-2:]
     recs = compare_bands(model, x, y, masks, norm=norm, eps_list=eps_list, basis=basis, steps=steps,
                          search_steps=search_steps, eps_max=eps_max, n_boot=n_boot, ci=ci,
@@ -1393,9 +1425,10 @@ def smooth_pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps, norm: st
 
     Raises:
         TypeError: ``x`` not a floating-point tensor, ``y`` not an integer tensor.
-        ValueError: as :func:`pgd` for ``x``, ``y``, ``norm``, ``eps``, ``steps``,
-            ``step_size`` and the model's output; as :class:`LaplacianSmoothing` for
-            ``alpha``, ``sigma``, ``neighbors`` and ``cg_iters``.
+        ValueError: as :func:`pgd` for ``x`` (also holding no image), ``y``, ``norm``,
+            ``eps``, ``steps``, ``step_size`` and the model's output (2-D, finite); as
+            :class:`LaplacianSmoothing` for ``alpha``, ``sigma``, ``neighbors`` and
+            ``cg_iters``.
     """
     check_images(x, "x", unit_range=True)
     norm = _check_norm(norm)
@@ -1417,7 +1450,7 @@ def smooth_pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps, norm: st
         if not return_info:
             return x_adv.detach()
         with torch.no_grad():
-            logits = model(x_adv)
+            logits = check_model_output(model(x_adv), model)
     check_label_range(y, logits.shape[1])
     info = {
         **_outcome(x, x_adv, logits, y, targeted),

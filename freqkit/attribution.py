@@ -53,9 +53,9 @@ from torch import nn
 
 from ._explain import (
     OUTPUTS, OutputHead, check_internal_batch, check_masks, eval_variants, forward_batched, pick, prepare_baseline,
-    resolve_target, warn_if_training,
+    resolve_target,
 )
-from ._runtime import chunks
+from ._runtime import chunks, eval_mode
 from ._runtime import progress as progress_bar
 from ._validate import check_choice, check_images, check_labels, check_mask, check_positive_int, check_tensor
 from .stats import bootstrap_ci
@@ -347,11 +347,12 @@ def attribute(model: Callable, x: torch.Tensor, target, method: str = "ig", basi
     Captum on the wrapped model; occlusion and Shapley are computed here.
 
     Args:
-        model: pixel model, images ``(N, C, H, W)`` -> scores ``(N, n_classes)``.  Put it in
-            eval mode first (batch norm in training mode makes scores depend on the batch; a
-            ``UserWarning`` says so).  Not a :class:`FrequencyModel`: it is wrapped here.
-        x: images ``(N, C, H, W)``, floating point and finite (pixels in ``[0, 1]`` by
-            convention; not checked).
+        model: pixel model, images ``(N, C, H, W)`` -> scores ``(N, n_classes)``: an
+            ``nn.Module`` (run in eval mode, every submodule's own mode restored afterwards,
+            so BatchNorm statistics never change) or any callable.  Not a
+            :class:`FrequencyModel`: it is wrapped here.
+        x: images ``(N, C, H, W)``, at least one, floating point and finite (pixels in
+            ``[0, 1]`` by convention; not checked).
         target: class to explain: an int, a sequence or ``(N,)`` tensor of ints, or
             ``"predicted"`` (the model's argmax on ``x``).
         method: one of ``"saliency"``, ``"gradient"``, ``"grad_x_input"``, ``"ig"`` (default),
@@ -390,9 +391,9 @@ def attribute(model: Callable, x: torch.Tensor, target, method: str = "ig", basi
             f(baseline): their "s" mode);
             shapley: ``exact=None`` (auto: exact over all 2^K coalitions for K <= 8;
             ``exact=True`` allows K <= 16), ``n_samples=128`` permutations when sampling
-            (>= 2), ``antithetic=True`` (each permutation with its reverse, lowering
-            variance; an odd ``n_samples`` is rounded up to the next even number),
-            ``seed=0``.
+            (>= 2; >= 4 with ``antithetic``: the standard error needs two pairs),
+            ``antithetic=True`` (each permutation with its reverse, lowering variance; an odd
+            ``n_samples`` is rounded up to the next even number), ``seed=0``.
 
     Returns:
         :class:`FrequencyAttribution`.  ``scores`` has the shape and dtype of ``x``.  For IG,
@@ -409,14 +410,15 @@ def attribute(model: Callable, x: torch.Tensor, target, method: str = "ig", basi
 
     Raises:
         ValueError: an unknown ``method``, ``basis`` or ``output``; ``n_steps`` or
-            ``internal_batch_size`` not an integer >= 1; ``x`` not 4-D or not finite;
-            ``baseline`` non-finite or of a shape that does not match ``x``; ``masks`` of
-            the wrong shape, not 0/1, with an empty band, overlapping (occlusion, Shapley) or
-            not covering the plane (Shapley); ``target`` a string other than
-            ``"predicted"``, of the wrong length, or out of range; a model output that is not
-            ``(N, n_classes)``; a bad option value (occlusion ``mode``; SmoothGrad
-            ``n_samples``, ``stdev`` < 0, ``nt_type``; Shapley ``n_samples`` < 2, or
-            ``exact=True`` with K > 16).
+            ``internal_batch_size`` not an integer >= 1; ``x`` not 4-D, not finite, or
+            holding no image ("x holds no images (N = 0)"); ``baseline`` non-finite or of a
+            shape that does not match ``x``; ``masks`` of the wrong shape, not 0/1, with an
+            empty band, overlapping (occlusion, Shapley) or not covering the plane (Shapley);
+            ``target`` a string other than ``"predicted"``, of the wrong length, or out of
+            range; a model output that is not ``(N, n_classes)`` or holds NaN or inf (the
+            message names the model); a bad option value (occlusion ``mode``; SmoothGrad
+            ``n_samples``, ``stdev`` < 0, ``nt_type``; Shapley ``n_samples`` < 2, or < 4
+            with ``antithetic``, or ``exact=True`` with K > 16).
         TypeError: an unknown option in ``**kw``; ``model`` not callable or a
             :class:`FrequencyModel`; ``x`` (or a tensor ``baseline`` or ``masks``) not a
             tensor or ``x`` not floating point; ``target`` None, a bool, or not integer.
@@ -435,16 +437,22 @@ def attribute(model: Callable, x: torch.Tensor, target, method: str = "ig", basi
     check_internal_batch(internal_batch_size)
     check_choice(output, "output", OUTPUTS)
     opts = _check_options(method, kw)
-    check_images(x, "x")
+    check_images(x, "x", nonempty=True)
     _check_pixel_model(model)
-    warn_if_training(model)
+    with eval_mode(model):
+        return _attribute(model, x, target, method, basis, n_steps, baseline, internal_batch_size, masks, output,
+                          opts)
+
+
+def _attribute(model, x, target, method, basis, n_steps, baseline, internal_batch_size, masks, output, opts):
+    """:func:`attribute` after its argument checks, with ``model`` in eval mode."""
     n, ch, h, w = x.shape
     b = prepare_baseline(baseline, x)
     if masks is not None:
         masks = check_masks(masks, h, w, disjoint=method in _BAND_METHODS,
                              partition=method == "shapley", device=x.device)
     fm = FrequencyModel(model, basis)
-    head = OutputHead(fm, output)
+    head = OutputHead(fm, output, model=model)
     c, cb = to_basis(x, basis), to_basis(b, basis)
     # f(x) through the frequency model (as Captum evaluates it) so that deltas and
     # occlusion drops compare like with like; it differs from model(x) by rounding only.
@@ -550,7 +558,8 @@ def _band_shapley(head, c, cb, t, masks, fx_t, fb_t, ibs, opts):
             phi[:, i] = ((v[:, without | (1 << i)] - v[:, without]) * weight[size[without]]).sum(1)
         return phi.to(c.dtype), None, {"exact": True, "n_coalitions": m}
 
-    ns = check_positive_int(opts["n_samples"], "n_samples", minimum=2)
+    # Antithetic pairs are the i.i.d. units of the standard error, which needs two of them.
+    ns = check_positive_int(opts["n_samples"], "n_samples", minimum=4 if opts["antithetic"] else 2)
     gen = torch.Generator().manual_seed(int(opts["seed"]))
     half = (ns + 1) // 2 if opts["antithetic"] else ns
     perms = torch.stack([torch.randperm(k, generator=gen) for _ in range(half)])
@@ -646,9 +655,9 @@ def band_pixel_attribution(model: Callable, x: torch.Tensor, target, masks: torc
     together sum to ``f(x) - f(baseline)`` (completeness).
 
     Args:
-        model: pixel model, images ``(N, C, H, W)`` -> scores ``(N, n_classes)``, in eval
-            mode (a ``UserWarning`` otherwise, as in :func:`attribute`).
-        x: images ``(N, C, H, W)``, floating point and finite.
+        model: pixel model, images ``(N, C, H, W)`` -> scores ``(N, n_classes)``; run in
+            eval mode, every submodule's mode restored afterwards (as in :func:`attribute`).
+        x: images ``(N, C, H, W)``, at least one, floating point and finite.
         target: an int, a sequence or ``(N,)`` tensor of ints, or ``"predicted"``.
         masks: ``(K, H, W)`` bool bands that partition the frequency plane of ``basis``.
         basis: ``"dct"`` (default) or ``"dft"``.
@@ -669,9 +678,10 @@ def band_pixel_attribution(model: Callable, x: torch.Tensor, target, masks: torc
 
     Raises:
         ValueError: an unknown ``basis`` or ``output``; ``n_steps`` or
-            ``internal_batch_size`` not an integer >= 1; ``x`` not 4-D or not finite; a bad
-            ``baseline``; ``masks`` of the wrong shape, with an empty band, overlapping or not
-            covering the plane; a bad ``target``; a model output that is not 2-D.
+            ``internal_batch_size`` not an integer >= 1; ``x`` not 4-D, not finite or
+            holding no image; a bad ``baseline``; ``masks`` of the wrong shape, with an empty
+            band, overlapping or not covering the plane; a bad ``target``; a model output
+            that is not 2-D or holds NaN or inf (the message names the model).
         TypeError: ``model`` not callable or a :class:`FrequencyModel`; ``x`` or ``masks``
             not a tensor; ``target`` None, a bool, or not integer.
 
@@ -689,21 +699,21 @@ def band_pixel_attribution(model: Callable, x: torch.Tensor, target, masks: torc
     check_positive_int(n_steps, "n_steps")
     check_internal_batch(internal_batch_size)
     check_choice(output, "output", OUTPUTS)
-    check_images(x, "x")
+    check_images(x, "x", nonempty=True)
     _check_pixel_model(model)
-    warn_if_training(model)
     n, ch, h, w = x.shape
     b = prepare_baseline(baseline, x)
     masks = check_masks(masks, h, w, partition=True, device=x.device)
     head = OutputHead(model, output)
-    fx = forward_batched(head, x, internal_batch_size)
-    t = resolve_target(target, fx)
-    fx_t = pick(fx, t)
-    fb_t = pick(forward_batched(head, b, internal_batch_size), t)
-    ig = IntegratedGradients(head, multiply_by_inputs=False)
-    g = torch.cat([ig.attribute(x[sl], baselines=b[sl], target=t[sl], n_steps=n_steps, method=ig_method,
-                                internal_batch_size=internal_batch_size).detach()
-                   for sl in chunks(n, internal_batch_size)]) if n else torch.zeros_like(x)
+    with eval_mode(model):
+        fx = forward_batched(head, x, internal_batch_size)
+        t = resolve_target(target, fx)
+        fx_t = pick(fx, t)
+        fb_t = pick(forward_batched(head, b, internal_batch_size), t)
+        ig = IntegratedGradients(head, multiply_by_inputs=False)
+        g = torch.cat([ig.attribute(x[sl], baselines=b[sl], target=t[sl], n_steps=n_steps, method=ig_method,
+                                    internal_batch_size=internal_batch_size).detach()
+                       for sl in chunks(n, internal_batch_size)])
     comps = _band_components(x, masks, basis)
     maps = g.unsqueeze(1) * (comps - _band_components(b, masks, basis))
     band_scores = maps.sum((2, 3, 4))
@@ -925,15 +935,15 @@ def radial_attribution_profile(model: Callable, x, y: torch.Tensor | None, masks
     Raises:
         ValueError: an unknown ``target`` or ``by``; ``batch_size`` or ``n_boot`` not an
             integer >= 1; ``x`` not 4-D or not finite; ``y`` not a ``(M,)`` tensor for tensor
-            ``x``, or not ``None`` for an iterable; no images; and what :func:`attribute`
-            raises for the method, basis, masks or options.
+            ``x``, or not ``None`` for an iterable; no images ("x holds no images"); and what
+            :func:`attribute` raises for the method, basis, masks, options or model output.
     """
     check_choice(target, "target", ("label", "predicted"))
     check_choice(by, "by", ("abs", "signed"))
     check_positive_int(batch_size, "batch_size")
     check_positive_int(n_boot, "n_boot")
     if isinstance(x, torch.Tensor):
-        check_images(x, "x")
+        check_images(x, "x", nonempty=True)
         if not isinstance(y, torch.Tensor) or y.dim() != 1 or y.shape[0] != x.shape[0]:
             raise ValueError(f"y must be a ({x.shape[0]},) tensor of labels matching x, got "
                              f"{tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__}")
@@ -992,7 +1002,7 @@ def perturbation_attribution(model: nn.Module, x: torch.Tensor, x_adv: torch.Ten
     unit of energy.
 
     Args:
-        model: pixel classifier (in eval mode; a ``UserWarning`` otherwise).
+        model: pixel classifier, run in eval mode (every submodule's mode restored after).
         x: clean images ``(N, C, H, W)`` in ``[0, 1]``.
         x_adv: perturbed images of the same shape, in ``[0, 1]``.
         y: ``(N,)`` integer labels: the class whose logit is explained.
@@ -1016,9 +1026,10 @@ def perturbation_attribution(model: nn.Module, x: torch.Tensor, x_adv: torch.Ten
           energy_share: ``(N, K)``.
 
     Raises:
-        ValueError: ``x`` or ``x_adv`` not 4-D, not finite or outside ``[0, 1]``; shapes
-            differ; ``y`` not ``(N,)``; ``masks`` of the wrong shape, not 0/1, with an empty
-            band, or (DFT) not symmetric; a label out of range; a bad ``basis`` or ``n_steps``.
+        ValueError: ``x`` or ``x_adv`` not 4-D, not finite, outside ``[0, 1]`` or holding
+            no image; shapes differ; ``y`` not ``(N,)``; ``masks`` of the wrong shape, not
+            0/1, with an empty band, or (DFT) not symmetric; a label out of range; a bad
+            ``basis`` or ``n_steps``; a model output holding NaN or inf.
         TypeError: ``y`` not an integer tensor; ``x``, ``x_adv`` or ``masks`` not tensors.
     """
     check_images(x, "x", unit_range=True)

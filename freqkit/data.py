@@ -16,18 +16,33 @@ The data root is, in order: the ``root`` argument, the environment variable
 
 Missing files are downloaded through torchvision when ``download`` allows it (the
 default, unless ``FREQKIT_OFFLINE=1``); otherwise :class:`FileNotFoundError` says how to
-provide them.  CIFAR-10 batch files are read *without* torchvision's md5 check, so
-regenerated or partial copies load (e.g. the offline copy whose test batch holds only the
-first 1,000 official test images); :func:`dataset_info` reports the split sizes found.
+provide them.  torchvision only downloads (its archives are md5-checked); freqkit reads the
+files itself:
+
+* CIFAR-10 batches are pickles.  They are read with a restricted unpickler that accepts
+  only what the format holds (a dict of str/bytes, lists of ints and str, and numpy uint8
+  arrays: numpy's array reconstruction, ``ndarray`` and ``dtype``); any other global (a
+  planted ``os.system``, say) is refused before it is called, so no code in a batch file
+  ever runs.  ``batches.meta`` is not read (the class names are known).
+* MNIST idx files are checked against their header (magic number, dimensions, size).
+
+A damaged, truncated or foreign file gives a :class:`ValueError` that names it.  Batch
+files are read *without* torchvision's md5 check, so regenerated or partial copies load
+(e.g. the offline copy whose test batch holds only the first 1,000 official test images);
+:func:`dataset_info` reports the split sizes found.
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import os
+import pickle
+import struct
 import warnings
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ._runtime import offline
@@ -100,10 +115,34 @@ def _not_found(name: str, root: Path, missing, cause: str = "") -> FileNotFoundE
 
 
 def _download(name: str, train: bool, root: Path) -> None:
-    from torchvision import datasets
+    """Fetch the files of ``name`` into ``root`` through torchvision's (md5-checked) downloader.
+
+    torchvision's dataset classes are not instantiated: they would read the batches with
+    ``pickle.load``.  Only the download helpers are used; freqkit reads the files.
+    """
+    from torchvision.datasets import CIFAR10, MNIST
+    from torchvision.datasets import utils as tv_utils
+
     root.mkdir(parents=True, exist_ok=True)
-    cls = datasets.CIFAR10 if name == "cifar10" else datasets.MNIST
-    cls(root=str(root), train=train, download=True)
+    if name == "cifar10":
+        tv_utils.download_and_extract_archive(CIFAR10.url, str(root), filename=CIFAR10.filename, md5=CIFAR10.tgz_md5)
+        return
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    wanted = set(_MNIST_FILES[train])
+    for archive, md5 in MNIST.resources:
+        stem = archive[:-3] if archive.endswith(".gz") else archive
+        if stem not in wanted or (raw / stem).is_file():
+            continue
+        errors = []
+        for mirror in MNIST.mirrors:
+            try:
+                tv_utils.download_and_extract_archive(f"{mirror}{archive}", str(raw), filename=archive, md5=md5)
+                break
+            except Exception as e:  # noqa: BLE001 - any failure: try the next mirror
+                errors.append(f"{mirror}: {type(e).__name__}: {e}")
+        else:
+            raise OSError(f"could not download {archive} from any mirror ({'; '.join(errors)})")
 
 
 def _ensure(name: str, train: bool, root: Path, download) -> None:
@@ -128,49 +167,151 @@ def _load_raw(name: str, train: bool, root: str) -> tuple[torch.Tensor, torch.Te
     """Whole split as uint8 ``(N, C, H, W)`` and int64 ``(N,)``; cached per process.
 
     The uint8 tensors are cached (not float copies: 4x smaller, and the float conversion
-    of 50,000 images takes well under a second).
+    of 50,000 images takes well under a second).  Read by freqkit's own readers (never by
+    torchvision's dataset classes, whose CIFAR-10 reader calls ``pickle.load``).
     """
+    files = _files(name, train, Path(root))
     if name == "cifar10":
-        from torchvision.datasets import CIFAR10
-
-        class _NoMd5CIFAR10(CIFAR10):
-            # Regenerated batches cannot be byte-identical to the official ones (see the
-            # offline data's README_PROVENANCE.md); the loading code itself is unchanged.
-            train_list = [[n, None] for n, _ in CIFAR10.train_list]
-            test_list = [[n, None] for n, _ in CIFAR10.test_list]
-            meta = {**CIFAR10.meta, "md5": None}
-
-        try:
-            ds = _NoMd5CIFAR10(root=root, train=train, download=False)
-        except RuntimeError:
-            # batches.meta is only used for class names, which we know; fall back to
-            # reading the batches without it.
-            ds = _read_cifar_batches(Path(root), train)
-        x = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
-        y = torch.as_tensor(ds.targets, dtype=torch.int64)
+        batches = [_read_cifar_batch(p) for p in files]
+        data = np.concatenate([b[0] for b in batches])
+        labels = np.concatenate([b[1] for b in batches])
+        # Each row holds the R plane, then G, then B, each row-major: (N, 3, 32, 32) as it is.
+        x = torch.from_numpy(np.ascontiguousarray(data.reshape(-1, 3, 32, 32)))
+        y = torch.from_numpy(labels.astype(np.int64))
     else:
-        from torchvision.datasets import MNIST
-        ds = MNIST(root=root, train=train, download=False)
-        x = ds.data.unsqueeze(1).contiguous()
-        y = ds.targets.to(torch.int64)
+        images, labels = _read_idx(files[0], 3), _read_idx(files[1], 1)
+        if images.shape[0] != labels.shape[0]:
+            raise ValueError(f"MNIST files disagree: {files[0]} holds {images.shape[0]} images but {files[1]} "
+                             f"{labels.shape[0]} labels; {_REPLACE['mnist']}")
+        if int(labels.max(initial=0)) > 9:
+            raise _bad_file("mnist", files[1], f"it holds label {int(labels.max())}, but MNIST labels are 0..9")
+        x = torch.from_numpy(images.copy()).unsqueeze(1)
+        y = torch.from_numpy(labels.astype(np.int64))
     if x.shape[1:] != _SHAPES[name] or x.shape[0] != y.shape[0]:
         raise ValueError(f"{name} files under {root} hold images of shape {tuple(x.shape)} and "
                          f"{y.shape[0]} labels; expected (N, {', '.join(map(str, _SHAPES[name]))}) and N labels")
     return x, y
 
 
-def _read_cifar_batches(root: Path, train: bool):
-    import pickle
-    from types import SimpleNamespace
+_REPLACE = {
+    "cifar10": "replace it with the file from the official archive (delete it and call load_dataset with "
+               "download=True, or copy cifar-10-batches-py/ from the Python version of CIFAR-10)",
+    "mnist": "replace it with the original uncompressed file (delete it and call load_dataset with download=True, "
+             "or copy MNIST/raw/ from a torchvision download)",
+}
 
-    import numpy as np
-    data, targets = [], []
-    for p in _files("cifar10", train, root):
-        with open(p, "rb") as f:
-            entry = pickle.load(f, encoding="latin1")
-        data.append(entry["data"])
-        targets.extend(entry["labels"])
-    return SimpleNamespace(data=np.vstack(data).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), targets=targets)
+
+def _bad_file(name: str, path: Path, why: str) -> ValueError:
+    what = "CIFAR-10 batch" if name == "cifar10" else "MNIST idx file"
+    return ValueError(f"{path} is not a valid {what}: {why}; {_REPLACE[name]}")
+
+
+def _latin1_encode(text="", encoding="latin1", errors="strict"):
+    """``_codecs.encode`` as Python 3 pickles bytes at protocol 2, latin-1 only."""
+    if not isinstance(text, str) or codecs.lookup(encoding).name != "iso8859-1" or errors != "strict":
+        raise pickle.UnpicklingError(f"_codecs.encode({type(text).__name__}, {encoding!r}) is not how a CIFAR-10 "
+                                     f"batch stores bytes")
+    return text.encode("latin1")
+
+
+def _empty_bytes(*args):
+    """``bytes()`` as Python 3 pickles ``b""`` at protocol 2; nothing else."""
+    if args:
+        raise pickle.UnpicklingError("bytes(...) with arguments is not how a CIFAR-10 batch stores bytes")
+    return b""
+
+
+class _RefusedGlobal(pickle.UnpicklingError):
+    """A CIFAR-10 batch referred to a global outside the format (raised before it is called)."""
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """An unpickler for CIFAR-10 batches that resolves only the globals the format holds.
+
+    A batch is a dict (str or bytes keys) of a numpy uint8 array (``data``), a list of ints
+    (``labels``), a list of str (``filenames``) and a str (``batch_label``).  Dicts, lists,
+    str, bytes and ints need no global; the array needs numpy's ``_reconstruct`` (under its
+    numpy 1 or numpy 2 module name), ``ndarray`` and ``dtype``; bytes pickled by Python 3 at
+    protocol 2 need ``_codecs.encode`` (latin-1 only) and ``bytes`` (empty only).  Any other
+    global raises :class:`pickle.UnpicklingError` before anything is called.
+    """
+
+    _reconstruct = np.ndarray.__reduce__(np.zeros(1, np.uint8))[0]
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
+        ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): np.dtype,
+        ("_codecs", "encode"): _latin1_encode,
+        ("builtins", "bytes"): _empty_bytes,
+        ("__builtin__", "bytes"): _empty_bytes,
+    }
+
+    def find_class(self, module, name):
+        try:
+            return self.ALLOWED[(module, name)]
+        except KeyError:
+            raise _RefusedGlobal(
+                f"it refers to {module}.{name}, which a CIFAR-10 batch never holds (refused; nothing in the "
+                f"file was run)") from None
+
+
+def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """``(data (N, 3072) uint8, labels (N,) int64)`` of one batch file, read safely and checked."""
+    try:
+        with open(path, "rb") as f:
+            entry = _CifarUnpickler(f, encoding="latin1").load()
+    except OSError:
+        raise
+    except _RefusedGlobal as e:
+        raise _bad_file("cifar10", path, str(e)) from e
+    except Exception as e:  # EOFError, truncated or random bytes, a huge shape (MemoryError)...
+        raise _bad_file("cifar10", path, f"it cannot be unpickled, it is truncated or no pickle "
+                                         f"({type(e).__name__}: {e})") from e
+    if not isinstance(entry, dict):
+        raise _bad_file("cifar10", path, f"it holds a {type(entry).__name__}, not a dict with 'data' and 'labels'")
+
+    def field(key):
+        for k in (key, key.encode()):
+            if k in entry:
+                return entry[k]
+        raise _bad_file("cifar10", path, f"it has no {key!r} entry (keys: {sorted(map(str, entry))[:6]})")
+
+    data, labels = field("data"), field("labels")
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+        got = f"a {data.dtype} array of shape {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
+        raise _bad_file("cifar10", path, f"'data' must be a uint8 array (N, 3072), got {got}")
+    if isinstance(labels, np.ndarray) and labels.ndim == 1 and labels.dtype.kind in "iu":
+        lab = labels.astype(np.int64)
+    elif isinstance(labels, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in labels):
+        lab = np.asarray(labels, dtype=np.int64).reshape(-1)
+    else:
+        raise _bad_file("cifar10", path, "'labels' must be a list of integers")
+    if lab.shape[0] != data.shape[0]:
+        raise _bad_file("cifar10", path, f"it holds {data.shape[0]} images but {lab.shape[0]} labels")
+    if lab.size and (int(lab.min()) < 0 or int(lab.max()) > 9):
+        raise _bad_file("cifar10", path, f"its labels span {int(lab.min())}..{int(lab.max())}, not 0..9")
+    return data, lab
+
+
+def _read_idx(path: Path, ndim: int) -> np.ndarray:
+    """An unsigned-byte idx file (MNIST) as a uint8 array, after checking header and size."""
+    blob = path.read_bytes()
+    head = 4 + 4 * ndim
+    kind = "images (idx3)" if ndim == 3 else "labels (idx1)"
+    if len(blob) < head:
+        raise _bad_file("mnist", path, f"it has {len(blob)} bytes, fewer than the {head}-byte header of {kind}")
+    if blob[:3] != b"\x00\x00\x08" or blob[3] != ndim:
+        raise _bad_file("mnist", path, f"its magic number is {blob[:4].hex()}, expected 000008{ndim:02x} "
+                        f"(unsigned-byte {kind}; a .gz file must be uncompressed first)")
+    dims = struct.unpack(f">{ndim}I", blob[4:head])
+    if ndim == 3 and dims[1:] != (28, 28):
+        raise _bad_file("mnist", path, f"its images are {dims[1]}x{dims[2]}, not 28x28")
+    size = int(np.prod(dims))
+    if len(blob) - head != size:
+        raise _bad_file("mnist", path, f"its header announces {dims[0]} {kind.split()[0]} ({size} bytes of data) "
+                        f"but it holds {len(blob) - head} bytes (truncated or damaged)")
+    return np.frombuffer(blob, np.uint8, offset=head).reshape(dims)
 
 
 def _subset(n_total: int, n, seed: int, what: str) -> torch.Tensor | None:
@@ -238,7 +379,10 @@ def load_dataset(name: str, split: str = "test", n: int | None = None, seed: int
         ValueError: an unknown ``name`` or ``split``; ``n`` not an integer ``>= 1``; ``seed``
             not an integer; ``val_size`` not an integer ``>= 0`` or not below the
             training-set size; ``split="val"`` without ``val_size``; a ``dtype`` that is
-            neither floating nor uint8; files holding images of the wrong shape.
+            neither floating nor uint8; a data file that is truncated, damaged or not in
+            its format (a CIFAR-10 batch referring to anything but numpy arrays, lists,
+            str and bytes is refused unread), or holding images of the wrong shape: the
+            message names the file.
         FileNotFoundError: the data are missing and cannot be downloaded (the message says
             how to provide them).
 
@@ -300,7 +444,8 @@ def dataset_info(name: str, root=None) -> dict:
         ``hint`` (how to provide missing data, or ``""``).
 
     Raises:
-        ValueError: an unknown ``name``, or files that hold images of the wrong shape.
+        ValueError: an unknown ``name``, or a data file that is damaged, truncated, not in
+            its format or holds images of the wrong shape (the message names the file).
     """
     check_choice(name, "name", DATASETS)
     r = data_root(root)

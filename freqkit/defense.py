@@ -31,7 +31,10 @@ from torch import nn
 
 from ._runtime import cpu_threads, eval_mode
 from ._runtime import progress as progress_bar
-from ._validate import check_choice, check_images, check_mask, check_number, check_positive_int, check_tensor
+from ._validate import (
+    check_choice, check_images, check_label_range, check_labels, check_mask, check_model_output, check_number,
+    check_positive_int, check_tensor,
+)
 from .attacks import pgd
 from .models import predict_logits
 from .stats import wilson_interval
@@ -329,7 +332,8 @@ class EOT(nn.Module):
         - Output: ``(N, K)`` log-probabilities.
 
     Raises:
-        ValueError: ``n_samples`` not an integer ``>= 1``.
+        ValueError: ``n_samples`` not an integer ``>= 1``; (forward) ``model`` returning
+            anything but finite ``(N, K)`` logits (the message names it).
     """
     def __init__(self, model: nn.Module, n_samples: int = 8):
         super().__init__()
@@ -338,7 +342,8 @@ class EOT(nn.Module):
 
     def forward(self, x):
         """``log(mean_k softmax(model(x)))`` over ``n_samples`` draws."""
-        logp = torch.stack([torch.log_softmax(self.model(x).float(), 1) for _ in range(self.n_samples)])
+        logp = torch.stack([torch.log_softmax(check_model_output(self.model(x), self.model).float(), 1)
+                            for _ in range(self.n_samples)])
         return torch.logsumexp(logp, 0) - math.log(self.n_samples)
 
 @torch.no_grad()
@@ -355,9 +360,13 @@ def is_randomized(model: nn.Module, x: torch.Tensor) -> bool:
 
     Returns:
         ``bool``.
+
+    Raises:
+        ValueError: ``model`` returning anything but finite ``(N, K)`` scores (NaN never
+            equals itself, so a NaN model would otherwise look random; the message names it).
     """
     with eval_mode(model):
-        a, b = model(x), model(x)
+        a, b = check_model_output(model(x), model), check_model_output(model(x), model)
     return not torch.equal(a, b)
 
 @contextmanager
@@ -394,7 +403,7 @@ def _infer_dataset(x: torch.Tensor) -> str | None:
     return {(3, 32, 32): "cifar10", (1, 28, 28): "mnist"}.get(shape)
 
 def _predict(model, x, batch_size):
-    return predict_logits(model, x, batch_size).argmax(1)
+    return check_model_output(predict_logits(model, x, batch_size), model).argmax(1)
 
 def _acc_record(correct: torch.Tensor) -> dict:
     n = int(correct.numel())
@@ -415,7 +424,7 @@ def _run_autoattack(model, x, y, norm, eps, version, seed, batch_size):
 
 def _autoattack_core(torchattacks, model, x, y, norm, eps, version, seed, batch_size):
     with torch.no_grad():
-        n_classes = int(model(x[:1]).shape[1])
+        n_classes = int(check_model_output(model(x[:1]), model).shape[1])
     atk = torchattacks.AutoAttack(model, norm="Linf" if norm == "linf" else "L2", eps=float(eps), version=version,
                                   n_classes=n_classes, seed=seed)
     adv = []
@@ -458,16 +467,18 @@ def evaluate_defense(model: nn.Module, x: torch.Tensor, y: torch.Tensor, dataset
     attack view.
 
     Args:
-        model: the (defended) classifier, an ``nn.Module`` on ``[0, 1]`` images.
-        x: images in ``[0, 1]``.
-        y: integer labels (a float tensor is accepted and truncated by ``.long()``).
+        model: the (defended) classifier, an ``nn.Module`` on ``[0, 1]`` images; everything
+            runs in eval mode and every submodule's own mode is restored afterwards.
+        x: images in ``[0, 1]``, at least one.
+        y: integer class labels, one per image (a float tensor is refused: it is no class).
         dataset: ``"cifar10"`` or ``"mnist"``, the budgets' data set when ``budgets`` is
             ``None``; default ``None``: inferred from the image shape (3x32x32 CIFAR-10,
             1x28x28 MNIST).  Ignored when ``budgets`` is given.
         budgets: ``{norm: eps}`` with norms ``"linf"``/``"l2"`` and radii ``> 0``; default
             ``None``: :data:`STANDARD_BUDGETS` of ``dataset``.
-        bands: a sequence of ``"full"``, ``"low"``, ``"high"`` (default all three), a
-            ``{name: (H, W) DCT mask or None}`` dict, or ``None`` (``("full",)``).
+        bands: a non-empty sequence of ``"full"``, ``"low"``, ``"high"`` (default all
+            three), a non-empty ``{name: (H, W) DCT mask or None}`` dict, or ``None``
+            (``("full",)``).
         steps: PGD steps, ``>= 1``.
         restarts: PGD restarts, ``>= 1``.
         step_size_factor: step ``step_size_factor * eps / steps``, ``> 0`` (default 2.5).
@@ -510,20 +521,24 @@ def evaluate_defense(model: nn.Module, x: torch.Tensor, y: torch.Tensor, dataset
 
     Raises:
         TypeError: ``model`` not an ``nn.Module``; ``x`` or ``y`` not a tensor (``x`` not
-            floating point); a band mask not a tensor.
-        ValueError: ``x`` not 4-D, not finite or outside ``[0, 1]``; ``y`` not 1-D or not one
-            label per image; ``steps``, ``restarts``, ``batch_size``, ``eot_samples`` or
-            ``autoattack_n`` not an integer ``>= 1``; ``step_size_factor`` not ``> 0``;
+            floating point, ``y`` not integer); a band mask not a tensor.
+        ValueError: ``x`` not 4-D, not finite, outside ``[0, 1]`` or holding no image ("x
+            holds no images (N = 0)"); ``y`` not 1-D or not one label per image; ``bands``
+            empty; the model returning NaN or inf (the message names it); ``steps``,
+            ``restarts``, ``batch_size``, ``eot_samples`` or ``autoattack_n`` not an integer
+            ``>= 1``; ``step_size_factor`` not ``> 0``;
             ``adaptive`` not a bool; ``autoattack`` unknown; ``budgets`` ``None`` for an
             image shape that names no data set, ``dataset`` unknown, ``budgets`` empty, not a
             dict, with a norm other than ``"linf"``/``"l2"`` or a radius not ``> 0``; a band
             name other than ``"full"``/``"low"``/``"high"``; a band mask of the wrong shape,
-            not 0/1 or empty; and what :func:`freqkit.pgd` rejects (labels out of range).
+            not 0/1 or empty; labels outside ``[0, K)`` (checked on the clean logits); and
+            what :func:`freqkit.pgd` rejects.
     """
     check_images(x, "x", unit_range=True)
     check_tensor(y, "y", ndim=1, floating=False)
     if y.shape[0] != x.shape[0]:
         raise ValueError(f"y must have one label per image ({x.shape[0]}), got {y.shape[0]}")
+    check_labels(y, x.shape[0], y.device)               # integer labels only: 2.7 is no class
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
     check_positive_int(steps, "steps")
@@ -551,6 +566,9 @@ def evaluate_defense(model: nn.Module, x: torch.Tensor, y: torch.Tensor, dataset
                for k, v in budgets.items()}
     if bands is None:
         bands = ("full",)
+    if isinstance(bands, str) or not isinstance(bands, (Mapping, Sequence)) or len(bands) == 0:
+        raise ValueError(f"bands must name at least one band: a non-empty sequence of 'full', 'low', 'high' "
+                         f"or a non-empty {{name: mask or None}} dict (None: ('full',)), got {bands!r}")
     if isinstance(bands, Mapping):
         named = {}
         for k, m in bands.items():
@@ -564,53 +582,59 @@ def evaluate_defense(model: nn.Module, x: torch.Tensor, y: torch.Tensor, dataset
     dev = next((p.device for p in model.parameters()), x.device)
     x, y = x.to(dev), y.to(dev).long()
     t_all = time.perf_counter()
-    clean_correct = _predict(model, x, batch_size) == y
+    # One eval-mode block for everything (torchattacks restores only the top module's mode).
+    with eval_mode(model):
+        clean = check_model_output(predict_logits(model, x, batch_size), model)
+        check_label_range(y, clean.shape[1])
+        clean_correct = clean.argmax(1) == y
 
-    randomized = False
-    with attack_view(model, True) if adaptive else nullcontext(0) as n_bpda:
-        target = model
-        if adaptive and is_randomized(model, x[:min(8, x.shape[0])]):
-            randomized = True
-            target = EOT(model, eot_samples)
-        # Gradient-masking alarm: images whose loss gradient under the attack's view is exactly 0.
-        with eval_mode(target), torch.enable_grad():
-            xa = x[:batch_size].clone().requires_grad_(True)
-            g, = torch.autograd.grad(F.cross_entropy(target(xa).float(), y[:batch_size], reduction="sum"), xa)
-            zero_share = float((g.flatten(1).abs().amax(1) == 0).float().mean())
-        jobs = [(norm, eps, bname, m) for norm, eps in budgets.items() for bname, m in named.items()]
-        attacks = {}
-        for norm, eps, bname, m in progress_bar(jobs, enabled=progress, desc="attacks"):
-            t0 = time.perf_counter()
-            ok, oob, size = [], 0.0, []
-            for i in range(0, x.shape[0], batch_size):
-                xb, yb = x[i:i + batch_size], y[i:i + batch_size]
-                xadv, info = pgd(target, xb, yb, eps, norm=norm, steps=steps, step_size=step_size_factor * eps / steps,
-                                 band=m, random_start=True, seed=seed + i, restarts=restarts, return_info=True)
-                ok.append(_predict(model, xadv, batch_size) == yb)
-                oob = max(oob, float(info["out_of_band"].max()))
-                size.append(info[norm].detach().cpu())
-            robust = torch.cat(ok) & clean_correct
-            # Where the attack failed it had every step to use its budget; a perturbation far
-            # smaller than eps there means the band barely fits in the [0, 1] box.
-            used = torch.cat(size)[robust.cpu()] / eps if eps > 0 else torch.zeros(0)
-            attacks[f"{norm}/{bname}"] = {
-                "norm": norm, "band": bname, "eps": eps, **_acc_record(robust), "robust": robust.cpu().tolist(),
-                "n_coefficients": int(m.sum()) if m is not None else h * w, "out_of_band_max": oob,
-                "budget_used": float(used.median()) if used.numel() else None,
-                "box_limited_share": float((used < 0.5).float().mean()) if used.numel() else None,
-                "steps": steps, "restarts": restarts, "step_size": step_size_factor * eps / steps,
-                "seconds": time.perf_counter() - t0}
-        aa = None
-        if autoattack is not None:
-            k = x.shape[0] if autoattack_n is None else min(autoattack_n, x.shape[0])
-            aa = {}
-            for norm, eps in budgets.items():
-                rec = _run_autoattack(target, x[:k], y[:k], norm, eps, autoattack, seed, batch_size)
-                if rec.get("status") == "ok":
-                    rob = torch.tensor(rec["robust"], device=dev) & clean_correct[:k]
-                    rec.update(_acc_record(rob), robust=rob.cpu().tolist())
-                rec.update(norm=norm, eps=eps, n_images=k)
-                aa[norm] = rec
+        randomized = False
+        with attack_view(model, True) if adaptive else nullcontext(0) as n_bpda:
+            target = model
+            if adaptive and is_randomized(model, x[:min(8, x.shape[0])]):
+                randomized = True
+                target = EOT(model, eot_samples)
+            # Gradient-masking alarm: images whose loss gradient under the attack's view is exactly 0.
+            with eval_mode(target), torch.enable_grad():
+                xa = x[:batch_size].clone().requires_grad_(True)
+                out = check_model_output(target(xa), model)
+                g, = torch.autograd.grad(F.cross_entropy(out.float(), y[:batch_size], reduction="sum"), xa)
+                zero_share = float((g.flatten(1).abs().amax(1) == 0).float().mean())
+            jobs = [(norm, eps, bname, m) for norm, eps in budgets.items() for bname, m in named.items()]
+            attacks = {}
+            for norm, eps, bname, m in progress_bar(jobs, enabled=progress, desc="attacks"):
+                t0 = time.perf_counter()
+                ok, oob, size = [], 0.0, []
+                for i in range(0, x.shape[0], batch_size):
+                    xb, yb = x[i:i + batch_size], y[i:i + batch_size]
+                    xadv, info = pgd(target, xb, yb, eps, norm=norm, steps=steps,
+                                     step_size=step_size_factor * eps / steps, band=m, random_start=True,
+                                     seed=seed + i, restarts=restarts, return_info=True)
+                    ok.append(_predict(model, xadv, batch_size) == yb)
+                    oob = max(oob, float(info["out_of_band"].max()))
+                    size.append(info[norm].detach().cpu())
+                robust = torch.cat(ok) & clean_correct
+                # Where the attack failed it had every step to use its budget; a perturbation far
+                # smaller than eps there means the band barely fits in the [0, 1] box.
+                used = torch.cat(size)[robust.cpu()] / eps if eps > 0 else torch.zeros(0)
+                attacks[f"{norm}/{bname}"] = {
+                    "norm": norm, "band": bname, "eps": eps, **_acc_record(robust), "robust": robust.cpu().tolist(),
+                    "n_coefficients": int(m.sum()) if m is not None else h * w, "out_of_band_max": oob,
+                    "budget_used": float(used.median()) if used.numel() else None,
+                    "box_limited_share": float((used < 0.5).float().mean()) if used.numel() else None,
+                    "steps": steps, "restarts": restarts, "step_size": step_size_factor * eps / steps,
+                    "seconds": time.perf_counter() - t0}
+            aa = None
+            if autoattack is not None:
+                k = x.shape[0] if autoattack_n is None else min(autoattack_n, x.shape[0])
+                aa = {}
+                for norm, eps in budgets.items():
+                    rec = _run_autoattack(target, x[:k], y[:k], norm, eps, autoattack, seed, batch_size)
+                    if rec.get("status") == "ok":
+                        rob = torch.tensor(rec["robust"], device=dev) & clean_correct[:k]
+                        rec.update(_acc_record(rob), robust=rob.cpu().tolist())
+                    rec.update(norm=norm, eps=eps, n_images=k)
+                    aa[norm] = rec
     masking = [m for m in model.modules() if isinstance(m, DCTQuantize) and not m.bpda]
     return {
         "clean": _acc_record(clean_correct), "clean_correct": clean_correct.cpu().tolist(), "attacks": attacks,

@@ -30,8 +30,9 @@ from torch import nn
 from ._explain import (
     OUTPUTS, OutputHead, check_internal_batch, eval_variants, forward_batched, prepare_baseline, resolve_target,
 )
+from ._runtime import eval_mode
 from ._runtime import progress as progress_bar
-from ._validate import check_choice, check_images, check_positive_int
+from ._validate import check_choice, check_images, check_model_output, check_positive_int
 from .attribution import (
     ATTRIBUTION_METHODS, FrequencyAttribution, FrequencyModel, attribute, band_shares, scores_of, topk_reconstruction,
 )
@@ -56,8 +57,9 @@ def compare_methods(model: Callable, x: torch.Tensor, target, methods, masks: to
     the resolved classes are passed to every later method, so all explain the same class.
 
     Args:
-        model: pixel model, as in :func:`freqkit.attribute`.
-        x: images ``(N, C, H, W)``.
+        model: pixel model, as in :func:`freqkit.attribute` (run in eval mode, every
+            submodule's mode restored afterwards).
+        x: images ``(N, C, H, W)``, at least one.
         target: as in :func:`freqkit.attribute` (an int, ``(N,)`` ints or ``"predicted"``).
         methods: one method name, a sequence of names (see :data:`freqkit.ATTRIBUTION_METHODS`;
             each is its own label), or a dict ``{label: {"method": name, **options}}`` to run
@@ -76,8 +78,9 @@ def compare_methods(model: Callable, x: torch.Tensor, target, methods, masks: to
 
     Raises:
         ValueError: an empty sequence of methods; a dict entry that is not a dict with a
-            ``"method"`` key; an unknown method name; and what :func:`freqkit.attribute`
-            raises for the arguments.
+            ``"method"`` key; an unknown method name; ``x`` holding no image; and what
+            :func:`freqkit.attribute` raises for the arguments (and for a model output
+            holding NaN or inf).
         TypeError: an option a method does not take (from :func:`freqkit.attribute`).
     """
     if isinstance(methods, str):
@@ -95,14 +98,17 @@ def compare_methods(model: Callable, x: torch.Tensor, target, methods, masks: to
         spec = {m: {"method": m} for m in methods}
     for label, opts in spec.items():
         check_choice(opts["method"], f"methods[{label!r}]", ATTRIBUTION_METHODS)
+    if spec:
+        check_images(x, "x", nonempty=True)
     out, t = {}, target
-    for label, opts in progress_bar(spec.items(), enabled=progress, desc="methods"):
-        kw = dict(basis=basis, n_steps=n_steps, baseline=baseline, internal_batch_size=internal_batch_size,
-                  masks=masks)
-        kw.update(opts)
-        method = kw.pop("method")
-        out[label] = attribute(model, x, t, method=method, **kw)
-        t = out[label].target
+    with eval_mode(model):
+        for label, opts in progress_bar(spec.items(), enabled=progress, desc="methods"):
+            kw = dict(basis=basis, n_steps=n_steps, baseline=baseline, internal_batch_size=internal_batch_size,
+                      masks=masks)
+            kw.update(opts)
+            method = kw.pop("method")
+            out[label] = attribute(model, x, t, method=method, **kw)
+            t = out[label].target
     return out
 
 
@@ -151,19 +157,33 @@ def relative_completeness(result: FrequencyAttribution) -> torch.Tensor:
 def completeness_summary(rel_error, tol: float = 0.01) -> dict:
     """Distribution of relative completeness errors and the share of images within ``tol``.
 
+    ``inf`` (an image whose output did not change while its scores do not sum to 0, see
+    :func:`relative_completeness`) counts as larger than any error: the quantiles are
+    numpy's linear interpolation between order statistics, except that a quantile falling
+    between a finite error and ``inf`` is ``inf`` (numpy's interpolation gives NaN there,
+    ``0 * inf``), so the median of ``[0, 0.001, inf]`` is ``0.001`` and its 75% quantile
+    ``inf``.
+
     Args:
         rel_error: relative errors (e.g. :func:`relative_completeness`), a tensor, array or
-            sequence of numbers.
+            sequence of numbers (``inf`` allowed).
         tol: the tolerance, a number > 0 (default 0.01: 1% of the output change).
 
     Returns:
         :func:`freqkit.stats.distribution_summary`'s dict (``"n"``, ``"n_nan"``, ``"mean"``,
-        ``"min"``, ``"max"``, ``"q10"`` ... ``"q90"``; NaNs dropped and counted) plus
-        ``"tol"``, ``"median"`` (= ``"q50"``) and ``"share_within"`` (share of all entries
-        ``<= tol``; a NaN counts as not within).
+        ``"min"``, ``"max"``, ``"q10"``, ``"q25"``, ``"q50"``, ``"q75"``, ``"q90"``; NaNs
+        dropped and counted; the quantiles as above, the mean ``inf`` when an error is)
+        plus ``"tol"``, ``"median"`` (= ``"q50"``) and ``"share_within"`` (share of all
+        entries ``<= tol``; a NaN counts as not within).
 
     Raises:
         ValueError: ``tol`` not a number > 0; ``rel_error`` empty or all NaN.
+
+    Example:
+        >>> import freqkit as fk
+        >>> s = fk.completeness_summary([0.0, 0.001, float("inf")])
+        >>> s["median"], s["q75"], round(s["share_within"], 3)
+        (0.001, inf, 0.667)
     """
     if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not tol > 0:
         raise ValueError(f"tol must be a number > 0, got {tol!r}")
@@ -171,9 +191,29 @@ def completeness_summary(rel_error, tol: float = 0.01) -> dict:
                    dtype=float).reshape(-1)
     if v.size == 0:
         raise ValueError("rel_error is empty")
-    s = distribution_summary(v)
+    with np.errstate(invalid="ignore"):          # its own quantiles meet 0 * inf; replaced below
+        s = distribution_summary(v)
+    kept = np.sort(v[~np.isnan(v)])
+    for q in (0.1, 0.25, 0.5, 0.75, 0.9):
+        s[f"q{round(100 * q):02d}"] = _quantile_inf_largest(kept, q)
     s.update({"tol": float(tol), "share_within": float(np.mean(v <= tol)), "median": s["q50"]})
     return s
+
+
+def _quantile_inf_largest(sorted_v: np.ndarray, q: float) -> float:
+    """numpy's linear quantile of a sorted sample, with ``inf`` larger than any number (no ``0 * inf``)."""
+    pos = q * (sorted_v.size - 1)
+    lo = int(np.floor(pos))
+    hi = min(lo + 1, sorted_v.size - 1)
+    frac = pos - lo
+    a, b = float(sorted_v[lo]), float(sorted_v[hi])
+    if frac == 0 or a == b:
+        return a
+    if not np.isfinite(a):        # -inf below a larger value
+        return a
+    if not np.isfinite(b):        # between a number and +inf
+        return b
+    return float(np.quantile(sorted_v[lo:hi + 1], frac))     # numpy's own interpolation
 
 
 # ============================================================================ agreement between methods
@@ -249,8 +289,9 @@ def captum_parity(model: Callable, x: torch.Tensor, target, masks: torch.Tensor,
     the band's score; freqkit's band score is compared with it).  Both explain the logit.
 
     Args:
-        model: pixel model, as in :func:`freqkit.attribute`.
-        x: images ``(N, C, H, W)``.
+        model: pixel model, as in :func:`freqkit.attribute` (run in eval mode, every
+            submodule's mode restored afterwards).
+        x: images ``(N, C, H, W)``, at least one.
         target: as in :func:`freqkit.attribute`; the class IG resolves is reused for occlusion.
         masks: ``(K, H, W)`` disjoint bool bands for the occlusion comparison (``None``: the
             ring bands of :func:`freqkit.ring_band_masks`).
@@ -264,14 +305,21 @@ def captum_parity(model: Callable, x: torch.Tensor, target, masks: torch.Tensor,
         ``*_score`` entries scale the differences), ints, and the dtype name of ``x``.
 
     Raises:
-        ValueError: ``x`` not 4-D or not finite; ``n_steps`` not an integer >= 1; and what
-            :func:`freqkit.attribute` raises (bad ``basis``, ``masks``, ``target``, ...).
+        ValueError: ``x`` not 4-D, not finite or holding no image; ``n_steps`` not an
+            integer >= 1; and what :func:`freqkit.attribute` raises (bad ``basis``,
+            ``masks``, ``target``, a model output holding NaN or inf, ...).
         TypeError: as :func:`freqkit.attribute`.
     """
+    check_images(x, "x", nonempty=True)
+    check_positive_int(n_steps, "n_steps")
+    with eval_mode(model):
+        return _captum_parity(model, x, target, masks, basis, n_steps, baseline, internal_batch_size)
+
+
+def _captum_parity(model, x, target, masks, basis, n_steps, baseline, internal_batch_size) -> dict:
+    """:func:`captum_parity` after its argument checks, with ``model`` in eval mode."""
     from captum.attr import FeatureAblation, IntegratedGradients
 
-    check_images(x, "x")
-    check_positive_int(n_steps, "n_steps")
     ours_ig = attribute(model, x, target, method="ig", basis=basis, n_steps=n_steps, baseline=baseline,
                         internal_batch_size=internal_batch_size)
     t = ours_ig.target
@@ -348,7 +396,8 @@ def deletion_insertion_curves(model: Callable, x: torch.Tensor, target, scores, 
     ``linspace(0, 1, n_points)``; the curve is the explained output of the target class
     (Samek et al. 2017, "Evaluating the visualization of what a deep neural network has
     learned"; Petsiuk, Das & Saenko 2018, "RISE").  The model is evaluated through
-    :class:`FrequencyModel`, without gradients.
+    :class:`FrequencyModel`, without gradients, in eval mode (every submodule's mode
+    restored afterwards).
 
     Orders: ``"attribution"`` (largest score first; ``by="signed"`` ranks the strongest
     positive evidence first, ``"abs"`` the largest magnitude; ties by index), ``"random"``
@@ -356,8 +405,9 @@ def deletion_insertion_curves(model: Callable, x: torch.Tensor, target, scores, 
     normalised radial frequency; ties by index).
 
     Args:
-        model: pixel model, images ``(N, C, H, W)`` -> ``(N, n_classes)``.
-        x: images ``(N, C, H, W)``.
+        model: pixel model, images ``(N, C, H, W)`` -> ``(N, n_classes)`` (an ``nn.Module``
+            or any callable).
+        x: images ``(N, C, H, W)``, at least one.
         target: as in :func:`freqkit.attribute` (an int, ``(N,)`` ints or ``"predicted"``).
         scores: ``(N, C, H, W)`` in ``basis``, or a :class:`FrequencyAttribution`.
         basis: ``"dct"`` (default) or ``"dft"``.
@@ -379,13 +429,14 @@ def deletion_insertion_curves(model: Callable, x: torch.Tensor, target, scores, 
           result.auc_deletion[o], result.auc_insertion[o]: ``(N,)``; with ``P = n_points``.
 
     Raises:
-        ValueError: ``x`` or ``scores`` not 4-D or not finite, or ``scores`` not of ``x``'s
-            shape (or a result without scores); an unknown ``basis``, ``output``, ``by`` or
-            order; ``n_points < 2``; ``internal_batch_size`` not an integer >= 1; a bad
-            ``baseline`` or ``target``.
+        ValueError: ``x`` or ``scores`` not 4-D or not finite, ``x`` holding no image, or
+            ``scores`` not of ``x``'s shape (or a result without scores); an unknown
+            ``basis``, ``output``, ``by`` or order; ``n_points < 2``;
+            ``internal_batch_size`` not an integer >= 1; a bad ``baseline`` or ``target``; a
+            model output that is not 2-D or holds NaN or inf (the message names the model).
         TypeError: ``x`` or ``scores`` not a floating-point tensor; a bad ``target`` type.
     """
-    check_images(x, "x")
+    check_images(x, "x", nonempty=True)
     check_basis(basis)
     check_positive_int(n_points, "n_points", minimum=2)
     check_choice(output, "output", OUTPUTS)
@@ -398,10 +449,18 @@ def deletion_insertion_curves(model: Callable, x: torch.Tensor, target, scores, 
     s = scores_of(scores)
     if tuple(s.shape) != tuple(x.shape):
         raise ValueError(f"scores must have the shape of x {tuple(x.shape)}, got {tuple(s.shape)}")
+    with eval_mode(model):
+        return _deletion_insertion(model, x, target, s, basis, orders, n_points, baseline, output, by, seed,
+                                   internal_batch_size)
+
+
+def _deletion_insertion(model, x, target, s, basis, orders, n_points, baseline, output, by, seed,
+                        internal_batch_size) -> DeletionInsertionCurves:
+    """:func:`deletion_insertion_curves` after its argument checks, with ``model`` in eval mode."""
     n, ch, h, w = x.shape
     d = ch * h * w
     b = prepare_baseline(baseline, x)
-    head = OutputHead(FrequencyModel(model, basis), output)
+    head = OutputHead(FrequencyModel(model, basis), output, model=model)
     c, cb = to_basis(x, basis), to_basis(b, basis)
     t = resolve_target(target, forward_batched(head, c, internal_batch_size))
     fractions = torch.linspace(0, 1, n_points, dtype=torch.float64)
@@ -483,13 +542,14 @@ def topk_series(model: Callable, x: torch.Tensor, target, scores, fractions: Seq
     """Images rebuilt from their top-``fraction`` attributed coefficients, and what the model says.
 
     For every fraction: :func:`freqkit.topk_reconstruction` of ``x`` with ``scores``, the
-    model's softmax probability of ``target`` on it and its predicted class.  The model is
-    called as it is (its mode is not changed), without gradients, ``batch_size`` images at
-    a time.
+    model's softmax probability of ``target`` on it and its predicted class.  The model runs
+    in eval mode (every submodule's mode restored afterwards), without gradients,
+    ``batch_size`` images at a time.
 
     Args:
-        model: pixel model, images ``(N, C, H, W)`` -> logits ``(N, n_classes)``.
-        x: images ``(N, C, H, W)``.
+        model: pixel model, images ``(N, C, H, W)`` -> logits ``(N, n_classes)`` (an
+            ``nn.Module`` or any callable).
+        x: images ``(N, C, H, W)``, at least one.
         target: an int, ``(N,)`` ints or ``"predicted"`` (resolved on ``model(x)``).
         scores: ``(N, C, H, W)`` scores in ``basis``, or a :class:`FrequencyAttribution`.
         fractions: fractions of coefficients kept, each in ``[0, 1]``.
@@ -502,12 +562,14 @@ def topk_series(model: Callable, x: torch.Tensor, target, scores, fractions: Seq
         on the CPU.
 
     Raises:
-        ValueError: ``x`` not 4-D or not finite; ``batch_size`` not an integer >= 1;
-            ``fractions`` empty; a bad ``target``; and what :func:`freqkit.topk_reconstruction`
-            raises (a fraction outside ``[0, 1]``, ``scores`` of the wrong shape, ...).
+        ValueError: ``x`` not 4-D, not finite or holding no image; ``batch_size`` not an
+            integer >= 1; ``fractions`` empty; a bad ``target``; a model output that is not
+            2-D or holds NaN or inf (the message names the model); and what
+            :func:`freqkit.topk_reconstruction` raises (a fraction outside ``[0, 1]``,
+            ``scores`` of the wrong shape, ...).
         TypeError: ``x`` or ``scores`` not a floating-point tensor.
     """
-    check_images(x, "x")
+    check_images(x, "x", nonempty=True)
     check_positive_int(batch_size, "batch_size")
     fractions = [float(f) for f in fractions]
     if not fractions:
@@ -515,16 +577,18 @@ def topk_series(model: Callable, x: torch.Tensor, target, scores, fractions: Seq
 
     @torch.no_grad()
     def logits(z):
-        return torch.cat([model(z[i:i + batch_size]) for i in range(0, z.shape[0], batch_size)])
+        return torch.cat([check_model_output(model(z[i:i + batch_size]), model)
+                          for i in range(0, z.shape[0], batch_size)])
 
-    t = resolve_target(target, logits(x))
     imgs, prob, pred = [], [], []
-    for f in fractions:
-        r = topk_reconstruction(x, scores, f, basis=basis, by=by, baseline=baseline)
-        out = logits(r)
-        imgs.append(r)
-        prob.append(torch.softmax(out.double(), 1).gather(1, t[:, None])[:, 0].cpu())
-        pred.append(out.argmax(1).cpu())
+    with eval_mode(model):
+        t = resolve_target(target, logits(x))
+        for f in fractions:
+            r = topk_reconstruction(x, scores, f, basis=basis, by=by, baseline=baseline)
+            out = logits(r)
+            imgs.append(r)
+            prob.append(torch.softmax(out.double(), 1).gather(1, t[:, None])[:, 0].cpu())
+            pred.append(out.argmax(1).cpu())
     return {"fractions": fractions, "images": imgs, "prob": torch.stack(prob), "pred": torch.stack(pred),
             "target": t.cpu()}
 
@@ -580,7 +644,8 @@ def model_randomisation_check(model: nn.Module, x: torch.Tensor, target, method:
     """Model-parameter randomisation test of Adebayo et al. 2018 ("Sanity checks for saliency maps").
 
     A copy of ``model`` has its layers re-initialised (``reset_parameters()``; the original
-    is untouched) and the attributions are recomputed for the same images and the same
+    is untouched: every attribution runs in eval mode and each module's mode is restored)
+    and the attributions are recomputed for the same images and the same
     target classes (those resolved on the original model).  A faithful method's scores must
     change: low rank correlation with the original.  Correlations are Spearman's, per image,
     over all ``C * H * W`` scores.
@@ -589,7 +654,7 @@ def model_randomisation_check(model: nn.Module, x: torch.Tensor, target, method:
         model: an ``nn.Module``; its layers are the submodules that own parameters directly
             and have ``reset_parameters`` (conv, linear, batch norm, ...), taken top
             (output) first as the reverse of their registration order.
-        x: images ``(N, C, H, W)``.
+        x: images ``(N, C, H, W)``, at least one.
         target: as in :func:`freqkit.attribute`.
         method: attribution method (default ``"ig"``); basis: ``"dct"`` or ``"dft"``.
         mode: ``"cascading"`` (default; re-initialise from the top layer down, cumulatively,
@@ -612,7 +677,8 @@ def model_randomisation_check(model: nn.Module, x: torch.Tensor, target, method:
     Raises:
         TypeError: ``model`` is not an ``nn.Module``; and :func:`freqkit.attribute`'s.
         ValueError: an unknown ``mode``; a name in ``layers`` that is not a randomisable
-            layer; no randomisable layer; and what :func:`freqkit.attribute` raises.
+            layer; no randomisable layer; ``x`` holding no image; and what
+            :func:`freqkit.attribute` raises (a model output holding NaN or inf, ...).
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module (its layers are re-initialised), got {type(model).__name__}")
@@ -627,7 +693,9 @@ def model_randomisation_check(model: nn.Module, x: torch.Tensor, target, method:
             raise ValueError(f"layers {bad} are not randomisable layers of model; choose from {available}")
     if not layers:
         raise ValueError("model has no layer with parameters and reset_parameters() to randomise")
-    orig = attribute(model, x, target, method=method, basis=basis, **attr_kw)
+    check_images(x, "x", nonempty=True)
+    with eval_mode(model):
+        orig = attribute(model, x, target, method=method, basis=basis, **attr_kw)
     t = orig.target
     steps = [[l] for l in layers] if mode != "all" else [list(layers)]
     names = list(layers) if mode != "all" else ["all"]

@@ -23,7 +23,9 @@ import torch.nn as nn
 
 from ._runtime import eval_mode
 from ._runtime import progress as progress_bar
-from ._validate import check_choice, check_images, check_label_range, check_labels, check_positive_int, check_tensor
+from ._validate import (
+    check_choice, check_images, check_label_range, check_labels, check_model_output, check_positive_int, check_tensor,
+)
 from .models import predict_logits
 from .transforms import equal_count_band_masks, frequency_radius, idht2
 
@@ -95,12 +97,13 @@ def fourier_heatmap(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: flo
     (``metric="logit_change"``: ``logit_y(x) - logit_y(x + perturbation)``).  A frequency
     and its mirror share one basis image, so each conjugate pair is evaluated once and the
     map is symmetric under ``f -> -f``.  The signs are drawn up front from ``seed``, so the
-    map does not depend on ``batch_size``.  The model runs in eval mode (restored after),
-    without gradients.
+    map does not depend on ``batch_size``.  The model runs in eval mode (every submodule's
+    mode restored after), without gradients.
 
     Args:
-        model: classifier on ``[0, 1]`` images, returning logits ``(n, K)``.
-        x: images in ``[0, 1]``.
+        model: classifier on ``[0, 1]`` images, returning logits ``(n, K)``: an
+            ``nn.Module`` or any callable.
+        x: images in ``[0, 1]``, at least one.
         y: labels in ``[0, K)``.
         eps: L2 norm of the perturbation per channel on ``[0, 1]`` images, a finite number
             ``>= 0``; ``4.0`` (default) is the CIFAR-10 convention of Yin et al. 2019 (a
@@ -125,9 +128,12 @@ def fourier_heatmap(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: flo
 
     Raises:
         TypeError: ``x`` not a floating-point tensor, ``y`` not an integer tensor.
-        ValueError: ``x`` not 4-D, not finite or outside ``[0, 1]``; ``metric`` empty or
-            not ``"error"``/``"logit_change"``; ``y`` not ``(N,)`` or outside ``[0, K)``;
-            ``eps`` not a finite number ``>= 0``; ``batch_size`` not an integer ``>= 1``.
+        ValueError: ``x`` not 4-D, not finite, outside ``[0, 1]`` or holding no image
+            ("x holds no images (N = 0)"); ``metric`` empty or not
+            ``"error"``/``"logit_change"``; ``y`` not ``(N,)`` or outside ``[0, K)``;
+            ``eps`` not a finite number ``>= 0``; ``batch_size`` not an integer ``>= 1``;
+            the model returning anything but finite ``(n, K)`` logits (NaN or inf: a
+            corrupt or diverged checkpoint; the message names the model).
 
     Cost: :func:`n_fourier_directions` ``(H, W)`` directions (about half the grid, thanks to
     the symmetry) times ``N`` images, in about ``ceil(N * n_directions / batch_size)``
@@ -164,7 +170,7 @@ def fourier_heatmap(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: flo
     dirs_per_batch = max(1, batch_size // n)
     imgs_per_batch = min(n, batch_size)
     with eval_mode(model), torch.no_grad():
-        clean = model(x) if "logit_change" in metrics else None
+        clean = check_model_output(model(x), model) if "logit_change" in metrics else None
         if clean is not None:
             check_label_range(y, clean.shape[1])
             clean_y = clean.gather(1, y[:, None]).squeeze(1)
@@ -176,7 +182,7 @@ def fourier_heatmap(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: flo
             s = signs[d0:d1, i0:i1]                                                  # (D, n, C)
             xp = x[i0:i1].unsqueeze(0) + eps * s[..., None, None] * basis[:, None, None]
             xp = xp.clamp(0.0, 1.0).reshape(-1, c, h, w)
-            logits = model(xp)
+            logits = check_model_output(model(xp), model)
             yy = y[i0:i1].repeat(d1 - d0)
             if not checked:
                 check_label_range(yy, logits.shape[1])
@@ -330,16 +336,18 @@ def heatmap_report(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: floa
 
     Raises:
         TypeError: ``x`` not a floating-point tensor, ``y`` not an integer tensor.
-        ValueError: ``metrics`` empty, and what :func:`fourier_heatmap` and
-            :func:`heatmap_radial_profile` reject.
+        ValueError: ``x`` holding no image; ``metrics`` empty; and what
+            :func:`fourier_heatmap` and :func:`heatmap_radial_profile` reject (a model
+            output holding NaN or inf, ...).
     """
-    check_images(x, "x")
+    check_images(x, "x", nonempty=True)
     y = check_labels(y, x.shape[0], x.device)
     h, w = x.shape[-2:]
     metrics = (metrics,) if isinstance(metrics, str) else tuple(metrics)
     if not metrics:
         raise ValueError("metrics must name at least one metric, e.g. ('error',)")
-    clean_error = float((predict_logits(model, x).argmax(1).cpu() != y.cpu()).float().mean())
+    clean = check_model_output(predict_logits(model, x), model)
+    clean_error = float((clean.argmax(1).cpu() != y.cpu()).float().mean())
     t0 = time.perf_counter()
     maps = fourier_heatmap(model, x, y, eps=eps, batch_size=batch_size, seed=seed,
                            metric=metrics if len(metrics) > 1 else metrics[0], progress=False)

@@ -15,9 +15,11 @@ The verdict words are :data:`VERDICTS`: ``"supported"``, ``"rejected"``, ``"inco
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import numbers
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -584,24 +586,33 @@ def collect_verdicts(results_dir, chapters: Sequence[str] | None = None) -> dict
         chapters: chapter stems to read; default every chapter named in :data:`HYPOTHESES`.
 
     Returns:
-        ``{"rows": [...], "chapters": {stem: status}}``.  Each row: ``id``, ``kind``,
-        ``hypothesis``, ``verdict`` (supported / rejected / inconclusive, or ``"not run"`` /
+        ``{"rows": [...], "chapters": {stem: status}, "inputs": {stem: sha256}}``.  Each row:
+        ``id``, ``kind``, ``hypothesis``, ``verdict`` (supported / rejected / inconclusive, or ``"not run"`` /
         ``"no verdict stored"``), ``rule``, ``evidence`` (the stored dict), ``chapter``,
         ``where`` (the path of the verdict inside the results) and ``profile`` (from the
         chapter's stored setting).  Rows follow the order of :data:`HYPOTHESES`, then the
         chapters.  A chapter's status is ``"ok"``, ``"not run"`` (no results file),
         ``"unreadable: ..."`` (corrupt JSON) or ``"no verdicts"``.  Every hypothesis whose
-        chapter produced no row for it gets one row saying so.
+        chapter produced no row for it gets one row saying so.  ``inputs`` holds, per chapter
+        read (in the order of ``chapters``), the SHA-256 (hex) of the bytes of its results
+        file ``results_dir/<stem>.json``, or None when there is none: a summary stores it
+        with its own results, so that a later check can tell that a chapter was re-run since
+        (the book runner refuses to build such a stale summary).
     """
     if chapters is None:
         chapters = list(dict.fromkeys(h.chapter for h in HYPOTHESES.values()))
     chapters = list(chapters)
-    rows, status = [], {}
+    rows, status, inputs = [], {}, {}
     for stem in chapters:
+        try:
+            inputs[stem] = hashlib.sha256((Path(results_dir) / f"{stem}.json").read_bytes()).hexdigest()
+        except OSError:
+            inputs[stem] = None  # no file (or none readable): load_results says which below
         try:
             stored = load_results(results_dir, stem)
         except FileNotFoundError:
             status[stem] = "not run"
+            inputs[stem] = None
             continue
         except ValueError as e:
             status[stem] = f"unreadable: {e}"
@@ -625,7 +636,7 @@ def collect_verdicts(results_dir, chapters: Sequence[str] | None = None) -> dict
                      "evidence": {}, "chapter": h.chapter, "where": "", "profile": None})
     order = list(HYPOTHESES)
     rows.sort(key=lambda r: (order.index(r["id"]), chapters.index(r["chapter"]), r["where"]))
-    return {"rows": rows, "chapters": status}
+    return {"rows": rows, "chapters": status, "inputs": inputs}
 
 
 def summarise(rows: Sequence[Mapping]) -> dict:

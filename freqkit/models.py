@@ -17,11 +17,16 @@ logits ``(N, n_classes)``.
   (:mod:`freqkit.planted`).
 * :func:`load_imagenet_classifier`: torchvision ImageNet weights from a local file (or a
   download), behind :class:`Normalize`; never random weights (:class:`WeightsUnavailable`).
+  Every weights file is read with ``torch.load(weights_only=True)`` (a planted pickle runs
+  no code), and a file in torchvision's cache is checked against the SHA-256 prefix in its
+  name first.
 * :func:`predict_logits`, :func:`evaluate`, :func:`resolve_device`: running any of them.
 """
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 from collections import OrderedDict
 from pathlib import Path
 from typing import Sequence
@@ -30,7 +35,8 @@ import torch
 from torch import nn
 
 from ._runtime import eval_mode, model_device, offline
-from ._validate import check_choice, check_images, check_positive_int, check_tensor
+from ._validate import (check_choice, check_images, check_label_range, check_labels, check_model_output,
+                        check_positive_int, check_tensor)
 
 __all__ = [
     "Normalize", "SmallCNN", "ResNetCIFAR", "PlantedCNN", "build_model", "with_normalization",
@@ -368,7 +374,9 @@ def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 500) -> 
     """Logits of ``model`` on ``x``, in batches, without gradients.
 
     Each batch is moved to the model's device (:func:`freqkit._runtime.model_device`); the
-    model runs in eval mode and its previous mode is restored afterwards.
+    model runs in eval mode and its previous mode is restored afterwards.  What the model
+    returns is checked: finite scores ``(B, n_classes)`` (``argmax`` of a NaN logit is 0, so
+    NaN would otherwise pass for a prediction).
 
     Args:
         model: a classifier taking ``(B, C, H, W)`` images (``[0, 1]`` pixels for freqkit's
@@ -385,8 +393,9 @@ def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 500) -> 
 
     Raises:
         TypeError: ``x`` not a tensor or not floating-point.
-        ValueError: ``x`` not 4-D, not finite, or empty; ``batch_size`` not an integer
-            ``>= 1``.
+        ValueError: ``x`` not 4-D, not finite, or empty (N = 0; checked before the model
+            runs); ``batch_size`` not an integer ``>= 1``; the model returns something other
+            than 2-D scores, or NaN/inf (the message names the model's class).
 
     Example:
         >>> import torch, freqkit as fk
@@ -395,15 +404,14 @@ def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 500) -> 
         >>> logits.shape, logits.dtype, model.training  # train mode restored
         (torch.Size([3, 10]), torch.float32, True)
     """
-    check_images(x, "x")
+    check_images(x, "x", nonempty=True)
     check_positive_int(batch_size, "batch_size")
     dev = model_device(model)
     out = []
     with eval_mode(model), torch.no_grad():
         for i in range(0, x.shape[0], batch_size):
-            out.append(model(x[i:i + batch_size].to(dev)).float().to(x.device))
-    if not out:
-        raise ValueError("x holds no images")
+            logits = check_model_output(model(x[i:i + batch_size].to(dev)), model)
+            out.append(logits.float().to(x.device))
     return torch.cat(out)
 
 
@@ -414,9 +422,11 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     gradients) is at the label.
 
     Args:
-        model: a classifier taking ``(B, C, H, W)`` images.
-        x: images, a finite floating-point tensor with at least one image.
-        y: one class index per image (a tensor; compared with ``==``).
+        model: a classifier taking ``(B, C, H, W)`` images with pixels in ``[0, 1]``.
+        x: images, a finite floating-point tensor with at least one image, every pixel in
+            ``[0, 1]`` (not 0..255: the model normalises inside).
+        y: one integer class index per image, each in ``[0, n_classes)`` (``n_classes``: the
+            number of logits the model returns).
         batch_size: images per forward pass, an integer ``>= 1``.
         device: move the model there first, in place (``"auto"``, ``"cpu"``, ``"cuda"``...,
             see :func:`resolve_device`); ``None`` leaves it where it is.
@@ -429,18 +439,24 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
         - y: ``(N,)``
 
     Raises:
-        TypeError: ``x`` or ``y`` not a tensor, or ``x`` not floating-point.
-        ValueError: ``x`` not 4-D, not finite or empty; ``y`` not 1-D or of another length;
-            ``batch_size`` not an integer ``>= 1``; an invalid ``device``.
+        TypeError: ``x`` or ``y`` not a tensor, ``x`` not floating-point, or ``y`` not of an
+            integer dtype.
+        ValueError: ``x`` not 4-D, not finite, empty (N = 0) or with a pixel outside
+            ``[0, 1]``; ``y`` not 1-D, of another length, or with a label outside
+            ``[0, n_classes)``; ``batch_size`` not an integer ``>= 1``; an invalid
+            ``device``; the model returns non-finite scores (see :func:`predict_logits`).
     """
-    check_images(x, "x")
+    check_images(x, "x", unit_range=True)  # also refuses an empty batch
     check_tensor(y, "y", ndim=1, floating=False)
     if y.shape[0] != x.shape[0]:
         raise ValueError(f"y must have one label per image ({x.shape[0]}), got {y.shape[0]}")
+    y = check_labels(y, x.shape[0], "cpu", "y")
+    check_positive_int(batch_size, "batch_size")
     if device is not None:
         model.to(resolve_device(device))
-    pred = predict_logits(model, x, batch_size).argmax(1)
-    return float((pred.cpu() == y.cpu()).float().mean())
+    logits = predict_logits(model, x, batch_size)
+    check_label_range(y, logits.shape[1], "y")
+    return float((logits.argmax(1).cpu() == y).float().mean())
 
 
 # ----------------------------------------------------------------------------- pretrained ImageNet classifiers
@@ -471,6 +487,33 @@ def _strip_state_dict(sd: dict) -> dict:
     return out
 
 
+_HUB_HASH = re.compile(r"-([a-f0-9]+)\.")  # torch.hub's rule: "resnet18-f37072fd.pth" -> "f37072fd"
+
+
+def _hub_hash_prefix(filename: str) -> str | None:
+    """The leading hex digits of the file's SHA-256 that torchvision puts in its name, or None."""
+    m = _HUB_HASH.search(filename)
+    return m.group(1) if m else None
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _read_weights(path: Path, arch: str, fix: str) -> dict:
+    """``torch.load(path, weights_only=True)``: tensors and plain containers only, never code."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # UnpicklingError (a global outside the allow-list), bad zip, truncation...
+        raise ValueError(f"could not read weights file {path} ({type(e).__name__}: {e}); it should hold a "
+                         f"torchvision {arch} state_dict (loaded with weights_only=True, so any code in it was "
+                         f"refused, not run). {fix}".rstrip()) from e
+
+
 def load_imagenet_classifier(arch: str = "resnet18", weights_path=None, download: bool | None = None):
     """A pretrained torchvision ImageNet classifier that takes ``[0, 1]`` images.
 
@@ -480,7 +523,13 @@ def load_imagenet_classifier(arch: str = "resnet18", weights_path=None, download
     ``resnet18-f37072fd.pth`` that torchvision downloads; ``module.``/``net.`` prefixes and
     ``state_dict``/``model_state_dict``/``model`` wrappers are stripped); torchvision's
     download cache (``torch.hub.get_dir()/checkpoints``) for its default weights; a download
-    of those (when ``download`` allows it).  Never random weights.
+    of those into that cache (when ``download`` allows it; :func:`torch.hub.download_url_to_file`
+    checks the hash while downloading).
+
+    Never random weights, and never code from a file: every file is read with
+    ``torch.load(weights_only=True)``, and a cached or downloaded file must first match the
+    SHA-256 prefix in its name (torchvision's ``<arch>-<first hex digits of the SHA-256>.pth``;
+    a name without one is only loaded ``weights_only``).
 
     Args:
         arch: a torchvision classification model name (``"resnet18"``, ``"resnet50"``,
@@ -501,12 +550,14 @@ def load_imagenet_classifier(arch: str = "resnet18", weights_path=None, download
         - output: ``(N, 1000)`` logits
 
     Raises:
-        WeightsUnavailable: no ``weights_path`` and the weights neither cached nor
-            downloadable (also when loading the cached or downloaded file fails for another
-            reason).
+        WeightsUnavailable: no ``weights_path``, the weights are not in torchvision's cache,
+            and downloading is off (the message says so, and how to provide the file) or
+            fails (the message says "could not download" and why).
         FileNotFoundError: ``weights_path`` does not exist.
-        ValueError: an unknown ``arch``, or a weights file that cannot be read or does not
-            fit it.
+        ValueError: an unknown ``arch``; a weights file (``weights_path``, or the cached
+            file) that cannot be read with ``weights_only=True`` or does not fit the model;
+            a cached file whose SHA-256 does not match its name (damaged, or planted): the
+            message names the file and says to delete it.
     """
     import torchvision
     from torchvision import models as tvm
@@ -522,35 +573,41 @@ def load_imagenet_classifier(arch: str = "resnet18", weights_path=None, download
         path = Path(weights_path).expanduser()
         if not path.is_file():
             raise FileNotFoundError(f"weights_path {path} does not exist")
-        try:
-            sd = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:
-            raise ValueError(f"could not read weights file {path} ({type(e).__name__}: {e}); "
-                             f"it should hold a torchvision {arch} state_dict") from e
-        try:
-            net.load_state_dict(_strip_state_dict(sd))
-        except (RuntimeError, AttributeError, TypeError) as e:
-            raise ValueError(f"weights file {path} does not fit torchvision's {arch}: {e}") from e
-        source = str(path)
+        fix = ""
     else:
-        cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(default.url)
+        filename = os.path.basename(default.url)
+        path = Path(torch.hub.get_dir()) / "checkpoints" / filename
+        prefix = _hub_hash_prefix(filename)
+        fix = f"Delete {path} and load again to download it afresh, or pass weights_path= a trusted copy."
         if download is None:
             download = not offline()
-        if not cached.is_file() and not download:
-            raise WeightsUnavailable(
-                f"no pretrained weights for {arch}: offline (download={download}, FREQKIT_OFFLINE="
-                f"{os.environ.get('FREQKIT_OFFLINE', '')!r}) and not in torchvision's cache {cached}. "
-                f"Pass weights_path= a local state_dict file (e.g. {os.path.basename(default.url)} from "
-                f"{default.url}) or copy it into {cached.parent}.")
-        try:
-            net.load_state_dict(default.get_state_dict(progress=False, check_hash=False))
-        except Exception as e:
-            raise WeightsUnavailable(
-                f"no pretrained weights for {arch}: could not download {default.url} ({type(e).__name__}: {e}). "
-                f"Pass weights_path= a local state_dict file, or copy the file into {cached.parent}.") from e
-        source = str(cached)
+        if not path.is_file():
+            if not download:
+                raise WeightsUnavailable(
+                    f"no pretrained weights for {arch}: downloading is off (download=False or FREQKIT_OFFLINE="
+                    f"{os.environ.get('FREQKIT_OFFLINE', '')!r}) and {path} is not in torchvision's cache. "
+                    f"Pass weights_path= a local state_dict file (e.g. {filename} from {default.url}) or copy "
+                    f"it into {path.parent}.")
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                torch.hub.download_url_to_file(default.url, str(path), hash_prefix=prefix, progress=False)
+            except Exception as e:  # no network, proxy, disk, a hash mismatch while downloading
+                raise WeightsUnavailable(
+                    f"no pretrained weights for {arch}: could not download {default.url} ({type(e).__name__}: "
+                    f"{e}). Pass weights_path= a local state_dict file, or copy the file into {path.parent}.") from e
+        if prefix is not None:
+            digest = _sha256(path)
+            if not digest.startswith(prefix):
+                raise ValueError(
+                    f"weights file {path} is damaged or not torchvision's: its SHA-256 begins {digest[:len(prefix)]}, "
+                    f"but its name says {prefix}. It was not loaded. {fix}")
+    sd = _read_weights(path, arch, fix)
+    try:
+        net.load_state_dict(_strip_state_dict(sd))
+    except (RuntimeError, AttributeError, TypeError) as e:
+        raise ValueError(f"weights file {path} does not fit torchvision's {arch}: {e}. {fix}".rstrip()) from e
     model = with_normalization(net, IMAGENET_MEAN, IMAGENET_STD).eval()
     model.arch = arch
     model.categories = list(default.meta.get("categories", []))
-    model.weights_source = source
+    model.weights_source = str(path)
     return model

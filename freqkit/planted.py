@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._validate import check_choice, check_mask, check_positive_int
+from ._validate import check_choice, check_mask, check_model_output, check_positive_int
 from .attribution import band_shares, scores_of
 from .models import PlantedCNN
 from .stats import bootstrap_ci
@@ -238,7 +238,9 @@ def train_planted_model(band: int | None = 5, n_train: int = 4000, n_test: int =
 
     Raises:
         ValueError: ``band`` and ``bands`` both None; ``n_train`` or ``n_test`` not an
-            integer >= 1; and what :func:`planted_frequency_dataset` and the training raise.
+            integer >= 1; the trained model returning NaN or inf on the test images (a
+            divergence; the message names the model); and what
+            :func:`planted_frequency_dataset` and the training raise.
         TypeError: ``dataset_kw`` sets ``n``, ``n_classes``, ``bands`` or ``seed``.
     """
     if bands is None:
@@ -263,7 +265,7 @@ def train_planted_model(band: int | None = 5, n_train: int = 4000, n_test: int =
                            seed=seed, device=device, progress=progress)
     model = model.cpu().eval()
     with torch.no_grad():
-        acc = float((model(xt).argmax(1) == yt).float().mean())
+        acc = float((check_model_output(model(xt), model).argmax(1) == yt).float().mean())
     truth = info["planted_masks"].any(0)
     first = next(b for b in bands if b is not None)
     info = {**info, "train": rec}

@@ -19,7 +19,7 @@ from torch import nn
 
 from ._runtime import eval_mode
 from ._runtime import progress as progress_bar
-from ._validate import check_choice, check_images, check_positive_int, check_tensor
+from ._validate import check_choice, check_images, check_model_output, check_positive_int, check_tensor
 from .attribution import attribute, band_shares
 from .human import band_sensitivity, human_alignment
 from .models import predict_logits
@@ -39,13 +39,13 @@ def filtered_accuracy(model, x: torch.Tensor, y: torch.Tensor, cutoffs: Sequence
     :func:`freqkit.low_pass` (``mode="low"``: keep normalised radius ``<= cutoff``) or
     :func:`freqkit.high_pass` (``"high"``: keep radius ``> cutoff``) and classified; a model
     that still classifies high-pass images uses information a person barely sees.  Accuracy
-    comes with a 95% Wilson interval (:func:`freqkit.wilson_interval`).  The model is
-    switched to eval mode with ``model.eval()`` and *left* in eval mode.
+    comes with a 95% Wilson interval (:func:`freqkit.wilson_interval`).  The model runs in
+    eval mode; every submodule's mode is restored afterwards.
 
     Args:
         model: classifier taking ``(N, C, H, W)`` images in ``[0, 1]`` (normalisation
-            inside), returning logits ``(N, n_classes)``.
-        x: images ``(N, C, H, W)`` in ``[0, 1]``.
+            inside), returning logits ``(N, n_classes)``: an ``nn.Module`` or any callable.
+        x: images ``(N, C, H, W)`` in ``[0, 1]``, at least one.
         y: ``(N,)`` integer labels, on ``x``'s device.
         cutoffs: normalised radii (units of Nyquist, ``>= 0``; up to ``sqrt(2)`` for
             ``kind="radial"``); at least one.
@@ -66,10 +66,11 @@ def filtered_accuracy(model, x: torch.Tensor, y: torch.Tensor, cutoffs: Sequence
         - x: ``(N, C, H, W)``; y: ``(N,)``.
 
     Raises:
-        ValueError: ``x`` not 4-D, not finite or outside ``[0, 1]``; ``y`` not 1-D or of
-            another length than ``x``; an unknown ``mode``, ``basis`` or ``kind``;
-            ``batch_size`` not an integer >= 1; no ``cutoffs``; a cut-off that is negative
-            or not finite; no images.
+        ValueError: ``x`` not 4-D, not finite, outside ``[0, 1]`` or holding no image; ``y``
+            not 1-D or of another length than ``x``; an unknown ``mode``, ``basis`` or
+            ``kind``; ``batch_size`` not an integer >= 1; no ``cutoffs``; a cut-off that is
+            negative or not finite; a model output that is not 2-D or holds NaN or inf (the
+            message names the model).
         TypeError: ``x`` not a floating-point tensor; ``y`` not an integer tensor.
     """
     check_images(x, "x", unit_range=True)
@@ -80,7 +81,6 @@ def filtered_accuracy(model, x: torch.Tensor, y: torch.Tensor, cutoffs: Sequence
     check_positive_int(batch_size, "batch_size")
     if len(cutoffs) == 0:
         raise ValueError("cutoffs must hold at least one radius")
-    model.eval()
     filt = low_pass if mode == "low" else high_pass
     c = dct2(x.double())
     c[..., 0, 0] = 0  # non-DC energy: the mean alone carries no class information a person sees
@@ -92,7 +92,8 @@ def filtered_accuracy(model, x: torch.Tensor, y: torch.Tensor, cutoffs: Sequence
             xf = filt(x[i:i + batch_size], float(cut), basis=basis, kind=kind)
             parts.append(xf.clamp(0, 1) if clip else xf)
         xf = torch.cat(parts)
-        pred = predict_logits(model, xf, batch_size).argmax(1)
+        with eval_mode(model):
+            pred = check_model_output(predict_logits(model, xf, batch_size), model).argmax(1)
         k = int((pred == y).sum())
         acc.append(k / len(y))
         a, b = wilson_interval(k, len(y))
@@ -185,10 +186,10 @@ def alignment_profile(model: nn.Module, x: torch.Tensor, y: torch.Tensor, n_band
         - x: ``(N, C, H, W)``; y: ``(N,)``.
 
     Raises:
-        ValueError: ``x`` not 4-D, not finite or outside ``[0, 1]``; ``y`` not 1-D or of
-            another length; ``n_bands`` < 2, ``n_boot`` or ``batch_size`` not an integer
-            >= 1; an image whose attribution is all zero (no alignment score); and what
-            :func:`freqkit.attribute` raises.
+        ValueError: ``x`` not 4-D, not finite, outside ``[0, 1]`` or holding no image; ``y``
+            not 1-D or of another length; ``n_bands`` < 2, ``n_boot`` or ``batch_size`` not
+            an integer >= 1; an image whose attribution is all zero (no alignment score);
+            and what :func:`freqkit.attribute` raises (a model output holding NaN or inf).
         TypeError: ``x`` not a floating-point tensor; ``y`` not an integer tensor.
     """
     check_images(x, "x", unit_range=True)

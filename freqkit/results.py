@@ -22,9 +22,8 @@ def save_results(results_dir, chapter: str, results: dict, setting: dict) -> Pat
     a final newline), so a reader sees the old file or the complete new one; an existing
     file of the chapter is replaced.  ``results`` and ``setting`` pass through
     :func:`freqkit._io.jsonable`: tensors and arrays become lists, dict keys strings, and
-    non-finite Python floats the strings ``"inf"``/``"-inf"``/``"nan"``.  Non-finite values
-    inside tensors or arrays (and non-finite numpy scalars) stay floats and are written as
-    ``Infinity``/``NaN``, which :func:`load_results` reads back as floats.
+    every non-finite float (plain, numpy, or inside a tensor or array) the string ``"inf"``,
+    ``"-inf"`` or ``"nan"``, so the file is strict JSON (``float(v)`` reads them back).
 
     Args:
         results_dir: folder (created if missing).

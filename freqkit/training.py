@@ -57,6 +57,20 @@ in, ``TRAINING_CODE_VERSION``); the file is ``{cache_dir}/{dataset}-{key}.pt``. 
 directory is the ``cache_dir`` argument, else ``$FREQKIT_CACHE``, else
 ``~/.cache/freqkit/checkpoints``.  Device, progress bar and thread count are not part of the
 key: a model trained on a GPU is reused on a CPU.
+
+Nothing damaged loads silently.  Every checkpoint stores a SHA-256 of its weights (names,
+dtypes, shapes and bytes of the state_dict's tensors) and the test accuracy measured at
+training.  Loading recomputes the checksum, and :func:`train_or_load` compares the accuracy
+it measures now with the stored one whenever the test split found now has the same size
+(within 1 percentage point); a mismatch raises :class:`CorruptCheckpoint` naming the file.
+A checkpoint without a checksum (written before version 2 of the training code) is
+refused the same way; :func:`train_or_load` never meets one, because the version is part of
+the key: such files are stale and the configuration is trained afresh.
+
+A read-only or full cache folder costs no work: the folder is probed before training; if
+it cannot be written, training goes ahead with a warning that the model will not be
+cached, and a write that fails after training (e.g. no space left) warns with the path and
+still returns the trained model (``info["saved"]`` is then False).
 """
 from __future__ import annotations
 
@@ -65,13 +79,14 @@ import json
 import math
 import os
 import time
+import warnings
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._io import atomic_save_torch
+from ._io import atomic_save_torch, probe_writable
 from ._runtime import progress as progress_bar
 from ._validate import check_choice, check_images, check_positive_int, check_tensor
 from .data import DATASETS, load_dataset
@@ -85,8 +100,14 @@ __all__ = [
 
 # Bump whenever a change to this module (or the models) changes what a configuration trains:
 # every cached checkpoint then becomes stale and is retrained, never silently reused.
+# Version 2: checkpoints carry a checksum of their weights (version-1 files have none).
 #: Version of the training code; part of every checkpoint key (:func:`checkpoint_key`).
-TRAINING_CODE_VERSION = "1"
+TRAINING_CODE_VERSION = "2"
+
+# How far the test accuracy of a loaded checkpoint may lie from the one stored with it
+# (same test-split size) before the file counts as damaged: 1 percentage point.
+_ACCURACY_TOLERANCE = 0.01
+_CHECKSUM_ALGORITHM = "sha256-state_dict"
 
 #: The preset names of :data:`PRESETS`: "smoke" (seconds), "cpu" (minutes on a CPU), "gpu".
 PROFILES = ("smoke", "cpu", "gpu")
@@ -134,11 +155,32 @@ OBJECTIVE_KEYS = ("objective", "objective_params")
 
 
 class CorruptCheckpoint(RuntimeError):
-    """A checkpoint file exists but cannot be read or does not match its configuration.
+    """A checkpoint file exists but cannot be read, is damaged, or does not match its configuration.
 
     Raised by :func:`load_checkpoint` (and so by :func:`train_or_load`) with a message that
-    names the file and says to delete it to retrain.  A subclass of RuntimeError.
+    names the file and says to delete it to retrain: an unreadable file, weights that do not
+    match their stored checksum (or no checksum at all), a configuration or data set other
+    than the one asked for, and (from :func:`train_or_load`) a test accuracy that no longer
+    matches the one measured at training.  A subclass of RuntimeError.
     """
+
+
+def _corrupt(path: Path, why: str) -> CorruptCheckpoint:
+    return CorruptCheckpoint(f"checkpoint {path} is corrupt or incompatible: {why}. "
+                             f"Delete {path} and rerun to retrain it.")
+
+
+def _state_dict_checksum(sd: dict) -> str:
+    """SHA-256 (hex) over the names, dtypes, shapes and bytes of a state_dict's tensors, by sorted name."""
+    h = hashlib.sha256()
+    for k in sorted(sd):
+        t = sd[k]
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"state_dict entry {k!r} is a {type(t).__name__}, not a tensor")
+        t = t.detach().cpu().contiguous().reshape(-1)
+        h.update(f"{k}\0{t.dtype}\0{tuple(sd[k].shape)}\0".encode())
+        h.update(t.view(torch.uint8).numpy())
+    return h.hexdigest()
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -295,11 +337,14 @@ def _make_model(dataset: str, cfg: dict) -> nn.Module:
 def load_checkpoint(path, dataset: str | None = None, config: dict | None = None) -> tuple[nn.Module, dict]:
     """Read a checkpoint written by :func:`train_or_load`.
 
-    Loads the file with ``torch.load(weights_only=True)``, checks its format and fields, and,
-    where given, that it was trained on ``dataset`` with ``config`` (compared after
-    :func:`full_config` fills in defaults); then builds the model and loads its weights.
-    The stored training-code version is not compared with :data:`TRAINING_CODE_VERSION`
-    (:func:`train_or_load` never reads a stale file: the version is part of the key).
+    Loads the file with ``torch.load(weights_only=True)`` (tensors and plain containers only:
+    a planted pickle runs no code), checks its format and fields, and, where given, that it
+    was trained on ``dataset`` with ``config`` (compared after :func:`full_config` fills in
+    defaults); then recomputes the SHA-256 of its weights and compares it with the stored
+    checksum, builds the model and loads the weights.  The stored training-code version is
+    not compared with :data:`TRAINING_CODE_VERSION` (:func:`train_or_load` never reads a
+    stale file: the version is part of the key).  The accuracy stored with the checkpoint is
+    compared by :func:`train_or_load`, which measures it.
 
     Args:
         path: the checkpoint file.
@@ -309,19 +354,20 @@ def load_checkpoint(path, dataset: str | None = None, config: dict | None = None
     Returns:
         ``(model, payload)``: the model on the CPU in eval mode, and the stored dict
         (``format``, ``version``, ``dataset``, ``config``, ``key``, ``state_dict``,
-        ``metrics``).
+        ``metrics``, ``checksum``).
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
         CorruptCheckpoint: the file cannot be read, is no freqkit checkpoint, lacks a
-            field, does not match ``dataset``/``config``, or its weights do not fit the model
-            (the message names the file and says to delete it).
+            field, does not match ``dataset``/``config``, has no checksum (written by freqkit
+            before checkpoints carried one), its weights do not match their checksum
+            (damaged), or they do not fit the model (the message names the file and says to
+            delete it).
     """
     path = Path(path)
-    fix = f"Delete {path} and rerun to retrain it."
 
     def bad(why: str, cause: Exception | None = None):
-        err = CorruptCheckpoint(f"checkpoint {path} is corrupt or incompatible: {why}. {fix}")
+        err = _corrupt(path, why)
         if cause is not None:
             raise err from cause
         raise err
@@ -346,6 +392,20 @@ def load_checkpoint(path, dataset: str | None = None, config: dict | None = None
             same = False
         if not same:
             bad("its configuration differs from the one asked for")
+    stored = payload.get("checksum")
+    if not isinstance(stored, dict) or stored.get("algorithm") != _CHECKSUM_ALGORITHM \
+            or not isinstance(stored.get("value"), str):
+        bad(f"it has no checksum of its weights (written by training code version {payload['version']!r}, "
+            f"before checkpoints carried one), so damage could not be detected")
+    if not isinstance(payload["state_dict"], dict):
+        bad(f"its state_dict is a {type(payload['state_dict']).__name__}, not a dict")
+    try:
+        actual = _state_dict_checksum(payload["state_dict"])
+    except (TypeError, RuntimeError) as e:
+        bad(f"its weights cannot be checksummed ({e})", e)
+    if actual != stored["value"]:
+        bad(f"its weights do not match the checksum stored with them (SHA-256 {actual[:12]}..., stored "
+            f"{stored['value'][:12]}...): the file was damaged after it was written")
     try:
         model = _make_model(payload["dataset"], full_config(payload["dataset"], payload["config"]))
         model.load_state_dict(payload["state_dict"])
@@ -492,13 +552,20 @@ def train_or_load(dataset: str, config: dict | None = None, data_root=None, cach
                   progress: bool = True, loss_fn=None) -> tuple[nn.Module, dict]:
     """Return a trained model for ``dataset`` ("mnist" or "cifar10") and its record.
 
-    Loads ``{cache_dir}/{dataset}-{key}.pt`` when it exists (key: see :func:`checkpoint_key`);
-    otherwise trains with ``config`` (missing keys take ``DEFAULT_CONFIG[dataset]``, see
-    the module docstring; ``PRESETS[dataset][profile]`` are ready-made configs) on the
-    training split from ``data_root`` and writes the checkpoint atomically.  Training runs
-    inside a forked RNG seeded by ``config["seed"]``, so the caller's random state is left
-    alone.  The test (and validation, if ``val_size``) accuracy is computed on the data found
-    now, so a model trained elsewhere is scored on this machine's test split.
+    Loads ``{cache_dir}/{dataset}-{key}.pt`` when it exists (key: see :func:`checkpoint_key`),
+    verifying the checksum of its weights (:func:`load_checkpoint`) and, when the test split
+    found now has as many images as the one it was scored on at training, that its test
+    accuracy is still the stored one (within 1 percentage point).  Otherwise trains with
+    ``config`` (missing keys take ``DEFAULT_CONFIG[dataset]``, see the module docstring;
+    ``PRESETS[dataset][profile]`` are ready-made configs) on the training split from
+    ``data_root`` and writes the checkpoint atomically, with the checksum of its weights and
+    the accuracy measured.  The cache folder is probed before training: if it cannot be
+    written, the model is trained anyway and not cached (with a warning); if the write fails
+    after training (e.g. no space left), a warning names the path and the trained model is
+    still returned.  Training runs inside a forked RNG seeded by ``config["seed"]``, so the
+    caller's random state is left alone.  The test (and validation, if ``val_size``)
+    accuracy is computed on the data found now, so a model trained elsewhere is scored on
+    this machine's test split.
 
     Args:
         dataset: ``"mnist"`` or ``"cifar10"``.
@@ -519,8 +586,9 @@ def train_or_load(dataset: str, config: dict | None = None, data_root=None, cach
         without a validation split), ``train_seconds`` (of the original training run),
         ``n_train``, ``config`` (full), ``key``, ``checkpoint`` (path str), ``cached``
         (bool), ``device`` (str), ``amp`` (whether bf16 was used in training), ``history``
-        (per epoch: epoch, train_loss, train_accuracy, seconds since the start) and
-        ``trained_on`` (the device of the original training run).
+        (per epoch: epoch, train_loss, train_accuracy, seconds since the start),
+        ``trained_on`` (the device of the original training run) and ``saved`` (bool: the
+        checkpoint is on disk; False when the cache folder could not be written).
 
     Raises:
         TypeError: ``config`` not a dict, or ``loss_fn`` not callable.
@@ -528,10 +596,16 @@ def train_or_load(dataset: str, config: dict | None = None, data_root=None, cach
             ``device``; a ``loss_fn`` without ``config["objective"]`` or the reverse; a
             ``loss_fn`` result that is not a scalar loss attached to the graph (or
             ``(loss, logits)`` with logits ``(B, n_classes)``).
-        CorruptCheckpoint: the cached file exists but is unreadable or does not match
-            (delete it).
+        CorruptCheckpoint: the cached file exists but is unreadable, damaged (its weights
+            do not match their checksum, or its test accuracy moved by more than 1
+            percentage point on a test split of the same size), or does not match (the
+            message names the file: delete it).
         FileNotFoundError: the data are missing (see :func:`freqkit.data.load_dataset`).
         FloatingPointError: training diverged (a non-finite loss, checked every 50 steps).
+
+    Warns:
+        UserWarning: the cache folder is not writable (named; the model will not be cached),
+            or writing the checkpoint failed after training (the path and the error).
     """
     cfg = full_config(dataset, config)
     if loss_fn is not None and not callable(loss_fn):
@@ -547,11 +621,18 @@ def train_or_load(dataset: str, config: dict | None = None, data_root=None, cach
                          "standard training")
     dev = resolve_device(device)
     path = checkpoint_path(dataset, cfg, cache_dir)
+    saved = True
     if path.exists():
         model, payload = load_checkpoint(path, dataset, cfg)
         stats = payload["metrics"]
         cached = True
     else:
+        problem = probe_writable(path.parent)
+        if problem is not None:
+            saved = False
+            warnings.warn(f"checkpoint folder {path.parent} is not writable ({type(problem).__name__}: {problem}); "
+                          f"training anyway, but the model will not be cached (it is trained again next time). "
+                          f"Point cache_dir or FREQKIT_CACHE at a writable folder to keep it.", stacklevel=2)
         # Seed inside a forked RNG so that training leaves the caller's random state alone.
         with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
             torch.manual_seed(cfg["seed"])
@@ -567,17 +648,35 @@ def train_or_load(dataset: str, config: dict | None = None, data_root=None, cach
     if cfg["val_size"]:
         xv, yv = load_dataset(dataset, "val", root=data_root, val_size=cfg["val_size"])
         val_acc, n_val = evaluate(model, xv, yv), int(xv.shape[0])
-    if not cached:
+    if cached:
+        then, n_then = stats.get("test_accuracy_at_training"), stats.get("n_test_at_training")
+        if isinstance(then, (int, float)) and n_then == int(xt.shape[0]) \
+                and abs(test_acc - then) > _ACCURACY_TOLERANCE:
+            raise _corrupt(path, f"the model scores {test_acc:.2%} on the {n_then} test images found now, but "
+                                 f"{then:.2%} on {n_then} test images at training (more than "
+                                 f"{100 * _ACCURACY_TOLERANCE:g} percentage point apart): its weights or the "
+                                 f"model code changed since")
+    elif saved:
         stats = {**stats, "test_accuracy_at_training": test_acc, "n_test_at_training": int(xt.shape[0]),
                  "val_accuracy_at_training": val_acc, "device": str(dev), "torch": str(torch.__version__)}
         sd = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        atomic_save_torch({"format": "freqkit-checkpoint", "version": TRAINING_CODE_VERSION, "dataset": dataset,
-                           "config": cfg, "key": path.stem.split("-", 1)[1], "state_dict": sd, "metrics": stats},
-                          path)
+        try:
+            atomic_save_torch({"format": "freqkit-checkpoint", "version": TRAINING_CODE_VERSION, "dataset": dataset,
+                               "config": cfg, "key": path.stem.split("-", 1)[1], "state_dict": sd, "metrics": stats,
+                               "checksum": {"algorithm": _CHECKSUM_ALGORITHM, "value": _state_dict_checksum(sd)}},
+                              path)
+        except OSError as e:
+            saved = False
+            warnings.warn(f"the checkpoint {path} could not be written ({type(e).__name__}: {e}); the trained model "
+                          f"is returned for this run but not cached (it is trained again next time). Free space "
+                          f"there, or point cache_dir or FREQKIT_CACHE at a writable folder.", stacklevel=2)
+    else:
+        stats = {**stats, "device": str(dev)}
     info = {"test_accuracy": test_acc, "n_test": int(xt.shape[0]), "val_accuracy": val_acc, "n_val": n_val,
             "train_seconds": stats["train_seconds"], "n_train": stats["n_train"], "config": cfg,
             "key": path.stem.split("-", 1)[1], "checkpoint": str(path), "cached": cached, "device": str(dev),
-            "amp": stats["amp"], "history": stats["history"], "trained_on": stats.get("device")}
+            "amp": stats["amp"], "history": stats["history"], "trained_on": stats.get("device"),
+            "saved": saved}
     return model, info
 
 

@@ -135,6 +135,25 @@ def test_one_basis_vocabulary_one_bootstrap_one_atomic_writer():
     assert fk.BASES == ("dct", "dft")
 
 
+def test_nothing_loads_code_from_a_file():
+    """Every torch.load reads weights only; no plain pickle.load; no hub loader that unpickles."""
+    for p in LIBRARY + BOOK:
+        tree = _tree(p)
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call):
+                continue
+            f = node.func
+            name = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
+            owner = getattr(f.value, "id", "") if isinstance(f, ast.Attribute) else ""
+            where = f"{p.name}:{node.lineno}"
+            if name == "load" and owner == "torch":
+                kw = {k.arg: k.value for k in node.keywords}
+                assert "weights_only" in kw and getattr(kw["weights_only"], "value", None) is True, \
+                    f"{where}: torch.load without weights_only=True"
+            assert not (name in ("load", "loads") and owner == "pickle"), f"{where}: pickle.{name} runs code"
+            assert name not in ("load_state_dict_from_url", "get_state_dict"), f"{where}: {name} unpickles"
+
+
 def _public_callables():
     for p in LIBRARY + BOOK:
         if p.name in ("__main__.py",) or p.stem.startswith("_"):

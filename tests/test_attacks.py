@@ -568,3 +568,178 @@ def test_dft_band_helper_agrees_with_transforms_check():
     asym[0, 1] = ~asym[0, 1]
     with pytest.raises(ValueError, match="band"):
         A.band_projector(asym, "dft")
+
+
+# ----------------------------------------------------------------- issue 11: a broken model, mode, empty input
+
+class _NaNModel(nn.Module):
+    """A classifier whose logits are all NaN, like one loaded from a diverged checkpoint."""
+
+    def __init__(self, c=3, h=H, k=3):
+        super().__init__()
+        self.lin = nn.Linear(c * h * h, k)
+
+    def forward(self, x):
+        return self.lin(x.flatten(1)) * float("nan")
+
+
+class _Counting(nn.Module):
+    """Counts its forward passes (to show that a bad argument is refused before any attack runs)."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner, self.calls = inner, 0
+
+    def forward(self, x):
+        self.calls += 1
+        return self.inner(x)
+
+
+def _nan_calls():
+    x = torch.rand(4, 3, H, H, generator=torch.Generator().manual_seed(0))
+    y = torch.tensor([0, 1, 2, 0])
+    low = band_masks(H, H, 2)[0]
+    m = _NaNModel()
+    return {
+        "pgd-linf": lambda: A.pgd(m, x, y, 8 / 255, norm="linf", steps=3, seed=0),
+        "pgd-l2": lambda: A.pgd(m, x, y, 0.5, norm="l2", steps=3, seed=0, return_info=True),
+        "pgd-linf-band": lambda: A.pgd(m, x, y, 8 / 255, norm="linf", steps=3, band=low, seed=0),
+        "pgd-l2-band": lambda: A.pgd(m, x, y, 0.5, norm="l2", steps=3, band=low, seed=0, return_info=True),
+        "pgd-no-steps": lambda: A.pgd(m, x, y, 0.5, steps=0, return_info=True),
+        "pgd-restarts": lambda: A.pgd(m, x, y, 0.5, norm="l2", steps=1, restarts=2, early_stop=False),
+        "minimal_distortion": lambda: A.minimal_distortion(m, x, y, search_steps=2, pgd_steps=2, progress=False),
+        "success_curve": lambda: A.success_curve(m, x, y, [0.0, 0.5], steps=2, progress=False),
+        "smooth_pgd": lambda: A.smooth_pgd(m, x, y, 0.5, steps=2),
+        "smooth_pgd-info": lambda: A.smooth_pgd(m, x, y, 0.5, steps=0, return_info=True),
+    }
+
+
+@pytest.mark.parametrize("name", list(_nan_calls()))
+def test_nan_logits_are_an_error_naming_the_model(name):
+    with pytest.raises(ValueError, match=r"_NaNModel.*non-finite"):
+        _nan_calls()[name]()
+
+
+def _mixed_mode_net(seed=0):
+    """A CNN in train mode whose second BatchNorm is deliberately frozen (eval)."""
+    torch.manual_seed(seed)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1),
+                        nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * H * H, 3))
+    net.train()
+    net[4].eval()
+    return net
+
+
+def _state(net):
+    return ({n: m.training for n, m in net.named_modules()},
+            {k: v.detach().clone() for k, v in net.state_dict().items()})
+
+
+def _mode_calls():
+    x = torch.rand(4, 3, H, H, generator=torch.Generator().manual_seed(1))
+    y = torch.tensor([0, 1, 2, 0])
+    low = band_masks(H, H, 2)[0]
+    return {
+        "pgd": lambda m: A.pgd(m, x, y, 0.5, norm="l2", steps=2, band=low, restarts=2, return_info=True),
+        "minimal_distortion": lambda m: A.minimal_distortion(m, x, y, search_steps=1, pgd_steps=2, progress=False),
+        "smooth_pgd": lambda m: A.smooth_pgd(m, x, y, 0.5, steps=2, return_info=True),
+        "band_examples": lambda m: A.band_examples(m, x, y, band_masks(H, H, 2), 0.5, steps=2, smooth={}),
+    }
+
+
+@pytest.mark.parametrize("name", list(_mode_calls()))
+def test_attacks_leave_every_submodules_mode_and_batchnorm_statistics_alone(name):
+    net = _mixed_mode_net()
+    modes, state = _state(net)
+    _mode_calls()[name](net)
+    modes_after, state_after = _state(net)
+    assert modes_after == modes
+    for k, v in state.items():
+        assert torch.equal(state_after[k], v), k
+
+
+def _empty_calls():
+    x = torch.rand(0, 3, H, H)
+    y = torch.zeros(0, dtype=torch.long)
+    m = RANDOM_MODEL
+    return {
+        "pgd": lambda: A.pgd(m, x, y, 0.1),
+        "minimal_distortion": lambda: A.minimal_distortion(m, x, y, progress=False),
+        "success_curve": lambda: A.success_curve(m, x, y, [0.1], progress=False),
+        "smooth_pgd": lambda: A.smooth_pgd(m, x, y, 0.5),
+        "box_limited": lambda: A.box_limited(m, x, y, None, 0.5),
+        "compare_bands": lambda: A.compare_bands(m, x, y, band_masks(H, H, 2), progress=False),
+        "band_examples": lambda: A.band_examples(m, x, y, band_masks(H, H, 2), 0.5),
+    }
+
+
+@pytest.mark.parametrize("name", list(_empty_calls()))
+def test_an_empty_batch_is_refused_naming_x(name):
+    with pytest.raises(ValueError, match=r"x holds no images \(N = 0\)"):
+        _empty_calls()[name]()
+
+
+def test_attacks_take_a_plain_function_as_model(trained):
+    model, x, y = trained
+    x, y = x[:6], y[:6]
+
+    def f(z):
+        return model(z)
+
+    xa, info = A.pgd(f, x, y, 0.5, norm="l2", steps=3, seed=0, restarts=2, return_info=True)
+    ref = A.pgd(model, x, y, 0.5, norm="l2", steps=3, seed=0, restarts=2)
+    assert torch.equal(xa, ref) and info["success"].shape == (6,)
+    d = A.minimal_distortion(f, x, y, search_steps=2, pgd_steps=3, progress=False)
+    assert torch.equal(d, A.minimal_distortion(model, x, y, search_steps=2, pgd_steps=3, progress=False))
+    xs = A.smooth_pgd(f, x, y, 0.5, steps=2)
+    assert torch.equal(xs, A.smooth_pgd(model, x, y, 0.5, steps=2))
+
+
+def test_success_curve_refuses_zero_steps_for_a_positive_radius():
+    x, y = torch.rand(2, 3, H, H), torch.tensor([0, 1])
+    counting = _Counting(RANDOM_MODEL)
+    with pytest.raises(ValueError, match="steps"):
+        A.success_curve(counting, x, y, [0.0, 0.5], steps=0, progress=False)
+    assert counting.calls == 0
+    r = A.success_curve(RANDOM_MODEL, x, y, [0.0], steps=0, progress=False)   # radius 0 needs no step
+    assert r["success"].shape == (1, 2)
+
+
+@pytest.mark.parametrize("kw, name", [({"n_boot": 0}, "n_boot"), ({"eps_max": -1.0}, "eps_max"),
+                                      ({"eps_max": float("inf")}, "eps_max"), ({"search_steps": -1}, "search_steps")])
+def test_compare_bands_validates_before_attacking(kw, name):
+    x, y = torch.rand(2, 3, H, H), torch.tensor([0, 1])
+    counting = _Counting(RANDOM_MODEL)
+    with pytest.raises(ValueError, match=name):
+        A.compare_bands(counting, x, y, band_masks(H, H, 2), steps=2, progress=False,
+                        **{"n_boot": 10, "search_steps": 1, **kw})
+    assert counting.calls == 0
+
+
+@pytest.mark.parametrize("thr", [0.0, 1.5, float("nan"), "half"])
+def test_band_comparison_checks_box_threshold_up_front(thr):
+    # a model every image fools at once: no image resists, so box_limited never runs
+    x, y = torch.rand(2, 3, H, H), torch.tensor([0, 1])
+    counting = _Counting(RANDOM_MODEL)
+    with pytest.raises(ValueError, match="box_threshold"):
+        A.band_comparison(counting, x, y, band_masks(H, H, 2), steps=2, search_steps=1, n_boot=10,
+                          box_threshold=thr)
+    assert counting.calls == 0
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+@pytest.mark.parametrize("band", [False, True])
+def test_random_start_does_not_depend_on_the_memory_format(norm, band):
+    x = torch.rand(3, 3, H, H, generator=torch.Generator().manual_seed(3))
+    y = torch.tensor([0, 1, 2])
+    m = band_masks(H, H, 2)[0] if band else None
+    eps = 8 / 255 if norm == "linf" else 0.5
+    xc = x.contiguous(memory_format=torch.channels_last)
+    for steps in (0, 2):
+        a = A.pgd(RANDOM_MODEL, x, y, eps, norm=norm, steps=steps, band=m, seed=0, early_stop=False)
+        b = A.pgd(RANDOM_MODEL, xc, y, eps, norm=norm, steps=steps, band=m, seed=0, early_stop=False)
+        assert torch.allclose(a, b, atol=1e-6), float((a - b).abs().max())
+        assert float((a - x).abs().max()) > 0                   # the random start moved the images
+    s1 = A.smooth_pgd(RANDOM_MODEL, x, y, eps, norm=norm, steps=0, random_start=True, seed=0)
+    s2 = A.smooth_pgd(RANDOM_MODEL, xc, y, eps, norm=norm, steps=0, random_start=True, seed=0)
+    assert torch.allclose(s1, s2, atol=1e-6)

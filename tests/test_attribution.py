@@ -473,17 +473,115 @@ def test_bad_inputs_name_the_argument():
         attribute(m, x, 0, basis="dht")                # "dft" is the basis name; dht2 only its real form
 
 
-def test_warns_for_batchnorm_in_training_mode():
-    m = nn.Sequential(nn.Conv2d(3, 2, 3), nn.BatchNorm2d(2), nn.Flatten(), nn.LazyLinear(3)).double()
+class _NaNModel(nn.Module):
+    """A classifier whose logits are all NaN, like one loaded from a diverged checkpoint."""
+
+    def __init__(self, c=3, h=8, k=3):
+        super().__init__()
+        self.lin = nn.Linear(c * h * h, k).double()
+
+    def forward(self, x):
+        return self.lin(x.flatten(1)) * float("nan")
+
+
+@pytest.mark.parametrize("method", ["ig", "occlusion", "saliency", "shapley", "smoothgrad"])
+def test_nan_logits_are_an_error_naming_the_model(method):
     x = images()
-    m(x)
-    with pytest.warns(UserWarning, match="eval"):
-        attribute(m, x, 0, method="gradient")
-    m.eval()
+    kw = {"n_steps": 4} if method == "ig" else {"n_samples": 2} if method == "smoothgrad" else {}
+    with pytest.raises(ValueError, match=r"_NaNModel.*non-finite"):
+        attribute(_NaNModel(), x, 0, method=method, **kw)
+    with pytest.raises(ValueError, match=r"_NaNModel.*non-finite"):
+        attribute(_NaNModel(), x, "predicted", method=method, **kw)
+
+
+def test_nan_logits_in_band_pixel_attribution_and_perturbation_attribution():
+    x = images()
+    with pytest.raises(ValueError, match=r"_NaNModel.*non-finite"):
+        band_pixel_attribution(_NaNModel(), x, 0, band_masks(8, 8, 2), n_steps=4)
+    with pytest.raises(ValueError, match=r"_NaNModel.*non-finite"):
+        perturbation_attribution(_NaNModel(), x, (x + 0.01).clamp(0, 1), torch.tensor([0, 1, 2]),
+                                 band_masks(8, 8, 2), n_steps=4)
+
+
+def _mixed_mode_net():
+    """A CNN in train mode with BatchNorm and dropout, whose second BatchNorm is deliberately frozen (eval)."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.Tanh(), nn.Dropout(0.5),
+                        nn.Conv2d(4, 4, 3, padding=1), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4 * 8 * 8, 3))
+    net = net.double().train()
+    net[5].eval()
+    return net
+
+
+def _mode_calls():
+    x, masks = images(), band_masks(8, 8, 2)
+    return {
+        "saliency": lambda m: attribute(m, x, 0, method="saliency"),
+        "ig": lambda m: attribute(m, x, "predicted", method="ig", n_steps=4),
+        "smoothgrad": lambda m: attribute(m, x, 0, method="smoothgrad", n_samples=2),
+        "occlusion": lambda m: attribute(m, x, 0, method="occlusion", masks=masks),
+        "shapley": lambda m: attribute(m, x, 0, method="shapley", masks=masks),
+        "band_pixel_attribution": lambda m: band_pixel_attribution(m, x, 0, masks, n_steps=4),
+        "radial_attribution_profile": lambda m: radial_attribution_profile(
+            m, x, torch.tensor([0, 1, 2]), masks, n_steps=4, n_boot=10, progress=False),
+        "perturbation_attribution": lambda m: perturbation_attribution(
+            m, x, (x + 0.01).clamp(0, 1), torch.tensor([0, 1, 2]), masks, n_steps=4),
+    }
+
+
+@pytest.mark.parametrize("name", list(_mode_calls()))
+def test_attribution_leaves_every_submodules_mode_and_batchnorm_statistics_alone(name):
+    net = _mixed_mode_net()
+    modes = {n: m.training for n, m in net.named_modules()}
+    state = {k: v.clone() for k, v in net.state_dict().items()}
     import warnings as _w
     with _w.catch_warnings():
-        _w.simplefilter("error")
-        attribute(m, x, 0, method="gradient")
+        _w.simplefilter("error")                   # nothing to warn about: the mode is handled
+        _mode_calls()[name](net)
+    assert {n: m.training for n, m in net.named_modules()} == modes
+    for k, v in state.items():
+        assert torch.equal(net.state_dict()[k], v), k
+
+
+def test_a_training_mode_model_gets_its_eval_mode_attribution():
+    net = _mixed_mode_net()
+    x = images()
+    r_train = attribute(net, x, 0, method="ig", n_steps=8)
+    r_eval = attribute(net.eval(), x, 0, method="ig", n_steps=8)
+    torch.testing.assert_close(r_train.scores, r_eval.scores)
+
+
+@pytest.mark.parametrize("method", ["saliency", "gradient", "grad_x_input", "ig", "smoothgrad", "occlusion",
+                                    "shapley"])
+def test_an_empty_batch_is_refused_naming_x(method):
+    m = tiny_cnn()
+    x = images()[:0]
+    with pytest.raises(ValueError, match=r"x holds no images \(N = 0\)"):
+        attribute(m, x, 0, method=method)
+    with pytest.raises(ValueError, match=r"x holds no images \(N = 0\)"):
+        band_pixel_attribution(m, x, 0, band_masks(8, 8, 2))
+    with pytest.raises(ValueError, match=r"x holds no images \(N = 0\)"):
+        radial_attribution_profile(m, x, torch.zeros(0, dtype=torch.long), band_masks(8, 8, 2), progress=False)
+
+
+@pytest.mark.parametrize("method", ["saliency", "ig", "occlusion", "shapley"])
+def test_attribute_takes_a_plain_function_as_model(method):
+    m, x = tiny_cnn(), images()
+    a = attribute(lambda z: m(z), x, "predicted", method=method, n_steps=8)
+    b = attribute(m, x, "predicted", method=method, n_steps=8)
+    torch.testing.assert_close(a.scores, b.scores)
+
+
+def test_sampled_antithetic_shapley_needs_two_pairs_for_a_standard_error():
+    m, x = tiny_cnn(), images()
+    masks = band_masks(8, 8, 3)
+    for ns in (2, 3):
+        with pytest.raises(ValueError, match="n_samples"):
+            attribute(m, x, 0, method="shapley", masks=masks, exact=False, n_samples=ns)
+    r = attribute(m, x, 0, method="shapley", masks=masks, exact=False, n_samples=4)
+    assert r.info["n_permutations"] == 4 and bool(torch.isfinite(r.stderr).all())
+    r = attribute(m, x, 0, method="shapley", masks=masks, exact=False, n_samples=2, antithetic=False)
+    assert bool(torch.isfinite(r.stderr).all())
 
 
 # ----------------------------------------------------------------------------- perturbations

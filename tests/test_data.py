@@ -262,3 +262,137 @@ def test_imagenet_integer_class_folders(tmp_path):
     assert y.tolist() == [7] and x.shape == (1, 3, 8, 8) and abs(float(x.mean()) - 128 / 255) < 0.01
 
 
+
+
+# ----------------------------------------------------------------------------- hostile and damaged files
+
+class _RunsCode:
+    """Unpickling this runs a shell command (the classic planted-pickle payload)."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+        return os.system, (f"touch {self.marker}",)
+
+
+def _cifar_folder(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.mark.parametrize("where", ["data", "labels", "top"])
+def test_planted_cifar_batch_runs_no_code(tmp_path, where):
+    import pickle
+
+    marker = tmp_path / "pwned"
+    payload = _RunsCode(marker)
+    entry = {"batch_label": "testing batch 1 of 1", "labels": [0, 1],
+             "data": np.zeros((2, 3072), np.uint8), "filenames": ["a.png", "b.png"]}
+    obj = payload if where == "top" else {**entry, where: payload}
+    batch = _cifar_folder(tmp_path) / "test_batch"
+    batch.write_bytes(pickle.dumps(obj, protocol=2))
+    with pytest.raises(ValueError, match="test_batch") as e:
+        D.load_dataset("cifar10", "test", root=tmp_path, download=False)
+    assert "system" in str(e.value)                   # says what it refused
+    assert not marker.exists()
+    # dataset_info reads the same way.
+    with pytest.raises(ValueError, match="test_batch"):
+        D.dataset_info("cifar10", root=tmp_path)
+    assert not marker.exists()
+
+
+def test_download_uses_torchvision_only_to_fetch_files(data_root, tmp_path, monkeypatch):
+    """After a download the batches are read by freqkit's restricted reader, never by torchvision's
+    CIFAR10 (which calls pickle.load on whatever lies in the root)."""
+    import shutil
+
+    import torchvision.datasets as tvd
+    from torchvision.datasets import utils as tvu
+
+    calls = []
+
+    def fake_fetch(url, download_root, extract_root=None, filename=None, md5=None, **kw):
+        calls.append((url, md5))
+        shutil.copy(Path(data_root) / "cifar-10-batches-py" / "test_batch", _cifar_folder(Path(download_root)))
+
+    def no_dataset(*a, **k):
+        pytest.fail("torchvision's CIFAR10 must not read the batches")
+
+    monkeypatch.setattr(tvu, "download_and_extract_archive", fake_fetch)
+    monkeypatch.setattr(tvd.CIFAR10, "__init__", no_dataset)
+    x, y = D.load_dataset("cifar10", "test", n=5, root=tmp_path, download=True)
+    assert x.shape == (5, 3, 32, 32) and len(calls) == 1 and calls[0][1] == tvd.CIFAR10.tgz_md5
+
+
+def test_mnist_download_fetches_only_the_split_and_tries_the_next_mirror(data_root, tmp_path, monkeypatch):
+    import torchvision.datasets as tvd
+    from torchvision.datasets import utils as tvu
+
+    calls = []
+
+    def fake_fetch(url, download_root, extract_root=None, filename=None, md5=None, **kw):
+        calls.append(url)
+        if url.startswith(tvd.MNIST.mirrors[0]):
+            raise OSError("mirror down")
+        stem = filename[:-3]
+        (Path(download_root) / stem).write_bytes((Path(data_root) / "MNIST" / "raw" / stem).read_bytes())
+
+    monkeypatch.setattr(tvu, "download_and_extract_archive", fake_fetch)
+    monkeypatch.setattr(tvd.MNIST, "__init__", lambda *a, **k: pytest.fail("torchvision's MNIST must not read"))
+    x, y = D.load_dataset("mnist", "test", n=4, root=tmp_path, download=True)
+    assert x.shape == (4, 1, 28, 28)
+    assert len(calls) == 4 and all("t10k" in u for u in calls)          # 2 files x (failed mirror, good mirror)
+    assert sorted(p.name for p in (tmp_path / "MNIST" / "raw").iterdir()) == ["t10k-images-idx3-ubyte",
+                                                                             "t10k-labels-idx1-ubyte"]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "random", "empty", "not a dict", "wrong pixels", "bad labels"])
+def test_damaged_cifar_batch_names_the_file(data_root, tmp_path, damage):
+    import pickle
+
+    good = (Path(data_root) / "cifar-10-batches-py" / "test_batch").read_bytes()
+    blob = {
+        "truncated": good[: len(good) // 2],
+        "random": np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes(),
+        "empty": b"",
+        "not a dict": pickle.dumps([1, 2, 3], protocol=2),
+        "wrong pixels": pickle.dumps({"data": np.zeros((2, 100), np.uint8), "labels": [0, 1]}, protocol=2),
+        "bad labels": pickle.dumps({"data": np.zeros((2, 3072), np.uint8), "labels": [0, 12]}, protocol=2),
+    }[damage]
+    batch = _cifar_folder(tmp_path) / "test_batch"
+    batch.write_bytes(blob)
+    with pytest.raises(ValueError) as e:
+        D.load_dataset("cifar10", "test", root=tmp_path, download=False)
+    msg = str(e.value)
+    assert str(batch) in msg and "CIFAR-10" in msg
+    assert "pickle data was truncated" not in msg.split(str(batch))[0]   # the file comes first, not a bare pickle error
+
+
+@pytest.mark.parametrize("which, cut", [("images", 1000), ("images", 16), ("images", 5), ("labels", 500),
+                                        ("labels", 0)])
+def test_truncated_mnist_file_names_the_file(data_root, tmp_path, which, cut):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    src = Path(data_root) / "MNIST" / "raw"
+    for name in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        data = (src / name).read_bytes()
+        if which in name:
+            data = data[:cut] if cut < 100 else data[:-cut]
+        (raw / name).write_bytes(data)
+    bad = raw / f"t10k-{which}-idx{3 if which == 'images' else 1}-ubyte"
+    with pytest.raises(ValueError) as e:
+        D.load_dataset("mnist", "test", root=tmp_path, download=False)
+    assert str(bad) in str(e.value) and "MNIST" in str(e.value)
+
+
+def test_mnist_files_that_disagree_name_both(data_root, tmp_path):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    src = Path(data_root) / "MNIST" / "raw"
+    (raw / "t10k-images-idx3-ubyte").symlink_to(src / "t10k-images-idx3-ubyte")
+    (raw / "t10k-labels-idx1-ubyte").symlink_to(src / "train-labels-idx1-ubyte")   # 60,000 labels
+    with pytest.raises(ValueError, match="10000 images.*60000 labels"):
+        D.load_dataset("mnist", "test", root=tmp_path, download=False)

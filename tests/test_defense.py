@@ -238,3 +238,69 @@ def test_autoattack_reports_its_status(planted_low, monkeypatch):
     r2 = D.evaluate_defense(t.model, x, y, budgets={"linf": 0.03}, bands=("full",), steps=2, autoattack="standard",
                             progress=False)
     assert r2["autoattack"]["linf"]["status"] == "unavailable" and "simulated" in r2["autoattack"]["linf"]["error"]
+
+
+# ----------------------------------------------------------------- issue 11: a broken model, mode, bad input
+
+class _NaNModel(nn.Module):
+    """A classifier whose logits are all NaN, like one loaded from a diverged checkpoint."""
+
+    def __init__(self, c=1, h=8, k=3):
+        super().__init__()
+        self.lin = nn.Linear(c * h * h, k)
+
+    def forward(self, x):
+        return self.lin(x.flatten(1)) * float("nan")
+
+
+def _small_net(seed=0):
+    """A CNN in train mode whose second BatchNorm is deliberately frozen (eval)."""
+    torch.manual_seed(seed)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1),
+                        nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4 * 8 * 8, 3))
+    net.train()
+    net[4].eval()
+    return net
+
+
+@pytest.mark.parametrize("adaptive", [True, False])
+def test_evaluate_defense_refuses_nan_logits_naming_the_model(adaptive):
+    x, y = torch.rand(4, 1, 8, 8), torch.tensor([0, 1, 2, 0])
+    with pytest.raises(ValueError, match=r"_NaNModel.*non-finite"):
+        D.evaluate_defense(_NaNModel(), x, y, budgets={"l2": 0.5}, steps=2, adaptive=adaptive, progress=False)
+    with pytest.raises(ValueError, match=r"model \(Sequential\).*non-finite"):      # the model as passed
+        D.evaluate_defense(D.defended(_NaNModel(), D.LowPassLayer(0.8)), x, y, budgets={"linf": 0.1}, steps=2,
+                           bands=("full",), progress=False)
+    with pytest.raises(ValueError, match=r"_NaNModel.*non-finite"):
+        D.is_randomized(_NaNModel(), x)
+    with pytest.raises(ValueError, match=r"_NaNModel.*non-finite"):
+        D.EOT(_NaNModel(), 2)(x)
+
+
+def test_evaluate_defense_leaves_every_submodules_mode_and_batchnorm_statistics_alone():
+    net = _small_net()
+    q = D.DCTQuantize(step=4.0, block=4, bpda=False)
+    model = D.defended(net, q)
+    model.train()
+    net[4].eval()
+    modes = {n: m.training for n, m in model.named_modules()}
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    x, y = torch.rand(4, 1, 8, 8), torch.tensor([0, 1, 2, 0])
+    D.evaluate_defense(model, x, y, budgets={"linf": 0.05, "l2": 0.3}, steps=2, progress=False)
+    assert {n: m.training for n, m in model.named_modules()} == modes
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in state.items())
+    assert q.bpda is False
+
+
+def test_evaluate_defense_refuses_empty_batches_float_labels_and_no_bands():
+    net = _small_net().eval()
+    x, y = torch.rand(4, 1, 8, 8), torch.tensor([0, 1, 2, 0])
+    with pytest.raises(ValueError, match=r"x holds no images \(N = 0\)"):
+        D.evaluate_defense(net, x[:0], y[:0], budgets={"l2": 0.5}, progress=False)
+    with pytest.raises(TypeError, match="y.*integer"):
+        D.evaluate_defense(net, x, y.float() + 0.7, budgets={"l2": 0.5}, progress=False)
+    for bands in ({}, (), []):
+        with pytest.raises(ValueError, match="bands"):
+            D.evaluate_defense(net, x, y, budgets={"l2": 0.5}, bands=bands, progress=False)
+    with pytest.raises(ValueError, match=r"y must hold class indices in \[0, 2\]"):
+        D.evaluate_defense(net, x, torch.tensor([0, 1, 2, 3]), budgets={"l2": 0.5}, progress=False)

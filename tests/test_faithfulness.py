@@ -269,3 +269,84 @@ def test_bad_inputs_name_the_argument_faithfulness():
         deletion_insertion_curves(m, x, 0, x, orders=("sideways",))
     with pytest.raises(ValueError, match="mode"):
         model_randomisation_check(m, x, 0, mode="some")
+
+
+# ----------------------------------------------------------------- issue 11: a broken model, mode, empty input
+
+class _NaNModel(nn.Module):
+    """A classifier whose logits are all NaN, like one loaded from a diverged checkpoint."""
+
+    def __init__(self, c=3, h=8, k=5):
+        super().__init__()
+        self.lin = nn.Linear(c * h * h, k).double()
+
+    def forward(self, x):
+        return self.lin(x.flatten(1)) * float("nan")
+
+
+def _calls():
+    x, masks = images(n=3), band_masks(8, 8, 2)
+    scores = torch.rand(3, 3, 8, 8, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    return {
+        "compare_methods": lambda m, x=x: compare_methods(m, x, 0, ["ig", "occlusion"], masks=masks, n_steps=4),
+        "captum_parity": lambda m, x=x: captum_parity(m, x, 0, masks, n_steps=4),
+        "deletion_insertion_curves": lambda m, x=x: deletion_insertion_curves(m, x, 0, scores[:x.shape[0]],
+                                                                              n_points=3),
+        "topk_series": lambda m, x=x: topk_series(m, x, "predicted", scores[:x.shape[0]], [0.5, 1.0]),
+        "model_randomisation_check": lambda m, x=x: model_randomisation_check(m, x, 0, method="ig", n_steps=4),
+    }
+
+
+@pytest.mark.parametrize("name", list(_calls()))
+def test_nan_logits_are_an_error_naming_the_model(name):
+    with pytest.raises(ValueError, match=r"_NaNModel.*non-finite"):
+        _calls()[name](_NaNModel())
+
+
+@pytest.mark.parametrize("name", list(_calls()))
+def test_faithfulness_checks_leave_every_submodules_mode_and_batchnorm_statistics_alone(name):
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.Tanh(), nn.Conv2d(4, 4, 3, padding=1),
+                        nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4 * 8 * 8, 5)).double().train()
+    net[4].eval()
+    modes = {n: m.training for n, m in net.named_modules()}
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    import warnings as _w
+    with _w.catch_warnings():
+        _w.simplefilter("error")
+        _calls()[name](net)
+    assert {n: m.training for n, m in net.named_modules()} == modes
+    for k, v in state.items():
+        assert torch.equal(net.state_dict()[k], v), k
+
+
+@pytest.mark.parametrize("name", list(_calls()))
+def test_an_empty_batch_is_refused_naming_x(name):
+    with pytest.raises(ValueError, match=r"x holds no images \(N = 0\)"):
+        _calls()[name](tiny_cnn(), x=images(n=3)[:0])
+
+
+def test_topk_series_and_deletion_curves_take_a_plain_function():
+    m, x = tiny_cnn(), images(n=3)
+    s = torch.rand(3, 3, 8, 8, dtype=torch.float64)
+    a = topk_series(lambda z: m(z), x, "predicted", s, [0.5])
+    b = topk_series(m, x, "predicted", s, [0.5])
+    assert torch.equal(a["prob"], b["prob"])
+    c = deletion_insertion_curves(lambda z: m(z), x, 0, s, n_points=3)
+    d = deletion_insertion_curves(m, x, 0, s, n_points=3)
+    assert torch.equal(c.auc_deletion["random"], d.auc_deletion["random"])
+
+
+def test_completeness_summary_treats_inf_as_larger_than_any_error():
+    s = completeness_summary([0.0, 0.001, float("inf")], tol=0.01)
+    assert s["median"] == s["q50"] == 0.001
+    assert s["q75"] == float("inf") and s["q90"] == float("inf") and s["max"] == float("inf")
+    assert s["q25"] == pytest.approx(0.0005) and s["q10"] == pytest.approx(0.0002)
+    assert s["share_within"] == pytest.approx(2 / 3) and s["n"] == 3
+    s2 = completeness_summary([0.0, float("inf"), float("inf"), float("nan")])
+    assert s2["median"] == float("inf") and s2["n_nan"] == 1 and s2["share_within"] == 0.25
+    # finite samples keep numpy's linear quantiles
+    v = np.array([0.3, 0.001, 0.02, 0.5, 0.0])
+    s3 = completeness_summary(v)
+    for q in (10, 25, 50, 75, 90):
+        assert s3[f"q{q}"] == pytest.approx(float(np.quantile(v, q / 100)))

@@ -238,3 +238,51 @@ def test_bad_input_errors_name_the_argument_heatmaps(k):
     with pytest.raises((ValueError, TypeError)) as e:
         call()
     assert name in str(e.value), str(e.value)
+
+
+# ----------------------------------------------------------------- issue 11: a broken model, mode, empty input
+
+class _NaNModel(nn.Module):
+    """A classifier whose logits are all NaN, like one loaded from a diverged checkpoint."""
+
+    def __init__(self, c=3, h=8, k=3):
+        super().__init__()
+        self.lin = nn.Linear(c * h * h, k)
+
+    def forward(self, x):
+        return self.lin(x.flatten(1)) * float("nan")
+
+
+@pytest.mark.parametrize("metric", ["error", "logit_change", ("error", "logit_change")])
+def test_fourier_heatmap_refuses_nan_logits_naming_the_model(metric):
+    x, y = torch.rand(3, 3, 8, 8), torch.tensor([0, 1, 2])
+    with pytest.raises(ValueError, match=r"_NaNModel.*non-finite"):
+        HM.fourier_heatmap(_NaNModel(), x, y, eps=1.0, metric=metric, progress=False)
+    with pytest.raises(ValueError, match=r"_NaNModel.*non-finite"):
+        HM.heatmap_report(_NaNModel(), x, y, eps=1.0)
+
+
+def test_fourier_heatmap_leaves_every_submodules_mode_and_batchnorm_statistics_alone():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1),
+                        nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4 * 8 * 8, 3))
+    net.train()
+    net[4].eval()
+    modes = {n: m.training for n, m in net.named_modules()}
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    x, y = torch.rand(3, 3, 8, 8), torch.tensor([0, 1, 2])
+    HM.fourier_heatmap(net, x, y, eps=1.0, metric=("error", "logit_change"), progress=False)
+    HM.heatmap_report(net, x, y, eps=1.0)
+    assert {n: m.training for n, m in net.named_modules()} == modes
+    assert all(torch.equal(v, net.state_dict()[k]) for k, v in state.items())
+
+
+def test_fourier_heatmap_refuses_an_empty_batch_naming_x_and_takes_a_plain_function():
+    x0, y0 = torch.rand(0, 3, 8, 8), torch.zeros(0, dtype=torch.long)
+    with pytest.raises(ValueError, match=r"x holds no images \(N = 0\)"):
+        HM.fourier_heatmap(RANDOM_MODEL, x0, y0, progress=False)
+    with pytest.raises(ValueError, match=r"x holds no images \(N = 0\)"):
+        HM.heatmap_report(RANDOM_MODEL, x0, y0, eps=1.0)
+    x, y = torch.rand(3, 3, 8, 8), torch.tensor([0, 1, 2])
+    hm = HM.fourier_heatmap(lambda z: RANDOM_MODEL(z), x, y, eps=1.0, progress=False)
+    assert torch.equal(hm, HM.fourier_heatmap(RANDOM_MODEL, x, y, eps=1.0, progress=False))

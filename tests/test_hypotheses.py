@@ -459,6 +459,25 @@ def test_collect_verdicts_default_and_chosen_chapters(tmp_path):
     assert rows == [("H1", "supported", "v", "cpu")]
 
 
+def test_collect_verdicts_records_the_sha256_of_every_results_file_read(tmp_path):
+    """``inputs``: per chapter read, the SHA-256 of the bytes of its results file (None: no file), so that a
+    summary can store what it was computed from and a later check can tell that it is stale."""
+    import hashlib
+
+    chapters = ["02_which_frequencies", "03_frequency_attribution", "07_robust_models"]
+    p2 = fk.save_results(tmp_path, "02_which_frequencies", {"v": _v("H1", True)}, {"profile": "cpu"})
+    (tmp_path / "07_robust_models.json").write_text("{not json")   # unreadable files are inputs too
+    out = H.collect_verdicts(tmp_path, chapters=chapters)
+    assert out["inputs"] == {"02_which_frequencies": hashlib.sha256(p2.read_bytes()).hexdigest(),
+                             "03_frequency_attribution": None,
+                             "07_robust_models": hashlib.sha256(b"{not json").hexdigest()}
+    assert list(out["inputs"]) == chapters
+    fk.save_results(tmp_path, "02_which_frequencies", {"v": _v("H1", False)}, {"profile": "cpu"})
+    assert H.collect_verdicts(tmp_path, chapters=chapters)["inputs"]["02_which_frequencies"] != \
+        out["inputs"]["02_which_frequencies"]
+    assert set(H.collect_verdicts(tmp_path / "nothing")["inputs"].values()) == {None}
+
+
 def test_find_verdicts_paths_in_lists_and_dicts():
     a, b = _v("H2", None), _v("randomisation", True)
     found = H.find_verdicts([{"x": a}, [b, 3], "text", {"deeper": {"no": {"verdict": "supported"}}}])

@@ -55,6 +55,9 @@ def test_write_interrupted_during_rename_leaves_no_temp(tmp_path, monkeypatch):
 
 # ----------------------------------------------------------------------------- JSON options
 
+def _refuse(name):
+    raise AssertionError(f"non-standard JSON constant {name} written")
+
 def test_atomic_write_json_sorts_keys_indents_and_ends_with_a_newline(tmp_path):
     obj = {"b": 1, "a": {"d": [1, 2], "c": "é"}}
     p = atomic_write_json(obj, tmp_path / "s.json")
@@ -78,7 +81,10 @@ def test_atomic_write_json_default_hook_and_non_finite_floats(tmp_path):
     atomic_write_json({"p": PurePosixPath("a/b")}, tmp_path / "d.json", default=str)
     assert json.loads((tmp_path / "d.json").read_text()) == {"p": "a/b"}
     atomic_write_json({"x": math.inf, "y": math.nan}, tmp_path / "f.json", indent=None)
-    assert (tmp_path / "f.json").read_text() == '{"x": Infinity, "y": NaN}\n'
+    assert (tmp_path / "f.json").read_text() == '{"x": "inf", "y": "nan"}\n'      # strict JSON, never NaN
+    # What the default hook returns is converted too.
+    atomic_write_json({"p": PurePosixPath("a")}, tmp_path / "g.json", default=lambda o: [math.inf, str(o)])
+    assert json.loads((tmp_path / "g.json").read_text(), parse_constant=_refuse) == {"p": ["inf", "a"]}
 
 
 def test_atomic_write_json_error_during_writing_keeps_the_old_file(tmp_path, monkeypatch):
@@ -138,3 +144,72 @@ def test_write_json_atomic_leaves_no_temporary_files_runner_options(tmp_path):
     atomic_write_json({"b": 2, "a": 1}, target, sort_keys=False, default=str)
     assert json.loads(target.read_text()) == {"b": 2, "a": 1} and list(json.loads(target.read_text())) == ["b", "a"]
     assert [p.name for p in tmp_path.iterdir()] == ["run.json"]
+
+
+# ----------------------------------------------------------------------------- non-finite values, one form everywhere
+
+_NON_FINITE = {"f": math.inf, "t": torch.tensor([math.inf, math.nan]), "a": np.array([-math.inf]),
+               "s": np.float64(math.nan), "n": [{"g": np.float32(-math.inf), "u": torch.tensor(math.nan)}],
+               "ok": torch.tensor([1.5, 2.0]), "i": np.int64(3)}
+_EXPECTED = {"f": "inf", "t": ["inf", "nan"], "a": ["-inf"], "s": "nan", "n": [{"g": "-inf", "u": "nan"}],
+             "ok": [1.5, 2.0], "i": 3}
+
+
+def test_jsonable_turns_every_non_finite_float_into_a_string():
+    v = jsonable(_NON_FINITE)
+    assert v == _EXPECTED
+    json.dumps(v, allow_nan=False)          # strictly valid JSON
+
+
+def test_stores_write_strict_json_with_non_finite_values_as_strings(tmp_path):
+    import freqkit as fk
+
+    # atomic_write_json converts on its own (a caller that forgot jsonable still gets strict JSON) ...
+    p = atomic_write_json({k: v for k, v in _NON_FINITE.items()}, tmp_path / "w.json")
+    assert json.loads(p.read_text(), parse_constant=_refuse) == _EXPECTED
+    # ... and the results store writes the same form.
+    q = fk.save_results(tmp_path, "demo", dict(_NON_FINITE), {"eps": np.float64(math.inf)})
+    back = json.loads(q.read_text(), parse_constant=_refuse)
+    assert back["results"] == _EXPECTED and back["setting"] == {"eps": "inf"}
+    assert "Infinity" not in q.read_text() and "NaN" not in q.read_text()
+
+
+# ----------------------------------------------------------------------------- stale temporaries
+
+def test_atomic_writer_removes_stale_temporaries_of_its_target_only(tmp_path):
+    import time
+
+    target = tmp_path / "ckpt.pt"
+    old = tmp_path / ".ckpt.pt.ab12cd_9.tmp"        # left by a run killed between fsync and rename
+    fresh = tmp_path / ".ckpt.pt.zz99yy88.tmp"      # another process may be writing it right now
+    other = tmp_path / ".other.pt.ab12cd_9.tmp"     # another target's: not ours to judge
+    lookalike = tmp_path / ".ckpt.pt.notmkstemp.tmp"  # not a name the writer makes
+    for f in (old, fresh, other, lookalike):
+        f.write_bytes(b"x" * 100)
+    two_hours_ago = time.time() - 7200
+    for f in (old, other, lookalike):
+        os.utime(f, (two_hours_ago, two_hours_ago))
+    atomic_save_torch({"w": torch.zeros(2)}, target)
+    assert not old.exists()
+    assert fresh.exists() and other.exists() and lookalike.exists()
+    assert sorted(os.listdir(tmp_path)) == sorted([".ckpt.pt.zz99yy88.tmp", ".other.pt.ab12cd_9.tmp",
+                                                   ".ckpt.pt.notmkstemp.tmp", "ckpt.pt"])
+    # Just under an hour old: still kept.
+    recent = time.time() - 3000
+    os.utime(fresh, (recent, recent))
+    atomic_write_bytes(target, b"again")
+    assert fresh.exists()
+
+
+def test_probe_writable_says_why_and_leaves_nothing(tmp_path):
+    import time
+
+    assert IO.probe_writable(tmp_path / "new" / "dir") is None
+    assert (tmp_path / "new" / "dir").is_dir() and os.listdir(tmp_path / "new" / "dir") == []
+    (tmp_path / "file").write_text("x")
+    err = IO.probe_writable(tmp_path / "file" / "sub")
+    assert isinstance(err, OSError)
+    stale = tmp_path / ".freqkit-probe-abcd1234.tmp"       # left by a killed process
+    stale.write_bytes(b"x")
+    os.utime(stale, (time.time() - 7200,) * 2)
+    assert IO.probe_writable(tmp_path) is None and not stale.exists()

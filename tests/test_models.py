@@ -143,6 +143,60 @@ def _linear_model():
     return nn.Sequential(nn.Flatten(), nn.Dropout(0.9), lin)
 
 
+class _NaNModel(nn.Module):
+    def __init__(self, n_classes=4):
+        super().__init__()
+        self.n_classes = n_classes
+        self.w = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        return torch.full((x.shape[0], self.n_classes), float("nan")) + self.w
+
+
+def test_nan_logits_are_refused_naming_the_model():
+    x, y = torch.rand(8, 1, 2, 2), torch.zeros(8, dtype=torch.long)
+    with pytest.raises(ValueError, match=r"model \(_NaNModel\) returned non-finite scores"):
+        M.predict_logits(_NaNModel(), x)
+    with pytest.raises(ValueError, match=r"_NaNModel.*non-finite"):
+        M.evaluate(_NaNModel(), x, y)                    # not an accuracy of 0.25 from argmax(NaN) == 0
+    with pytest.raises(ValueError, match=r"shape \(N, n_classes\)"):
+        M.predict_logits(lambda z: z.sum((1, 2, 3)), x)
+
+
+def test_evaluate_refuses_pixels_outside_the_unit_range():
+    model = _linear_model()
+    x = torch.rand(6, 1, 2, 2)
+    y = torch.zeros(6, dtype=torch.long)
+    with pytest.raises(ValueError, match=r"x must hold pixel values in \[0, 1\]"):
+        M.evaluate(model, x * 255, y)                    # 0..255 pixels, a common slip
+    with pytest.raises(ValueError, match=r"x must hold pixel values in \[0, 1\]"):
+        M.evaluate(model, x - 0.5, y)
+
+
+@pytest.mark.parametrize("bad", [2, -1, 10])
+def test_evaluate_refuses_labels_out_of_range(bad):
+    model = _linear_model()                               # 2 classes
+    y = torch.zeros(6, dtype=torch.long)
+    y[3] = bad
+    with pytest.raises(ValueError, match=r"y must hold class indices in \[0, 1\]"):
+        M.evaluate(model, torch.rand(6, 1, 2, 2), y)
+
+
+def test_evaluate_refuses_labels_that_are_not_class_indices():
+    with pytest.raises(TypeError, match="y must hold integer class indices"):
+        M.evaluate(_linear_model(), torch.rand(6, 1, 2, 2), torch.zeros(6))
+
+
+def test_empty_batch_is_refused_before_running_the_model():
+    def never(z):
+        pytest.fail("the model must not run on an empty batch")
+    x, y = torch.rand(0, 1, 2, 2), torch.zeros(0, dtype=torch.long)
+    with pytest.raises(ValueError, match=r"x holds no images \(N = 0"):
+        M.predict_logits(never, x)
+    with pytest.raises(ValueError, match=r"x holds no images \(N = 0"):
+        M.evaluate(never, x, y)
+
+
 def test_evaluate_and_predict_logits_batched():
     model = _linear_model().train()
     x = torch.rand(37, 1, 2, 2)
@@ -175,21 +229,96 @@ def empty_hub(tmp_path, monkeypatch):
 
 def test_classifier_offline_without_weights_raises(empty_hub, monkeypatch):
     monkeypatch.setenv("FREQKIT_OFFLINE", "1")
+    monkeypatch.setattr(torch.hub, "download_url_to_file", lambda *a, **k: pytest.fail("must not download"))
     with pytest.raises(M.WeightsUnavailable, match="weights_path") as e:
         M.load_imagenet_classifier("resnet18")
-    assert isinstance(e.value, RuntimeError)
-    with pytest.raises(M.WeightsUnavailable):
+    assert isinstance(e.value, RuntimeError) and "could not download" not in str(e.value)
+    with pytest.raises(M.WeightsUnavailable) as e:
         M.load_imagenet_classifier("resnet18", download=False)
+    assert "could not download" not in str(e.value) and "resnet18-f37072fd.pth" in str(e.value)
 
 
 def test_classifier_failed_download_raises(empty_hub, monkeypatch):
-    from torchvision.models import ResNet18_Weights
-
-    def no_network(self, *a, **k):
+    def no_network(url, dst, hash_prefix=None, progress=True):
         raise OSError("Name or service not known")
-    monkeypatch.setattr(ResNet18_Weights, "get_state_dict", no_network)
-    with pytest.raises(M.WeightsUnavailable, match="could not download"):
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+    with pytest.raises(M.WeightsUnavailable, match="could not download .*Name or service not known"):
         M.load_imagenet_classifier("resnet18", download=True)
+    assert not list((empty_hub / "hub").rglob("*.pth"))
+
+
+class _RunsCode:
+    """Unpickling this runs a shell command (the classic planted-pickle payload)."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+        return os.system, (f"touch {self.marker}",)
+
+
+def _plant(empty_hub, obj, name="resnet18-f37072fd.pth"):
+    folder = empty_hub / "hub" / "checkpoints"
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save(obj, folder / name)
+    return folder / name
+
+
+@pytest.mark.parametrize("download", [False, True])
+def test_planted_hub_cache_file_runs_no_code(empty_hub, monkeypatch, download):
+    """A pickle planted where torchvision caches resnet18's weights: its payload never runs,
+    and the error names the file (it is not a download failure)."""
+    marker = empty_hub / "pwned"
+    path = _plant(empty_hub, {"fc.weight": _RunsCode(marker)})
+    monkeypatch.setattr(torch.hub, "download_url_to_file", lambda *a, **k: pytest.fail("the file is cached"))
+    with pytest.raises(ValueError) as e:
+        M.load_imagenet_classifier("resnet18", download=download)
+    msg = str(e.value)
+    assert str(path) in msg and "SHA-256" in msg and "f37072fd" in msg and "could not download" not in msg
+    assert not isinstance(e.value, M.WeightsUnavailable)
+    assert not marker.exists()
+
+
+def test_planted_hub_file_with_a_matching_hash_is_still_loaded_weights_only(empty_hub, monkeypatch):
+    """Even if a planted file passed the hash check, ``weights_only`` loading runs no code."""
+    import hashlib
+
+    marker = empty_hub / "pwned"
+    path = _plant(empty_hub, {"fc.weight": _RunsCode(marker)})
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    monkeypatch.setattr(M, "_hub_hash_prefix", lambda name: digest[:8])
+    with pytest.raises(ValueError, match="could not read") as e:
+        M.load_imagenet_classifier("resnet18", download=False)
+    assert str(path) in str(e.value) and "delete" in str(e.value).lower()
+    assert not marker.exists()
+
+
+def test_classifier_from_a_verified_hub_cache_file(empty_hub, monkeypatch):
+    import hashlib
+
+    import torchvision
+
+    torch.manual_seed(0)
+    ref = torchvision.models.resnet18(weights=None).eval()
+    path = _plant(empty_hub, ref.state_dict())
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    monkeypatch.setattr(M, "_hub_hash_prefix", lambda name: digest[:8])
+    model = M.load_imagenet_classifier("resnet18", download=False)
+    assert model.weights_source == str(path) and torch.equal(model.net.fc.weight, ref.fc.weight)
+    # One flipped byte and the same file is refused, naming it.
+    blob = bytearray(path.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    path.write_bytes(bytes(blob))
+    with pytest.raises(ValueError, match="SHA-256") as e:
+        M.load_imagenet_classifier("resnet18", download=False)
+    assert str(path) in str(e.value)
+
+
+def test_hub_hash_prefix_follows_torchvision_names():
+    assert M._hub_hash_prefix("resnet18-f37072fd.pth") == "f37072fd"
+    assert M._hub_hash_prefix("efficientnet_b0_rwightman-7f5810bc.pth") == "7f5810bc"
+    assert M._hub_hash_prefix("weights.pth") is None
 
 
 def test_classifier_from_local_weights_file(tmp_path):

@@ -177,3 +177,18 @@ def test_ground_truth_table_by_hand():
         ground_truth_table({"m": s}, masks, torch.eye(4, dtype=torch.bool))
     with pytest.raises(ValueError, match="non-empty"):
         ground_truth_table({}, masks, truth)
+
+
+def test_train_planted_model_refuses_to_score_a_model_with_nan_logits(monkeypatch):
+    """A training run that ended with NaN weights (a divergence the loss check missed) is not scored."""
+    import freqkit.planted as P
+
+    def diverged(model, x, y, **kw):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.fill_(float("nan"))
+        return {"n_train": int(x.shape[0]), "train_seconds": 0.0, "history": []}
+
+    monkeypatch.setattr(P, "train_on_tensors", diverged)
+    with pytest.raises(ValueError, match=r"PlantedCNN.*non-finite"):
+        train_planted_model(band=1, n_train=8, n_test=8, size=8, n_bands=4, epochs=1)

@@ -96,3 +96,59 @@ def test_alignment_ranks_low_frequency_model_above_high(planted_low, planted_hig
                              n_steps=8)
     assert a["score"]["mean"] > b["score"]["mean"] and a["low_share"]["mean"] > b["low_share"]["mean"]
     assert len(a["per_image_score"]) == 40 and abs(sum(a["shares"]["mean"]) - 1) < 1e-6
+
+
+# ----------------------------------------------------------------- issue 11: a broken model, mode, empty input
+
+class _NaNModel(torch.nn.Module):
+    """A classifier whose logits are all NaN, like one loaded from a diverged checkpoint."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(64, 2)
+
+    def forward(self, x):
+        return self.lin(x.flatten(1)) * float("nan")
+
+
+def _mixed_mode_net():
+    """A CNN in train mode whose second BatchNorm is deliberately frozen (eval)."""
+    torch.manual_seed(0)
+    nn = torch.nn
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.Tanh(), nn.Conv2d(4, 4, 3, padding=1),
+                        nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4 * 8 * 8, 2)).train()
+    net[4].eval()
+    return net
+
+
+def test_nan_logits_are_an_error_naming_the_model():
+    x, y = _bright_dark(8)
+    with pytest.raises(ValueError, match=r"_NaNModel.*non-finite"):
+        fk.filtered_accuracy(_NaNModel(), x, y, [0.5])
+    with pytest.raises(ValueError, match=r"_NaNModel.*non-finite"):
+        RL.alignment_profile(_NaNModel(), x, y, n_boot=10, n_steps=4)
+
+
+@pytest.mark.parametrize("call", ["filtered_accuracy", "alignment_profile"])
+def test_reliance_leaves_every_submodules_mode_and_batchnorm_statistics_alone(call):
+    x, y = _bright_dark(8)
+    net = _mixed_mode_net()
+    modes = {n: m.training for n, m in net.named_modules()}
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    if call == "filtered_accuracy":
+        fk.filtered_accuracy(net, x, y, [0.3, 1.0])
+    else:
+        RL.alignment_profile(net, x, y, n_boot=10, n_steps=4)
+    assert net.training                               # filtered_accuracy used to leave it in eval mode
+    assert {n: m.training for n, m in net.named_modules()} == modes
+    assert all(torch.equal(v, net.state_dict()[k]) for k, v in state.items())
+
+
+def test_filtered_accuracy_takes_a_plain_function_and_refuses_an_empty_batch():
+    x, y = _bright_dark(8)
+    m = MeanBrightness()
+    assert fk.filtered_accuracy(lambda z: m(z), x, y, [0.3]) == fk.filtered_accuracy(m, x, y, [0.3])
+    with pytest.raises(ValueError, match=r"x holds no images \(N = 0\)"):
+        fk.filtered_accuracy(m, x[:0], y[:0], [0.3])
+    with pytest.raises(ValueError, match=r"x holds no images \(N = 0\)"):
+        RL.alignment_profile(m, x[:0], y[:0], n_boot=10)

@@ -33,6 +33,30 @@ def test_eval_mode_restores_train_mode_when_the_body_raises():
     assert m.training and all(c.training for c in m.modules())
 
 
+def _frozen_bn_net():
+    """A model in train mode with one BatchNorm deliberately frozen (eval) inside it."""
+    m = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2), nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2)))
+    m.train()
+    m[1].eval()
+    m[2][1].eval()
+    return m
+
+
+@pytest.mark.parametrize("raises", [False, True])
+def test_eval_mode_restores_every_submodules_own_mode(raises):
+    m = _frozen_bn_net()
+    before = {name: c.training for name, c in m.named_modules()}
+    assert before["1"] is False and before["2.1"] is False and before[""] is True
+    try:
+        with R.eval_mode(m):
+            assert not any(c.training for c in m.modules())
+            if raises:
+                raise RuntimeError("inside")
+    except RuntimeError:
+        assert raises
+    assert {name: c.training for name, c in m.named_modules()} == before
+
+
 def test_eval_mode_passes_a_plain_callable_through():
     def f(z):
         return z
@@ -69,7 +93,7 @@ def test_model_device():
 
 @pytest.mark.parametrize("n, size, want", [
     (10, 4, [(0, 4), (4, 8), (8, 10)]), (8, 4, [(0, 4), (4, 8)]), (3, None, [(0, 3)]), (3, 10, [(0, 3)]),
-    (0, 4, []), (5, 0, [(i, i + 1) for i in range(5)]),
+    (0, 4, []), (5, 0, [(i, i + 1) for i in range(5)]), (0, None, []),
 ])
 def test_chunks_cover_the_range_in_order(n, size, want):
     got = [(s.start, s.stop) for s in R.chunks(n, size)]

@@ -1,6 +1,10 @@
 """freqkit.training: train_or_load and its checkpoint cache, configurations, train_on_tensors.
 (Atomic writes: test_io.py; prediction and evaluation: test_models.py.)"""
+import errno
 import os
+import shutil
+import stat
+import warnings
 
 import pytest
 import torch
@@ -169,6 +173,138 @@ def test_corrupt_checkpoint_names_the_file_and_the_fix(data_root, tmp_path):
         T.load_checkpoint(path, "mnist", T.full_config("mnist", TINY))
     with pytest.raises(T.CorruptCheckpoint, match="trained on 'mnist', not 'cifar10'"):
         T.load_checkpoint(path, "cifar10")
+
+
+# A smaller run for the tests that train again: no validation split, 256 digits.
+QUICK = {**TINY, "n_train": 256, "val_size": 0}
+
+
+def _cached_copy(trained, tmp_path):
+    """A copy of the module's trained checkpoint in a fresh cache folder: (path, info)."""
+    _, info, _ = trained
+    dst = tmp_path / "cache"
+    dst.mkdir()
+    path = dst / os.path.basename(info["checkpoint"])
+    shutil.copy(info["checkpoint"], path)
+    return path, info
+
+
+def test_damaged_checkpoint_is_refused_not_loaded(trained, data_root, tmp_path):
+    """400 bytes flipped in the middle of the file (inside the weights): not cached=True with a
+    worse model, but CorruptCheckpoint naming the file."""
+    path, _ = _cached_copy(trained, tmp_path)
+    blob = bytearray(path.read_bytes())
+    mid = len(blob) // 2
+    for i in range(mid, mid + 400):
+        blob[i] ^= 0x5A
+    path.write_bytes(bytes(blob))
+    with pytest.raises(T.CorruptCheckpoint) as e:
+        T.train_or_load("mnist", TINY, data_root=data_root, cache_dir=path.parent, device="cpu", progress=False)
+    msg = str(e.value)
+    assert str(path) in msg and "Delete" in msg and "checksum" in msg
+    with pytest.raises(T.CorruptCheckpoint, match="checksum"):
+        T.load_checkpoint(path)
+
+
+def _rewrite(path, change):
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    change(payload)
+    torch.save(payload, path)
+
+
+def test_checkpoint_whose_accuracy_no_longer_holds_is_refused(trained, data_root, tmp_path):
+    path, info = _cached_copy(trained, tmp_path)
+    kw = dict(data_root=data_root, cache_dir=path.parent, device="cpu", progress=False)
+
+    def shift(payload):  # weights intact (checksum passes), but the model does not score what it did
+        payload["metrics"]["test_accuracy_at_training"] += 0.05
+    _rewrite(path, shift)
+    with pytest.raises(T.CorruptCheckpoint, match=r"scores .* on the 10000 test images.*at training") as e:
+        T.train_or_load("mnist", TINY, **kw)
+    assert str(path) in str(e.value) and "Delete" in str(e.value)
+
+    def within_tolerance(payload):
+        payload["metrics"]["test_accuracy_at_training"] = info["test_accuracy"] + 0.009
+    _rewrite(path, within_tolerance)
+    assert T.train_or_load("mnist", TINY, **kw)[1]["cached"] is True
+
+    def other_test_split(payload):  # measured on another test split: not comparable, not checked
+        payload["metrics"]["test_accuracy_at_training"] = 0.2
+        payload["metrics"]["n_test_at_training"] = 1000
+    _rewrite(path, other_test_split)
+    assert T.train_or_load("mnist", TINY, **kw)[1]["cached"] is True
+
+
+def test_checkpoint_without_a_checksum_is_refused_with_advice(trained, tmp_path):
+    path, _ = _cached_copy(trained, tmp_path)
+    _rewrite(path, lambda payload: payload.pop("checksum"))
+    with pytest.raises(T.CorruptCheckpoint, match="no checksum") as e:
+        T.load_checkpoint(path, "mnist", T.full_config("mnist", TINY))
+    assert str(path) in str(e.value) and "Delete" in str(e.value)
+    # Checkpoints of the training code before checksums have another key: never reached by train_or_load.
+    assert T.TRAINING_CODE_VERSION != "1"
+
+
+def test_every_written_checkpoint_carries_its_checksum_and_accuracy(trained):
+    _, info, _ = trained
+    payload = torch.load(info["checkpoint"], map_location="cpu", weights_only=True)
+    assert payload["checksum"]["algorithm"] == "sha256-state_dict" and len(payload["checksum"]["value"]) == 64
+    assert payload["metrics"]["test_accuracy_at_training"] == info["test_accuracy"]
+    assert payload["metrics"]["n_test_at_training"] == info["n_test"] == 10000
+
+
+def _usable(model):
+    out = model(torch.rand(3, 1, 28, 28))
+    return out.shape == (3, 10) and bool(torch.isfinite(out).all())
+
+
+def test_read_only_cache_folder_trains_warns_and_keeps_the_model(data_root, tmp_path):
+    cache = tmp_path / "ro"
+    cache.mkdir()
+    cache.chmod(stat.S_IRUSR | stat.S_IXUSR | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH)  # 0o555
+    try:
+        if os.access(cache, os.W_OK):
+            pytest.skip("chmod does not stop this user from writing (root)")
+        with pytest.warns(UserWarning, match=f"{cache}.*not writable.*will not be cached"):
+            model, info = T.train_or_load("mnist", QUICK, data_root=data_root, cache_dir=cache, device="cpu",
+                                          progress=False)
+        assert info["cached"] is False and info["saved"] is False and _usable(model)
+        assert list(cache.iterdir()) == []
+    finally:
+        cache.chmod(0o755)
+
+
+def test_cache_folder_that_cannot_exist_trains_warns_and_keeps_the_model(data_root, tmp_path):
+    """Works as root too: the 'folder' lies under a plain file, so it can never be created."""
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    cache = blocker / "checkpoints"
+    with pytest.warns(UserWarning, match=f"{cache}.*not writable.*will not be cached"):
+        model, info = T.train_or_load("mnist", QUICK, data_root=data_root, cache_dir=cache, device="cpu",
+                                      progress=False)
+    assert info["cached"] is False and info["saved"] is False and _usable(model)
+    assert info["test_accuracy"] > 0.2
+
+
+def test_failed_write_after_training_keeps_the_model_and_names_the_path(data_root, tmp_path, monkeypatch):
+    def disk_full(obj, path):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(T, "atomic_save_torch", disk_full)
+    with pytest.warns(UserWarning, match="could not be written") as rec:
+        model, info = T.train_or_load("mnist", QUICK, data_root=data_root, cache_dir=tmp_path, device="cpu",
+                                      progress=False)
+    msg = str(rec[0].message)
+    assert info["checkpoint"] in msg and "No space left on device" in msg
+    assert info["cached"] is False and info["saved"] is False and _usable(model)
+    assert list(tmp_path.iterdir()) == []            # the probe file was removed
+
+
+def test_writable_cache_saves_without_warnings(data_root, tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _, info = T.train_or_load("mnist", QUICK, data_root=data_root, cache_dir=tmp_path, device="cpu",
+                                  progress=False)
+    assert info["saved"] is True and [p.name for p in tmp_path.iterdir()] == [os.path.basename(info["checkpoint"])]
 
 
 def test_missing_data_for_training(tmp_path, monkeypatch):

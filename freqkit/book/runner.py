@@ -14,18 +14,29 @@
    a chapter may read files next to it and its scratch files never land in the sources.
    The executed copy is first written under ``.partial/`` and moved into place only when the
    chapter passed; a failed chapter's output goes to ``<out>/executed/<profile>/failed/``.
-   Timings go to ``<out>/executed/<profile>/run.json`` (written atomically after every step).
+   A chapter's results file (``<results_dir>/<stem>.json``) counts only when the chapter
+   finished: an older one is removed before the chapter starts, and one written by a run
+   that failed or was interrupted is moved to ``failed/results/``.
+   Timings go to ``<out>/executed/<profile>/run.json`` (written atomically after every step;
+   a chapter is ``running`` there before its old executed copy is deleted, and Ctrl-C
+   leaves the run and the chapter ``interrupted``).
 3. If a chapter fails: stops, prints chapter, failing cell, the head of its source and the
    error, exits 1, and builds nothing.
 4. Otherwise runs ``jupyter-book build`` (warnings are errors, every page rebuilt, notebooks
    never re-executed: ``execute_notebooks: "off"``) on the staging tree
    ``<out>/executed/<profile>/`` (the executed copies + ``_config.yml`` + ``_toc.yml`` +
-   the other files of ``book/``), and moves the HTML into ``<out>/html``.
+   the other files of ``book/``), and moves the HTML into ``<out>/html``.  A chapter that
+   summarises others (chapter 9) stores the SHA-256 of every results file it read
+   (``setting["inputs"]``); the build refuses it when one of them changed since.
+
+One runner at a time per output folder and profile: a run holds an exclusive lock on
+``<out>/executed/<profile>/run.lock`` (``fcntl.flock``), and a second one exits 2 at once.
 
 Path parameters (names ending in ``_dir``, ``_root``, ``_path`` or ``_file``) given as
-strings in profiles.yml may use ``{out}``, ``{profile}`` and ``{root}`` and are made
-absolute against the repository root. Exit status: 0 ok, 1 a chapter or the build failed,
-2 bad usage or configuration.
+strings in profiles.yml may use ``{out}``, ``{profile}`` and ``{root}`` (substituted, not
+formatted: any other brace is an error) and are made absolute against the repository root.
+Exit status: 0 ok, 1 a chapter or the build failed, 2 bad usage or configuration (or
+another runner holds the lock), 130 interrupted.
 """
 from __future__ import annotations
 
@@ -45,13 +56,18 @@ from typing import Any
 
 import yaml
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: runs are not locked
+    fcntl = None
+
 from .._io import atomic_write_json
 
 __all__ = [
-    "BookError", "ChapterFailed", "BuildFailed", "find_root", "read_toc", "chapters_in_toc", "select_chapters",
-    "load_profiles", "parse_overrides", "chapter_parameters", "check_source", "check_executed", "kernel_check",
-    "RunRecord", "sync_assets", "executed_path", "execute_chapter", "jupyter_book_executable", "check_config",
-    "build_book", "setup", "parse_args", "run", "main",
+    "BookError", "ChapterFailed", "ChapterInterrupted", "BuildFailed", "find_root", "read_toc", "chapters_in_toc",
+    "select_chapters", "load_profiles", "parse_overrides", "chapter_parameters", "check_source", "check_executed",
+    "kernel_check", "RunRecord", "sync_assets", "executed_path", "results_file", "execute_chapter",
+    "jupyter_book_executable", "check_config", "changed_inputs", "build_book", "setup", "parse_args", "run", "main",
 ]
 
 SHARED_PARAMETERS = ("profile", "data_root", "cache_dir", "device", "seed", "results_dir")
@@ -62,6 +78,11 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 BOOK_DIR = "book"
 SKIP_COPY = (".ipynb", ".pyc")
 SKIP_DIRS = (".ipynb_checkpoints", "__pycache__", "_build")
+LOCK_FILE = "run.lock"
+PLACEHOLDERS = ("out", "profile", "root")
+DESCRIPTION = ("Execute the book's chapters with papermill under a profile of book/profiles.yml, then build "
+               "the HTML book with jupyter-book.")
+_BRACES = re.compile(r"\{[^{}]*\}|[{}]")
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
@@ -91,6 +112,27 @@ class ChapterFailed(Exception):
         self.info = info or {}
 
 
+class ChapterInterrupted(KeyboardInterrupt):
+    """A chapter was interrupted (Ctrl-C) while it executed; :func:`main` returns 130.
+
+    A :class:`KeyboardInterrupt`, so that whatever catches Ctrl-C catches it too; it also
+    carries the chapter's record, after the partial copy and the results file written by the
+    interrupted run were set aside (:func:`execute_chapter`).
+
+    Args:
+        message: which chapter was interrupted, and where its partial copy went.
+        info: the chapter's run record (``status`` ``"interrupted"``, ``seconds``, ...,
+            ``failed_copy`` and ``results_set_aside`` when written); default ``{}``.
+
+    Attributes:
+        info: the ``info`` dict given (``{}`` when None).
+    """
+
+    def __init__(self, message: str, info: dict | None = None):
+        super().__init__(message)
+        self.info = info or {}
+
+
 class BuildFailed(Exception):
     """jupyter-book failed (exit status 1): it exited non-zero or wrote no ``index.html``."""
 
@@ -110,11 +152,11 @@ def _sha256(path: Path) -> str:
 
 
 def find_root(start: Path | None = None) -> Path:
-    """The repository root: the first folder holding ``_toc.yml`` from ``start`` upwards.
+    """The repository root: the first folder holding ``_toc.yml`` and ``_config.yml`` from ``start`` upwards.
 
     Searches ``start`` and its parents for a folder with both ``_toc.yml`` and
     ``_config.yml``; if there is none, falls back to the folder above the freqkit package
-    (two levels above this file's folder) when that holds a ``_toc.yml``.
+    (two levels above this file's folder) when that holds both files too.
 
     Args:
         start: the folder to search from (default: the current working directory).
@@ -130,7 +172,7 @@ def find_root(start: Path | None = None) -> Path:
         if (d / "_toc.yml").is_file() and (d / "_config.yml").is_file():
             return d
     pkg_root = Path(__file__).resolve().parents[2]
-    if (pkg_root / "_toc.yml").is_file():
+    if (pkg_root / "_toc.yml").is_file() and (pkg_root / "_config.yml").is_file():
         return pkg_root
     raise BookError(f"no _toc.yml/_config.yml found in {here} or above (nor in {pkg_root}); "
                     "run from the repository or pass --root")
@@ -309,14 +351,25 @@ def load_profiles(root: Path) -> dict[str, dict]:
     return data
 
 
+def _substitute(value: str, name: str, values: dict[str, str]) -> str:
+    """``value`` with each ``{out}``, ``{profile}``, ``{root}`` replaced (in one pass: a
+    substituted text is not looked at again); any other brace is an error."""
+    def one(m: re.Match) -> str:
+        key = m.group(0)[1:-1]
+        if m.group(0) in ("{", "}") or key not in values:
+            raise BookError(f"parameter '{name}' (profiles.yml or --set): {m.group(0)!r} in {value!r} is not a "
+                            "placeholder: only {out}, {profile} and {root} are substituted, and no other "
+                            "brace may appear in a path")
+        return values[key]
+
+    return _BRACES.sub(one, value)
+
+
 def _resolve_path_value(value: Any, name: str, *, root: Path, out: Path, profile: str) -> Any:
     if not isinstance(value, str) or not name.endswith(PATH_SUFFIXES):
         return value
-    try:
-        value = value.format(out=out, profile=profile, root=root)
-    except (KeyError, IndexError, ValueError) as exc:
-        raise BookError(f"profiles.yml: parameter '{name}': bad placeholder in {value!r} "
-                        "(use {out}, {profile}, {root})") from exc
+    given = {"out": out, "profile": profile, "root": root}
+    value = _substitute(value, name, {k: str(given[k]) for k in PLACEHOLDERS})
     p = Path(os.path.expanduser(os.path.expandvars(value)))
     return str(p if p.is_absolute() else (root / p).resolve())
 
@@ -368,9 +421,10 @@ def chapter_parameters(profiles: dict, profile: str, stem: str, *, root: Path, o
 
     ``{"profile": profile}``, updated with the profile's ``_all`` section, then its section
     for ``stem``, then ``overrides`` (later wins).  Path parameters (names ending in
-    ``_dir``, ``_root``, ``_path`` or ``_file``) with string values are formatted with
-    ``{out}``, ``{profile}`` and ``{root}``, have ``~`` and environment variables expanded,
-    and are made absolute against ``root``; other values are passed unchanged.
+    ``_dir``, ``_root``, ``_path`` or ``_file``) with string values have exactly the
+    placeholders ``{out}``, ``{profile}`` and ``{root}`` replaced (plain substitution, never
+    ``str.format``: no attribute or index look-ups), then ``~`` and environment variables
+    expanded, and are made absolute against ``root``; other values are passed unchanged.
 
     Args:
         profiles: the result of :func:`load_profiles`.
@@ -388,7 +442,8 @@ def chapter_parameters(profiles: dict, profile: str, stem: str, *, root: Path, o
 
     Raises:
         BookError: an unknown ``profile``; a section for a notebook not in ``known_stems``;
-            a shared parameter missing; a bad placeholder in a path value.
+            a shared parameter missing; a path value with a brace that is not one of the
+            placeholders ``{out}``, ``{profile}``, ``{root}`` (the message names the parameter).
     """
     if profile not in profiles:
         raise BookError(f"unknown profile '{profile}'; {root / PROFILES_FILE} defines: " + ", ".join(profiles))
@@ -689,6 +744,70 @@ def executed_path(stage: Path, root: Path, source: Path) -> Path:
 
 # --------------------------------------------------------------------------- execute
 
+def results_file(params: dict[str, Any], stem: str) -> Path | None:
+    """A chapter's results file: ``<results_dir>/<stem>.json``, where ``results_dir`` is its parameter.
+
+    Args:
+        params: the chapter's parameters (:func:`chapter_parameters`).
+        stem: the chapter's notebook stem.
+
+    Returns:
+        The path (it need not exist), or None when ``params`` has no ``results_dir`` (or it is
+        empty or None).
+    """
+    results_dir = params.get("results_dir")
+    return Path(results_dir) / f"{stem}.json" if results_dir else None
+
+
+def _set_aside(info: dict[str, Any], partial: Path, failed: Path, results: Path | None, results_aside: Path) -> None:
+    """After a failure or an interruption: the partial copy to ``failed``, the run's results file aside."""
+    if partial.exists():
+        failed.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(partial, failed)
+        info["failed_copy"] = str(failed)
+    if results is not None and results.exists():
+        try:
+            results_aside.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(results), str(results_aside))  # results_dir may lie on another file system
+            info["results_set_aside"] = str(results_aside)
+        except OSError as exc:
+            results.unlink(missing_ok=True)
+            info["results_removed"] = f"{results} (could not move it to {results_aside}: {exc})"
+
+
+def _papermill(source: Path, partial: Path, cwd: Path, name: str, params: dict[str, Any], kernel: str,
+               timeout: int | None, log_output: bool, progress: bool) -> str | None:
+    """Run papermill on ``source`` into ``partial``; None if it ran through, else the failure message."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    try:
+        papermill.execute_notebook(
+            str(source), str(partial), parameters=params, kernel_name=kernel, cwd=str(cwd),
+            progress_bar={"desc": name, "file": sys.stderr, "mininterval": 2.0, "ascii": True} if progress else False,
+            log_output=log_output, request_save_on_cell_execute=True, execution_timeout=timeout,
+            store_widget_state=True,
+        )
+    except PapermillExecutionError as exc:
+        import nbformat
+
+        nb = nbformat.read(str(partial), as_version=4) if partial.exists() else None
+        # papermill added error banner cells; the index it reported counts cells without them
+        src_index = exc.cell_index
+        if nb is not None:
+            nb_cells = [c for c in nb.cells if "papermill-error-cell-tag" not in c.get("metadata", {}).get("tags", [])]
+            nb.cells = nb_cells
+            src_index = _source_index(nb, exc.cell_index)
+        return _failure_message(name, exc.cell_index, src_index, exc.source, exc.ename, exc.evalue, exc.traceback)
+    except Exception as exc:  # kernel died, cell timeout, ...
+        nb, idx = _running_cell(partial)
+        if nb is not None and idx is not None:
+            return _failure_message(name, idx, _source_index(nb, idx), nb.cells[idx].get("source", ""),
+                                    type(exc).__name__, str(exc).strip().splitlines()[0] if str(exc).strip() else "")
+        return f"chapter {name} failed: {type(exc).__name__}: {exc}"
+    return None
+
+
 def execute_chapter(source: Path, *, root: Path, stage: Path, params: dict[str, Any], kernel: str,
                     timeout: int | None, log_output: bool, progress: bool) -> dict[str, Any]:
     """Execute one chapter with papermill into the staging tree, then check it.
@@ -696,8 +815,13 @@ def execute_chapter(source: Path, *, root: Path, stage: Path, params: dict[str, 
     The kernel runs in the executed copy's folder; widget state is saved.  The copy is
     written under ``<stage>/.partial/`` (saved after every cell) and moved to
     :func:`executed_path` only when the chapter ran without error and passed
-    :func:`check_executed`; a failed copy is moved to ``<stage>/failed/``.  Stale copies of
-    the chapter are deleted first, and ``params["results_dir"]`` is created.
+    :func:`check_executed`; a failed (or interrupted) copy is moved to ``<stage>/failed/``.
+    Stale copies of the chapter are deleted first, and ``params["results_dir"]`` is created.
+
+    The chapter's results file (:func:`results_file`) counts only when the chapter finished:
+    one left by an earlier run is deleted before the chapter starts (and said so), and one
+    written by this run is moved to ``<stage>/failed/results/<stem>.json`` when the chapter
+    fails or is interrupted (what an earlier failure left there is deleted first).
 
     Args:
         source: the chapter's source notebook.
@@ -718,67 +842,52 @@ def execute_chapter(source: Path, *, root: Path, stage: Path, params: dict[str, 
     Raises:
         ChapterFailed: a cell raised, the kernel died or timed out, or
             :func:`check_executed` failed; its ``info`` holds the failed record (with
-            ``error`` and, when written, ``failed_copy``).
+            ``error`` and, when written, ``failed_copy`` and ``results_set_aside``).
+        ChapterInterrupted: Ctrl-C (KeyboardInterrupt) while the chapter ran; its ``info``
+            holds the record with status ``"interrupted"`` (and ``failed_copy``,
+            ``results_set_aside`` when written).
     """
-    import papermill
-    from papermill.exceptions import PapermillExecutionError
-
     name = source.stem
     final = executed_path(stage, root, source)
     partial = stage / ".partial" / source.relative_to(root)
     failed = stage / "failed" / source.relative_to(root)
-    for p in (final, partial, failed):
+    results = results_file(params, name)
+    results_aside = stage / "failed" / "results" / f"{name}.json"
+    for p in (final, partial, failed, results_aside):
         if p.exists():
             p.unlink()  # never leave a stale copy of a chapter that is being re-run
+    if results is not None and results.exists():
+        results.unlink()  # nor an earlier run's results, which a chapter failing early would leave as if valid
+        _log(f"  removed the results file of an earlier run of {name}: {results}")
     partial.parent.mkdir(parents=True, exist_ok=True)
     final.parent.mkdir(parents=True, exist_ok=True)
-    if params.get("results_dir"):
-        Path(params["results_dir"]).mkdir(parents=True, exist_ok=True)
+    if results is not None:
+        results.parent.mkdir(parents=True, exist_ok=True)
 
     t0 = time.perf_counter()
-    error: str | None = None
+
+    def chapter_info(status: str) -> dict[str, Any]:
+        return {"status": status, "seconds": round(time.perf_counter() - t0, 2), "source": str(source),
+                "source_sha256": _sha256(source), "parameters": params, "finished": _now()}
+
     try:
-        papermill.execute_notebook(
-            str(source), str(partial), parameters=params, kernel_name=kernel, cwd=str(final.parent),
-            progress_bar={"desc": name, "file": sys.stderr, "mininterval": 2.0, "ascii": True} if progress else False,
-            log_output=log_output, request_save_on_cell_execute=True, execution_timeout=timeout,
-            store_widget_state=True,
-        )
-    except PapermillExecutionError as exc:
-        import nbformat
-
-        nb = nbformat.read(str(partial), as_version=4) if partial.exists() else None
-        # papermill added error banner cells; the index it reported counts cells without them
-        src_index = exc.cell_index
-        if nb is not None:
-            nb_cells = [c for c in nb.cells if "papermill-error-cell-tag" not in c.get("metadata", {}).get("tags", [])]
-            nb.cells = nb_cells
-            src_index = _source_index(nb, exc.cell_index)
-        error = _failure_message(name, exc.cell_index, src_index, exc.source, exc.ename, exc.evalue, exc.traceback)
-    except Exception as exc:  # kernel died, cell timeout, ...
-        nb, idx = _running_cell(partial)
-        if nb is not None and idx is not None:
-            error = _failure_message(name, idx, _source_index(nb, idx), nb.cells[idx].get("source", ""),
-                                     type(exc).__name__, str(exc).strip().splitlines()[0] if str(exc).strip() else "")
-        else:
-            error = f"chapter {name} failed: {type(exc).__name__}: {exc}"
-    seconds = time.perf_counter() - t0
-
-    info: dict[str, Any] = {"status": "failed", "seconds": round(seconds, 2), "source": str(source),
-                            "source_sha256": _sha256(source), "parameters": params, "finished": _now()}
-    if error is None:
-        try:
-            nb = _read_nb(partial)
-            info.update(check_executed(nb, name))
-        except (ChapterFailed, BookError) as exc:
-            error = str(exc)
-    if error is not None:
-        if partial.exists():
-            failed.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(partial, failed)
-            info["failed_copy"] = str(failed)
-        info["error"] = error
-        raise ChapterFailed(error, info) from None
+        error = _papermill(source, partial, final.parent, name, params, kernel, timeout, log_output, progress)
+        info = chapter_info("failed")
+        if error is None:
+            try:
+                nb = _read_nb(partial)
+                info.update(check_executed(nb, name))
+            except (ChapterFailed, BookError) as exc:
+                error = str(exc)
+        if error is not None:
+            _set_aside(info, partial, failed, results, results_aside)
+            info["error"] = error
+            raise ChapterFailed(error, info) from None
+    except KeyboardInterrupt:
+        info = chapter_info("interrupted")
+        _set_aside(info, partial, failed, results, results_aside)
+        info["error"] = "interrupted (KeyboardInterrupt)"
+        raise ChapterInterrupted(f"chapter {name} was interrupted", info) from None
 
     cells = []
     for i, c in enumerate(nb.cells):
@@ -840,13 +949,61 @@ def check_config(stage: Path) -> None:
                         "`bash book/_vendor/fetch.sh` (part of `make install`)")
 
 
+def changed_inputs(path: Path) -> dict[str, str]:
+    """The inputs of a summary's results file that changed since the summary was computed.
+
+    A chapter that summarises others (chapter 9) stores in its setting ``"inputs"``:
+    ``{stem: SHA-256 of <stem>.json, or None where there was none}``, as returned by
+    :func:`freqkit.hypotheses.collect_verdicts`.  Each is compared with the file
+    ``<stem>.json`` now beside ``path``.
+
+    Args:
+        path: a results file (``<results_dir>/<stem>.json``).
+
+    Returns:
+        ``{stem: what changed}`` for each input whose file now differs, is missing, or
+        exists although it did not then; ``{}`` when nothing changed, or when ``path`` does
+        not exist, is not a JSON object, or its setting has no ``"inputs"``.
+
+    Raises:
+        BookError: ``"inputs"`` is not a mapping of stems to SHA-256 strings (or None).
+    """
+    try:
+        stored = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    setting = stored.get("setting") if isinstance(stored, dict) else None
+    inputs = setting.get("inputs") if isinstance(setting, dict) else None
+    if inputs is None:
+        return {}
+    if not isinstance(inputs, dict) or not all(isinstance(k, str) and (v is None or isinstance(v, str))
+                                               for k, v in inputs.items()):
+        raise BookError(f"{path}: setting 'inputs' must map chapter stems to SHA-256 strings (or null), "
+                        f"got {inputs!r}")
+    changed = {}
+    for stem, digest in inputs.items():
+        f = path.parent / f"{stem}.json"
+        now = _sha256(f) if f.is_file() else None
+        if now == digest:
+            continue
+        if digest is None:
+            changed[stem] = f"{f} was written since (it was not there)"
+        elif now is None:
+            changed[stem] = f"{f} is missing (removed since)"
+        else:
+            changed[stem] = f"{f} changed since"
+    return changed
+
+
 def build_book(root: Path, stage: Path, out: Path, profile: str, chapters: list[Path],
                record: RunRecord) -> Path:
     """Build the HTML book from the executed copies with ``jupyter-book build``.
 
     Every chapter needs a successful executed copy of this profile, unchanged since it was
-    executed (a source changed since is only noted).  Runs ``jupyter-book build`` on the
-    staging tree with warnings as errors (``-W``) and every page rebuilt (``--all``) into
+    executed (a source changed since is only noted), and a chapter whose results file
+    records the results it read (``setting["inputs"]``, chapter 9) must be newer than all of
+    them (:func:`changed_inputs`).  Runs ``jupyter-book build`` on the staging tree with
+    warnings as errors (``-W``) and every page rebuilt (``--all``) into
     ``<out>/jb/<profile>``, then moves the HTML to ``<out>/html`` (replacing the old one).
     ``record.data["build"]`` gets the status and seconds (not saved here).
 
@@ -863,7 +1020,9 @@ def build_book(root: Path, stage: Path, out: Path, profile: str, chapters: list[
 
     Raises:
         BookError: a chapter without a successful executed copy, or whose copy changed
-            since; or :func:`check_config` or :func:`jupyter_book_executable` failed.
+            since; a chapter whose results file read results that changed since (the
+            message names it and them, and says to re-run it); or :func:`check_config` or
+            :func:`jupyter_book_executable` failed.
         BuildFailed: jupyter-book exited non-zero or wrote no ``index.html``.
     """
     for ch in chapters:
@@ -876,6 +1035,16 @@ def build_book(root: Path, stage: Path, out: Path, profile: str, chapters: list[
             raise BookError(f"cannot build: {exe} changed since it was executed; re-run chapter {ch.stem}")
         if info.get("source_sha256") != _sha256(ch):
             _log(f"  note: {ch.name} changed since it was executed under '{profile}'; the book shows the old run")
+    stale = []
+    for ch in chapters:
+        results = results_file(record.data["chapters"][ch.stem].get("parameters") or {}, ch.stem)
+        changed = changed_inputs(results) if results is not None else {}
+        if changed:
+            stale.append(f"chapter {ch.stem} ({results}) was computed from results that changed since: "
+                         + "; ".join(f"{stem}: {why}" for stem, why in changed.items())
+                         + f"; re-run it: python -m freqkit.book --profile {profile} --chapters {ch.stem}")
+    if stale:
+        raise BookError("cannot build: stale results\n  " + "\n  ".join(stale))
     check_config(stage)
     jb_out = out / "jb" / profile
     cmd = jupyter_book_executable() + [
@@ -949,8 +1118,19 @@ def _page_scripts(app, pagename, templatename, context, doctree) -> None:  # pra
 
 # --------------------------------------------------------------------------- main
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {value} (omit --timeout for "
+                                         "no limit)")
+    return value
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    """Parse the command line of ``python -m freqkit.book`` (see the module docstring).
+    """Parse the command line of ``python -m freqkit.book`` (described in the module docstring).
 
     Args:
         argv: the arguments without the program name; None: ``sys.argv[1:]``.
@@ -961,11 +1141,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         ``no_progress``.
 
     Raises:
-        SystemExit: bad usage (status 2; e.g. no ``--profile``, or both ``--no-build`` and
-            ``--build-only``), or ``--help`` (status 0).
+        SystemExit: bad usage (status 2; e.g. no ``--profile``, both ``--no-build`` and
+            ``--build-only``, or a ``--timeout`` that is not a positive integer), or ``--help``
+            (status 0).
     """
-    ap = argparse.ArgumentParser(prog="python -m freqkit.book", description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m freqkit.book", description=DESCRIPTION)
     ap.add_argument("--profile", required=True, help="a profile of book/profiles.yml (smoke, cpu, gpu)")
     ap.add_argument("--chapters", nargs="+", metavar="STEM",
                     help="run only these chapters (stem or prefix, e.g. 01 02); the build uses earlier executed "
@@ -975,7 +1155,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--build-only", action="store_true", help="build from the executed copies of an earlier run")
     ap.add_argument("--root", help="repository root (default: found from the current folder)")
     ap.add_argument("--kernel", default="python3", help="Jupyter kernel (default python3 of this interpreter)")
-    ap.add_argument("--timeout", type=int, default=None, help="seconds allowed per cell (default: no limit)")
+    ap.add_argument("--timeout", type=_positive_int, default=None,
+                    help="seconds allowed per cell, a positive integer (default: no limit)")
     ap.add_argument("--set", action="append", metavar="NAME=VALUE", dest="overrides",
                     help="override a parameter of every chosen chapter (value parsed as YAML, e.g. "
                          "--set 'datasets=[cifar10]'); repeatable; each name must exist in the chapter's "
@@ -988,15 +1169,54 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def _check_root(root: Path, given: bool) -> None:
+    where = "--root" if given else "the repository root"
+    if not root.is_dir():
+        raise BookError(f"{where}: {root} is not a folder")
+    missing = [str(root / n) for n in ("_toc.yml", "_config.yml") if not (root / n).is_file()]
+    if missing:
+        raise BookError(f"{where}: {root} is not a book project: missing {' and '.join(missing)}")
+
+
+def _lock(stage: Path, out: Path, profile: str):
+    """Take the exclusive lock of ``stage`` (held until the returned file is closed), or raise BookError."""
+    stage.mkdir(parents=True, exist_ok=True)
+    path = stage / LOCK_FILE
+    f = open(path, "a+")  # not "w": that would erase the holder's pid before the lock is tried
+    if fcntl is None:  # pragma: no cover - not POSIX
+        return f
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.seek(0)
+        holder = f.read().strip() or "unknown"
+        f.close()
+        raise BookError(f"another book runner holds the lock {path} (pid {holder}): it runs profile '{profile}' "
+                        f"into {out}; wait for it to finish, or use another --out") from None
+    f.seek(0)
+    f.truncate()
+    f.write(f"{os.getpid()}\n")
+    f.flush()
+    return f
+
+
 def run(args: argparse.Namespace, argv: list[str]) -> int:
     """Run the book: check every chosen chapter, execute them in toc order, build the book.
 
-    Steps: find the root, read the profiles and the toc, select the chapters, compute each
-    chapter's parameters, check every source and the kernel (unless ``--build-only``), copy
-    the assets to the staging tree, execute the chapters (stopping at the first failure),
-    and build (unless ``--no-build``).  Prepends the root to ``PYTHONPATH`` in
-    ``os.environ`` (of this process too) so that the kernels import this repository's
-    freqkit.  Progress goes to stdout, failures to stderr, timings to ``run.json``.
+    Steps: find (or check) the root, read the profiles and the toc, select the chapters,
+    compute each chapter's parameters, take the lock of the staging folder, check every
+    source and the kernel (unless ``--build-only``), copy the assets to the staging tree,
+    execute the chapters (stopping at the first failure), and build (unless
+    ``--no-build``).  Prepends the root to ``PYTHONPATH`` in ``os.environ`` (of this
+    process too) so that the kernels import this repository's freqkit.  Progress goes to
+    stdout, failures to stderr, timings to ``run.json``.
+
+    The lock (``fcntl.flock`` on ``<out>/executed/<profile>/run.lock``, which holds the
+    holder's pid) is held for the whole run.  Before a chapter runs, its record in
+    ``run.json`` says ``"running"`` (its old executed copy is deleted after that); a
+    failed chapter's record says ``"failed"``.  On Ctrl-C the run and the chapter that was
+    running are recorded as ``"interrupted"``; after another error once the run started,
+    the run is recorded as ``"error"`` (with the message).
 
     Args:
         args: the namespace of :func:`parse_args`.
@@ -1006,9 +1226,18 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         The exit status: 0 (ok), 1 (a chapter or the build failed).
 
     Raises:
-        BookError: a usage or configuration error (:func:`main` turns it into status 2).
+        BookError: a usage or configuration error (:func:`main` turns it into status 2):
+            ``--root`` is not a folder holding ``_toc.yml`` and ``_config.yml``, no root is
+            found, ``--timeout`` is not positive, another runner holds the lock of this
+            output folder and profile, a bad profile, toc, parameter or kernel, or a build
+            refused (:func:`build_book`).
+        KeyboardInterrupt: Ctrl-C (a :class:`ChapterInterrupted` while a chapter ran),
+            after ``run.json`` was marked ``"interrupted"``.
     """
+    if args.timeout is not None and args.timeout <= 0:
+        raise BookError(f"--timeout must be a positive number of seconds, got {args.timeout}")
     root = Path(args.root).resolve() if args.root else find_root()
+    _check_root(root, bool(args.root))
     out = Path(args.out)
     out = (out if out.is_absolute() else root / out).resolve()
     profiles = load_profiles(root)
@@ -1022,32 +1251,61 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
                                     overrides=overrides))
             for ch in chosen]
     stage = out / "executed" / args.profile
-    record = RunRecord(stage / "run.json", args.profile)
-    if not args.build_only:
-        for ch, params in plan:
-            check_source(ch, params)  # every chapter is checked before any runs
-        kernel_check(args.kernel)
-    sync_assets(root, stage)
-    record.start(argv)
+    lock = _lock(stage, out, args.profile)
+    try:
+        record = RunRecord(stage / "run.json", args.profile)
+        if not args.build_only:
+            for ch, params in plan:
+                check_source(ch, params)  # every chapter is checked before any runs
+            kernel_check(args.kernel)
+        sync_assets(root, stage)
+        record.start(argv)
+        t0 = time.perf_counter()
+        try:
+            return _run_started(args, root, out, stage, plan, toc_chapters, record, t0)
+        except KeyboardInterrupt:
+            for info in record.data["chapters"].values():
+                if info.get("status") == "running":
+                    info.update(status="interrupted", error="interrupted (KeyboardInterrupt)")
+            record.finish("interrupted", seconds=round(time.perf_counter() - t0, 2))
+            raise
+        except Exception as exc:
+            for info in record.data["chapters"].values():
+                if info.get("status") == "running":
+                    info.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+            record.finish("error", error=str(exc) if isinstance(exc, BookError) else f"{type(exc).__name__}: {exc}",
+                          seconds=round(time.perf_counter() - t0, 2))
+            raise
+    finally:
+        lock.close()
+
+
+def _run_started(args: argparse.Namespace, root: Path, out: Path, stage: Path, plan: list, toc_chapters: list[Path],
+                 record: RunRecord, total0: float) -> int:
+    """:func:`run` once the lock is held and the run recorded as started: execute, then build."""
     # the kernels import freqkit from this repository, installed or not
     os.environ["PYTHONPATH"] = os.pathsep.join([str(root)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
 
     _log(f"freqkit book: profile '{args.profile}', {len(plan)} of {len(toc_chapters)} chapter(s), out {out}")
-    total0 = time.perf_counter()
     if not args.build_only:
         for k, (ch, params) in enumerate(plan, 1):
             _log(f"[{k}/{len(plan)}] {ch.stem}: executing ({', '.join(f'{a}={b!r}' for a, b in params.items())})")
+            # no longer "ok": its old executed copy and results are about to be deleted
+            record.chapter(ch.stem, status="running", started=_now(), source=str(ch), parameters=params)
             try:
                 info = execute_chapter(ch, root=root, stage=stage, params=params, kernel=args.kernel,
                                        timeout=args.timeout, log_output=args.log_output,
                                        progress=not args.no_progress)
+            except ChapterInterrupted as exc:
+                record.chapter(ch.stem, **exc.info)
+                print(f"\nINTERRUPTED: chapter {ch.stem}", file=sys.stderr, flush=True)
+                _report_set_aside(exc.info, params, ch.stem)
+                raise
             except ChapterFailed as exc:
                 record.chapter(ch.stem, **exc.info)
-                failed_copy = stage / "failed" / ch.relative_to(root)
                 record.finish("failed", failed_chapter=ch.stem, seconds=round(time.perf_counter() - total0, 2))
                 print(f"\nFAILED: {exc}", file=sys.stderr, flush=True)
-                if failed_copy.exists():
-                    print(f"\nThe failed notebook (with the error) is {failed_copy}", file=sys.stderr)
+                _report_set_aside(exc.info, params, ch.stem)
                 print("Stopped: the remaining chapters were not run and the book was not built.",
                       file=sys.stderr, flush=True)
                 return 1
@@ -1074,6 +1332,20 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     return 0
 
 
+def _report_set_aside(info: dict[str, Any], params: dict[str, Any], stem: str) -> None:
+    """Say where a failed or interrupted chapter's notebook and results went (stderr)."""
+    if info.get("failed_copy"):
+        what = "(as far as it ran)" if info.get("status") == "interrupted" else "(with the error)"
+        print(f"\nThe failed notebook {what} is {info['failed_copy']}", file=sys.stderr)
+    if info.get("results_set_aside"):
+        print(f"Its results file {results_file(params, stem)}, written before it stopped, does not count: moved to "
+              f"{info['results_set_aside']}", file=sys.stderr)
+    elif info.get("results_removed"):
+        print(f"Its results file, written before it stopped, does not count: removed {info['results_removed']}",
+              file=sys.stderr)
+    sys.stderr.flush()
+
+
 def main(argv: list[str] | None = None) -> int:
     """The entry point of ``python -m freqkit.book``: :func:`parse_args`, then :func:`run`.
 
@@ -1082,7 +1354,9 @@ def main(argv: list[str] | None = None) -> int:
 
     Returns:
         The exit status: 0 ok, 1 a chapter or the build failed, 2 a :class:`BookError`
-        (printed to stderr), 130 interrupted.
+        (printed to stderr: bad usage or configuration, another runner holds the lock, or
+        the build refused stale results), 130 interrupted (Ctrl-C; ``run.json`` says
+        ``"interrupted"``).
 
     Raises:
         SystemExit: from :func:`parse_args` on bad usage (status 2) or ``--help``.

@@ -15,6 +15,7 @@ import http.server
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -52,6 +53,17 @@ def _run_book(*args: str, root: Path = REPO, timeout: float = 3000) -> subproces
     """``python -m freqkit.book ARGS --root ROOT --no-progress`` in a subprocess (stdout/stderr captured)."""
     cmd = [sys.executable, "-m", "freqkit.book", *args, "--root", str(root), "--no-progress"]
     return subprocess.run(cmd, cwd=root, env=book_env(), capture_output=True, text=True, timeout=timeout)
+
+
+def _start_book(*args: str, root: Path = REPO) -> subprocess.Popen:
+    """``python -m freqkit.book ARGS --root ROOT --no-progress`` started in the background (text pipes).
+
+    SIGINT is reset to its default in the child, so that ``send_signal(SIGINT)`` raises
+    KeyboardInterrupt there as Ctrl-C would, even when the tests run with SIGINT ignored
+    (a background job of a non-interactive shell)."""
+    cmd = [sys.executable, "-m", "freqkit.book", *args, "--root", str(root), "--no-progress"]
+    return subprocess.Popen(cmd, cwd=root, env=book_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _make_book_project(dest: Path, notebooks: list, *, extra_profile: dict | None = None,
@@ -105,6 +117,27 @@ def book_fixtures() -> Path:
 def run_book():
     """The runner as a subprocess: ``run_book(*args, root=REPO, timeout=3000) -> CompletedProcess``."""
     return _run_book
+
+
+@pytest.fixture
+def start_book():
+    """The runner started in the background: ``start_book(*args, root=REPO) -> Popen``; any still running at
+    the end of the test is interrupted (SIGINT, so that its kernel is shut down), then killed."""
+    procs: list[subprocess.Popen] = []
+
+    def start(*args: str, root: Path = REPO) -> subprocess.Popen:
+        procs.append(_start_book(*args, root=root))
+        return procs[-1]
+
+    yield start
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGINT)
+            try:
+                p.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.communicate()
 
 
 @pytest.fixture(scope="session")

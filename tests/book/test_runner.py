@@ -9,6 +9,10 @@ import hashlib
 import json
 import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -200,6 +204,131 @@ def test_set_override_of_an_unknown_parameter_is_refused_before_running(tmp_path
     assert not (root / "_build" / "executed" / "smoke" / "book" / "00_fixture_widgets.ipynb").exists()
 
 
+def test_timeout_must_be_positive(capsys):
+    """``--timeout -5`` (or 0) is refused, naming --timeout: papermill would take it as "no limit"."""
+    for bad in ("-5", "0"):
+        with pytest.raises(SystemExit) as exc:
+            runner.parse_args(["--profile", "smoke", "--timeout", bad])
+        assert exc.value.code == 2
+        err = capsys.readouterr().err
+        assert "--timeout" in err and "positive" in err, err
+    assert runner.parse_args(["--profile", "smoke", "--timeout", "30"]).timeout == 30
+    assert runner.parse_args(["--profile", "smoke"]).timeout is None
+
+
+def test_run_json_gets_the_permissions_of_a_plain_open(tmp_path):
+    """run.json is 0o666 less the umask (not mkstemp's 0o600), like any file the user writes."""
+    umask = os.umask(0o022)
+    try:
+        record = runner.RunRecord(tmp_path / "run.json", "smoke")
+        record.start(["x"])
+        assert (tmp_path / "run.json").stat().st_mode & 0o777 == 0o644
+        os.umask(0o002)
+        record.finish("ok")
+        assert (tmp_path / "run.json").stat().st_mode & 0o777 == 0o664
+    finally:
+        os.umask(umask)
+
+
+def test_path_parameters_substitute_only_out_profile_and_root(tmp_path):
+    """Placeholders are substituted, never formatted: no attribute look-ups, no other brace expression."""
+    def params(value, out=tmp_path / "o"):
+        profiles = {"p": {"_all": {"data_root": None, "cache_dir": value, "device": "cpu", "seed": 1,
+                                   "results_dir": "r", "note": "{out.x} is not a path"}}}
+        return runner.chapter_parameters(profiles, "p", "x", root=tmp_path, out=out, known_stems={"x"})
+
+    assert params("{root}/c/{profile}")["cache_dir"] == str(tmp_path / "c" / "p")
+    assert params("{out}/c-{profile}")["cache_dir"] == str(tmp_path / "o" / "c-p")
+    assert params("{out}/c")["note"] == "{out.x} is not a path"  # only path parameters are substituted
+    braces = tmp_path / "o{x}"  # braces in a substituted value are kept as they are
+    assert params("{out}/cache", out=braces)["cache_dir"] == str(braces / "cache")
+    for bad in ("{out.__class__.__mro__}", "{out!r}", "{out:>40}", "{0}", "{}", "{OUT}", "{{out}}", "a}b", "{out"):
+        with pytest.raises(runner.BookError) as exc:
+            params(bad)
+        assert "parameter 'cache_dir'" in str(exc.value) and repr(bad) in str(exc.value)
+        assert "only {out}, {profile} and {root}" in str(exc.value)
+
+
+def test_set_path_parameter_with_attribute_lookup_is_refused(tmp_path, run_book, make_book_project, book_fixtures):
+    root = make_book_project(tmp_path, [book_fixtures / "00_fixture_widgets.ipynb"])
+    proc = run_book("--profile", "smoke", "--no-build", "--set", "cache_dir='{out.__class__.__mro__}'", root=root)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "parameter 'cache_dir'" in proc.stderr and "{out.__class__.__mro__}" in proc.stderr
+    assert "<class" not in proc.stderr  # nothing of the expanded look-up is shown
+    assert not (root / "_build" / "executed").exists(), "nothing may run"
+
+
+def test_parse_args_works_without_docstrings(tmp_path):
+    """``python -OO`` strips docstrings: the command line must not be built from ``__doc__``."""
+    code = "from freqkit.book import runner; print(runner.parse_args(['--profile', 'smoke']).profile)"
+    proc = subprocess.run([sys.executable, "-OO", "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("smoke"), proc.stderr[-2000:]
+    proc = subprocess.run([sys.executable, "-OO", "-m", "freqkit.book", "--help"], capture_output=True, text=True,
+                          cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=300)
+    assert proc.returncode == 0 and "--profile" in proc.stdout, proc.stderr[-2000:]
+
+
+def test_root_without_config_or_toc_is_a_usage_error(tmp_path, make_book_project, book_fixtures, capsys,
+                                                       monkeypatch):
+    """``--root`` at a folder without _config.yml (or _toc.yml, or no folder at all) exits 2 naming the file."""
+    monkeypatch.setenv("PYTHONPATH", os.environ.get("PYTHONPATH", ""))  # run() changes it
+    root = make_book_project(tmp_path / "proj", [book_fixtures / "00_fixture_widgets.ipynb"])
+    (root / "_config.yml").unlink()
+    assert runner.main(["--profile", "smoke", "--no-build", "--root", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert "--root" in err and str(root / "_config.yml") in err, err
+    assert not (root / "_build").exists()
+    assert runner.main(["--profile", "smoke", "--no-build", "--root", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err
+    assert "--root" in err and str(tmp_path / "nowhere") in err, err
+
+
+def test_find_root_needs_both_files_also_at_the_package_root(tmp_path, monkeypatch):
+    """The fallback (the folder above the package) is taken only when it holds _toc.yml and _config.yml."""
+    fake = tmp_path / "pkgroot"
+    (fake / "freqkit" / "book").mkdir(parents=True)
+    (fake / "_toc.yml").write_text("root: intro\n")
+    monkeypatch.setattr(runner, "__file__", str(fake / "freqkit" / "book" / "runner.py"))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    with pytest.raises(runner.BookError, match="_config.yml"):
+        runner.find_root(elsewhere)
+    (fake / "_config.yml").write_text("title: x\n")
+    assert runner.find_root(elsewhere) == fake.resolve()
+    (elsewhere / "_toc.yml").write_text("root: intro\n")
+    (elsewhere / "_config.yml").write_text("title: x\n")
+    assert runner.find_root(elsewhere / ".") == elsewhere.resolve()
+
+
+def test_changed_inputs_of_a_results_file(tmp_path):
+    """A summary's ``setting["inputs"]`` ({stem: SHA-256, or None: not there}) is compared with the files now."""
+    def sha(p):
+        return hashlib.sha256(p.read_bytes()).hexdigest()
+
+    (tmp_path / "a.json").write_text('{"v": 1}')
+    (tmp_path / "b.json").write_text('{"v": 2}')
+    inputs = {"a": sha(tmp_path / "a.json"), "b": sha(tmp_path / "b.json"), "c": None}
+    summary = tmp_path / "s.json"
+    summary.write_text(json.dumps({"chapter": "s", "setting": {"inputs": inputs}, "results": {}}))
+    assert runner.changed_inputs(summary) == {}
+    (tmp_path / "a.json").write_text('{"v": 3}')
+    (tmp_path / "b.json").unlink()
+    (tmp_path / "c.json").write_text("{}")
+    changed = runner.changed_inputs(summary)
+    assert list(changed) == ["a", "b", "c"]
+    assert "changed" in changed["a"] and "missing" in changed["b"] and "not there" in changed["c"]
+    for no_inputs in ({"setting": {}}, {"results": 1}, [1, 2]):
+        summary.write_text(json.dumps(no_inputs))
+        assert runner.changed_inputs(summary) == {}
+    summary.write_text("{not json")
+    assert runner.changed_inputs(summary) == {}
+    assert runner.changed_inputs(tmp_path / "none.json") == {}
+    summary.write_text(json.dumps({"setting": {"inputs": ["a"]}}))
+    with pytest.raises(runner.BookError, match="inputs"):
+        runner.changed_inputs(summary)
+
+
 def test_run_json_is_written_atomically_and_leaves_no_temporary_files(tmp_path, monkeypatch):
     """The runner's run.json (RunRecord) is replaced whole by a rename, in run order, with no temporary file left."""
     path = tmp_path / "run.json"
@@ -345,3 +474,171 @@ def test_chapter_one_has_a_static_slider(smoke_book):
     state = nb.metadata["widgets"][WIDGET_STATE]["state"]
     names = [m["model_name"] for m in state.values()]
     assert "IntSliderModel" in names and "StackModel" in names and "LinkModel" in names, names
+
+
+def _wait_for(predicate, proc: subprocess.Popen, what: str, timeout: float = 300.0) -> None:
+    """Poll ``predicate()`` until it holds; fail (with the runner's output) if ``proc`` ends first or time runs out."""
+    t0 = time.monotonic()
+    while not predicate():
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            pytest.fail(f"the runner exited ({proc.returncode}) before {what}:\n{out[-3000:]}\n{err[-3000:]}")
+        if time.monotonic() - t0 > timeout:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def _partial_has(stage: Path, stem: str, text: str):
+    partial = stage / ".partial" / "book" / f"{stem}.ipynb"
+    return lambda: partial.is_file() and text in partial.read_text(errors="replace")
+
+
+@pytest.mark.book
+@pytest.mark.slow
+def test_results_of_a_failed_chapter_do_not_count(tmp_path, run_book, make_book_project, book_fixtures):
+    """A chapter's results file counts only when the chapter finished: one written by a run that then failed is
+    moved aside (and said so), and an older run's file is removed before the chapter starts."""
+    root = make_book_project(tmp_path / "proj", [book_fixtures / "00_fixture_results.ipynb",
+                                                 book_fixtures / "00_fixture_fails.ipynb"])
+    out = tmp_path / "out"
+    results, stage = out / "results" / "smoke", out / "executed" / "smoke"
+    # 1. the chapter writes its results, then fails: the file is set aside
+    proc = run_book("--profile", "smoke", "--out", str(out), "--no-build", "--chapters", "00_fixture_results",
+                    "--set", "fail=true", "--set", "value=7", root=root)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "deliberate failure after the results cell" in proc.stderr
+    assert not (results / "00_fixture_results.json").exists(), "a failed run's results look valid"
+    aside = stage / "failed" / "results" / "00_fixture_results.json"
+    assert json.loads(aside.read_text())["results"] == {"value": 7}, "the failed run's results are kept aside"
+    assert str(aside) in proc.stderr and "does not count" in proc.stderr
+    info = json.loads((stage / "run.json").read_text())["chapters"]["00_fixture_results"]
+    assert info["status"] == "failed" and info["results_set_aside"] == str(aside)
+    # 2. a chapter that fails before writing its results: an older run's file must not survive
+    stale = results / "00_fixture_fails.json"
+    stale.write_text(json.dumps({"chapter": "00_fixture_fails", "setting": {}, "results": {"old": True}}))
+    proc = run_book("--profile", "smoke", "--out", str(out), "--no-build", "--chapters", "00_fixture_fails",
+                    root=root)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert not stale.exists(), "an older run's results survived a failed re-run"
+    assert str(stale) in proc.stdout + proc.stderr  # the removal is said
+    assert not (stage / "failed" / "results" / "00_fixture_fails.json").exists(), "it was not from this run"
+    # 3. a successful re-run publishes again and clears what was set aside
+    proc = run_book("--profile", "smoke", "--out", str(out), "--no-build", "--chapters", "00_fixture_results",
+                    root=root)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert json.loads((results / "00_fixture_results.json").read_text())["results"] == {"value": 1}
+    assert not aside.exists()
+
+
+@pytest.mark.book
+@pytest.mark.slow
+def test_ctrl_c_marks_the_run_and_the_chapter_interrupted(tmp_path, run_book, start_book, make_book_project,
+                                                          book_fixtures):
+    root = make_book_project(tmp_path / "proj", [book_fixtures / "00_fixture_results.ipynb"])
+    out = tmp_path / "out"
+    stage, results = out / "executed" / "smoke", out / "results" / "smoke"
+    stem = "00_fixture_results"
+    proc = run_book("--profile", "smoke", "--out", str(out), "--no-build", root=root)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert json.loads((stage / "run.json").read_text())["chapters"][stem]["status"] == "ok"
+    assert (stage / "book" / f"{stem}.ipynb").is_file()
+
+    p = start_book("--profile", "smoke", "--out", str(out), "--no-build", "--set", "sleep_s=120", root=root)
+    _wait_for(_partial_has(stage, stem, '"wrote '), p, "the chapter wrote its results")  # now in the sleep cell
+    record = json.loads((stage / "run.json").read_text())
+    assert not (stage / "book" / f"{stem}.ipynb").exists(), "the old executed copy is deleted before the run"
+    assert record["status"] == "running"
+    assert record["chapters"][stem]["status"] == "running", "the record says 'ok' but the executed copy is gone"
+    p.send_signal(signal.SIGINT)
+    stdout, stderr = p.communicate(timeout=120)
+    assert p.returncode == 130, stdout + stderr
+    assert "interrupted" in stderr
+    record = json.loads((stage / "run.json").read_text())
+    assert record["status"] == "interrupted" and record["finished"], record
+    info = record["chapters"][stem]
+    assert info["status"] == "interrupted" and info["seconds"] > 0, info
+    assert not (stage / "book" / f"{stem}.ipynb").exists()
+    assert not (results / f"{stem}.json").exists(), "an interrupted run's results look valid"
+    assert (stage / "failed" / "results" / f"{stem}.json").is_file()
+    assert info["results_set_aside"] == str(stage / "failed" / "results" / f"{stem}.json")
+    assert (stage / "failed" / "book" / f"{stem}.ipynb").is_file(), "the interrupted copy is kept for reading"
+    assert not list((stage / ".partial").rglob("*.ipynb")), "the partial copy is left in .partial"
+    # nothing can be built from the interrupted run
+    proc = run_book("--profile", "smoke", "--out", str(out), "--build-only", root=root)
+    assert proc.returncode == 2 and "has no successful executed copy" in proc.stderr
+    assert json.loads((stage / "run.json").read_text())["status"] == "error"
+
+
+@pytest.mark.book
+@pytest.mark.slow
+def test_a_second_runner_on_the_same_out_and_profile_is_refused(tmp_path, run_book, start_book, make_book_project,
+                                                                book_fixtures):
+    root = make_book_project(tmp_path / "proj", [book_fixtures / "00_fixture_results.ipynb"])
+    out = tmp_path / "out"
+    stage = out / "executed" / "smoke"
+    first = start_book("--profile", "smoke", "--out", str(out), "--no-build", "--set", "sleep_s=120", root=root)
+    _wait_for(_partial_has(stage, "00_fixture_results", '"wrote '), first, "the first runner's chapter")
+    before = (stage / "run.json").read_bytes()
+    t0 = time.monotonic()
+    second = run_book("--profile", "smoke", "--out", str(out), "--no-build", "--set", "value=2", root=root,
+                      timeout=120)
+    assert second.returncode == 2, second.stdout + second.stderr
+    assert str(stage / "run.lock") in second.stderr and f"pid {first.pid}" in second.stderr, second.stderr
+    assert time.monotonic() - t0 < 60, "the second runner must give up at once, not wait"
+    assert (stage / "run.json").read_bytes() == before, "the second runner wrote run.json"
+    assert json.loads((out / "results" / "smoke" / "00_fixture_results.json").read_text())["results"] == {"value": 1}
+    # --build-only also takes the lock; another profile has its own
+    assert run_book("--profile", "smoke", "--out", str(out), "--build-only", root=root).returncode == 2
+    first.send_signal(signal.SIGINT)
+    first.communicate(timeout=120)
+    assert first.returncode == 130
+    proc = run_book("--profile", "smoke", "--out", str(out), "--no-build", root=root)  # the lock was released
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.book
+@pytest.mark.slow
+def test_build_refuses_a_summary_older_than_its_inputs(tmp_path, run_book, make_book_project, book_fixtures):
+    """A chapter that summarises others (chapter 9) stores the SHA-256 of every results file it read; re-running
+    one of those chapters makes the summary stale, and the build refuses it, naming both."""
+    root = make_book_project(tmp_path / "proj", [book_fixtures / "00_fixture_results.ipynb",
+                                                 book_fixtures / "00_fixture_reads.ipynb"])
+    out = tmp_path / "out"
+    results = out / "results" / "smoke"
+    proc = run_book("--profile", "smoke", "--out", str(out), "--no-build", root=root)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    summary = json.loads((results / "00_fixture_reads.json").read_text())
+    digest = hashlib.sha256((results / "00_fixture_results.json").read_bytes()).hexdigest()
+    assert summary["setting"]["inputs"] == {"00_fixture_results": digest}
+    assert runner.changed_inputs(results / "00_fixture_reads.json") == {}
+    proc = run_book("--profile", "smoke", "--out", str(out), "--no-build", "--chapters", "00_fixture_results",
+                    "--set", "value=2", root=root)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = run_book("--profile", "smoke", "--out", str(out), "--build-only", root=root)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    err = proc.stderr
+    assert "00_fixture_reads" in err and "00_fixture_results" in err and "re-run" in err, err
+    assert not (out / "html").exists()
+
+
+@pytest.mark.book
+@pytest.mark.slow
+def test_chapter_nine_stores_the_sha256_of_every_results_file_it_read(tmp_path, run_book, make_book_project):
+    """The real chapter 9, run alone on a stored result of chapter 2: its setting records what it read."""
+    import freqkit as fk
+
+    root = make_book_project(tmp_path / "proj", [REPO / "book" / "09_what_we_learned.ipynb"])
+    out = tmp_path / "out"
+    results = out / "results" / "smoke"
+    verdict = fk.hypotheses.verdict("H1", True, {"x": 1.0}, "cifar10", cutoff=0.5, chance=0.1)
+    ch2 = fk.save_results(results, "02_which_frequencies", {"verdicts": {"cifar10": verdict}}, {"profile": "smoke"})
+    proc = run_book("--profile", "smoke", "--out", str(out), "--no-build", root=root)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    stored = json.loads((results / "09_what_we_learned.json").read_text())
+    inputs = stored["setting"]["inputs"]
+    assert inputs["02_which_frequencies"] == hashlib.sha256(ch2.read_bytes()).hexdigest()
+    assert set(inputs) == set(stored["setting"]["chapters"]) and inputs["03_frequency_attribution"] is None
+    assert runner.changed_inputs(results / "09_what_we_learned.json") == {}
+    fk.save_results(results, "03_frequency_attribution", {}, {"profile": "smoke"})  # a chapter run since
+    assert list(runner.changed_inputs(results / "09_what_we_learned.json")) == ["03_frequency_attribution"]
+
