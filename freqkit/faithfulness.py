@@ -191,29 +191,9 @@ def completeness_summary(rel_error, tol: float = 0.01) -> dict:
                    dtype=float).reshape(-1)
     if v.size == 0:
         raise ValueError("rel_error is empty")
-    with np.errstate(invalid="ignore"):          # its own quantiles meet 0 * inf; replaced below
-        s = distribution_summary(v)
-    kept = np.sort(v[~np.isnan(v)])
-    for q in (0.1, 0.25, 0.5, 0.75, 0.9):
-        s[f"q{round(100 * q):02d}"] = _quantile_inf_largest(kept, q)
+    s = distribution_summary(v)
     s.update({"tol": float(tol), "share_within": float(np.mean(v <= tol)), "median": s["q50"]})
     return s
-
-
-def _quantile_inf_largest(sorted_v: np.ndarray, q: float) -> float:
-    """numpy's linear quantile of a sorted sample, with ``inf`` larger than any number (no ``0 * inf``)."""
-    pos = q * (sorted_v.size - 1)
-    lo = int(np.floor(pos))
-    hi = min(lo + 1, sorted_v.size - 1)
-    frac = pos - lo
-    a, b = float(sorted_v[lo]), float(sorted_v[hi])
-    if frac == 0 or a == b:
-        return a
-    if not np.isfinite(a):        # -inf below a larger value
-        return a
-    if not np.isfinite(b):        # between a number and +inf
-        return b
-    return float(np.quantile(sorted_v[lo:hi + 1], frac))     # numpy's own interpolation
 
 
 # ============================================================================ agreement between methods

@@ -230,6 +230,11 @@ def spearman_rows(a, b) -> torch.Tensor:
 def distribution_summary(values, quantiles: Sequence[float] = (0.1, 0.25, 0.5, 0.75, 0.9)) -> dict:
     """Mean, min, max and quantiles of a sample (flattened; NaNs dropped and counted).
 
+    The quantiles are numpy's linear interpolation between order statistics, except that
+    ``inf`` counts as larger than any number: a quantile between a finite value and ``inf``
+    is ``inf`` (numpy's interpolation gives NaN there, ``0 * inf``), so the median of
+    ``[0, 0.001, inf]`` is ``0.001``.
+
     Args:
         values: a tensor, array or sequence of numbers.
         quantiles: levels in ``[0, 1]``; each becomes a key ``"q10"``, ``"q25"``, ...
@@ -239,6 +244,11 @@ def distribution_summary(values, quantiles: Sequence[float] = (0.1, 0.25, 0.5, 0
 
     Raises:
         ValueError: no non-NaN value.
+
+    Example:
+        >>> s = distribution_summary([0.0, 0.001, float("inf")], quantiles=(0.5, 0.75))
+        >>> s["q50"], s["q75"], s["n"]
+        (0.001, inf, 3)
     """
     v = np.asarray(values.detach().cpu().double() if isinstance(values, torch.Tensor) else values, dtype=float)
     v = v.reshape(-1)
@@ -247,6 +257,24 @@ def distribution_summary(values, quantiles: Sequence[float] = (0.1, 0.25, 0.5, 0
     if v.size == 0:
         raise ValueError("values holds no (non-NaN) number")
     out = {"n": int(v.size), "n_nan": n_nan, "mean": float(v.mean()), "min": float(v.min()), "max": float(v.max())}
+    s = np.sort(v)
     for q in quantiles:
-        out[f"q{round(100 * q):02d}"] = float(np.quantile(v, q))
+        out[f"q{round(100 * q):02d}"] = _quantile_inf_largest(s, q)
     return out
+
+
+def _quantile_inf_largest(sorted_v: np.ndarray, q: float) -> float:
+    """numpy's linear quantile of a sorted sample, with ``inf`` larger than any number (no ``0 * inf``)."""
+    pos = q * (sorted_v.size - 1)
+    lo = int(np.floor(pos))
+    hi = min(lo + 1, sorted_v.size - 1)
+    frac = pos - lo
+    a, b = float(sorted_v[lo]), float(sorted_v[hi])
+    if frac == 0 or a == b:
+        return a
+    if not np.isfinite(a):        # -inf below a larger value
+        return a
+    if not np.isfinite(b):        # between a number and +inf
+        return b
+    return float(np.quantile(sorted_v[lo:hi + 1], frac))     # numpy's own interpolation
+
