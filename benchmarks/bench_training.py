@@ -1,28 +1,37 @@
-"""Benchmark: time to the profile's accuracy for the CIFAR-10 model, against published baselines.
+"""Benchmark: CIFAR-10 training time to the preset's accuracy, the new cpu preset against the old one.
 
-Two modes:
+Modes:
 
-* ``--mode train``: trains ``freqkit.PRESETS["cifar10"][preset]`` from scratch (fresh cache
-  folder) with ``freqkit.train_or_load`` on the training images of the data root, and
-  reports wall-clock training seconds, images per second and the test accuracy reached.
-  This is the GPU measurement.
-* ``--mode throughput`` (the CPU default: the cpu preset trains for ~9 minutes): times one
-  epoch over ``--n-probe`` images with the preset's model, batch and augmentation, and
-  extrapolates the preset's training time from that rate.  If the user's checkpoint cache
-  holds the preset's model (``book`` runs leave it there), its recorded training time and
-  the test accuracy measured now are reported too (labelled as such).
+* ``--mode side_by_side`` (the CPU default): trains the **old** cpu preset (before issue 12:
+  ResNet-9 layout width 16, 16 epochs, batch 256, label smoothing 0.1; :data:`OLD_CPU_PRESET`)
+  and the **new** one (``freqkit.PRESETS["cifar10"]["cpu"]``, the airbench-style recipe)
+  from scratch in one run, on the same machine, for each seed and each precision: bf16
+  autocast (``amp=True``, only where the CPU has native bf16) and fp32 (``amp=False``: what
+  a CPU without native bf16 runs, and the proxy for one here).  The runs are interleaved
+  (seed by seed, precision by precision, old and new alternating which goes first), so
+  drift in a shared machine's load hits both alike.  Every run trains into a fresh
+  temporary cache folder: nothing is loaded.  Reported per run: training seconds (wall
+  clock, the whitening fit included), the process CPU seconds of the run, the test
+  accuracy, and the load average; per precision: the mean over seeds of seconds and
+  accuracy, and the ratio new / old of the mean seconds (goal: <= 0.45, with the new
+  preset's mean accuracy >= 90%).  The record names the CPU model and whether it has
+  native bf16 beside every timing.
+  ``--quick``: the same comparison on 512 training images, 1 epoch, 1 seed (under a minute):
+  for the tests, not for conclusions.
+* ``--mode train`` (the GPU default): trains ``PRESETS["cifar10"][preset]`` once and reports
+  seconds, images per second and accuracy, beside airbench94's published time.
 
-The reference is published, not re-run here (no internet, no airbench code): airbench94,
-94.0% CIFAR-10 test accuracy in 3.83 s on one A100 (Jordan 2024, arXiv:2404.00498), and the
-DAWNBench-era ResNet-9 of Page (2018): 94% in 79 s on one V100 (24 epochs).  A ratio to a
-published figure measured on a different card and a different training set is not a
-like-for-like comparison; the record states both settings.
+The GPU reference is published, not re-run here: airbench94, 94.0% CIFAR-10 test accuracy
+in 3.83 s on one A100 (Jordan 2024, arXiv:2404.00498), and the DAWNBench-era ResNet-9 of
+Page (2018): 94% in 79 s on one V100 (24 epochs).
 """
 from __future__ import annotations
 
 import argparse
 import copy
+import os
 import platform
+import statistics
 import sys
 import tempfile
 import time
@@ -44,59 +53,140 @@ PUBLISHED = {
                      "source": "Page 2018, 'How to train your ResNet' (DAWNBench, one V100)"},
 }
 
+#: The cifar10 cpu preset before issue 12 (training code version 2), with the keys added since
+#: at the values that train exactly as it did (random flip, 4-pixel translation, no lookahead,
+#: one learning rate, no TTA).  549-596 s and 90.2-90.6% on the 2-core build machine (bf16).
+OLD_CPU_PRESET = dict(arch="resnet", width=16, epochs=16, batch_size=256, lr=0.2, momentum=0.9, weight_decay=5e-4,
+                      optimizer="sgd", schedule="onecycle", warmup=0.2, n_train=None, val_size=0,
+                      label_smoothing=0.1, seed=0, amp=True, augment=True, translate=None, flip="random",
+                      lookahead=False, bias_lr_scale=1.0, whiten_bias_epochs=0, tta=False, width_factor=4)
+
+GOAL_RATIO = 0.45
+GOAL_ACCURACY = 0.90
+
+
+def cpu_info() -> dict:
+    """The CPU model (from /proc/cpuinfo where there is one) and whether it has native bf16."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and ":" in line:
+                model = line.split(":", 1)[1].strip()
+            elif line.startswith("flags") and ":" in line:
+                flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    native = T._bf16_ok(torch.device("cpu"))
+    return {"cpu_model": model, "native_bf16": native,
+            "bf16_flags": sorted(flags & {"avx512_bf16", "amx_bf16", "avx512_fp16"}),
+            "logical_cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()}
+
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--preset", default=None, help="PRESETS profile (default: gpu on cuda, cpu otherwise)")
-    p.add_argument("--mode", choices=("train", "throughput"), default=None,
-                   help="default: train on cuda, throughput on cpu")
-    p.add_argument("--n-probe", type=int, default=2048, help="throughput mode: images in the timed epoch")
+    p.add_argument("--preset", default=None, help="train mode: PRESETS profile (default: gpu on cuda, cpu otherwise)")
+    p.add_argument("--mode", choices=("train", "side_by_side"), default=None,
+                   help="default: train on cuda, side_by_side on cpu")
+    p.add_argument("--quick", action="store_true", help="side_by_side on 512 images, 1 epoch, 1 seed (< 1 minute)")
+    p.add_argument("--seeds", type=int, nargs="+", default=None, help="side_by_side seeds (default 0 1; quick: 0)")
+    p.add_argument("--precisions", nargs="+", choices=("bf16", "fp32"), default=None,
+                   help="side_by_side precisions (default: bf16 where native, and fp32)")
     p.add_argument("--data-root", default=None)
     p.add_argument("--cache-dir", default=None, help="train mode: where the fresh checkpoint goes (default: temp)")
     p.add_argument("--out", default=str(HERE / "out" / "training.json"))
     return p.parse_args(argv)
 
 
-def run(args) -> dict:
-    dev = torch.device(args.device)
+def _one_run(cfg: dict, data_root, dev) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+        c0 = time.process_time()
+        _, info = fk.train_or_load("cifar10", cfg, data_root=data_root, cache_dir=tmp, device=dev, progress=False)
+        cpu = time.process_time() - c0
+    assert not info["cached"]
+    return {"train_seconds": info["train_seconds"], "process_cpu_seconds": cpu, "test_accuracy": info["test_accuracy"],
+            "n_test": info["n_test"], "n_train": info["n_train"], "amp_used": info["amp"], "load_average_before": load,
+            "load_average_after": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+            "epoch_seconds": [h["seconds"] for h in info["history"]]}
+
+
+def side_by_side(args, dev) -> dict:
+    """Old vs new cpu preset, interleaved, per seed and precision (see the module docstring)."""
+    cpu = cpu_info()
+    quick = bool(getattr(args, "quick", False))
+    seeds = list(getattr(args, "seeds", None) or ([0] if quick else [0, 1]))
+    precisions = list(getattr(args, "precisions", None) or (["bf16"] if cpu["native_bf16"] else []) + ["fp32"])
+    new = dict(fk.PRESETS["cifar10"]["cpu"])
+    old = dict(OLD_CPU_PRESET)
+    shrink = {"n_train": 512, "epochs": 1} if quick else {}
+    rec = {"benchmark": "training", "mode": "side_by_side", "quick": quick, "device": str(dev), **cpu,
+           "torch": torch.__version__, "seeds": seeds, "precisions": precisions,
+           "configs": {"old": {**old, **shrink}, "new": {**new, **shrink}},
+           "goal": {"ratio_at_most": GOAL_RATIO, "new_accuracy_at_least": GOAL_ACCURACY}, "runs": [],
+           "date": time.strftime("%Y-%m-%d")}
+    order = 0
+    for seed in seeds:
+        for prec in precisions:
+            pair = ("old", "new") if order % 2 == 0 else ("new", "old")
+            order += 1
+            for which in pair:
+                cfg = {**(old if which == "old" else new), **shrink, "seed": seed, "amp": prec == "bf16"}
+                r = _one_run(cfg, args.data_root, dev)
+                r.update(which=which, seed=seed, precision=prec)
+                rec["runs"].append(r)
+                print(f"{which} seed {seed} {prec}: {r['train_seconds']:.1f} s, {r['test_accuracy']:.2%} "
+                      f"(load {r['load_average_before']})", flush=True)
+    rec["summary"] = summarise(rec)
+    return rec
+
+
+def summarise(rec: dict) -> dict:
+    """Per precision: mean seconds and accuracy of old and new over the seeds, the ratio, and the goal's status."""
+    out = {}
+    for prec in rec["precisions"]:
+        row = {}
+        for which in ("old", "new"):
+            rs = [r for r in rec["runs"] if r["which"] == which and r["precision"] == prec]
+            row[which] = {"mean_seconds": statistics.mean(r["train_seconds"] for r in rs),
+                          "mean_cpu_seconds": statistics.mean(r["process_cpu_seconds"] for r in rs),
+                          "mean_accuracy": statistics.mean(r["test_accuracy"] for r in rs),
+                          "accuracies": [r["test_accuracy"] for r in rs], "seconds": [r["train_seconds"] for r in rs],
+                          "n_seeds": len(rs), "n_test": rs[0]["n_test"], "n_train": rs[0]["n_train"]}
+        row["ratio"] = row["new"]["mean_seconds"] / row["old"]["mean_seconds"]
+        row["cpu_ratio"] = row["new"]["mean_cpu_seconds"] / row["old"]["mean_cpu_seconds"]
+        row["goal_met"] = bool(row["ratio"] <= GOAL_RATIO and row["new"]["mean_accuracy"] >= GOAL_ACCURACY)
+        out[prec] = row
+    return out
+
+
+def train_once(args, dev) -> dict:
     preset = args.preset or ("gpu" if dev.type == "cuda" else "cpu")
-    mode = args.mode or ("train" if dev.type == "cuda" else "throughput")
     cfg = dict(fk.PRESETS["cifar10"][preset])
     n_avail = fk.dataset_info("cifar10", args.data_root)["splits"].get("train")
-    rec = {"benchmark": "training", "mode": mode, "preset": preset, "config": cfg, "device": str(dev),
-           "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.machine(),
+    rec = {"benchmark": "training", "mode": "train", "preset": preset, "config": cfg, "device": str(dev),
+           "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else cpu_info()["cpu_model"],
            "threads": torch.get_num_threads(), "torch": torch.__version__, "published": PUBLISHED,
            "n_train_available": n_avail}
-    if mode == "train":
-        with tempfile.TemporaryDirectory() as tmp:
-            t0 = time.perf_counter()
-            _, info = fk.train_or_load("cifar10", cfg, data_root=args.data_root, cache_dir=args.cache_dir or tmp,
-                                       device=dev, progress=False)
-            wall = time.perf_counter() - t0
-        rec.update(train_seconds=info["train_seconds"], wall_seconds_with_test=wall, n_train=info["n_train"],
-                   test_accuracy=info["test_accuracy"], n_test=info["n_test"], cached=info["cached"],
-                   images_per_second=cfg["epochs"] * info["n_train"] / info["train_seconds"],
-                   history=info["history"])
-        # Seconds the same rate needs for the full 50,000-image set (the subset carried to a GPU may be smaller).
-        rec["extrapolated_seconds_50k"] = cfg["epochs"] * 50000 / rec["images_per_second"]
-    else:
-        probe = {**cfg, "epochs": 1, "n_train": args.n_probe}
-        with tempfile.TemporaryDirectory() as tmp:
-            _, info = fk.train_or_load("cifar10", probe, data_root=args.data_root, cache_dir=tmp, device=dev,
-                                       progress=False)
-        ips = info["n_train"] / info["train_seconds"]
-        n_full = cfg.get("n_train") or n_avail or 50000
-        rec.update(probe_images=info["n_train"], probe_seconds=info["train_seconds"], images_per_second=ips,
-                   extrapolated_train_seconds=cfg["epochs"] * n_full / ips, n_train=n_full)
-        path = T.checkpoint_path("cifar10", cfg)
-        if path.exists():
-            model, payload = T.load_checkpoint(path, "cifar10", cfg)
-            x, y = fk.load_dataset("cifar10", "test", root=args.data_root)
-            rec["cached_preset_model"] = {"checkpoint": str(path), "train_seconds": payload["metrics"]["train_seconds"],
-                                          "trained_on": payload["metrics"].get("device"),
-                                          "test_accuracy_now": fk.evaluate(model.to(dev), x, y), "n_test": len(y)}
+    if dev.type == "cpu":
+        rec.update(cpu_info())
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        _, info = fk.train_or_load("cifar10", cfg, data_root=args.data_root, cache_dir=args.cache_dir or tmp,
+                                   device=dev, progress=False)
+        wall = time.perf_counter() - t0
+    rec.update(train_seconds=info["train_seconds"], wall_seconds_with_test=wall, n_train=info["n_train"],
+               test_accuracy=info["test_accuracy"], n_test=info["n_test"], cached=info["cached"],
+               images_per_second=cfg["epochs"] * info["n_train"] / info["train_seconds"], history=info["history"])
+    # Seconds the same rate needs for the full 50,000-image set (the subset carried to a GPU may be smaller).
+    rec["extrapolated_seconds_50k"] = cfg["epochs"] * 50000 / rec["images_per_second"]
     return rec
+
+
+def run(args) -> dict:
+    dev = torch.device(args.device)
+    mode = getattr(args, "mode", None) or ("train" if dev.type == "cuda" else "side_by_side")
+    return train_once(args, dev) if mode == "train" else side_by_side(args, dev)
 
 
 def main(argv=None):
@@ -105,6 +195,7 @@ def main(argv=None):
     rec = run(args)
     keep = copy.deepcopy(rec)
     keep.pop("history", None)
+    keep.pop("runs", None)
     print(keep)
     print("wrote", atomic_write_json(rec, Path(args.out)))
 

@@ -4,13 +4,17 @@ Usage:  .venv/bin/python benchmarks/run_all.py [--device cpu|cuda] [--quick] [--
 
 Each benchmark measures freqkit and the tool a user would pick instead (scipy, Captum,
 torchattacks) in the same run, as medians over repeats, and reports the ratio
-freqkit / reference (< 1: freqkit is faster).  Output: benchmarks/out/results.json and
+freqkit / reference (< 1: freqkit is faster).  The CPU training benchmark compares the new
+cpu preset with the old one (bench_training.py, side by side, 2 seeds x bf16/fp32: about an
+hour on 2 cores; ``--quick`` shrinks it to seconds, ``--training-record FILE`` renders a
+stored record instead of running it).  Output: benchmarks/out/results.json and
 benchmarks/out/RESULTS.md; with --readme the table also replaces the block between
 ``<!-- perf:start -->`` and ``<!-- perf:end -->`` in README.md.
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import platform
 import sys
 import time
@@ -25,6 +29,7 @@ sys.path.insert(0, str(HERE))
 import bench_attacks  # noqa: E402
 import bench_attribution  # noqa: E402
 import bench_bands  # noqa: E402
+import bench_distributed  # noqa: E402
 import bench_training  # noqa: E402
 import bench_transforms  # noqa: E402
 from freqkit._io import atomic_write_bytes, atomic_write_json  # noqa: E402
@@ -59,7 +64,16 @@ def _table(results: dict) -> str:
                                  "linf_no_band": ("freqkit_pgd_no_band", "torchattacks_pgd")}.items():
             lines.append(f"| band PGD vs torchattacks PGD ({key}) | batch {s['batch']}, {s['steps']} steps, "
                          f"{s['model']} | {med[ours]:.3f} s | {med[ref]:.3f} s | "
-                         f"{ak['ratio_vs_torchattacks'][key]:.2f} | <= 1.15 |")
+                         f"{ak['ratio_vs_torchattacks'][key]:.2f} | <= {ak.get('goal_ratio_max', 1.15):.2f} |")
+        ap = ak.get("apgd")
+        if ap:
+            for key, (ours, ref) in {"linf_dct_low_band": ("freqkit_apgd_dct_low_band", "reference_apgd"),
+                                     "l2_dct_low_band": ("freqkit_apgdl2_dct_low_band", "reference_apgdl2"),
+                                     "linf_no_band": ("freqkit_apgd_no_band", "reference_apgd")}.items():
+                lines.append(f"| band APGD vs reference APGD ({key}) | batch {s['batch']}, {ap['steps']} steps, "
+                             f"{ap['restarts']} restart, {s['model']}; reference: {ap['reference']} | "
+                             f"{med[ours]:.3f} s | {med[ref]:.3f} s | {ap['ratio_vs_reference'][key]:.2f} | "
+                             f"<= {ap['goal_ratio_max']:.2f} |")
         hm = ak["fourier_heatmap"]
         per1000 = "measured" if hm["images"] >= 1000 else f"extrapolated from {hm['images']} images"
         lines.append(f"| Fourier heat map, all {hm['directions_evaluated']} directions (32x32) | {hm['source']}, "
@@ -74,26 +88,95 @@ def _table(results: dict) -> str:
             lines.append(f"| band {key.replace('_', ' ')} vs Captum {ref} | {s['bands'][key]}, batch {s['batch']}, "
                          f"{s['model']} | {r['freqkit_s_per_image'] * 1e3:.1f} ms per image | "
                          f"{r['captum_s_per_image'] * 1e3:.1f} ms per image | {r['ratio']:.2f} | - |")
+    lines.extend(distributed_rows(results.get("distributed")))
     tr = results.get("training")
     if tr and "skipped" not in tr:
-        cfg = tr["config"]
-        setting = (f"{tr['preset']} preset: ResNet width {cfg['width']}, {cfg['epochs']} epochs, batch "
-                   f"{cfg['batch_size']}, {tr['n_train']} training images")
-        if tr["mode"] == "train":
-            ab = tr["published"]["airbench94"]
-            lines.append(f"| CIFAR-10 training to the preset's accuracy | {setting} | {tr['train_seconds']:.1f} s, "
-                         f"{tr['test_accuracy']:.1%} on {tr['n_test']} test images ({tr['images_per_second']:.0f} "
-                         f"img/s) | airbench94 (published): {ab['accuracy']:.0%} in {ab['seconds']} s on an A100 | "
-                         f"{tr['train_seconds'] / ab['seconds']:.1f} (not like for like) | - |")
-        else:
-            c = tr.get("cached_preset_model")
-            done = (f"; cached model: {c['train_seconds']:.0f} s, {c['test_accuracy_now']:.1%} on {c['n_test']} "
-                    "test images" if c else "")
-            lines.append(f"| CIFAR-10 training, cpu throughput | {setting} | {tr['images_per_second']:.0f} img/s -> "
-                         f"{tr['extrapolated_train_seconds']:.0f} s extrapolated{done} | - | - | - |")
+        lines.extend(training_rows(tr))
     elif tr:
         lines.append(f"| CIFAR-10 training | skipped: {tr['skipped']} | - | - | - | - |")
     return "\n".join(lines) + "\n"
+
+
+def distributed_rows(d: dict | None) -> list[str]:
+    """The README rows of a ``bench_distributed`` record: 1 -> 2 processes, and the 224x224 costs."""
+    if not d:
+        return []
+    s, st = d["scaling"], d["scaling"]["setting"]
+    med = s["median_seconds"]
+    load = f"load average {d['machine']['load_average_before']} -> {d['machine']['load_average_after']}"
+    rows = [f"| Fourier heat map, 1 -> 2 processes (torch.distributed, gloo) | {st['n_images']} images x 514 "
+            f"directions (32x32), {st['model']}, 1 thread per process, split by direction; {d['machine']['cpu']}, "
+            f"{load} | "
+            f"{med['2 processes, 1 thread each']:.2f} s on 2 processes (work efficiency {s['work_efficiency']:.0%}) | "
+            f"{med['1 process, 1 thread']:.2f} s on 1 process (1 process x 2 threads: "
+            f"{med['1 process, 2 threads']:.2f} s) | efficiency {s['efficiency']:.0%} | >= "
+            f"{s['goal_efficiency_at_least']:.0%}: {'met' if s['goal_met'] else 'missed'} |"]
+    im = d.get("imagenet_224")
+    if im:
+        st = im["setting"]
+        sec = im["heatmap_seconds_per_image"]
+        rss = im["peak_rss_growth_mb"]
+        rows += [f"| Fourier heat map at 224x224, sub-grid | {st['model']}, every 28th frequency "
+                 f"({st['heatmap']['directions']} directions), batch {st['heatmap']['batch_size']}, "
+                 f"{st['threads']} threads | {im['heatmap_ms_per_image_direction']:.1f} ms per image and direction: "
+                 f"{sec['full grid']:.0f} s per image for all 25,090 directions, {sec['directions=4']:.0f} s with "
+                 f"directions=4, {sec['directions=8']:.0f} s with 8 | - | - | - |",
+                 f"| frequency IG at 224x224 | {st['model']}, DCT, n_steps {st['ig']['n_steps']}, internal_batch_size "
+                 f"{st['ig']['internal_batch_size']}, {st['threads']} threads | {im['ig_seconds_per_image']:.2f} s per "
+                 f"image | - | - | - |",
+                 f"| peak RSS at 224x224 (growth over the process's RSS) | same settings, fresh process per run | IG: "
+                 f"{rss['ig_1_image']:.0f} MB for 1 image, {rss['ig_4_images']:.0f} MB for 4; heat map: "
+                 f"{rss['heatmap_2_images']:.0f} MB for 2, {rss['heatmap_4_images']:.0f} MB for 4 | - | - | - |"]
+    return rows
+
+
+def _model(cfg: dict) -> str:
+    """'AirNet widths 16/96/96', 'ResNet width 16', ... for a training config."""
+    w = cfg["width"]
+    if cfg.get("arch") == "airnet":
+        f = cfg.get("width_factor", 4)
+        return f"AirNet widths {w}/{f * w}/{f * w}"
+    name = {"resnet": "ResNet", "smallcnn": "SmallCNN"}.get(cfg.get("arch"), str(cfg.get("arch")))
+    return f"{name} width {w}"
+
+
+def training_rows(tr: dict) -> list[str]:
+    """The README rows of a ``bench_training`` record (side_by_side: one row per precision)."""
+    if tr["mode"] == "side_by_side":
+        rows = []
+        new, old = tr["configs"]["new"], tr["configs"]["old"]
+        for prec, s in tr["summary"].items():
+            n, o = s["new"], s["old"]
+            cpu = (f"{tr['cpu_model']}, native bf16: {'yes' if tr['native_bf16'] else 'no'}, "
+                   f"{tr['torch_threads']} threads")
+            what = "bf16 autocast" if prec == "bf16" else "fp32 (amp off: what a CPU without native bf16 runs)"
+            seeds = ", ".join(map(str, tr["seeds"]))
+            quick = " QUICK (512 images, 1 epoch: not a measurement of the presets)" if tr.get("quick") else ""
+            setting = (f"{what}; new: {_model(new)}, {new['epochs']} epochs, batch "
+                       f"{new['batch_size']}{', flip TTA' if new.get('tta') else ', no TTA'}; old: {_model(old)}, "
+                       f"{old['epochs']} epochs, batch "
+                       f"{old['batch_size']}; {n['n_train']} training images, mean of seeds {seeds}, test accuracy "
+                       f"on {n['n_test']} images; {cpu}{quick}")
+            rows.append(f"| CIFAR-10 training, new vs old cpu preset ({prec}) | {setting} | {n['mean_seconds']:.0f} s, "
+                        f"{n['mean_accuracy']:.1%} | {o['mean_seconds']:.0f} s, {o['mean_accuracy']:.1%} | "
+                        f"{s['ratio']:.2f} | <= {tr['goal']['ratio_at_most']:.2f} and >= "
+                        f"{tr['goal']['new_accuracy_at_least']:.0%}: {'met' if s['goal_met'] else 'missed'} |")
+        return rows
+    cfg = tr["config"]
+    setting = (f"{tr['preset']} preset: {_model(cfg)}, {cfg['epochs']} epochs, batch "
+               f"{cfg['batch_size']}, {tr['n_train']} training images")
+    if tr["mode"] == "train":
+        ab = tr["published"]["airbench94"]
+        return [f"| CIFAR-10 training to the preset's accuracy | {setting} | {tr['train_seconds']:.1f} s, "
+                f"{tr['test_accuracy']:.1%} on {tr['n_test']} test images ({tr['images_per_second']:.0f} "
+                f"img/s) | airbench94 (published): {ab['accuracy']:.0%} in {ab['seconds']} s on an A100 | "
+                f"{tr['train_seconds'] / ab['seconds']:.1f} (not like for like) | - |"]
+    # the throughput mode of older records
+    c = tr.get("cached_preset_model")
+    done = (f"; cached model: {c['train_seconds']:.0f} s, {c['test_accuracy_now']:.1%} on {c['n_test']} "
+            "test images" if c else "")
+    return [f"| CIFAR-10 training, cpu throughput | {setting} | {tr['images_per_second']:.0f} img/s -> "
+            f"{tr['extrapolated_train_seconds']:.0f} s extrapolated{done} | - | - | - |"]
 
 
 def main(argv=None):
@@ -104,8 +187,13 @@ def main(argv=None):
     p.add_argument("--out", default=str(HERE / "out"))
     p.add_argument("--training-cache", default=None,
                    help="GPU training benchmark: keep its checkpoint here (default: a temporary folder)")
+    p.add_argument("--training-record", default=None, metavar="TRAINING_JSON",
+                   help="use this stored bench_training record (e.g. benchmarks/measured/...) instead of running the "
+                        "CPU side-by-side training comparison (about an hour on a 2-core machine: 2 seeds x old/new "
+                        "x bf16/fp32)")
     p.add_argument("--skip", nargs="*", default=[], choices=("transforms", "attribution", "bands", "attacks",
-                                                              "training"), help="benchmarks to leave out")
+                                                              "training", "distributed"),
+                   help="benchmarks to leave out")
     p.add_argument("--render", metavar="RESULTS_JSON",
                    help="only print the table of a stored results.json (with --readme-block, into README.md)")
     p.add_argument("--readme-block", default=None, help="with --render: the README block name (e.g. perf-gpu)")
@@ -144,10 +232,15 @@ def main(argv=None):
         budget=4096 if gpu else 256, exact_bands=6, sampled_bands=16, samples=32,
         repeats=2 if args.quick else 3)))
     step("attacks", lambda: bench_attacks.run(_attack_args(args, out, gpu, have_data)))
-    if have_data:
+    if not gpu:   # CPU processes (gloo) and 224x224 costs on the CPU
+        step("distributed", lambda: bench_distributed.run({"quick": args.quick, "out": str(out / "distributed.json")}))
+    if args.training_record and "training" not in args.skip:
+        import json
+        results["training"] = json.loads(Path(args.training_record).read_text())
+    elif have_data:
         step("training", lambda: bench_training.run(argparse.Namespace(
-            device=args.device, preset=None, mode=None, n_probe=1024 if args.quick else 2048, data_root=None,
-            cache_dir=args.training_cache)))
+            device=args.device, preset=None, mode=None, quick=args.quick, seeds=None, precisions=None,
+            data_root=None, cache_dir=args.training_cache)))
     elif "training" not in args.skip:
         results["training"] = {"skipped": "no CIFAR-10 training images under the data root (FREQKIT_DATA)"}
     results["seconds_total"] = time.time() - t0
@@ -197,7 +290,8 @@ def _attack_args(args, out, gpu: bool, have_data: bool):
     return argparse.Namespace(device=args.device, batch=256 if gpu else 32, steps=10, repeats=3 if args.quick else 5,
                               width=64 if gpu else 16, size=32, proj_iters=8,
                               heatmap_images=1000 if gpu else (8 if args.quick else 32), heatmap_real=have_data,
-                              heatmap_batch=4096 if gpu else 256, threads=0, out=str(out / "attacks.json"), seed=0)
+                              heatmap_batch=4096 if gpu else 256, threads=0, out=str(out / "attacks.json"), seed=0,
+                              apgd_steps=None, no_apgd=importlib.util.find_spec("pyautoattack") is None)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,10 @@ The public API is :data:`__all__`; each name lives in the module named for its c
 ``freqkit.faithfulness``  completeness, agreement, deletion/insertion, randomisation
 ``freqkit.planted``       a data set and a model whose frequency ground truth is known
 ``freqkit.attacks``       band-limited PGD, minimal distortion per band, smooth PGD
+``freqkit.apgd``          APGD (CE, DLR, targeted) in a band, band AutoAttack
+``freqkit.masking``       gradient-masking checks: eps sweep, SimBA-DCT, transfer
+``freqkit.adapters``      ``BandPGD``/``BandAPGD`` as torchattacks attacks (needs torchattacks)
+``freqkit.run``           command line for long runs (``python -m freqkit.run``, torchrun)
 ``freqkit.heatmaps``      Fourier heat maps (Yin et al. 2019)
 ``freqkit.defense``       input-transform defenses and an evaluation that sees them
 ``freqkit.reliance``      filtered accuracy and attribution profiles of a model
@@ -25,18 +29,24 @@ The book's own code (runner, figures, widgets, chapter helpers) is :mod:`freqkit
 nothing above imports it.
 """
 from . import hypotheses
+from ._distributed import DistributedError, RankFailed
+from .apgd import (
+    APGD_LOSSES, BAND_AUTOATTACK_VERSIONS, NOT_BAND_LIMITED, apgd, band_autoattack, dlr_loss, dlr_loss_targeted,
+)
 from .attacks import (
     LaplacianSmoothing, band_comparison, band_examples, band_projector, box_limited, compare_bands, example_spectra,
     minimal_distortion, pgd, smooth_pgd, smooth_summary, success_curve,
 )
 from .attribution import (
-    ATTRIBUTION_METHODS, FrequencyAttribution, FrequencyModel, attribute, band_feature_mask, band_pixel_attribution,
-    band_shares, perturbation_attribution, radial_attribution_profile, topk_reconstruction,
+    ATTRIBUTION_METHODS, FrequencyAttribution, FrequencyModel, FromBasis, attribute, band_feature_mask,
+    band_pixel_attribution, band_shares, perturbation_attribution, radial_attribution_profile, register_lrp_rules,
+    topk_reconstruction,
 )
 from .data import CIFAR10_CLASSES, MNIST_CLASSES, dataset_info, load_dataset, load_imagenet_folder
 from .defense import (
-    MADRY_MNIST_REFERENCE, ROBUSTBENCH_REFERENCE, STANDARD_BUDGETS, DCTQuantize, EOT, LowPassLayer, attack_view,
-    defended, evaluate_defense, jpeg_quant_table,
+    AUTOATTACK_ATTACKS, AUTOATTACK_VERSION_ATTACKS, AUTOATTACK_VERSIONS, MADRY_MNIST_REFERENCE, ROBUSTBENCH_REFERENCE,
+    STANDARD_BUDGETS, DCTQuantize, EOT, LowPassLayer, attack_view, autoattack_crosscheck, defended, evaluate_defense,
+    jpeg_quant_table, reference_autoattack,
 )
 from .faithfulness import (
     auc_table, band_rank_agreement, band_share_profile, captum_parity, compare_methods, completeness_summary,
@@ -44,13 +54,17 @@ from .faithfulness import (
     relative_completeness, topk_series,
 )
 from .heatmaps import (
-    fourier_basis_images, fourier_heatmap, heatmap_radial_profile, heatmap_report, heatmap_summary,
-    n_fourier_directions,
+    fourier_basis_images, fourier_directions, fourier_heatmap, fourier_layer_heatmap, heatmap_radial_profile,
+    heatmap_report, heatmap_summary, n_fourier_directions,
 )
-from .human import band_sensitivity, csf_mannos_sakrison, csf_map, human_alignment
+from .human import (
+    REC709_LUMA, band_sensitivity, csf_barten, csf_mannos_sakrison, csf_map, human_alignment, perturbation_ssim,
+    perturbation_visibility,
+)
+from .masking import accuracy_vs_eps, blackbox_check, masking_checks, simba_dct, simba_order, transfer_check
 from .models import (
-    Normalize, PlantedCNN, ResNetCIFAR, SmallCNN, WeightsUnavailable, build_model, evaluate, load_imagenet_classifier,
-    predict_logits, resolve_device, with_normalization,
+    AirNet, MirrorAverage, Normalize, PatchWhitening, PlantedCNN, ResNetCIFAR, SmallCNN, WeightsUnavailable,
+    build_model, evaluate, load_imagenet_classifier, predict_logits, resolve_device, with_normalization,
 )
 from .objectives import (
     Objective, adversarial_objective, attribution_guided_objective, lowpass_objective, train_suite,
@@ -59,8 +73,11 @@ from .objectives import (
 from .planted import ground_truth_table, planted_band_share, planted_frequency_dataset, train_planted_model
 from .reliance import alignment_profile, filtered_accuracy, high_frequency_energy
 from .results import load_results, save_results
-from .stats import bootstrap_ci, distribution_summary, paired_difference, paired_log_ratio, wilson_interval
-from .training import PRESETS, CorruptCheckpoint, train_on_tensors, train_or_load
+from .stats import (
+    bootstrap_ci, distribution_summary, hierarchical_bootstrap_ci, paired_difference, paired_log_ratio,
+    suite_difference, wilson_interval,
+)
+from .training import PRESETS, CorruptCheckpoint, train_on_tensors, train_or_load, train_seeds
 from .transforms import (
     BASES, band_decompose, band_energy, band_masks, band_pass, block_dct2, block_idct2, dct2, dct_matrix, dft2,
     dht2, equal_count_band_masks, filter_band, frequency_radius, from_basis, high_pass, idct2, idft2, idht2,
@@ -77,15 +94,16 @@ __all__ = [
     "radial_profile", "radial_power_law", "band_energy",
     # data and models
     "load_dataset", "dataset_info", "load_imagenet_folder", "CIFAR10_CLASSES", "MNIST_CLASSES",
-    "Normalize", "with_normalization", "SmallCNN", "ResNetCIFAR", "PlantedCNN", "build_model", "predict_logits",
+    "Normalize", "with_normalization", "SmallCNN", "ResNetCIFAR", "AirNet", "PatchWhitening", "MirrorAverage",
+    "PlantedCNN", "build_model", "predict_logits",
     "evaluate", "resolve_device", "load_imagenet_classifier", "WeightsUnavailable",
     # training and objectives
-    "PRESETS", "train_or_load", "train_on_tensors", "CorruptCheckpoint", "Objective", "adversarial_objective",
-    "lowpass_objective", "attribution_guided_objective", "train_with_objective", "train_suite",
+    "PRESETS", "train_or_load", "train_seeds", "train_on_tensors", "CorruptCheckpoint", "Objective",
+    "adversarial_objective", "lowpass_objective", "attribution_guided_objective", "train_with_objective", "train_suite",
     # attribution and its faithfulness
     "ATTRIBUTION_METHODS", "FrequencyModel", "FrequencyAttribution", "attribute", "band_pixel_attribution",
     "band_shares", "band_feature_mask", "topk_reconstruction", "radial_attribution_profile",
-    "perturbation_attribution", "compare_methods", "relative_completeness", "completeness_summary",
+    "perturbation_attribution", "FromBasis", "register_lrp_rules", "compare_methods", "relative_completeness", "completeness_summary",
     "band_rank_agreement", "captum_parity", "deletion_insertion_curves", "auc_table", "topk_series",
     "model_randomisation_check", "randomisation_summary", "input_rank_correlation", "band_share_profile",
     "planted_frequency_dataset", "train_planted_model", "planted_band_share", "ground_truth_table",
@@ -93,13 +111,35 @@ __all__ = [
     "pgd", "band_projector", "minimal_distortion", "success_curve", "compare_bands", "band_comparison",
     "box_limited", "band_examples", "example_spectra", "smooth_summary", "smooth_pgd", "LaplacianSmoothing",
     "fourier_heatmap", "fourier_basis_images", "n_fourier_directions", "heatmap_radial_profile", "heatmap_summary",
-    "heatmap_report",
+    "heatmap_report", "fourier_layer_heatmap", "fourier_directions",
+    # strong attacks (APGD, band AutoAttack), gradient-masking checks, torchattacks adapters
+    "apgd", "band_autoattack", "dlr_loss", "dlr_loss_targeted", "APGD_LOSSES", "BAND_AUTOATTACK_VERSIONS",
+    "NOT_BAND_LIMITED", "accuracy_vs_eps", "simba_dct", "simba_order", "blackbox_check", "transfer_check",
+    "masking_checks", "BandPGD", "BandAPGD",
     # defenses, reliance, human vision
     "STANDARD_BUDGETS", "ROBUSTBENCH_REFERENCE", "MADRY_MNIST_REFERENCE", "LowPassLayer", "DCTQuantize",
-    "jpeg_quant_table", "defended", "EOT", "attack_view", "evaluate_defense", "filtered_accuracy",
+    "jpeg_quant_table", "defended", "EOT", "attack_view", "evaluate_defense", "reference_autoattack",
+    "autoattack_crosscheck", "AUTOATTACK_ATTACKS", "AUTOATTACK_VERSIONS", "AUTOATTACK_VERSION_ATTACKS", "filtered_accuracy",
     "high_frequency_energy", "alignment_profile", "csf_mannos_sakrison", "csf_map", "band_sensitivity",
-    "human_alignment",
+    "human_alignment", "csf_barten", "perturbation_visibility", "perturbation_ssim", "REC709_LUMA",
     # statistics, results, hypotheses
     "wilson_interval", "bootstrap_ci", "paired_difference", "paired_log_ratio", "distribution_summary",
+    "hierarchical_bootstrap_ci", "suite_difference",
     "save_results", "load_results", "hypotheses",
+    # several processes (torchrun): errors a rank raises
+    "RankFailed", "DistributedError",
 ]
+
+# The torchattacks adapters need torchattacks (not a core dependency): imported on first use.
+_LAZY = {"BandPGD": "adapters", "BandAPGD": "adapters"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+        return getattr(importlib.import_module(f"freqkit.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'freqkit' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

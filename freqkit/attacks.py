@@ -16,7 +16,9 @@ DESIGN.md), runs on the images' device, and is batched.
   smoothing along the image's own structure); :func:`freqkit.band_energy` compares the
   spectra of perturbations.
 
-Fourier heat maps (Yin et al. 2019) live in :mod:`freqkit.heatmaps`.
+Fourier heat maps (Yin et al. 2019) live in :mod:`freqkit.heatmaps`; Auto-PGD and the
+AutoAttack ensemble inside a band in :mod:`freqkit.apgd`.  The projection described below is
+shared with them (the private module ``freqkit._projection``).
 
 The projection onto a band and a box (why not "project, then clip")
 -------------------------------------------------------------------
@@ -59,61 +61,21 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ._projection import (
+    BandProjector, box_bounds, check_band, check_eps, check_norm, finalise, flat_norm, project,
+)
 from ._runtime import eval_mode
 from ._runtime import progress as progress_bar
 from ._validate import (
-    check_choice, check_images, check_label_range, check_labels, check_mask, check_model_output, check_number,
-    check_positive_int, check_tensor,
+    check_images, check_label_range, check_labels, check_mask, check_model_output, check_number, check_positive_int,
 )
 from .stats import bootstrap_ci, median_with_inf
-from .transforms import band_energy, band_masks, check_basis, check_dft_symmetric, dct_matrix, frequency_radius
+from .transforms import band_energy, band_masks, check_basis, check_dft_symmetric, frequency_radius
 
 __all__ = [
     "pgd", "band_projector", "minimal_distortion", "success_curve", "compare_bands", "box_limited",
     "band_comparison", "band_examples", "example_spectra", "smooth_summary", "smooth_pgd", "LaplacianSmoothing",
 ]
-
-_NORMS = ("linf", "l2")
-#: Out-of-band energy share above which an image's projection is refined (the target is 1e-3).
-_SHARE_TOL = 1e-4
-#: The guarantee: no returned perturbation has a larger out-of-band energy share.
-_SHARE_MAX = 1e-3
-#: Iterations of the final re-projection of images whose share is above _SHARE_TOL.
-_REFINE_ITERS = 300
-
-
-# ----------------------------------------------------------------------------- input checks
-
-def _check_norm(norm) -> str:
-    n = norm.lower() if isinstance(norm, str) else norm
-    return check_choice(n, "norm", _NORMS)
-
-
-def _check_eps(eps, n: int, like: torch.Tensor, name: str = "eps") -> torch.Tensor:
-    """eps as a float or an ``(N,)`` tensor of per-image radii -> ``(N, 1, 1, 1)`` tensor."""
-    if isinstance(eps, torch.Tensor):
-        check_tensor(eps, name, floating=False)
-        if eps.dim() == 0:
-            eps = eps.reshape(1).expand(n)
-        if eps.dim() != 1 or eps.shape[0] != n:
-            raise ValueError(f"{name} must be a number or a tensor of shape ({n},), got shape {tuple(eps.shape)}")
-        e = eps.to(device=like.device, dtype=like.dtype)
-    else:
-        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps):
-            raise ValueError(f"{name} must be a finite number >= 0, got {eps!r}")
-        e = torch.full((n,), float(eps), device=like.device, dtype=like.dtype)
-    if not bool(torch.isfinite(e).all()) or bool((e < 0).any()):
-        raise ValueError(f"{name} must be finite and >= 0, got min {float(e.min()):.4g}")
-    return e.view(n, 1, 1, 1)
-
-
-def _check_band(band, h: int, w: int, basis: str, name: str = "band") -> torch.Tensor:
-    """``band`` as an ``(H, W)`` bool mask (checked by ``check_mask``; DFT masks must be symmetric)."""
-    m = check_mask(band, name, h, w)
-    if basis != "dct":
-        check_dft_symmetric(m, name)
-    return m
-
 
 def _step_sizes(step_size, eps: torch.Tensor, steps: int, x: torch.Tensor) -> torch.Tensor:
     """Per-image step ``(N, 1, 1, 1)``: ``step_size`` (a number or ``(N,)`` tensor, > 0), or
@@ -125,44 +87,13 @@ def _step_sizes(step_size, eps: torch.Tensor, steps: int, x: torch.Tensor) -> to
             isinstance(step_size, bool) or not isinstance(step_size, (int, float))
             or not math.isfinite(step_size) or step_size <= 0):
         raise ValueError(f"step_size must be a finite number > 0 or None, got {step_size!r}")
-    a = _check_eps(step_size, x.shape[0], x, "step_size")
+    a = check_eps(step_size, x.shape[0], x, "step_size")
     if bool((a <= 0).any()):
         raise ValueError("step_size must be > 0")
     return a
 
 
 # ----------------------------------------------------------------------------- band projector
-
-class _BandProjector:
-    """Orthogonal projection onto the band subspace ``S`` of perturbations ``(..., H, W)``.
-
-    DCT: ``D_h^T (M * (D_h v D_w^T)) D_w`` with the cached DCT matrices of
-    :func:`freqkit.dct_matrix` (four small matmuls).  DFT: ``irfft2(rfft2(v) * M)``: with a mask symmetric under
-    ``f -> -f`` this is the exact real projection onto the span of the kept DFT frequencies,
-    the same subspace as the DHT coefficients under the mask.
-    """
-
-    def __init__(self, mask: torch.Tensor, basis: str, dtype, device):
-        h, w = mask.shape
-        self.h, self.w, self.basis = h, w, basis
-        self.full = bool(mask.all())
-        self.n_coef = int(mask.sum())
-        if basis == "dct":
-            self.dh = dct_matrix(h, dtype, device)
-            self.dw = self.dh if w == h else dct_matrix(w, dtype, device)
-            self.dht, self.dwt = self.dh.transpose(0, 1), self.dw.transpose(0, 1)
-            self.m = mask.to(device=device, dtype=dtype)
-        else:
-            unshifted = torch.fft.ifftshift(mask.to(device), dim=(-2, -1))
-            self.m = unshifted[:, : w // 2 + 1].to(dtype)
-
-    def __call__(self, v: torch.Tensor) -> torch.Tensor:
-        if self.full:
-            return v
-        if self.basis == "dct":
-            return self.dht @ ((self.dh @ v @ self.dwt) * self.m) @ self.dw
-        return torch.fft.irfft2(torch.fft.rfft2(v) * self.m, s=(self.h, self.w))
-
 
 def band_projector(band: torch.Tensor, basis: str = "dct", dtype=torch.float32, device=None):
     """Build the orthogonal projection onto a frequency band, as a callable on ``(..., H, W)`` tensors.
@@ -185,7 +116,11 @@ def band_projector(band: torch.Tensor, basis: str = "dct", dtype=torch.float32, 
 
     Returns:
         A callable ``P`` with ``P(v)`` of the same shape as ``v`` (the input itself, not a
-        copy, when the band is every frequency).
+        copy, when the band is every frequency); ``P.into(v, out)`` writes ``P v`` into
+        ``out`` through cached work buffers (no gradient; what the attacks' loops use).
+        Computed separably on the rows and columns of the mask that keep any frequency (DCT,
+        and DFT masks symmetric under each axis flip, through the real Fourier basis), else
+        with ``rfft2``.
 
     Shape:
         - band: ``(H, W)``.
@@ -206,76 +141,8 @@ def band_projector(band: torch.Tensor, basis: str = "dct", dtype=torch.float32, 
     if not isinstance(band, torch.Tensor) or band.dim() != 2:
         raise ValueError(f"band must be an (H, W) mask tensor, got "
                          f"{tuple(band.shape) if isinstance(band, torch.Tensor) else type(band).__name__}")
-    m = _check_band(band, band.shape[0], band.shape[1], basis)
-    return _BandProjector(m, basis, dtype, device if device is not None else band.device)
-
-
-def _flat_norm(v: torch.Tensor, norm: str) -> torch.Tensor:
-    f = v.reshape(v.shape[0], -1)
-    return f.norm(dim=1) if norm == "l2" else f.abs().amax(dim=1)
-
-
-def _ball(v: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-    """Project each image's ``v`` onto the L2 ball of radius ``eps`` ``(n, 1, 1, 1)``."""
-    nrm = v.reshape(v.shape[0], -1).norm(dim=1).view(-1, 1, 1, 1)
-    return v * torch.clamp(eps / nrm.clamp_min(1e-30), max=1.0)
-
-
-def _project(z, lo, hi, proj, eps_l2, iters: int, lam=None):
-    """Project ``z`` onto ``A ∩ box[lo, hi]``, then make box and ball hold exactly.
-
-    ``A`` is the band ``S`` (``eps_l2 is None``; Linf, whose ball is folded into the box) or
-    ``S ∩ L2-ball`` (``eps_l2`` given), whose exact projection is "filter, then rescale".
-    The projection onto the intersection is Dykstra's alternating projection (Dykstra 1983;
-    Boyle & Dykstra 1986) in its dual form: for two sets, Dykstra's method is proximal
-    gradient ascent on the dual of ``min ||d - z||^2, d in A, d in box`` (Gaffke & Mathar
-    1989), whose dual variable ``lam`` is Dykstra's box increment, and we accelerate it with
-    Nesterov/FISTA momentum: the fast dual proximal gradient method of Beck & Teboulle 2014.
-    Each iteration costs one projection onto ``A`` and one clamp, like a Dykstra iteration,
-    but the primal error falls as O(1/k) instead of O(1/sqrt(k)).
-
-    ``lam`` may be warm-started with the previous call's: the dual method converges from any
-    dual point, and between two PGD steps the box is the same and its active pixels barely
-    move, so the iterations add up over the steps instead of starting from scratch.
-
-    Returns ``(delta, d, lam)``: ``d = P_A(z - lam)`` is exactly in ``A`` (band, and ball);
-    ``delta = clamp(d, lo, hi)`` satisfies box and ball exactly (clipping into a box that
-    contains 0 never increases any ``|d_i|``) and is in the band up to the clip's residue.
-    """
-    def p_a(v):
-        v = proj(v)
-        return v if eps_l2 is None else _ball(v, eps_l2)
-
-    lam = torch.zeros_like(z) if lam is None else lam
-    v, t = lam, 1.0
-    for _ in range(iters):
-        w = v + p_a(z - v)
-        lam_new = w - torch.clamp(w, lo, hi)          # prox of the box's support function
-        t_new = (1.0 + math.sqrt(1.0 + 4.0 * t * t)) / 2.0
-        v = lam_new + ((t - 1.0) / t_new) * (lam_new - lam)
-        lam, t = lam_new, t_new
-    d = p_a(z - lam)
-    return torch.clamp(d, lo, hi), d, lam
-
-
-def _out_of_band_share(delta: torch.Tensor, proj) -> torch.Tensor:
-    """``||delta - P_S delta||^2 / ||delta||^2`` per image (0 for a zero perturbation)."""
-    n = delta.shape[0]
-    e_all = delta.reshape(n, -1).pow(2).sum(1)
-    e_out = (delta - proj(delta)).reshape(n, -1).pow(2).sum(1)
-    return torch.where(e_all > 0, e_out / e_all.clamp_min(1e-38), torch.zeros_like(e_all))
-
-
-def _shrink_into_box(v, lo, hi):
-    """Largest ``t in [0, 1]`` per image with ``lo <= t v <= hi`` (``lo <= 0 <= hi``), and ``t v``."""
-    n = v.shape[0]
-    big = torch.full_like(v, float("inf"))
-    up = torch.where(v > 0, hi / v.clamp_min(1e-38), big)
-    dn = torch.where(v < 0, lo / v.clamp_max(-1e-38), big)
-    t = torch.minimum(up, dn).reshape(n, -1).amin(1).clamp(0.0, 1.0)
-    # One float rounding of hi / v may overshoot by an ulp; the caller's final clamp of the
-    # image to [0, 1] and the Linf tolerance absorb it.
-    return t, v * t.view(n, 1, 1, 1)
+    m = check_band(band, band.shape[0], band.shape[1], basis)
+    return BandProjector(m, basis, dtype, device if device is not None else band.device)
 
 
 # ----------------------------------------------------------------------------- PGD
@@ -303,8 +170,8 @@ def _succeeded(logits, ya, targeted: bool) -> torch.Tensor:
 def _outcome(x, x_adv, logits, y, targeted) -> dict:
     """Per-image success and distortion, shared by every attack's ``info``."""
     delta = x_adv - x
-    return {"success": _succeeded(logits, y, targeted), "l2": _flat_norm(delta, "l2"),
-            "linf": _flat_norm(delta, "linf")}
+    return {"success": _succeeded(logits, y, targeted), "l2": flat_norm(delta, "l2"),
+            "linf": flat_norm(delta, "linf")}
 
 
 def _draw(x: torch.Tensor) -> torch.Tensor:
@@ -331,7 +198,7 @@ def _pgd_once(model, x, y, eps, norm, steps, alpha, proj, lo_box, hi_box, random
     band = proj is not None
     if band:
         # Linf ball and [0, 1] box are both boxes: one clamp projects onto their intersection.
-        lo, hi = (lo_box, hi_box) if l2 else (torch.maximum(lo_box, -eps), torch.minimum(hi_box, eps))
+        lo, hi = box_bounds(lo_box, hi_box, eps, norm)
     q = torch.zeros_like(x) if band else None
 
     # Random start: torchattacks' draws (uniform in the Linf ball; for L2 a Gaussian direction
@@ -348,7 +215,7 @@ def _pgd_once(model, x, y, eps, norm, steps, alpha, proj, lo_box, hi_box, random
             u = smoother(u, None)
             u = u * (eps / u.reshape(n, -1).abs().amax(1).view(n, 1, 1, 1).clamp_min(1e-30))
         if band:
-            d, _, q = _project(proj(u), lo, hi, proj, None, proj_iters, q)
+            d, _, q = project(proj(u), lo, hi, proj, None, proj_iters, q)
             x_adv = x + d
         else:
             x_adv = torch.clamp(x + u, min=0, max=1)
@@ -362,7 +229,7 @@ def _pgd_once(model, x, y, eps, norm, steps, alpha, proj, lo_box, hi_box, random
         r = torch.zeros_like(nrm).uniform_(0, 1, generator=gen)
         d = d * (r / nrm * eps)
         if band:
-            d, _, q = _project(d, lo, hi, proj, eps, proj_iters, q)
+            d, _, q = project(d, lo, hi, proj, eps, proj_iters, q)
             x_adv = x + d
         else:
             x_adv = torch.clamp(x + d, min=0, max=1)
@@ -416,12 +283,13 @@ def _pgd_once(model, x, y, eps, norm, steps, alpha, proj, lo_box, hi_box, random
             # sign() of the raw gradient would spend most of the step out of band, and a
             # normalised in-band step would leave most of the Linf budget unused.
             g = proj(grad)
+            g = g.clone() if g is grad else g             # the full band returns its input
             if l2:
                 gn = g.reshape(m, -1).norm(p=2, dim=1).view(m, 1, 1, 1) + 1e-10
-                z = (xa - xs) + al * (g / gn)
+                z = (g / gn).mul_(al).add_(xa - xs)
             else:
-                z = (xa - xs) + al * g.sign()
-            delta, _, qa = _project(z, sel(lo), sel(hi), proj, es if l2 else None, proj_iters, sel(q))
+                z = g.sign_().mul_(al).add_(xa - xs)
+            delta, _, qa = project(z, sel(lo), sel(hi), proj, es if l2 else None, proj_iters, sel(q))
             q = qa if everyone else q.index_copy(0, active, qa)
             new = xs + delta
         if everyone:
@@ -431,46 +299,6 @@ def _pgd_once(model, x, y, eps, norm, steps, alpha, proj, lo_box, hi_box, random
             x_adv = x_adv.index_copy(0, active, new.detach())
             n_iter[active] += 1
     return x_adv, n_iter, q
-
-
-def _finalise(x, x_adv, proj, lo_box, hi_box, eps, norm, lam):
-    """Exact feasibility and the band check of the returned images (band attacks only).
-
-    Returns ``(x_adv, out_of_band_share, route)`` with ``route`` per image: 0 the PGD
-    iterate passed; 1 re-projected with many more iterations; 2 its in-band part shrunk
-    into the box; 3 zeroed, where float rounding of ``x + delta`` alone breaks the band
-    (perturbations near the float resolution).
-    """
-    n = x.shape[0]
-    route = torch.zeros(n, dtype=torch.long, device=x.device)
-    if proj is None:
-        return x_adv, torch.zeros(n, dtype=x.dtype, device=x.device), route
-    l2 = norm == "l2"
-    lo, hi = (lo_box, hi_box) if l2 else (torch.maximum(lo_box, -eps), torch.minimum(hi_box, eps))
-    delta = x_adv - x
-    bad = _out_of_band_share(delta, proj) > _SHARE_TOL
-    if bool(bad.any()):
-        b = bad.nonzero().flatten()
-        # Re-project the few offending images with many more (warm-started) iterations:
-        # projecting an almost feasible point moves it little, so the attack's progress is kept.
-        d2, y2, _ = _project(delta[b], lo[b], hi[b], proj, eps[b] if l2 else None, _REFINE_ITERS, lam[b])
-        still = _out_of_band_share(d2, proj) > _SHARE_TOL
-        if bool(still.any()):
-            # The intersection is then nearly {0} (a band that cannot move the image without
-            # leaving [0, 1]): shrink the in-band, in-ball iterate towards 0 until the box
-            # holds, which is exactly in band and feasible because 0 is.
-            _, d3 = _shrink_into_box(y2[still], lo[b][still], hi[b][still])
-            d2[still] = d3
-        delta = delta.index_copy(0, b, d2)
-        route[b] = torch.where(still, 2, 1)
-    x_adv = torch.clamp(x + delta, 0.0, 1.0)
-    share = _out_of_band_share(x_adv - x, proj)
-    tiny = share > _SHARE_MAX
-    if bool(tiny.any()):
-        x_adv[tiny] = x[tiny]
-        share[tiny] = 0.0
-        route[tiny] = 3
-    return x_adv, share, route
 
 
 def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps, norm: str = "linf", steps: int = 20,
@@ -577,11 +405,11 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps, norm: str = "li
         True
     """
     check_images(x, "x", unit_range=True)
-    norm = _check_norm(norm)
+    norm = check_norm(norm)
     check_basis(basis)
     n, c, h, w = x.shape
     y = check_labels(y, n, x.device)
-    eps_t = _check_eps(eps, n, x)
+    eps_t = check_eps(eps, n, x)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
         raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
     check_positive_int(restarts, "restarts")
@@ -589,8 +417,8 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps, norm: str = "li
     alpha = _step_sizes(step_size, eps_t, steps, x)
     proj = None
     if band is not None:
-        mask = _check_band(band, h, w, basis)
-        proj = _BandProjector(mask, basis, x.dtype, x.device)
+        mask = check_band(band, h, w, basis)
+        proj = BandProjector(mask, basis, x.dtype, x.device)
 
     x = x.detach().clamp(0.0, 1.0)
     gen = None
@@ -620,7 +448,7 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps, norm: str = "li
                 if todo.numel() == 0:
                     break
         with torch.no_grad():
-            x_adv, share, route = _finalise(x, x_adv, proj, lo_box, hi_box, eps_t, norm, q)
+            x_adv, share, route = finalise(x, x_adv, proj, lo_box, hi_box, eps_t, norm, q)
             if steps == 0 or return_info:
                 logits = check_model_output(model(x_adv), model)
                 check_label_range(y, logits.shape[1])
@@ -727,12 +555,12 @@ def minimal_distortion(model: nn.Module, x: torch.Tensor, y: torch.Tensor, band:
         (torch.Size([2]), [True, True], True)
     """
     check_images(x, "x", unit_range=True)
-    norm = _check_norm(norm)
+    norm = check_norm(norm)
     check_basis(basis)
     n = x.shape[0]
     y = check_labels(y, n, x.device)
     if band is not None:
-        _check_band(band, x.shape[-2], x.shape[-1], basis)
+        check_band(band, x.shape[-2], x.shape[-1], basis)
     eps_max = _default_eps_max(x, norm) if eps_max is None else eps_max
     if isinstance(eps_max, bool) or not isinstance(eps_max, (int, float)) or not math.isfinite(eps_max) \
             or eps_max <= 0:
@@ -921,15 +749,15 @@ def compare_bands(model: nn.Module, x: torch.Tensor, y: torch.Tensor, masks, nor
             model output holding NaN or inf, ...).
     """
     check_images(x, "x", unit_range=True)
-    norm = _check_norm(norm)
+    norm = check_norm(norm)
     check_basis(basis)
     h, w = x.shape[-2:]
     if isinstance(masks, Mapping):
-        named = {str(k): _check_band(v, h, w, basis, f"masks[{k!r}]") for k, v in masks.items()}
+        named = {str(k): check_band(v, h, w, basis, f"masks[{k!r}]") for k, v in masks.items()}
     else:
         ms = check_mask(masks, "masks", h, w, allow_stack=True)
         ms = ms.unsqueeze(0) if ms.dim() == 2 else ms
-        named = {f"band{k}": _check_band(ms[k], h, w, basis, f"masks[{k}]") for k in range(ms.shape[0])}
+        named = {f"band{k}": check_band(ms[k], h, w, basis, f"masks[{k}]") for k in range(ms.shape[0])}
     if not named:
         raise ValueError("masks must hold at least one band")
     if include_full:
@@ -1431,10 +1259,10 @@ def smooth_pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps, norm: st
             ``cg_iters``.
     """
     check_images(x, "x", unit_range=True)
-    norm = _check_norm(norm)
+    norm = check_norm(norm)
     n = x.shape[0]
     y = check_labels(y, n, x.device)
-    eps_t = _check_eps(eps, n, x)
+    eps_t = check_eps(eps, n, x)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
         raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
     alpha_t = _step_sizes(step_size, eps_t, steps, x)

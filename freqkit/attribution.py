@@ -32,7 +32,15 @@ Methods of :func:`attribute` and their sources:
                    CNN", arXiv 2005.03141): zero a band, score = drop of the target logit
 ``shapley``        band Shapley values, Shapley 1953 / Lundberg & Lee 2017: exact over all
                    2^K coalitions for K <= 8 bands, permutation sampling beyond
+a Captum class     any ``captum.attr`` attribution (DeepLift, GradientShap, LRP, Occlusion,
+                   ...) or a factory ``lambda fm: NoiseTunnel(Saliency(fm))``, run by Captum
+                   on :class:`FrequencyModel` (Kokhlikyan et al. 2020, "Captum")
 =================  ==========================================================================
+
+Captum's LRP (Bach et al. 2015) needs a rule for every layer; :func:`register_lrp_rules`
+gives freqkit's layers theirs (``Normalize``, and the inverse transform :class:`FromBasis`
+inside :class:`FrequencyModel`, rooted so that relevance is conserved from pixels to
+coefficients).
 
 Beside :func:`attribute`: :func:`band_pixel_attribution` (where in the image each band
 matters), :func:`band_shares`, :func:`topk_reconstruction`, the data-set profile
@@ -45,7 +53,7 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Callable
 
 import numpy as np
 import torch
@@ -55,14 +63,17 @@ from ._explain import (
     OUTPUTS, OutputHead, check_internal_batch, check_masks, eval_variants, forward_batched, pick, prepare_baseline,
     resolve_target,
 )
-from ._runtime import chunks, eval_mode
+from ._distributed import agree_shape, checksum, fail_together, gather_in_order, local_batches, world
+from ._runtime import chunks, eval_mode, model_device
 from ._runtime import progress as progress_bar
 from ._validate import check_choice, check_images, check_labels, check_mask, check_positive_int, check_tensor
+from .models import Normalize, PatchWhitening
 from .stats import bootstrap_ci
 from .transforms import band_energy, check_basis, from_basis, radial_profile, ring_band_masks, to_basis
 
 __all__ = [
-    "ATTRIBUTION_METHODS", "FrequencyModel", "FrequencyAttribution", "attribute", "scores_of",
+    "ATTRIBUTION_METHODS", "FromBasis", "FrequencyModel", "FrequencyAttribution", "attribute", "register_lrp_rules",
+    "scores_of",
     "BandPixelAttribution", "band_pixel_attribution", "band_shares", "band_feature_mask",
     "topk_reconstruction", "RadialAttributionProfile", "radial_attribution_profile", "perturbation_attribution",
 ]
@@ -87,6 +98,196 @@ _METHOD_OPTIONS = {
 
 # ============================================================================ the wrapper
 
+_BASIS_RULE = []   # the BasisRule class, built on first use (Captum is imported lazily)
+
+
+def _basis_rule_class():
+    """Captum's ``EpsilonRule`` for :class:`FromBasis`, measured from a root point (built once)."""
+    if _BASIS_RULE:
+        return _BASIS_RULE[0]
+    from captum.attr._utils.lrp_rules import EpsilonRule, IdentityRule
+
+    class BasisRule(EpsilonRule):
+        """LRP-epsilon through the inverse transform ``x = B^T c``, rooted where the pixel model's input is zero.
+
+        With a root image ``x0`` (coefficients ``c0 = B x0``) the relevance ``R_x`` of the
+        pixels goes to the coefficients as ``R_c = (c - c0) * B (R_x / (x - x0))``
+        (Bach et al. 2015's LRP-0/epsilon rule, written for a root point as in Montavon et
+        al. 2017's deep Taylor decomposition); the map is linear without bias, so
+        ``sum(R_c) = sum(R_x)`` (up to the stabiliser ``epsilon``).  The root is the
+        ``mean`` of a :class:`freqkit.Normalize` that is the pixel model's first layer and
+        propagates with Captum's ``IdentityRule`` (what :func:`register_lrp_rules` gives
+        it): that rule hands on the relevance of the normalised input, which is measured
+        from ``x = mean``.  Otherwise the root is 0 (plain LRP-epsilon).
+        """
+
+        def forward_hook(self, module, inputs, outputs):
+            self._root = None
+            model = getattr(module, "pixel_model", None)
+            if isinstance(model, nn.Module):
+                first = next((m for m in model.modules() if not list(m.children())), None)
+                if isinstance(first, Normalize) and isinstance(getattr(first, "rule", None), IdentityRule):
+                    self._root = first.mean.to(device=outputs.device, dtype=outputs.dtype)
+            self._basis = getattr(module, "basis", "dct")
+            return super().forward_hook(module, inputs, outputs)
+
+        def _create_backward_hook_input(self, inputs):
+            ref = 0 if self._root is None else to_basis(self._root.expand_as(inputs).contiguous(), self._basis)
+
+            def _backward_hook_input(grad):
+                relevance = grad * (inputs - ref)
+                if self._has_single_input:
+                    self.relevance_input[grad.device] = relevance.data
+                else:
+                    self.relevance_input[grad.device].append(relevance.data)
+                grad.replace_out = relevance
+                return relevance
+
+            return _backward_hook_input
+
+        def _create_backward_hook_output(self, outputs):
+            ref = 0 if self._root is None else self._root
+
+            def _backward_hook_output(grad):
+                d = outputs - ref
+                sign = torch.sign(d)
+                sign[sign == 0] = 1
+                self.relevance_output[grad.device] = grad.data
+                return grad / (d + sign * self.STABILITY_FACTOR)
+
+            return _backward_hook_output
+
+    BasisRule.__module__ = __name__
+    _BASIS_RULE.append(BasisRule)
+    return BasisRule
+
+
+def register_lrp_rules() -> dict:
+    """Give Captum's LRP a rule for every layer of freqkit's models (and of :class:`FrequencyModel`).
+
+    Captum's ``LRP`` (layer-wise relevance propagation, Bach et al. 2015) refuses a model
+    with a leaf module that has neither a ``rule`` attribute nor a default rule for its type
+    (the table ``SUPPORTED_LAYERS_WITH_RULES`` of ``captum.attr._core.lrp``), and every
+    freqkit model starts with such a layer (``Normalize``).  This adds, without replacing a
+    rule Captum already has:
+
+    * :class:`freqkit.Normalize` -> ``IdentityRule``: ``(x - mean) / std`` is affine per
+      coordinate, each output depends on one input, so the only rule that conserves
+      relevance passes it on unchanged (the epsilon rule, Captum's default for the affine
+      BatchNorm, would scale it by ``x / (x - mean)``: the bias's share is lost);
+    * :class:`freqkit.PatchWhitening` (AirNet's frozen whitening convolution) ->
+      ``EpsilonRule``, Captum's rule for ``nn.Conv2d``;
+    * ``nn.Flatten`` -> ``EpsilonRule`` (a reshape: relevance passes unchanged);
+    * ``nn.AdaptiveMaxPool2d`` -> ``EpsilonRule`` (as Captum's ``MaxPool2d``: winner takes all);
+    * ``nn.GELU`` joins Captum's element-wise activations (``ReLU``, ``Tanh``, ``Dropout``),
+      through which relevance passes unchanged;
+    * :class:`FromBasis` (the inverse transform inside :class:`FrequencyModel`) -> the basis
+      rule: LRP-epsilon rooted at the image the first ``Normalize`` maps to zero (its
+      ``mean``), which conserves relevance exactly from pixels to coefficients.  (Rooted at
+      0, plain LRP-epsilon would divide the relevance of black pixels, which a normalised
+      model gives relevance, by a zero pixel value: scores of 1e5 and more, measured.)
+      ``FromBasis`` also carries this rule as its ``rule`` attribute, made on first use.
+
+    :func:`attribute` calls this itself, and so does Captum's ``LRP(FrequencyModel(...))``
+    (through ``FromBasis.rule``); call it yourself before ``LRP(model)`` on a bare pixel
+    model.  Idempotent.  Known limits (LRP runs, finite, but does not conserve relevance):
+    the functional residual sum of :class:`freqkit.ResNetCIFAR` sends the full relevance down
+    both branches (Captum's ``Addition_Module`` would be needed), and the functional
+    ``head_scale`` of ResNetCIFAR and :class:`freqkit.AirNet` multiplies the relevance total
+    by that scale (Captum normalises by the last rule layer's output); a
+    :class:`freqkit.MirrorAverage` calls its network twice, which Captum's LRP refuses
+    (explain its ``net``).  Biases (convolution, linear, batch norm, whitening) absorb
+    relevance in every model, as in Captum.
+
+    Returns:
+        ``{module type: rule class}``, the rules freqkit registers (also those Captum had).
+
+    Raises:
+        ImportError: Captum is not installed, or its LRP no longer has the rule table.
+    """
+    from captum.attr._core import lrp as captum_lrp
+    from captum.attr._utils.lrp_rules import EpsilonRule, IdentityRule
+
+    table = getattr(captum_lrp, "SUPPORTED_LAYERS_WITH_RULES", None)
+    if not isinstance(table, dict):
+        raise ImportError("captum.attr._core.lrp.SUPPORTED_LAYERS_WITH_RULES is missing: this Captum version "
+                          "finds LRP rules differently; set module.rule on each freqkit layer instead")
+    ours = {Normalize: IdentityRule, PatchWhitening: EpsilonRule, nn.Flatten: EpsilonRule,
+            nn.AdaptiveMaxPool2d: EpsilonRule, FromBasis: _basis_rule_class()}
+    for k, v in ours.items():
+        table.setdefault(k, v)
+    nonlinear = getattr(captum_lrp, "SUPPORTED_NON_LINEAR_LAYERS", None)
+    if isinstance(nonlinear, list) and nn.GELU not in nonlinear:
+        nonlinear.append(nn.GELU)
+    return {k: table[k] for k in ours}
+
+
+class FromBasis(nn.Module):
+    """The inverse transform as a layer: ``FromBasis(basis)(c) == from_basis(c, basis)``.
+
+    :class:`FrequencyModel` runs its input through one of these, so that the inverse
+    transform is a module that Captum's layer-wise relevance propagation (LRP, Bach et al.
+    2015) can give a rule to: Captum propagates relevance only through modules with a rule
+    (its ``LRP`` walks the leaf modules and looks for a ``rule`` attribute, else a default
+    rule for the module's type).  The transform is linear without bias, so the epsilon rule
+    (LRP-0/epsilon) conserves relevance; what it needs is the right *root point*, the image
+    the relevance is measured from.  The :attr:`rule` property gives a fresh basis rule of
+    :func:`register_lrp_rules` whenever Captum asks (Captum deletes ``module.rule`` after
+    every call; a rule you set yourself lasts, as in Captum, one call).
+
+    Args:
+        basis: ``"dct"`` (default) or ``"dft"``.
+        pixel_model: the pixel model this layer feeds (kept out of the module tree, for the
+            LRP rule's root point only); ``None``: none.
+
+    Shape:
+        - input: ``(..., H, W)`` coefficients in ``basis``.
+        - output: ``(..., H, W)`` images.
+
+    Raises:
+        ValueError: ``basis`` is not ``"dct"`` or ``"dft"``.
+
+    Example:
+        >>> import torch, freqkit as fk
+        >>> from freqkit.attribution import FromBasis
+        >>> c = fk.dct2(torch.rand(1, 1, 4, 4))
+        >>> bool(torch.allclose(FromBasis("dct")(c), fk.idct2(c)))
+        True
+    """
+
+    def __init__(self, basis: str = "dct", pixel_model: Callable | None = None):
+        super().__init__()
+        check_basis(basis)
+        self.basis = basis
+        # Only for the LRP root point; a plain attribute would register a Module (and its parameters).
+        self.__dict__["pixel_model"] = pixel_model
+        self.__dict__["_lrp_rule"] = None
+
+    def forward(self, c: torch.Tensor) -> torch.Tensor:
+        """``from_basis(c, basis)``: the images whose coefficients are ``c`` (same shape)."""
+        return from_basis(c, self.basis)
+
+    @property
+    def rule(self):
+        """Captum's LRP rule for this layer (the basis rule of :func:`register_lrp_rules`), made on first use."""
+        if self.__dict__["_lrp_rule"] is None:
+            register_lrp_rules()  # so that LRP(FrequencyModel(model)) finds Normalize's rule too
+            self.__dict__["_lrp_rule"] = _basis_rule_class()()
+        return self.__dict__["_lrp_rule"]
+
+    @rule.setter
+    def rule(self, value) -> None:
+        self.__dict__["_lrp_rule"] = value
+
+    @rule.deleter
+    def rule(self) -> None:
+        self.__dict__["_lrp_rule"] = None
+
+    def extra_repr(self) -> str:
+        """Shown by ``repr``: the basis."""
+        return f"basis={self.basis!r}"
+
+
 class FrequencyModel(nn.Module):
     """A pixel model seen from frequency space: ``fm(c) == model(from_basis(c, basis))``.
 
@@ -95,8 +296,10 @@ class FrequencyModel(nn.Module):
     is an ordinary differentiable ``nn.Module``, so any Captum attribution class can be built
     on it: ``captum.attr.IntegratedGradients(fm).attribute(fm.to_coeffs(x), ...)`` gives
     per-coefficient IG scores.  An ``nn.Module`` model becomes a submodule, so ``fm.eval()``
-    and ``fm.to(device)`` reach it.  :func:`attribute` builds this wrapper itself; give it the
-    pixel model.
+    and ``fm.to(device)`` reach it.  The inverse transform is a layer too, ``fm.inverse`` (a
+    :class:`FromBasis`, no parameters), so that Captum's LRP can propagate relevance through
+    it (:func:`register_lrp_rules`).  :func:`attribute` builds this wrapper itself; give it
+    the pixel model.
 
     Args:
         model: any callable (usually an ``nn.Module``) taking images ``(N, C, H, W)``; extra
@@ -127,8 +330,9 @@ class FrequencyModel(nn.Module):
             raise TypeError(f"model must be callable (an nn.Module taking (N, C, H, W) images), "
                             f"got {type(model).__name__}")
         check_basis(basis)
-        self.model = model
         self.basis = basis
+        self.inverse = FromBasis(basis, pixel_model=model)
+        self.model = model
 
     def forward(self, coeffs: torch.Tensor, *args, **kwargs):
         """The wrapped model's output on the images whose ``basis`` coefficients are ``coeffs``.
@@ -140,7 +344,7 @@ class FrequencyModel(nn.Module):
         Returns:
             ``model(from_basis(coeffs, basis), *args, **kwargs)``; differentiable in ``coeffs``.
         """
-        return self.model(from_basis(coeffs, self.basis), *args, **kwargs)
+        return self.model(self.inverse(coeffs), *args, **kwargs)
 
     def to_coeffs(self, x: torch.Tensor) -> torch.Tensor:
         """Coefficients of images ``x`` ``(N, C, H, W)`` in this model's basis (same shape as ``x``)."""
@@ -163,12 +367,16 @@ class FrequencyAttribution:
             spread uniformly over its ``C * |band|`` coefficients, so summing ``scores`` over a
             band (all channels) gives back the band score; the per-coefficient values carry no
             information beyond that.  (``None`` only while :func:`attribute` is building it.)
-        method, basis: as passed to :func:`attribute`.
+        method, basis: as passed to :func:`attribute` (a Captum method: its class name, e.g.
+            ``"DeepLift"`` or ``"NoiseTunnel(Saliency)"``).
         target: ``(N,)`` long, the resolved class indices.
         coeffs: ``(N, C, H, W)`` coefficients of ``x``; ``baseline_coeffs`` likewise for the
             baseline.
         delta: ``(N,)`` completeness error ``sum(scores) - (f(x) - f(baseline))`` for IG
-            (quadrature error) and Shapley (efficiency; ~0 up to rounding), else ``None``.
+            (quadrature error) and Shapley (efficiency; ~0 up to rounding); for a Captum
+            method, Captum's convergence delta as Captum returns it, where it has one
+            (DeepLift: ``sum - (f(x) - f(baseline))``; LRP: ``f(x) - sum``; GradientShap:
+            one per random sample, ``(N * n_samples,)``); else ``None``.
         band_scores: ``(N, K)`` for occlusion and Shapley (in the order of ``masks``), else
             ``None``.
         masks: ``(K, H, W)`` bool, the bands used (or passed), else ``None``.
@@ -356,7 +564,18 @@ def attribute(model: Callable, x: torch.Tensor, target, method: str = "ig", basi
         target: class to explain: an int, a sequence or ``(N,)`` tensor of ints, or
             ``"predicted"`` (the model's argmax on ``x``).
         method: one of ``"saliency"``, ``"gradient"``, ``"grad_x_input"``, ``"ig"`` (default),
-            ``"smoothgrad"``, ``"occlusion"``, ``"shapley"`` (see the module docstring).
+            ``"smoothgrad"``, ``"occlusion"``, ``"shapley"`` (see the module docstring); or
+            any Captum attribution class (a subclass of ``captum.attr.Attribution`` built as
+            ``method(model)``: ``DeepLift``, ``DeepLiftShap``, ``GradientShap``,
+            ``IntegratedGradients``, ``Saliency``, ``InputXGradient``, ``LRP``,
+            ``FeatureAblation``, ``Occlusion``, ...); or a factory that builds a configured
+            one on the model it is given, e.g. ``lambda fm: NoiseTunnel(Saliency(fm))`` or
+            ``functools.partial(DeepLift, multiply_by_inputs=False)``.  Captum runs it on the
+            coefficients ``c`` of :class:`FrequencyModel` (in freqkit's output head, an
+            ``nn.Module``) with ``target``, the baseline's coefficients as ``baselines`` where
+            its ``attribute`` takes them, ``n_steps`` and ``internal_batch_size`` where it
+            takes them, and ``return_convergence_delta=True`` where it has a delta; the
+            result equals the same method run by hand on ``FrequencyModel`` (tested).
         basis: ``"dct"`` (default) or ``"dft"`` (real Hartley form of the centred DFT).
         n_steps: IG quadrature steps (>= 1, default 64); used by ``"ig"`` only.
         baseline: reference image, in pixel space: ``None`` (zeros: a black image, i.e.
@@ -364,7 +583,9 @@ def attribute(model: Callable, x: torch.Tensor, target, method: str = "ig", basi
             nonzero), or a tensor ``(N, C, H, W)``, ``(1, C, H, W)`` or ``(C, H, W)``.  IG
             integrates from it; occlusion and Shapley replace removed coefficients by the
             baseline's coefficients (zeros by default, the authors' definition); the other
-            methods ignore it.
+            named methods ignore it.  A Captum method that takes ``baselines`` gets its
+            coefficients (``GradientShap`` and ``DeepLiftShap`` also take a distribution
+            ``(M, C, H, W)`` of any M); one that takes none needs ``baseline=None``.
         internal_batch_size: at most this many model inputs per forward pass (IG:
             images x steps, passed to Captum, and images are chunked so that it holds;
             perturbation methods: masked images, default 256; ``None``: no limit for the
@@ -393,7 +614,15 @@ def attribute(model: Callable, x: torch.Tensor, target, method: str = "ig", basi
             ``exact=True`` allows K <= 16), ``n_samples=128`` permutations when sampling
             (>= 2; >= 4 with ``antithetic``: the standard error needs two pairs),
             ``antithetic=True`` (each permutation with its reverse, lowering variance; an odd
-            ``n_samples`` is rounded up to the next even number), ``seed=0``.
+            ``n_samples`` is rounded up to the next even number), ``seed=0``;
+            a Captum method: the keyword arguments of its ``attribute`` (e.g. ``n_samples``
+            and ``stdevs`` of GradientShap, ``nt_type``/``nt_samples``/``stdevs`` of a
+            NoiseTunnel, ``feature_mask=band_feature_mask(masks)`` of FeatureAblation,
+            ``sliding_window_shapes`` of Occlusion), passed unchanged, plus ``seed`` (an int:
+            seeds torch's and numpy's global RNGs for Captum's random draws (GradientShap
+            draws from both) and restores both afterwards, so ``torch.manual_seed(seed);
+            np.random.seed(seed)`` before the same Captum call by hand draws the same and
+            the caller's random streams are untouched).
 
     Returns:
         :class:`FrequencyAttribution`.  ``scores`` has the shape and dtype of ``x``.  For IG,
@@ -418,8 +647,15 @@ def attribute(model: Callable, x: torch.Tensor, target, method: str = "ig", basi
             range; a model output that is not ``(N, n_classes)`` or holds NaN or inf (the
             message names the model); a bad option value (occlusion ``mode``; SmoothGrad
             ``n_samples``, ``stdev`` < 0, ``nt_type``; Shapley ``n_samples`` < 2, or < 4
-            with ``antithetic``, or ``exact=True`` with K > 16).
-        TypeError: an unknown option in ``**kw``; ``model`` not callable or a
+            with ``antithetic``, or ``exact=True`` with K > 16); a Captum method whose
+            attributions are not one per coefficient (layer and neuron methods), or a
+            ``seed`` that is not an integer.
+        TypeError: an unknown option in ``**kw`` (for a Captum method: one its ``attribute``
+            does not take; ``inputs``, ``target`` and ``baselines`` are set here); a
+            ``method`` that is neither a name, a ``captum.attr.Attribution`` subclass nor a
+            factory returning one (an already built Captum instance included), a Captum class
+            that cannot be built as ``method(model)``; a ``baseline`` for a Captum method
+            that takes none; ``model`` not callable or a
             :class:`FrequencyModel`; ``x`` (or a tensor ``baseline`` or ``masks``) not a
             tensor or ``x`` not floating point; ``target`` None, a bool, or not integer.
 
@@ -431,17 +667,160 @@ def attribute(model: Callable, x: torch.Tensor, target, method: str = "ig", basi
         >>> r.scores.shape, bool(r.delta.abs().max() < 1e-4)   # IG completeness
         (torch.Size([2, 1, 8, 8]), True)
     """
-    check_choice(method, "method", ATTRIBUTION_METHODS)
+    captum_method = not isinstance(method, str)
+    if captum_method:
+        _check_captum_method(method)
+    else:
+        check_choice(method, "method", ATTRIBUTION_METHODS)
     check_basis(basis)
     check_positive_int(n_steps, "n_steps")
     check_internal_batch(internal_batch_size)
     check_choice(output, "output", OUTPUTS)
-    opts = _check_options(method, kw)
+    opts = dict(kw) if captum_method else _check_options(method, kw)
     check_images(x, "x", nonempty=True)
     _check_pixel_model(model)
     with eval_mode(model):
+        if captum_method:
+            return _captum_attribute(model, x, target, method, basis, n_steps, baseline, internal_batch_size, masks,
+                                     output, opts)
         return _attribute(model, x, target, method, basis, n_steps, baseline, internal_batch_size, masks, output,
                           opts)
+
+
+# ============================================================================ any Captum method
+
+def _check_captum_method(method) -> None:
+    """TypeError unless ``method`` is a Captum attribution class or a callable factory."""
+    if isinstance(method, type):
+        from captum.attr import Attribution
+
+        if not issubclass(method, Attribution):
+            raise TypeError(f"method must be one of {ATTRIBUTION_METHODS}, a captum.attr attribution class "
+                            f"(a subclass of captum.attr.Attribution) or a factory model -> attribution; "
+                            f"got the class {method.__name__}")
+        return
+    from captum.attr import Attribution
+
+    if isinstance(method, Attribution):
+        raise TypeError(f"method must be a Captum attribution class or a factory, not an instance "
+                        f"({type(method).__name__} built on its own model): pass {type(method).__name__}, or "
+                        f"e.g. method=lambda fm: NoiseTunnel(Saliency(fm)) for a configured one")
+    if not callable(method):
+        raise TypeError(f"method must be one of {ATTRIBUTION_METHODS}, a captum.attr attribution class or a "
+                        f"factory model -> attribution; got {type(method).__name__}")
+
+
+def _build_captum(method, model: nn.Module):
+    from captum.attr import Attribution
+
+    if isinstance(method, type):
+        try:
+            return method(model)
+        except TypeError as e:
+            raise TypeError(f"method={method.__name__}: {method.__name__}(model) failed ({e}); pass a factory "
+                            f"that builds it, e.g. method=lambda fm: {method.__name__}(fm, ...)") from e
+    obj = method(model)
+    if not isinstance(obj, Attribution):
+        raise TypeError(f"method: the factory must return a captum.attr attribution built on the model it is "
+                        f"given, got {type(obj).__name__}")
+    return obj
+
+
+def _captum_name(obj) -> str:
+    inner = getattr(obj, "attribution_method", None)
+    return f"{type(obj).__name__}({type(inner).__name__})" if inner is not None else type(obj).__name__
+
+
+def _accepted_options(obj) -> tuple[set, bool]:
+    """Keyword names ``obj.attribute`` takes (a NoiseTunnel: its own and its method's), and whether it takes any."""
+    import inspect
+
+    def params(f):
+        ps = inspect.signature(f).parameters.values()
+        return ({p.name for p in ps if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)} - {"self"},
+                any(p.kind == p.VAR_KEYWORD for p in ps))
+
+    names, var = params(obj.attribute)
+    inner = getattr(obj, "attribution_method", None)
+    if inner is not None:
+        inner_names, var = params(inner.attribute)
+        names |= inner_names
+    return names, var
+
+
+def _captum_attribute(model, x, target, method, basis, n_steps, baseline, ibs, masks, output, opts):
+    """:func:`attribute` with a Captum method, after the argument checks, ``model`` in eval mode."""
+    from captum.attr import DeepLiftShap, GradientShap
+
+    n, _, h, w = x.shape
+    if masks is not None:
+        masks = check_masks(masks, h, w, device=x.device)
+    register_lrp_rules()
+    fm = FrequencyModel(model, basis)
+    head = OutputHead(fm, output, model=model)
+    obj = _build_captum(method, head)
+    name = _captum_name(obj)
+    accepted, var_kw = _accepted_options(obj)
+    for reserved, use in (("inputs", "x"), ("target", "target"), ("baselines", "baseline (in pixel space)")):
+        if reserved in opts:
+            raise TypeError(f"{reserved} is set by attribute() for method={name}; pass {use} instead")
+    seed = opts.pop("seed", None) if "seed" not in accepted else None
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
+        raise ValueError(f"seed must be an integer or None, got {seed!r}")
+    unknown = sorted(k for k in opts if k not in accepted)
+    if unknown and not var_kw:
+        raise TypeError(f"unknown option(s) {unknown} for method={name}; its attribute() takes {sorted(accepted)}")
+
+    c = to_basis(x, basis)
+    fx = forward_batched(head, c, ibs)
+    t = resolve_target(target, fx)
+    call = dict(opts)
+    inner = getattr(obj, "attribution_method", None)
+    distribution = isinstance(obj, (GradientShap, DeepLiftShap)) or isinstance(inner, (GradientShap, DeepLiftShap))
+    cb = None
+    if "baselines" in accepted:
+        if (distribution and isinstance(baseline, torch.Tensor) and baseline.dim() == 4
+                and tuple(baseline.shape[1:]) == tuple(x.shape[1:]) and baseline.shape[0] >= 1):
+            b = check_tensor(baseline, "baseline").to(device=x.device, dtype=x.dtype)   # a distribution: any M rows
+        else:
+            b = prepare_baseline(baseline, x)
+        cb = to_basis(b, basis)
+        call["baselines"] = cb
+    elif baseline is not None:
+        raise TypeError(f"baseline must be None for method={name}: it takes no baselines")
+    if "n_steps" in accepted and "n_steps" not in call:
+        call["n_steps"] = n_steps
+    if "internal_batch_size" in accepted and ibs is not None and "internal_batch_size" not in call:
+        call["internal_batch_size"] = ibs
+    want_delta = bool(obj.has_convergence_delta()) and "return_convergence_delta" in accepted
+    if want_delta:
+        call.setdefault("return_convergence_delta", True)
+        want_delta = bool(call["return_convergence_delta"])
+
+    devices = [x.device] if x.device.type == "cuda" else []
+    np_state = np.random.get_state() if seed is not None else None
+    try:
+        with torch.random.fork_rng(devices=devices, enabled=seed is not None):
+            if seed is not None:
+                torch.manual_seed(int(seed))
+                np.random.seed(int(seed))   # GradientShap draws its path points from numpy's global RNG
+            out = obj.attribute(c.detach().requires_grad_(), target=t, **call)
+    finally:
+        if np_state is not None:
+            np.random.set_state(np_state)
+    a, delta = out if want_delta else (out, None)
+    if not isinstance(a, torch.Tensor) or tuple(a.shape) != tuple(c.shape):
+        got = tuple(a.shape) if isinstance(a, torch.Tensor) else type(a).__name__
+        raise ValueError(f"method={name} returned attributions of shape {got}, not one per coefficient "
+                         f"{tuple(c.shape)} (layer and neuron methods are not frequency attributions)")
+    per_image = cb is not None and cb.shape[0] == n
+    info = {k: v for k, v in call.items() if not isinstance(v, torch.Tensor)}
+    info.update(captum=name, seed=seed)
+    return FrequencyAttribution(
+        scores=a.detach(), method=name, basis=basis, target=t, coeffs=c,
+        baseline_coeffs=cb if cb is not None else torch.zeros_like(c), masks=masks,
+        delta=None if delta is None else delta.detach(), output_x=pick(fx, t),
+        output_baseline=pick(forward_batched(head, cb, ibs), t) if per_image else None, output=output, info=info)
 
 
 def _attribute(model, x, target, method, basis, n_steps, baseline, internal_batch_size, masks, output, opts):
@@ -909,6 +1288,17 @@ def radial_attribution_profile(model: Callable, x, y: torch.Tensor | None, masks
     (percentile bootstrap over images, Efron 1979, :func:`freqkit.stats.bootstrap_ci`, one
     seeded numpy stream for the overall and then each class's interval).
 
+    Data: tensors, or an iterable of ``(images, labels)`` batches (a DataLoader) with
+    ``y=None``, streamed: each batch is moved to the model's device, attributed and dropped;
+    peak memory that of :func:`attribute` on one batch (bound it with
+    ``internal_batch_size``: IG at 224 x 224 then holds ``internal_batch_size`` images and
+    their activations) plus ``K`` floats per image.  Under ``torch.distributed`` (several
+    ranks, e.g. ``torchrun``) the images are split by rank
+    (:func:`freqkit._distributed.local_batches`), the per-image shares, labels and targets
+    gathered in image order on every rank, and the bootstrap run on every rank with the same
+    seed: every rank returns the same profile, equal (to float rounding) to one process's.
+    A rank that raises makes every rank raise.
+
     Args:
         model: pixel model, as in :func:`attribute`.
         x: images ``(M, C, H, W)`` with labels ``y`` ``(M,)``, or an iterable of
@@ -917,7 +1307,8 @@ def radial_attribution_profile(model: Callable, x, y: torch.Tensor | None, masks
         masks: ``(K, H, W)`` bands (for occlusion disjoint, for Shapley a partition).
             ``None`` works only for occlusion and Shapley (their default ring bands).
         method: an attribution method (default ``"ig"``); basis: ``"dct"`` or ``"dft"``.
-        batch_size: images per :func:`attribute` call (tensor input only; >= 1).
+        batch_size: images per :func:`attribute` call (tensor input only; >= 1).  Also the
+            images per batch a tensor is split into across ranks.
         n_boot: bootstrap resamples (>= 1); seed: seeds them.
         by_class: also report the profile per class label.
         target: ``"label"`` (default: explain the true class ``y``) or ``"predicted"``.
@@ -937,34 +1328,48 @@ def radial_attribution_profile(model: Callable, x, y: torch.Tensor | None, masks
             integer >= 1; ``x`` not 4-D or not finite; ``y`` not a ``(M,)`` tensor for tensor
             ``x``, or not ``None`` for an iterable; no images ("x holds no images"); and what
             :func:`attribute` raises for the method, basis, masks, options or model output.
+        RankFailed: (distributed) another rank raised.
+        DistributedError: (distributed) a rank died or hung past the process group's timeout.
     """
-    check_choice(target, "target", ("label", "predicted"))
-    check_choice(by, "by", ("abs", "signed"))
-    check_positive_int(batch_size, "batch_size")
-    check_positive_int(n_boot, "n_boot")
-    if isinstance(x, torch.Tensor):
-        check_images(x, "x", nonempty=True)
-        if not isinstance(y, torch.Tensor) or y.dim() != 1 or y.shape[0] != x.shape[0]:
-            raise ValueError(f"y must be a ({x.shape[0]},) tensor of labels matching x, got "
-                             f"{tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__}")
-        batches: Iterable = ((x[sl], y[sl]) for sl in chunks(x.shape[0], batch_size))
-        total = math.ceil(x.shape[0] / batch_size)
-    else:
-        if y is not None:
-            raise ValueError("y must be None when x is an iterable of (images, labels) batches")
-        batches, total = x, (len(x) if hasattr(x, "__len__") else None)
-    shares, labels, targets = [], [], []
-    for xb, yb in progress_bar(batches, total=total, enabled=progress, desc=f"{method} profile"):
-        yb = torch.as_tensor(yb)
-        r = attribute(model, xb, yb if target == "label" else "predicted", method=method, basis=basis,
-                      masks=masks, **attr_kw)
-        shares.append(band_shares(r, r.masks, by=by).detach().cpu())
-        labels.append(yb.detach().cpu().long())
-        targets.append(r.target.cpu())
-    if not shares:
-        raise ValueError("x holds no images")
-    per_image = torch.cat(shares)
-    labels_t, targets_t = torch.cat(labels), torch.cat(targets)
+    tensor = isinstance(x, torch.Tensor)
+    fp = {}
+    with fail_together("radial_attribution_profile", fingerprint=lambda: fp):
+        check_choice(target, "target", ("label", "predicted"))
+        check_choice(by, "by", ("abs", "signed"))
+        check_positive_int(batch_size, "batch_size")
+        check_positive_int(n_boot, "n_boot")
+        if tensor:
+            check_images(x, "x", nonempty=True)
+            if not isinstance(y, torch.Tensor) or y.dim() != 1 or y.shape[0] != x.shape[0]:
+                raise ValueError(f"y must be a ({x.shape[0]},) tensor of labels matching x, got "
+                                 f"{tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__}")
+            fp.update(n=x.shape[0], x_sum=checksum(x), y_sum=checksum(y))
+        batches, total = local_batches(x, y, batch_size, "x")
+        fp.update(method=str(method), basis=str(basis), target=target, by=by, n_boot=n_boot, seed=int(seed),
+                  by_class=bool(by_class), attr_kw=repr(sorted(attr_kw.items())))
+    dev = None if tensor else model_device(model)
+    shares, labels, targets, index = [], [], [], []
+    k_bands = None
+    with fail_together("radial_attribution_profile: computing"):
+        for off, xb, yb in progress_bar(batches, total=total, enabled=progress and world().rank == 0,
+                                        desc=f"{method} profile"):
+            yb = torch.as_tensor(yb)
+            if not tensor and isinstance(xb, torch.Tensor):
+                xb = xb.to(dev)
+            r = attribute(model, xb, yb if target == "label" else "predicted", method=method, basis=basis,
+                          masks=masks, **attr_kw)
+            shares.append(band_shares(r, r.masks, by=by).detach().cpu())
+            labels.append(yb.detach().cpu().long())
+            targets.append(r.target.cpu())
+            index.append(torch.arange(off, off + shares[-1].shape[0]))
+            k_bands = int(shares[-1].shape[1])
+    (k_bands,) = agree_shape(None if k_bands is None else (k_bands,), 1, "radial_attribution_profile")
+    per_image = torch.cat(shares) if shares else torch.zeros(0, k_bands)
+    labels_t = torch.cat(labels) if labels else torch.zeros(0, dtype=torch.int64)
+    targets_t = torch.cat(targets) if targets else torch.zeros(0, dtype=torch.int64)
+    idx = torch.cat(index) if index else torch.zeros(0, dtype=torch.int64)
+    per_image, labels_t, targets_t = gather_in_order(idx, per_image, labels_t, targets_t,
+                                                     what="radial_attribution_profile")
     rng = np.random.default_rng(seed)  # one stream: the overall interval, then each class's
 
     def mean_ci(v):

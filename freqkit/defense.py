@@ -10,7 +10,11 @@ sense of security").  :class:`EOT` averages a random model's predictions for the
 high-band PGD at the standard budgets (:data:`STANDARD_BUDGETS`), with attacks that *see
 the defense*: they run on the whole defended model, through differentiable transforms,
 with BPDA through quantisation and expectation over transformation (EOT) where a model is
-random; and AutoAttack (Croce & Hein 2020, the torchattacks implementation) when it runs.
+random; AutoAttack (Croce & Hein 2020) from the authors' implementation
+(:func:`reference_autoattack`, the ``pyautoattack`` package of the ``robust`` extra), and,
+optionally, the AutoAttack ensemble inside each band (:func:`freqkit.apgd.band_autoattack`).
+:func:`autoattack_crosscheck` compares the reference with torchattacks' AutoAttack on the
+same model and images, so that a chapter can state the difference once.
 :data:`ROBUSTBENCH_REFERENCE` and :data:`MADRY_MNIST_REFERENCE` hold published numbers to
 compare with (not measured by freqkit).
 
@@ -19,7 +23,9 @@ Training objectives (adversarial, low-pass, attribution-guided) live in
 """
 from __future__ import annotations
 
+import logging
 import math
+import re
 import time
 from collections import OrderedDict
 from contextlib import contextmanager, nullcontext
@@ -35,6 +41,8 @@ from ._validate import (
     check_choice, check_images, check_label_range, check_labels, check_mask, check_model_output, check_number,
     check_positive_int, check_tensor,
 )
+from .apgd import BAND_AUTOATTACK_VERSIONS
+from .apgd import band_autoattack as band_aa
 from .attacks import pgd
 from .models import predict_logits
 from .stats import wilson_interval
@@ -43,7 +51,8 @@ from .transforms import block_dct2, block_idct2, check_basis, filter_band, frequ
 __all__ = [
     "STANDARD_BUDGETS", "ROBUSTBENCH_REFERENCE", "MADRY_MNIST_REFERENCE", "LowPassLayer", "DCTQuantize",
     "JPEG_LUMINANCE_TABLE", "jpeg_quant_table", "defended", "EOT", "is_randomized", "attack_view",
-    "evaluate_defense",
+    "AUTOATTACK_ATTACKS", "AUTOATTACK_VERSIONS", "AUTOATTACK_VERSION_ATTACKS", "reference_autoattack",
+    "autoattack_crosscheck", "evaluate_defense",
 ]
 
 #: Standard threat models of the book (RobustBench's CIFAR-10 budgets; MNIST's customary ones).
@@ -411,40 +420,288 @@ def _acc_record(correct: torch.Tensor) -> dict:
     lo, hi = wilson_interval(k, n)
     return {"accuracy": k / n, "ci_lo": lo, "ci_hi": hi, "n": n}
 
-def _run_autoattack(model, x, y, norm, eps, version, seed, batch_size):
-    try:
-        import torchattacks
-    except Exception as e:  # installed with --no-deps: a missing dependency shows here
-        return {"status": "unavailable", "error": f"torchattacks could not be imported: {type(e).__name__}: {e}"}
-    try:
-        with cpu_threads(1 if x.device.type == "cpu" else None):
-            return _autoattack_core(torchattacks, model, x, y, norm, eps, version, seed, batch_size)
-    except Exception as e:
-        return {"status": "failed", "error": f"{type(e).__name__}: {e}"}
+#: Attack names of the reference AutoAttack (``pyautoattack``, Croce & Hein 2020) usable in a
+#: custom list, and its versions.
+AUTOATTACK_ATTACKS = ("apgd-ce", "apgd-dlr", "fab", "square", "apgd-t", "fab-t")
+AUTOATTACK_VERSIONS = ("standard", "plus", "rand")
+#: The reference's attacks of each version (pyautoattack 0.2.0, ``AutoAttack._set_version``).
+AUTOATTACK_VERSION_ATTACKS = {"standard": ("apgd-ce", "apgd-t", "fab-t", "square"),
+                              "plus": ("apgd-ce", "apgd-dlr", "fab", "square", "apgd-t", "fab-t"),
+                              "rand": ("apgd-ce", "apgd-dlr")}
 
-def _autoattack_core(torchattacks, model, x, y, norm, eps, version, seed, batch_size):
-    with torch.no_grad():
-        n_classes = int(check_model_output(model(x[:1]), model).shape[1])
-    atk = torchattacks.AutoAttack(model, norm="Linf" if norm == "linf" else "L2", eps=float(eps), version=version,
-                                  n_classes=n_classes, seed=seed)
-    adv = []
-    t0 = time.perf_counter()
-    for i in range(0, x.shape[0], batch_size):
-        adv.append(atk(x[i:i + batch_size], y[i:i + batch_size]).detach())
-    x_adv = torch.cat(adv)
-    correct = _predict(model, x_adv, batch_size) == y
+
+def _check_aa_version(version, name: str = "version"):
+    """A version name, or a de-duplicated list of the reference's attack names."""
+    if isinstance(version, str):
+        return check_choice(version, name, AUTOATTACK_VERSIONS)
+    if isinstance(version, (list, tuple)) and version and all(isinstance(a, str) for a in version):
+        for a in version:
+            check_choice(a, f"{name} entry", AUTOATTACK_ATTACKS)
+        return list(dict.fromkeys(version))
+    raise ValueError(f"{name} must be one of {list(AUTOATTACK_VERSIONS)} or a non-empty list of "
+                     f"{list(AUTOATTACK_ATTACKS)} (e.g. ['apgd-ce', 'apgd-t']), got {version!r}")
+
+
+def _aa_inputs(model, x, y, eps, norm, batch_size):
+    check_images(x, "x", unit_range=True)
+    y = check_labels(y, x.shape[0], x.device)
+    norm = check_choice(norm.lower() if isinstance(norm, str) else norm, "norm", ("linf", "l2"))
+    eps = check_number(eps, "eps")
+    check_positive_int(batch_size, "batch_size")
+    if not callable(model):
+        raise TypeError(f"model must be a callable classifier (an nn.Module), got {type(model).__name__}")
+    return y, norm, eps
+
+
+def _perturbation_check(x, x_adv, eps, norm, who):
     diff = (x_adv - x).flatten(1)
     size = diff.abs().amax(1) if norm == "linf" else diff.norm(dim=1)
-    if bool((size > eps * (1 + 1e-4) + 1e-6).any()):
-        return {"status": "failed", "error": f"torchattacks returned perturbations larger than eps={eps:.4g} "
-                                             f"(max {float(size.max()):.4g}); result discarded"}
-    return {"status": "ok", "version": version, "robust": correct.cpu().tolist(), **_acc_record(correct),
-            "seconds": time.perf_counter() - t0, "implementation": f"torchattacks {torchattacks.__version__}"}
+    if bool((size > eps * (1 + 1e-4) + 1e-6).any()) or float(x_adv.min()) < -1e-6 or float(x_adv.max()) > 1 + 1e-6:
+        raise RuntimeError(f"{who} returned images outside [0, 1] or perturbations larger than eps={eps:.4g} "
+                           f"(max {float(size.max()):.4g}); result discarded")
+    return float(size.max())
+
+
+class _Capture(logging.Handler):
+    """Collects the reference's log: its warnings (its checks) and its robust accuracy after each attack."""
+
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.warnings, self.after = [], {}
+
+    def emit(self, record):
+        msg = record.getMessage()
+        if record.levelno >= logging.WARNING:
+            self.warnings.append(msg)
+        hit = re.match(r"robust accuracy after (\S+): ([0-9.]+)%", msg)
+        if hit:
+            self.after[hit.group(1).lower()] = float(hit.group(2)) / 100.0
+
+
+@contextmanager
+def _captured(logger_name: str):
+    """Route a logger's records (debug included) to a :class:`_Capture` only, restoring it afterwards."""
+    log = logging.getLogger(logger_name)
+    cap, before = _Capture(), (log.level, log.propagate)
+    log.addHandler(cap)
+    log.setLevel(logging.DEBUG)
+    log.propagate = False
+    try:
+        yield cap
+    finally:
+        log.removeHandler(cap)
+        log.setLevel(before[0])
+        log.propagate = before[1]
+
+
+def reference_autoattack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, norm: str = "linf",
+                         version="standard", seed: int = 0, batch_size: int = 250, return_adv: bool = False) -> dict:
+    """Robust accuracy under the reference AutoAttack (the authors' implementation, ``pyautoattack``).
+
+    Croce & Hein 2020, "Reliable evaluation of adversarial robustness with an ensemble of
+    diverse parameter-free attacks": ``pyautoattack`` 0.2.0 (the package of
+    github.com/fra31/auto-attack; it installs the module ``pyautoattack``), run with
+    ``run_standard_evaluation``: APGD-CE, APGD-T (9 targets), FAB-T and Square
+    (``"standard"``), the ``"plus"`` ensemble, ``"rand"`` (APGD-CE and APGD-DLR with 20 EOT
+    draws, for random defenses), or a list of its attacks.  A list runs with the standard
+    version's settings (APGD-CE 1 restart, APGD-T and FAB-T 9 targets, Square 5,000
+    queries; the reference's constructor would otherwise give APGD-CE 5 restarts).  The
+    number of target classes is capped at ``K - 1``.  The model is attacked as given (for a
+    defense with a non-differentiable or random step, pass the BPDA/EOT view, as
+    :func:`evaluate_defense` does), in eval mode.
+
+    Args:
+        model: classifier on ``[0, 1]`` images returning logits ``(N, K)``.
+        x: images ``(N, C, H, W)`` in ``[0, 1]``, at least one, on the model's device.
+        y: labels, integers in ``[0, K)``.
+        eps: radius, a finite number ``> 0``.
+        norm: ``"linf"`` (default) or ``"l2"``.
+        version: ``"standard"`` (default), ``"plus"``, ``"rand"``, or a list of
+            :data:`AUTOATTACK_ATTACKS` (e.g. ``["apgd-ce", "apgd-t"]``).
+        seed: the reference's seed (each attack starts from it).
+        batch_size: images per batch, ``>= 1`` (the reference's default 250).
+        return_adv: also return the adversarial images (``"x_adv"``, a tensor).
+
+    Returns:
+        A JSON-ready dict (plus ``x_adv`` with ``return_adv``): ``robust`` (list of ``N``
+        bools: classified correctly after every attack, by ``model`` on the returned images),
+        ``accuracy``, ``ci_lo``, ``ci_hi`` (Wilson 95%), ``n``, ``clean_accuracy``,
+        ``after`` (``{attack: robust accuracy after it}``, the reference's own count),
+        ``version``, ``attacks``, ``eps``, ``norm``, ``seed``, ``max_perturbation``,
+        ``warnings`` (the reference's checks: randomness, zero gradients, Square beating the
+        gradient attacks, ...), ``implementation`` (``"pyautoattack 0.2.0 (reference, ...)"``)
+        and ``seconds``.
+
+    Shape:
+        - x: ``(N, C, H, W)``; y: ``(N,)``.
+
+    Raises:
+        ImportError: ``pyautoattack`` not installed (the ``robust`` extra:
+            ``pip install --no-deps pyautoattack==0.2.0``).
+        TypeError: ``x`` not floating point, ``y`` not integer, ``model`` not callable.
+        ValueError: ``x`` not 4-D, outside ``[0, 1]`` or empty; ``y`` of the wrong shape or
+            outside ``[0, K)``; ``eps`` not ``> 0``; ``norm``; ``version`` unknown;
+            ``batch_size`` not an integer ``>= 1``; the model returning non-finite logits.
+        RuntimeError: the reference returned images outside ``[0, 1]`` or the eps-ball.
+    """
+    y, norm, eps = _aa_inputs(model, x, y, eps, norm, batch_size)
+    version = _check_aa_version(version)
+    if not isinstance(return_adv, bool):
+        raise ValueError(f"return_adv must be True or False, got {return_adv!r}")
+    import pyautoattack
+    from pyautoattack import AutoAttack
+
+    t0 = time.perf_counter()
+    with eval_mode(model), torch.no_grad():
+        clean = check_model_output(predict_logits(model, x, batch_size), model)
+    check_label_range(y, clean.shape[1])
+    k_cls = clean.shape[1]
+    custom = not isinstance(version, str)
+    aa = AutoAttack(model, norm="Linf" if norm == "linf" else "L2", eps=float(eps), seed=int(seed),
+                    version="custom" if custom else version, attacks=list(version) if custom else None,
+                    device=x.device)
+    if custom:       # the standard version's settings for the attacks listed
+        aa.apgd.n_restarts, aa.apgd_targeted.n_restarts, aa.fab.n_restarts = 1, 1, 1
+        aa.apgd_targeted.n_target_classes, aa.fab.n_target_classes, aa.square.n_queries = 9, 9, 5000
+    aa.apgd_targeted.n_target_classes = min(aa.apgd_targeted.n_target_classes, k_cls - 1)
+    aa.fab.n_target_classes = min(aa.fab.n_target_classes, k_cls - 1)
+    with _captured("auto-attack") as cap, eval_mode(model), cpu_threads(1 if x.device.type == "cpu" else None):
+        x_adv, _ = aa.run_standard_evaluation(x, y, batch_size=batch_size)
+    x_adv = x_adv.detach()
+    size = _perturbation_check(x, x_adv, eps, norm, "the reference AutoAttack")
+    with eval_mode(model), torch.no_grad():
+        pred = check_model_output(predict_logits(model, x_adv, batch_size), model).argmax(1)
+    clean_ok = clean.argmax(1) == y
+    robust = (pred == y) & clean_ok
+    rec = {"robust": robust.cpu().tolist(), **_acc_record(robust), "clean_accuracy": int(clean_ok.sum()) / len(y),
+           "version": "custom" if custom else version, "attacks": list(aa.attacks_to_run), "eps": eps, "norm": norm,
+           "seed": int(seed), "after": cap.after, "max_perturbation": size, "warnings": cap.warnings,
+           "implementation": f"pyautoattack {pyautoattack.__version__} (reference, Croce & Hein 2020)",
+           "seconds": time.perf_counter() - t0}
+    if return_adv:
+        rec["x_adv"] = x_adv
+    return rec
+
+
+def _torchattacks_ensemble(torchattacks, model, names, norm, eps, n_classes, seed):
+    """The attacks of torchattacks' AutoAttack (3.5.1) for a list of reference names, as it builds them."""
+    kw = dict(eps=eps, norm="Linf" if norm == "linf" else "L2", seed=seed, verbose=False)
+    make = {"apgd-ce": lambda: torchattacks.APGD(model, loss="ce", n_restarts=1, **kw),
+            "apgd-dlr": lambda: torchattacks.APGD(model, loss="dlr", n_restarts=1, **kw),
+            "apgd-t": lambda: torchattacks.APGDT(model, n_classes=n_classes, n_restarts=1, **kw),
+            "fab": lambda: torchattacks.FAB(model, n_classes=n_classes, n_restarts=1, **kw),
+            "fab-t": lambda: torchattacks.FAB(model, multi_targeted=True, n_classes=n_classes, n_restarts=1, **kw),
+            "square": lambda: torchattacks.Square(model, n_queries=5000, n_restarts=1, **kw)}
+    atks = [make[a]() for a in names]
+    return atks[0] if len(atks) == 1 else torchattacks.MultiAttack(atks)
+
+
+def autoattack_crosscheck(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, norm: str = "linf",
+                          version="standard", seed: int = 0, batch_size: int = 250) -> dict:
+    """The reference AutoAttack against torchattacks' AutoAttack on the same model and images.
+
+    Runs :func:`reference_autoattack` (``pyautoattack``, the authors' code) and
+    torchattacks' ``AutoAttack`` (3.5.1; for a list of attacks, the same attacks built as
+    torchattacks' ``AutoAttack`` builds them, chained with its ``MultiAttack``) with the same
+    ``eps``, norm and seed, and reports both robust accuracies and their difference, so that
+    a chapter can state it once.  The two are not the same attack: torchattacks' AutoAttack
+    leaves APGD, APGD-T and FAB at its default 10 iterations (the reference runs 100), so
+    it is expected to overstate robust accuracy on a robust model.
+
+    Args:
+        model: classifier on ``[0, 1]`` images returning logits ``(N, K)`` (eval mode).
+        x: images ``(N, C, H, W)`` in ``[0, 1]`` on the model's device.
+        y: labels in ``[0, K)``.
+        eps: radius, a finite number ``> 0``.
+        norm: ``"linf"`` (default) or ``"l2"``.
+        version: as :func:`reference_autoattack` (both implementations get it).
+        seed: both implementations' seed.
+        batch_size: images per batch, ``>= 1``.
+
+    Returns:
+        JSON-ready dict: ``reference`` (the record of :func:`reference_autoattack`),
+        ``torchattacks`` (``robust``, ``accuracy``, ``ci_lo``, ``ci_hi``, ``n``,
+        ``implementation``, ``settings``, ``seconds``), ``difference_pp`` (torchattacks minus
+        reference robust accuracy, percentage points), ``disagreements`` (images robust under
+        one and not the other), ``robust_only_under_torchattacks``,
+        ``robust_only_under_reference``, ``n``, ``eps``, ``norm``, ``version``.
+
+    Shape:
+        - x: ``(N, C, H, W)``; y: ``(N,)``.
+
+    Raises:
+        ImportError: ``pyautoattack`` or ``torchattacks`` not installed.
+        TypeError, ValueError, RuntimeError: as :func:`reference_autoattack`.
+    """
+    y, norm, eps = _aa_inputs(model, x, y, eps, norm, batch_size)
+    version = _check_aa_version(version)
+    import torchattacks
+
+    ref = reference_autoattack(model, x, y, eps, norm, version, seed, batch_size)
+    names = AUTOATTACK_VERSION_ATTACKS[version] if isinstance(version, str) else version
+    t0 = time.perf_counter()
+    with eval_mode(model), torch.no_grad():
+        clean = check_model_output(predict_logits(model, x, batch_size), model)
+    n_classes = int(clean.shape[1])
+    with eval_mode(model), cpu_threads(1 if x.device.type == "cpu" else None):
+        if isinstance(version, str):
+            atk = torchattacks.AutoAttack(model, norm="Linf" if norm == "linf" else "L2", eps=float(eps),
+                                          version=version, n_classes=n_classes, seed=seed)
+        else:
+            atk = _torchattacks_ensemble(torchattacks, model, names, norm, float(eps), n_classes, seed)
+        x_adv = torch.cat([atk(x[i:i + batch_size], y[i:i + batch_size]).detach()
+                           for i in range(0, x.shape[0], batch_size)])
+    _perturbation_check(x, x_adv, eps, norm, "torchattacks' AutoAttack")
+    with eval_mode(model), torch.no_grad():
+        pred = check_model_output(predict_logits(model, x_adv, batch_size), model).argmax(1)
+    robust_ta = (pred == y) & (clean.argmax(1) == y)
+    robust_ref = torch.tensor(ref["robust"], device=robust_ta.device)
+    ta = {"robust": robust_ta.cpu().tolist(), **_acc_record(robust_ta),
+          "implementation": f"torchattacks {torchattacks.__version__}",
+          "settings": "AutoAttack of torchattacks: APGD/APGD-T/FAB at their default 10 iterations "
+                      "(the reference: 100), Square 5,000 queries",
+          "seconds": time.perf_counter() - t0}
+    return {"reference": ref, "torchattacks": ta,
+            "difference_pp": 100.0 * (ta["accuracy"] - ref["accuracy"]),
+            "disagreements": int((robust_ta != robust_ref).sum()),
+            "robust_only_under_torchattacks": int((robust_ta & ~robust_ref).sum()),
+            "robust_only_under_reference": int((robust_ref & ~robust_ta).sum()),
+            "n": int(x.shape[0]), "eps": eps, "norm": norm,
+            "version": version if isinstance(version, str) else list(version)}
+
+
+def _run_autoattack(model, x, y, norm, eps, version, seed, batch_size):
+    """:func:`reference_autoattack` as a status record: ok, unavailable (not installed) or failed."""
+    try:
+        import pyautoattack
+        del pyautoattack
+    except Exception as e:  # the optional 'attacks' extra
+        return {"status": "unavailable", "error": f"pyautoattack could not be imported ({type(e).__name__}: {e}); "
+                                                  "install the 'attacks' extra: pip install --no-deps "
+                                                  "pyautoattack==0.2.0"}
+    try:
+        rec = reference_autoattack(model, x, y, eps, norm, version, seed, batch_size)
+    except Exception as e:
+        return {"status": "failed", "error": f"{type(e).__name__}: {e}"}
+    return {"status": "ok", **rec}
+
+
+def _check_band_aa_version(version):
+    if isinstance(version, str):
+        return check_choice(version, "band_autoattack", tuple(BAND_AUTOATTACK_VERSIONS))
+    if isinstance(version, (list, tuple)) and version and all(isinstance(a, str) for a in version):
+        for a in version:
+            check_choice(a, "band_autoattack entry", ("apgd-ce", "apgd-dlr", "apgd-t"))
+        return list(dict.fromkeys(version))
+    raise ValueError(f"band_autoattack must be one of {list(BAND_AUTOATTACK_VERSIONS)} or a non-empty list of "
+                     f"'apgd-ce', 'apgd-dlr', 'apgd-t', got {version!r}")
+
 
 def evaluate_defense(model: nn.Module, x: torch.Tensor, y: torch.Tensor, dataset: str | None = None,
                      budgets: Mapping | None = None, bands: Mapping | Sequence | None = ("full", "low", "high"),
                      steps: int = 20, restarts: int = 1, step_size_factor: float = 2.5, adaptive: bool = True,
-                     eot_samples: int = 8, autoattack: str | None = None, autoattack_n: int | None = None,
+                     eot_samples: int = 8, autoattack=None, autoattack_n: int | None = None,
+                     band_autoattack=None, band_autoattack_n: int | None = None, band_autoattack_steps: int = 100,
                      batch_size: int = 256, seed: int = 0, progress: bool = True) -> dict:
     """Clean and robust accuracy of ``model`` (a defended model or a bare one) on ``x``, ``y``.
 
@@ -463,8 +720,10 @@ def evaluate_defense(model: nn.Module, x: torch.Tensor, y: torch.Tensor, dataset
     ``eot_samples`` draws.  ``adaptive=False`` attacks the model exactly as given (e.g.
     quantisation without BPDA: gradient masking, to show what it hides).  Optionally
     AutoAttack (Croce & Hein 2020, "Reliable evaluation of adversarial robustness with an
-    ensemble of diverse parameter-free attacks"; torchattacks' implementation) on the same
-    attack view.
+    ensemble of diverse parameter-free attacks"), the authors' implementation
+    (:func:`reference_autoattack`, ``pyautoattack``), on the same attack view; and
+    optionally, next to band PGD, every band attacked with the band-limited AutoAttack
+    ensemble (:func:`freqkit.apgd.band_autoattack`: APGD-CE and APGD-T inside the band).
 
     Args:
         model: the (defended) classifier, an ``nn.Module`` on ``[0, 1]`` images; everything
@@ -484,10 +743,21 @@ def evaluate_defense(model: nn.Module, x: torch.Tensor, y: torch.Tensor, dataset
         step_size_factor: step ``step_size_factor * eps / steps``, ``> 0`` (default 2.5).
         adaptive: attacks that see the defense (above), a bool.
         eot_samples: EOT draws for a random model, ``>= 1``.
-        autoattack: ``None`` (default, not run), or ``"standard"``, ``"plus"`` or
-            ``"rand"``: torchattacks' AutoAttack version, run for each norm.
+        autoattack: ``None`` (default, not run), ``"standard"``, ``"plus"``, ``"rand"`` or a
+            list of the reference's attacks (e.g. ``["apgd-ce", "apgd-t"]``, the cpu
+            profile's): the reference AutoAttack (:func:`reference_autoattack`), run for
+            each norm on the attack view (BPDA, EOT).
         autoattack_n: AutoAttack on the first ``autoattack_n`` images (``>= 1``); default
             ``None``: all.
+        band_autoattack: ``None`` (default, not run), or a version of
+            :func:`freqkit.apgd.band_autoattack` (``"standard"``: APGD-CE + APGD-T,
+            ``"plus"``, ``"rand"``, or a list of ``"apgd-ce"``, ``"apgd-dlr"``,
+            ``"apgd-t"``): every norm and band of the PGD attacks attacked again with the
+            band-limited AutoAttack ensemble, on the same attack view.  Off by default (it
+            costs about ``10 x band_autoattack_steps`` gradient steps per image).
+        band_autoattack_n: band AutoAttack on the first ``band_autoattack_n`` images
+            (``>= 1``); default ``None``: all.
+        band_autoattack_steps: APGD iterations per run, ``>= 1`` (default 100, AutoAttack's).
         batch_size: images per attack and per evaluation batch, ``>= 1``.
         seed: seed of the attacks.
         progress: show a progress bar over the attacks (on a terminal).
@@ -504,8 +774,14 @@ def evaluate_defense(model: nn.Module, x: torch.Tensor, y: torch.Tensor, dataset
           robust), box_limited_share (share of the robust images with ``||delta|| < eps / 2``;
           None likewise), steps, restarts, step_size, seconds}}``;
         * ``autoattack``: ``{norm: {status ("ok", "unavailable" or "failed"), and when ok
-          version, robust, accuracy, ci_lo, ci_hi, n, seconds, implementation; else error;
-          always norm, eps, n_images}}``, or ``None`` if not asked;
+          the record of :func:`reference_autoattack` (version, attacks, robust, accuracy,
+          ci_lo, ci_hi, n, after, warnings, implementation, seconds, ...; robust also
+          requires the clean image correct); else error; always norm, eps, n_images}}``, or
+          ``None`` if not asked;
+        * ``band_autoattack``: ``{"<norm>/<band>": {norm, band, eps, version, attacks,
+          not_band_limited, accuracy, ci_lo, ci_hi, n, robust, pgd_accuracy (band PGD on the
+          same images), worst_case_accuracy (robust under both), after, out_of_band_max,
+          steps, seconds}}``, or ``None`` if not asked;
         * ``gradient``: ``zero_gradient_share`` (share of the first ``batch_size`` images
           whose input gradient under the attack view is exactly zero: a gradient-masking
           alarm) and ``n``;
@@ -525,9 +801,9 @@ def evaluate_defense(model: nn.Module, x: torch.Tensor, y: torch.Tensor, dataset
         ValueError: ``x`` not 4-D, not finite, outside ``[0, 1]`` or holding no image ("x
             holds no images (N = 0)"); ``y`` not 1-D or not one label per image; ``bands``
             empty; the model returning NaN or inf (the message names it); ``steps``,
-            ``restarts``, ``batch_size``, ``eot_samples`` or ``autoattack_n`` not an integer
-            ``>= 1``; ``step_size_factor`` not ``> 0``;
-            ``adaptive`` not a bool; ``autoattack`` unknown; ``budgets`` ``None`` for an
+            ``restarts``, ``batch_size``, ``eot_samples``, ``autoattack_n``,
+            ``band_autoattack_n`` or ``band_autoattack_steps`` not an integer ``>= 1``; ``step_size_factor`` not ``> 0``;
+            ``adaptive`` not a bool; ``autoattack`` or ``band_autoattack`` unknown; ``budgets`` ``None`` for an
             image shape that names no data set, ``dataset`` unknown, ``budgets`` empty, not a
             dict, with a norm other than ``"linf"``/``"l2"`` or a radius not ``> 0``; a band
             name other than ``"full"``/``"low"``/``"high"``; a band mask of the wrong shape,
@@ -549,9 +825,14 @@ def evaluate_defense(model: nn.Module, x: torch.Tensor, y: torch.Tensor, dataset
     if not isinstance(adaptive, bool):
         raise ValueError(f"adaptive must be True or False, got {adaptive!r}")
     if autoattack is not None:
-        check_choice(autoattack, "autoattack", ("standard", "plus", "rand"))
+        autoattack = _check_aa_version(autoattack, "autoattack")
     if autoattack_n is not None:
         check_positive_int(autoattack_n, "autoattack_n")
+    if band_autoattack is not None:
+        band_autoattack = _check_band_aa_version(band_autoattack)
+    if band_autoattack_n is not None:
+        check_positive_int(band_autoattack_n, "band_autoattack_n")
+    check_positive_int(band_autoattack_steps, "band_autoattack_steps")
     h, w = x.shape[-2:]
     if budgets is None:
         ds = dataset if dataset is not None else _infer_dataset(x)
@@ -635,14 +916,31 @@ def evaluate_defense(model: nn.Module, x: torch.Tensor, y: torch.Tensor, dataset
                         rec.update(_acc_record(rob), robust=rob.cpu().tolist())
                     rec.update(norm=norm, eps=eps, n_images=k)
                     aa[norm] = rec
+            baa = None
+            if band_autoattack is not None:
+                k = x.shape[0] if band_autoattack_n is None else min(band_autoattack_n, x.shape[0])
+                baa = {}
+                for norm, eps, bname, m in progress_bar(jobs, enabled=progress, desc="band AutoAttack"):
+                    r = band_aa(target, x[:k], y[:k], eps, norm=norm, band=m, version=band_autoattack,
+                                steps=band_autoattack_steps, seed=seed, batch_size=batch_size)
+                    rob = r["robust"] & clean_correct[:k] & (_predict(model, r["x_adv"], batch_size) == y[:k])
+                    pgd_rob = torch.tensor(attacks[f"{norm}/{bname}"]["robust"][:k], device=dev)
+                    baa[f"{norm}/{bname}"] = {
+                        "norm": norm, "band": bname, "eps": eps, "version": r["version"], "attacks": list(r["attacks"]),
+                        "not_band_limited": r["not_band_limited"], **_acc_record(rob), "robust": rob.cpu().tolist(),
+                        "pgd_accuracy": int(pgd_rob.sum()) / k,
+                        "worst_case_accuracy": int((pgd_rob & rob).sum()) / k, "after": r["after"],
+                        "out_of_band_max": r["out_of_band_max"], "steps": band_autoattack_steps,
+                        "seconds": r["seconds"]}
     masking = [m for m in model.modules() if isinstance(m, DCTQuantize) and not m.bpda]
     return {
         "clean": _acc_record(clean_correct), "clean_correct": clean_correct.cpu().tolist(), "attacks": attacks,
-        "autoattack": aa, "gradient": {"zero_gradient_share": zero_share, "n": int(min(batch_size, x.shape[0]))},
+        "autoattack": aa, "band_autoattack": baa, "gradient": {"zero_gradient_share": zero_share, "n": int(min(batch_size, x.shape[0]))},
         "adaptive": adaptive, "bpda_layers": int(n_bpda), "randomized": randomized,
         "eot_samples": eot_samples if randomized else None,
         "non_differentiable_without_bpda": (len(masking) > 0 and not adaptive),
         "setting": {"budgets": budgets, "bands": list(named), "steps": steps, "restarts": restarts,
+                    "autoattack": autoattack, "band_autoattack": band_autoattack,
                     "step_size_factor": step_size_factor, "n": int(x.shape[0]), "seed": seed,
                     "band_definition": "equal-count halves of the DCT coefficients by normalised radius"},
         "seconds": time.perf_counter() - t_all,

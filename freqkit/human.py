@@ -12,15 +12,32 @@ the usual "normal viewing" assumption of image-quality metrics; pass another val
 model a larger or smaller display.  A DCT coefficient at normalised radius ``r`` (units of
 Nyquist, see :mod:`freqkit.transforms`) oscillates at ``r / 2`` cycles per pixel, hence at
 ``r / 2 * pixels_per_degree`` cycles per degree.
+
+Mannos-Sakrison gives *relative* sensitivity: enough to weight frequencies, not to say
+whether a given perturbation can be seen.  For that, :func:`csf_barten` gives absolute
+sensitivity (the reciprocal of the threshold contrast) from Barten's formula (2003,
+"Formula for the contrast sensitivity of the human eye", Proc. SPIE 5294), which accounts
+for the display luminance and the size of the image in the visual field, and
+:func:`perturbation_visibility` turns a perturbation into multiples of the detection
+threshold (JND): contrast per DCT component times sensitivity, pooled over components by
+Minkowski summation with exponent 4 (probability summation, as in Watson 1993, "DCTune: a
+technique for visual optimization of DCT quantization matrices").  :func:`perturbation_ssim`
+is the structural similarity of Wang et al. 2004, through ``pytorch_msssim``.
 """
 from __future__ import annotations
 
 import torch
 
-from ._validate import check_mask, check_tensor
-from .transforms import frequency_radius
+import math
 
-__all__ = ["csf_mannos_sakrison", "csf_map", "band_sensitivity", "human_alignment"]
+from ._validate import check_mask, check_number, check_tensor
+from .transforms import dct2, frequency_radius
+
+__all__ = ["csf_mannos_sakrison", "csf_map", "band_sensitivity", "human_alignment", "csf_barten",
+           "perturbation_visibility", "perturbation_ssim", "REC709_LUMA"]
+
+#: Rec. 709 weights of linear R, G, B in relative luminance (ITU-R BT.709).
+REC709_LUMA = (0.2126, 0.7152, 0.0722)
 
 
 def csf_mannos_sakrison(f_cpd: torch.Tensor) -> torch.Tensor:
@@ -173,3 +190,180 @@ def human_alignment(band_shares: torch.Tensor, masks: torch.Tensor, basis: str =
     if bool((tot <= 0).any()):
         raise ValueError("band_shares must have a positive sum in every row")
     return (band_shares / tot * s).sum(-1)
+
+
+def csf_barten(f_cpd, luminance: float = 100.0, field_deg: float = 2.0) -> torch.Tensor:
+    """Absolute contrast sensitivity (1 / threshold contrast) by Barten's formula.
+
+    ``S(u) = 5200 exp(-0.0016 u^2 (1 + 100/L)^0.08) /
+    sqrt((1 + 144/X0^2 + 0.64 u^2) (63/L^0.83 + 1/(1 - exp(-0.02 u^2))))``, with ``u`` in
+    cycles per degree, ``L`` the mean luminance in cd/m^2 and ``X0`` the angular size of
+    the stimulus in degrees (Barten 2003, "Formula for the contrast sensitivity of the human
+    eye", Proc. SPIE 5294, eq. 1; binocular viewing).  A grating of Michelson contrast
+    ``c`` at frequency ``u`` is at the detection threshold when ``c * S(u) = 1``.  At
+    ``u = 0`` the formula gives 0 (a uniform field carries no pattern).
+
+    Args:
+        f_cpd: frequencies in cycles per degree, ``>= 0`` (tensor, array-like or number).
+        luminance: mean luminance ``L`` in cd/m^2, ``> 0`` (100: an office display).
+        field_deg: angular size ``X0`` of the image in degrees, ``> 0`` (a 32-pixel image
+            at 60 pixels per degree spans 0.53 degrees; small fields lower sensitivity).
+
+    Returns:
+        The sensitivity, float64, shape of ``f_cpd`` (peak about 330 near 4-5 cycles/degree
+        for ``L = 100``, ``X0 = 2``).
+
+    Raises:
+        ValueError: a negative frequency, or ``luminance`` / ``field_deg`` not ``> 0``.
+
+    Example:
+        >>> import freqkit as fk
+        >>> [round(float(v)) for v in fk.csf_barten([0.0, 4.0, 30.0])]
+        [0, 328, 30]
+    """
+    lum, x0 = check_number(luminance, "luminance"), check_number(field_deg, "field_deg")
+    u = torch.as_tensor(f_cpd, dtype=torch.float64)
+    if bool((u < 0).any()):
+        raise ValueError("f_cpd must be >= 0 (cycles per degree)")
+    num = 5200.0 * torch.exp(-0.0016 * u ** 2 * (1 + 100.0 / lum) ** 0.08)
+    # 1 / (1 - exp(-0.02 u^2)) -> inf at u = 0, so S(0) = 0; written to avoid 0 * inf
+    lateral = -torch.expm1(-0.02 * u ** 2)
+    den = torch.sqrt((1 + 144.0 / x0 ** 2 + 0.64 * u ** 2) * (63.0 / lum ** 0.83 * lateral + 1.0) / lateral)
+    return torch.where(u > 0, num / den, torch.zeros_like(u))
+
+
+def _luminance(x: torch.Tensor, gamma: float) -> torch.Tensor:
+    y = x.clamp(0, 1).double() ** gamma
+    if y.shape[1] == 1:
+        return y[:, 0]
+    w = torch.tensor(REC709_LUMA, dtype=y.dtype, device=y.device).view(1, 3, 1, 1)
+    return (y * w).sum(1)
+
+
+def perturbation_visibility(x: torch.Tensor, x_adv: torch.Tensor, pixels_per_degree: float = 60.0,
+                            luminance: float = 100.0, gamma: float = 2.2, beta: float = 4.0) -> torch.Tensor:
+    """How visible ``x_adv - x`` is to a person, in multiples of the detection threshold (JND).
+
+    The model, each step a stated assumption:
+
+    1. pixel values are display values: luminance ``Y = x^gamma`` per channel, combined
+       with the Rec. 709 weights (:data:`REC709_LUMA`) for RGB;
+    2. the perturbation's contrast image is ``(Y(x_adv) - Y(x)) / mean Y(x)`` (Weber
+       contrast against the image's mean luminance, which sets the adaptation state);
+    3. its orthonormal DCT splits it into cosine patterns: coefficient ``C[u, v]`` is a
+       pattern of peak amplitude ``|C| s_u s_v`` (``s_0 = sqrt(1/N)``, else
+       ``sqrt(2/N)``); with ``u, v > 0`` it is the sum of two oblique gratings of half that
+       amplitude at the same radial frequency (the obliquity effect is ignored);
+    4. each grating's visibility is its contrast times :func:`csf_barten` at its frequency
+       (``r / 2 * pixels_per_degree`` cycles/degree, ``r`` from
+       :func:`freqkit.frequency_radius`), for a field of ``max(H, W) / pixels_per_degree``
+       degrees; the mean (DC) change is not a pattern and is left out;
+    5. the gratings pool by Minkowski summation with exponent ``beta`` (probability
+       summation; ``beta = 4`` as in Watson 1993, DCTune).
+
+    A value below 1 means the perturbation is below the detection threshold at that
+    viewing distance; the value scales linearly with the perturbation's size.
+
+    Args:
+        x: clean images in ``[0, 1]``, 1 (grey) or 3 (RGB) channels.
+        x_adv: perturbed images, same shape (values are clamped to ``[0, 1]``, as a display would).
+        pixels_per_degree: image pixels per degree of visual angle, ``> 0`` (60: one pixel
+            per arcminute; 15-120 spans a phone at arm's length to a far screen).
+        luminance: the display's mean luminance in cd/m^2, ``> 0``.
+        gamma: the display gamma, ``> 0`` (2.2 for sRGB-like displays; 1: linear).
+        beta: the Minkowski exponent, ``>= 1``.
+
+    Returns:
+        One visibility per image in JND, ``>= 0``, float64.
+
+    Shape:
+        - x, x_adv: ``(N, C, H, W)`` with ``C`` 1 or 3
+        - output: ``(N,)``
+
+    Raises:
+        TypeError: ``x`` or ``x_adv`` not a floating-point tensor.
+        ValueError: other shapes, non-finite values, an image of zero mean luminance, or a
+            parameter out of range.
+
+    Example:
+        >>> import torch, freqkit as fk
+        >>> u, n = 4, 32  # a horizontal DCT cosine of contrast 1% on a mid-grey image
+        >>> xs = torch.arange(n, dtype=torch.float64)
+        >>> g = torch.cos(torch.pi * u * (2 * xs + 1) / (2 * n)).view(1, 1, 1, n).expand(1, 1, n, n)
+        >>> x = torch.full((1, 1, n, n), 0.5, dtype=torch.float64)
+        >>> v = fk.perturbation_visibility(x, x + 0.005 * g, gamma=1.0)
+        >>> s = fk.csf_barten(u / n / 2 * 60.0, field_deg=n / 60.0)
+        >>> round(float(v[0]), 6) == round(float(0.01 * s), 6)
+        True
+    """
+    check_tensor(x, "x", ndim=4)
+    check_tensor(x_adv, "x_adv", ndim=4)
+    if x_adv.shape != x.shape:
+        raise ValueError(f"x_adv must have the shape of x {tuple(x.shape)}, got {tuple(x_adv.shape)}")
+    if x.shape[1] not in (1, 3):
+        raise ValueError(f"x must have 1 or 3 channels, got {x.shape[1]}")
+    ppd = check_number(pixels_per_degree, "pixels_per_degree")
+    g = check_number(gamma, "gamma")
+    beta = check_number(beta, "beta", lo=1.0, lo_open=False)
+    n, _, h, w = x.shape
+    y0, y1 = _luminance(x, g), _luminance(x_adv, g)
+    mean = y0.mean(dim=(-2, -1), keepdim=True)
+    if bool((mean <= 0).any()):
+        raise ValueError("x has an image of zero mean luminance (all black): its contrast is undefined")
+    c = dct2((y1 - y0) / mean)
+    dev = c.device
+    su = torch.full((h,), math.sqrt(2.0 / h), dtype=torch.float64, device=dev)
+    sv = torch.full((w,), math.sqrt(2.0 / w), dtype=torch.float64, device=dev)
+    su[0], sv[0] = math.sqrt(1.0 / h), math.sqrt(1.0 / w)
+    both = torch.zeros(h, w, dtype=torch.bool, device=dev)
+    both[1:, 1:] = True
+    amp = su.view(h, 1) * sv.view(1, w) / torch.where(both, 2.0, 1.0)  # per grating
+    count = torch.where(both, 2.0, 1.0).to(torch.float64)
+    f = frequency_radius(h, w, "dct", "radial", device=dev) / 2.0 * ppd
+    sens = csf_barten(f.cpu(), luminance, max(h, w) / ppd).to(dev)
+    jnd = c.abs() * (amp * sens)
+    return (count * jnd ** beta).sum(dim=(-2, -1)).pow(1.0 / beta)
+
+
+def perturbation_ssim(x: torch.Tensor, x_adv: torch.Tensor, win_size: int = 7) -> torch.Tensor:
+    """Structural similarity (SSIM, Wang et al. 2004) of each perturbed image to its original.
+
+    Computed by the maintained ``pytorch_msssim`` package (Gaussian window of sigma 1.5,
+    ``K1 = 0.01``, ``K2 = 0.03``, data range 1, valid convolution), averaged over channels
+    and positions; 1 for identical images.
+
+    Args:
+        x: clean images in ``[0, 1]``.
+        x_adv: perturbed images, same shape.
+        win_size: the odd Gaussian window's size, ``3 <= win_size <= min(H, W)`` (7 suits
+            28-32 pixel images; the usual 11 leaves few positions there).
+
+    Returns:
+        SSIM per image, in ``[-1, 1]``, float32 (or ``x``'s float64).
+
+    Shape:
+        - x, x_adv: ``(N, C, H, W)``
+        - output: ``(N,)``
+
+    Raises:
+        ImportError: ``pytorch_msssim`` is not installed (``pip install pytorch-msssim``).
+        TypeError / ValueError: bad images or window (named).
+
+    Example:
+        >>> import torch, freqkit as fk
+        >>> x = torch.rand(2, 3, 32, 32)
+        >>> fk.perturbation_ssim(x, x).tolist()
+        [1.0, 1.0]
+    """
+    check_tensor(x, "x", ndim=4)
+    check_tensor(x_adv, "x_adv", ndim=4)
+    if x_adv.shape != x.shape:
+        raise ValueError(f"x_adv must have the shape of x {tuple(x.shape)}, got {tuple(x_adv.shape)}")
+    if isinstance(win_size, bool) or not isinstance(win_size, int) or win_size < 3 or win_size % 2 == 0 \
+            or win_size > min(x.shape[-2:]):
+        raise ValueError(f"win_size must be an odd integer in [3, min(H, W)={min(x.shape[-2:])}], got {win_size!r}")
+    try:
+        from pytorch_msssim import ssim
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ImportError("perturbation_ssim needs pytorch_msssim: pip install pytorch-msssim") from e
+    return ssim(x, x_adv, data_range=1.0, size_average=False, win_size=win_size)

@@ -13,6 +13,13 @@ logits ``(N, n_classes)``.
   and halve the resolution, residual blocks after stages 1 and 3, global max pool, a
   scaled linear head.  ``width=64`` is Page's network (94% in 24 epochs on a GPU);
   ``width=16`` trains on a 2-core CPU in minutes.
+* :class:`AirNet` (CIFAR-10): the network of airbench94 (Jordan 2024) with a width
+  multiplier: a frozen patch-whitening first layer (:class:`PatchWhitening`, fitted to
+  training patches), three conv groups with GELU, BatchNorm without a learnt scale, dirac
+  init.  ``width=64`` is airbench94's network (94% in about 10 epochs on a GPU);
+  ``width=16`` is the CPU preset's.
+* :class:`MirrorAverage`: test-time flip augmentation as a model (mean logits of an image
+  and its mirror), so that what is attacked is what was scored.
 * :class:`PlantedCNN`: a two-convolution energy detector for the planted-frequency task
   (:mod:`freqkit.planted`).
 * :func:`load_imagenet_classifier`: torchvision ImageNet weights from a local file (or a
@@ -25,6 +32,7 @@ logits ``(N, n_classes)``.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 from collections import OrderedDict
@@ -32,6 +40,7 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ._runtime import eval_mode, model_device, offline
@@ -39,7 +48,8 @@ from ._validate import (check_choice, check_images, check_label_range, check_lab
                         check_positive_int, check_tensor)
 
 __all__ = [
-    "Normalize", "SmallCNN", "ResNetCIFAR", "PlantedCNN", "build_model", "with_normalization",
+    "Normalize", "SmallCNN", "ResNetCIFAR", "AirNet", "PatchWhitening", "MirrorAverage", "PlantedCNN", "build_model",
+    "with_normalization",
     "CIFAR10_MEAN", "CIFAR10_STD", "MNIST_MEAN", "MNIST_STD", "IMAGENET_MEAN", "IMAGENET_STD",
     "ARCHS", "resolve_device", "predict_logits", "evaluate", "load_imagenet_classifier", "WeightsUnavailable",
 ]
@@ -247,6 +257,281 @@ class ResNetCIFAR(nn.Module):
         return self.fc(self.features(self.normalize(x))) * self.head_scale
 
 
+class PatchWhitening(nn.Module):
+    """A frozen convolution that whitens image patches (PCA whitening), with a trainable bias.
+
+    The first layer of airbench (Jordan 2024, "94% on CIFAR-10 in 3.29 seconds on a single
+    GPU", arXiv:2404.00498; after tysam-code's hlb-CIFAR10).  :meth:`fit` computes, from
+    training images, the mean ``m`` and covariance ``S = V diag(l) V^T`` of their
+    ``kernel_size x kernel_size`` patches (all C channels, D = C k^2 values) and sets the
+    filters to ``W = diag(l + eps)^(-1/2) V^T`` (one filter per principal direction, largest
+    first) and their negatives (``2 D`` output channels, so that a following GELU or ReLU
+    keeps both signs), and the bias to ``-W m`` (and ``+W m``): on the fitted patches each of
+    the first ``D`` output channels has mean 0, and their covariance is
+    ``diag(l / (l + eps))``, the identity up to ``eps``.  The filters are a buffer (saved in
+    the state_dict, never trained); the bias is a parameter that training may tune.
+    Before :meth:`fit` the filters are random (Kaiming-uniform, as an ``nn.Conv2d``):
+    :meth:`reset_parameters` restores that state, so a randomisation check that
+    re-initialises layers randomises this one too.
+
+    Args:
+        in_channels: C of the input, an integer ``>= 1``.
+        kernel_size: patch side k, an integer ``>= 1`` (airbench: 2).
+        eps: added to every eigenvalue before the inverse square root, a finite number
+            ``> 0`` (airbench: 5e-4 on normalised images); it caps the gain of the
+            low-variance (high-frequency) directions.
+
+    Shape:
+        - input: ``(N, in_channels, H, W)`` (normalised images), ``H, W >= kernel_size``
+        - output: ``(N, 2 * in_channels * kernel_size**2, H - k + 1, W - k + 1)`` (no padding)
+
+    Raises:
+        ValueError: ``in_channels`` or ``kernel_size`` not an integer ``>= 1``; ``eps`` not
+            a finite number ``> 0``.
+    """
+
+    def __init__(self, in_channels: int = 3, kernel_size: int = 2, eps: float = 5e-4):
+        super().__init__()
+        check_positive_int(in_channels, "in_channels")
+        check_positive_int(kernel_size, "kernel_size")
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps) or eps <= 0:
+            raise ValueError(f"eps must be a finite number > 0, got {eps!r}")
+        self.in_channels, self.kernel_size, self.eps = int(in_channels), int(kernel_size), float(eps)
+        d = self.in_channels * self.kernel_size ** 2
+        self.register_buffer("weight", torch.empty(2 * d, self.in_channels, self.kernel_size, self.kernel_size))
+        self.bias = nn.Parameter(torch.zeros(2 * d))
+        self.reset_parameters()
+
+    @property
+    def out_channels(self) -> int:
+        """``2 * in_channels * kernel_size**2``."""
+        return self.weight.shape[0]
+
+    def reset_parameters(self) -> None:
+        """Random filters (as a fresh ``nn.Conv2d``) and a zero bias: the state before :meth:`fit`."""
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        with torch.no_grad():
+            self.bias.zero_()
+
+    def patches(self, x: torch.Tensor) -> torch.Tensor:
+        """Every ``k x k`` patch of ``x`` (stride 1) as rows ``(N * (H-k+1) * (W-k+1), C * k * k)`` in float32.
+
+        The row layout is the flattened ``(C, k, k)`` of a filter: ``patches(x) @
+        weight.flatten(1).T`` equals the convolution without bias.
+        """
+        k = self.kernel_size
+        return x.float().unfold(2, k, 1).unfold(3, k, 1).permute(0, 2, 3, 1, 4, 5).reshape(-1, x.shape[1] * k * k)
+
+    @torch.no_grad()
+    def fit(self, x: torch.Tensor) -> "PatchWhitening":
+        """Set the filters and the bias from the patches of ``x`` (see the class docstring).
+
+        Args:
+            x: images as this layer sees them (after the model's :class:`Normalize`), a
+                finite floating-point tensor ``(N, C, H, W)`` with ``N >= 1``,
+                ``H, W >= kernel_size``.  airbench uses 5,000 training images.
+
+        Returns:
+            ``self`` (filters and bias changed in place; float32 statistics, stored in the
+            layer's dtype).
+
+        Raises:
+            TypeError: ``x`` not a floating-point tensor.
+            ValueError: ``x`` not 4-D, empty, not finite, with another channel count, or
+                smaller than a patch.
+        """
+        check_images(x, "x", nonempty=True)
+        if x.shape[1] != self.in_channels or min(x.shape[2:]) < self.kernel_size:
+            raise ValueError(f"x must be (N, {self.in_channels}, H, W) with H, W >= {self.kernel_size}, got "
+                             f"{tuple(x.shape)}")
+        p = self.patches(x.to(self.weight.device))
+        n = p.shape[0]
+        mean = p.sum(0, dtype=torch.float64) / n
+        cov = torch.zeros(p.shape[1], p.shape[1], dtype=torch.float64, device=p.device)
+        for chunk in p.split(1 << 16):  # float64 statistics without a float64 copy of every patch
+            c = chunk.double() - mean
+            cov += c.T @ c
+        cov /= n
+        evals, evecs = torch.linalg.eigh(cov)  # ascending
+        evals, evecs = evals.flip(0).clamp_min(0), evecs.flip(1)
+        w = evecs.T / torch.sqrt(evals + self.eps)[:, None]  # (D, D): one whitened direction per row
+        b = -(w @ mean)
+        k, c = self.kernel_size, self.in_channels
+        self.weight.copy_(torch.cat([w, -w]).reshape(-1, c, k, k).to(self.weight.dtype))
+        self.bias.copy_(torch.cat([b, -b]).to(self.bias.dtype))
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.weight, self.bias)
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, eps={self.eps:g} "
+                "(frozen filters, trainable bias)")
+
+
+def _bn_bias_only(c: int, momentum: float) -> nn.BatchNorm2d:
+    """BatchNorm whose scale is frozen at 1 (airbench: only the shift is learnt)."""
+    bn = nn.BatchNorm2d(c, momentum=momentum)
+    bn.weight.requires_grad_(False)
+    return bn
+
+
+class _ConvGroup(nn.Module):
+    """airbench's block: conv3x3 -> maxpool2 -> BN -> act -> conv3x3 -> BN -> act."""
+
+    def __init__(self, cin: int, cout: int, act: str, bn_momentum: float):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, padding=1, bias=False)
+        self.pool = nn.MaxPool2d(2)
+        self.norm1 = _bn_bias_only(cout, bn_momentum)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
+        self.norm2 = _bn_bias_only(cout, bn_momentum)
+        self.act = nn.GELU() if act == "gelu" else nn.ReLU(inplace=True)
+
+    def forward(self, x):
+        x = self.act(self.norm1(self.pool(self.conv1(x))))
+        return self.act(self.norm2(self.conv2(x)))
+
+
+class AirNet(nn.Module):
+    """CIFAR-10 network of airbench94 (Jordan 2024) with a width multiplier.
+
+    Normalize -> :class:`PatchWhitening` (2x2 patches, ``2 * 12`` channels, frozen filters)
+    -> GELU -> three groups ``[conv3x3 -> maxpool2 -> BN -> GELU -> conv3x3 -> BN -> GELU]``
+    of ``width``, ``f width``, ``f width`` channels (``f = width_factor``, 4 as in
+    airbench) -> global max pool -> linear
+    (n_classes, no bias) x ``head_scale``.  As in airbench: BatchNorm learns only its shift
+    (the scale is frozen at 1, ``requires_grad=False``) and uses momentum 0.4 (airbench's
+    0.6 in its own convention); every 3x3 conv starts as the identity on its first
+    ``in_channels`` filters (``nn.init.dirac_``, "dirac init"; the others keep torch's
+    default); the logits are scaled by 1/9.  ``width=64`` is airbench94's network (widths
+    64/256/256, about 2 M parameters); ``width=16, width_factor=6`` (widths 16/96/96, 0.27 M
+    parameters, about 16 M multiply-adds per image) is the CPU preset's.
+
+    The whitening filters are random until :meth:`fit_whitening` sets them from training
+    images; :func:`freqkit.train_or_load` does that before the first step, and the filters
+    are saved in the state_dict.  Dirac init is applied by the constructor only:
+    ``reset_parameters()`` of a conv gives torch's random init (what a randomisation check
+    expects).
+
+    Args:
+        width: channels of the first group, an integer ``>= 1``.
+        in_channels: C of the input (3 for CIFAR-10), an integer ``>= 1``.
+        n_classes: number of logits, an integer ``>= 2``.
+        mean: per-channel means for the Normalize layer (CIFAR-10's by default).
+        std: per-channel standard deviations for the Normalize layer (CIFAR-10's by default).
+        head_scale: fixed factor on the logits (airbench: 1/9); not checked.
+        act: ``"gelu"`` (airbench) or ``"relu"``.
+        dirac: start every 3x3 conv as the identity on its first channels (airbench: True).
+        whiten_kernel: patch side of the whitening layer, an integer ``>= 1`` (airbench: 2).
+        bn_momentum: torch BatchNorm momentum, in ``(0, 1]`` (airbench: 0.4).
+        width_factor: the second and third groups have ``width_factor x width`` channels, an
+            integer ``>= 1`` (airbench: 4; the CPU preset: 6).
+
+    Shape:
+        - input: ``(N, in_channels, H, W)``, pixels in ``[0, 1]``, ``H, W >= 8 + whiten_kernel - 1``
+          (32 for CIFAR-10)
+        - output: ``(N, n_classes)`` logits
+
+    Raises:
+        ValueError: ``width``, ``in_channels`` or ``whiten_kernel`` not an integer ``>= 1``;
+            ``n_classes`` not an integer ``>= 2``; ``act`` unknown; ``bn_momentum`` outside
+            ``(0, 1]``; ``width_factor`` not an integer ``>= 1``; ``mean``/``std`` rejected by
+            :class:`Normalize`.
+
+    Example:
+        >>> import torch, freqkit as fk
+        >>> _ = torch.manual_seed(0)
+        >>> net = fk.AirNet(width=8)
+        >>> x = torch.rand(16, 3, 32, 32)
+        >>> _ = net.fit_whitening(x)
+        >>> net(x).shape
+        torch.Size([16, 10])
+    """
+
+    def __init__(self, width: int = 16, in_channels: int = 3, n_classes: int = 10, mean=CIFAR10_MEAN,
+                 std=CIFAR10_STD, head_scale: float = 1 / 9, act: str = "gelu", dirac: bool = True,
+                 whiten_kernel: int = 2, bn_momentum: float = 0.4, width_factor: int = 4):
+        super().__init__()
+        check_positive_int(width, "width")
+        check_positive_int(in_channels, "in_channels")
+        check_positive_int(n_classes, "n_classes", 2)
+        check_choice(act, "act", ("gelu", "relu"))
+        if isinstance(bn_momentum, bool) or not isinstance(bn_momentum, (int, float)) or not 0 < bn_momentum <= 1:
+            raise ValueError(f"bn_momentum must be a number in (0, 1], got {bn_momentum!r}")
+        check_positive_int(width_factor, "width_factor")
+        self.widths = (width, width_factor * width, width_factor * width)
+        self.normalize = Normalize(mean, std)
+        self.whiten = PatchWhitening(in_channels, whiten_kernel)
+        self.act = nn.GELU() if act == "gelu" else nn.ReLU(inplace=True)
+        c = self.whiten.out_channels
+        groups = []
+        for w in self.widths:
+            groups.append(_ConvGroup(c, w, act, bn_momentum))
+            c = w
+        self.groups = nn.Sequential(*groups)
+        self.pool = nn.AdaptiveMaxPool2d(1)
+        self.fc = nn.Linear(c, n_classes, bias=False)
+        self.head_scale = float(head_scale)
+        if dirac:
+            self._dirac_init()
+
+    @torch.no_grad()
+    def _dirac_init(self) -> None:
+        for m in self.groups.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.dirac_(m.weight[:min(m.in_channels, m.out_channels)])
+
+    def fit_whitening(self, x: torch.Tensor) -> "AirNet":
+        """Fit the whitening layer to images ``x`` in ``[0, 1]`` (normalised by this model's :class:`Normalize` first).
+
+        Args:
+            x: training images, a finite floating-point tensor ``(N, C, H, W)``, ``N >= 1``.
+
+        Returns:
+            ``self``.
+
+        Raises:
+            TypeError, ValueError: as :meth:`PatchWhitening.fit`.
+        """
+        with torch.no_grad():
+            self.whiten.fit(self.normalize(x.to(self.whiten.weight.device).float()))
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.act(self.whiten(self.normalize(x)))
+        return self.fc(self.pool(self.groups(x)).flatten(1)) * self.head_scale
+
+
+class MirrorAverage(nn.Module):
+    """Test-time flip augmentation as a model: the mean of the logits of ``x`` and of its mirror image.
+
+    ``MirrorAverage(net)(x) = (net(x) + net(x.flip(-1))) / 2``: one deterministic,
+    differentiable function, so attacks and attributions of the wrapped model analyse exactly
+    what its accuracy measures.  Costs two forward passes.  The wrapped network is the
+    submodule ``net`` (state_dict keys ``net.*``).
+
+    Args:
+        net: a classifier taking ``(N, C, H, W)`` images.
+
+    Shape:
+        - input: ``(N, C, H, W)``
+        - output: ``(N, n_classes)``
+
+    Raises:
+        TypeError: ``net`` is not an ``nn.Module``.
+    """
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        if not isinstance(net, nn.Module):
+            raise TypeError(f"net must be an nn.Module, got {type(net).__name__}")
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 0.5 * (self.net(x) + self.net(x.flip(-1)))
+
+
 class PlantedCNN(nn.Module):
     """A tiny energy detector: Normalize -> conv5x5 -> ReLU -> conv3x3 -> ReLU -> global mean -> linear.
 
@@ -286,10 +571,11 @@ class PlantedCNN(nn.Module):
         return self.fc(self.features(self.normalize(x)))
 
 
-#: The default architecture of each data set (what :func:`build_model` picks for ``arch=None``);
-#: build_model itself accepts either architecture for either data set.
-ARCHS = {"mnist": ("smallcnn",), "cifar10": ("resnet",)}
+#: The architectures made for each data set (the first is what :func:`build_model` picks for
+#: ``arch=None``); build_model itself accepts any architecture for either data set.
+ARCHS = {"mnist": ("smallcnn",), "cifar10": ("resnet", "airnet")}
 _DEFAULT_ARCH = {"mnist": "smallcnn", "cifar10": "resnet"}
+_ARCH_CLASSES = {"smallcnn": SmallCNN, "resnet": ResNetCIFAR, "airnet": AirNet}
 
 
 def build_model(dataset: str, arch: str | None = None, **kw) -> nn.Module:
@@ -297,14 +583,15 @@ def build_model(dataset: str, arch: str | None = None, **kw) -> nn.Module:
 
     The channel count (1 or 3), the 10 classes and the normalisation statistics
     (:data:`MNIST_MEAN`/:data:`MNIST_STD` or :data:`CIFAR10_MEAN`/:data:`CIFAR10_STD`)
-    follow the data set; either architecture can be used with either data set (a SmallCNN
-    for CIFAR-10 gets ``image_size=32``).  The weights come from torch's global RNG (seed it
+    follow the data set; any architecture can be used with either data set (a SmallCNN
+    for CIFAR-10 gets ``image_size=32``).  An :class:`AirNet`'s whitening layer is random
+    until :meth:`AirNet.fit_whitening` (training does it).  The weights come from torch's global RNG (seed it
     for reproducible models); the model is on the CPU, in train mode.
 
     Args:
         dataset: ``"mnist"`` or ``"cifar10"``.
-        arch: ``"smallcnn"`` (:class:`SmallCNN`) or ``"resnet"`` (:class:`ResNetCIFAR`);
-            ``None``: smallcnn for MNIST, resnet for CIFAR-10.
+        arch: ``"smallcnn"`` (:class:`SmallCNN`), ``"resnet"`` (:class:`ResNetCIFAR`) or
+            ``"airnet"`` (:class:`AirNet`); ``None``: smallcnn for MNIST, resnet for CIFAR-10.
         **kw: further constructor arguments (e.g. ``width``); they override the data set's
             defaults.
 
@@ -329,7 +616,7 @@ def build_model(dataset: str, arch: str | None = None, **kw) -> nn.Module:
     """
     check_choice(dataset, "dataset", tuple(_DEFAULT_ARCH))
     arch = _DEFAULT_ARCH[dataset] if arch is None else arch
-    check_choice(arch, "arch", ("smallcnn", "resnet"))
+    check_choice(arch, "arch", tuple(_ARCH_CLASSES))
     if dataset == "mnist":
         base = dict(in_channels=1, n_classes=10, mean=MNIST_MEAN, std=MNIST_STD)
     else:
@@ -337,8 +624,7 @@ def build_model(dataset: str, arch: str | None = None, **kw) -> nn.Module:
     if arch == "smallcnn":
         base["image_size"] = 28 if dataset == "mnist" else 32
     base.update(kw)
-    cls = SmallCNN if arch == "smallcnn" else ResNetCIFAR
-    return cls(**base)
+    return _ARCH_CLASSES[arch](**base)
 
 
 # ----------------------------------------------------------------------------- running a model

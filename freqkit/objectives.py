@@ -18,7 +18,7 @@ checkpoint key of :func:`freqkit.train_or_load`) and the ``loss_fn`` that traini
   input gradient's energy that lies in frequencies humans barely see (below).
 
 :func:`train_with_objective` trains (or loads) one model, :func:`train_suite` one model per
-objective with the same base configuration.
+objective with the same base configuration (or, with ``seeds=``, one per objective and seed).
 
 The attribution-guided penalty
 ------------------------------
@@ -58,7 +58,7 @@ import torch.nn.functional as F
 from ._validate import check_choice, check_number, check_positive_int, check_tensor
 from .defense import STANDARD_BUDGETS, LowPassLayer
 from .human import csf_map
-from .training import train_or_load
+from .training import train_or_load, train_seeds
 from .transforms import dct2
 
 __all__ = ["Objective", "adversarial_objective", "lowpass_objective", "attribution_guided_objective", "OBJECTIVES",
@@ -353,12 +353,16 @@ def train_with_objective(dataset: str, objective: Objective | None, config: Mapp
     return objective.train(dataset, config, **kw)
 
 
-def train_suite(dataset: str, objectives: Mapping, config: Mapping | None = None, device="auto",
+def train_suite(dataset: str, objectives: Mapping, config: Mapping | None = None, device="auto", seeds=None,
                 **kw) -> tuple[dict, dict]:
-    """Train (or load) one model per ``{name: Objective or None}`` with the same base ``config``.
+    """Train (or load) one model per ``{name: Objective or None}`` with the same base ``config``, for one or several seeds.
 
-    Only the objective differs between the models, so differences between them are due to
-    it.  Each model comes from :func:`train_with_objective`, in the dict's order.
+    Only the objective differs between the models of one seed, so differences between them
+    are due to it.  Each model comes from :func:`train_with_objective`, in the dict's order.
+    With ``seeds``, every objective is trained once per seed (each seed replaces
+    ``config["seed"]`` and is its own checkpoint, see :func:`freqkit.train_seeds`), so that
+    a comparison can be made across training runs, not only across test images: the models
+    at the same position of each list share their seed.
 
     Args:
         dataset: ``"cifar10"`` or ``"mnist"``.
@@ -366,21 +370,45 @@ def train_suite(dataset: str, objectives: Mapping, config: Mapping | None = None
         config: the shared base training config.
         device: where to train and put the models (``"auto"``: as
             :func:`freqkit.train_or_load`).
+        seeds: ``None`` (default): one model per objective, seeded by ``config["seed"]``; or a
+            non-empty sequence of distinct integers: one model per objective and seed.
         **kw: passed to :func:`freqkit.train_or_load` (``data_root``, ``cache_dir``,
             ``progress``).
 
     Returns:
-        ``(models, infos)``: ``{name: model}`` on ``device`` in eval mode, and ``{name:
-        info}``, the :func:`freqkit.train_or_load` info of each.
+        ``(models, infos)``.  With ``seeds=None``: ``{name: model}`` on ``device`` in eval
+        mode, and ``{name: info}``, the :func:`freqkit.train_or_load` info of each.  With
+        ``seeds``: ``{name: [model, ...]}`` and ``{name: [info, ...]}``, one entry per seed in
+        the order of ``seeds`` (``info["config"]["seed"]`` names it).
 
     Raises:
-        ValueError: ``objectives`` empty or not a mapping; TypeError/ValueError as
-            :func:`train_with_objective` for each entry.
+        ValueError: ``objectives`` empty or not a mapping; ``seeds`` empty, repeated or not
+            integers; TypeError/ValueError as :func:`train_with_objective` for each entry.
+        TypeError: ``seeds`` not a sequence, or an entry neither an :class:`Objective` nor
+            ``None`` (checked before anything trains).
+
+    Example:
+        >>> import freqkit as fk
+        >>> fk.train_suite("mnist", {}, seeds=(0, 1))
+        Traceback (most recent call last):
+        ...
+        ValueError: objectives must be a non-empty {name: Objective or None} dict
     """
     if not isinstance(objectives, Mapping) or not objectives:
         raise ValueError("objectives must be a non-empty {name: Objective or None} dict")
-    models, infos = {}, {}
     for name, obj in objectives.items():
-        m, info = train_with_objective(dataset, obj, config, device=device, **kw)
-        models[name], infos[name] = m.eval(), info
+        if obj is not None and not isinstance(obj, Objective):
+            raise TypeError(f"objectives[{name!r}] must be a freqkit.objectives.Objective or None, got "
+                            f"{type(obj).__name__}")
+    models, infos = {}, {}
+    if seeds is None:
+        for name, obj in objectives.items():
+            m, info = train_with_objective(dataset, obj, config, device=device, **kw)
+            models[name], infos[name] = m.eval(), info
+        return models, infos
+    for name, obj in objectives.items():
+        cfg = dict(config or {}) if obj is None else obj.config(config)
+        runs = train_seeds(dataset, cfg, seeds, device=device, loss_fn=None if obj is None else obj.loss_fn, **kw)
+        models[name] = [m.eval() for m, _ in runs]
+        infos[name] = [i for _, i in runs]
     return models, infos

@@ -7,6 +7,11 @@
   frequencies was removed uses information a person barely sees.
 * :func:`alignment_profile`: the share of a model's attribution per radial band, and how
   well that reliance matches human contrast sensitivity (:func:`freqkit.human_alignment`).
+
+Both take tensors or an iterable of ``(images, labels)`` batches (a DataLoader, streamed),
+and split their images across ranks under an initialised ``torch.distributed`` process
+group (``torchrun``; ``python -m freqkit.run filtered-accuracy``), returning the same full
+result on every rank.
 """
 from __future__ import annotations
 
@@ -17,9 +22,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._runtime import eval_mode
+from ._distributed import (
+    agree_shape, all_reduce_sum, checksum, fail_together, gather_in_order, is_distributed, local_batches, world,
+)
+from ._runtime import eval_mode, model_device
 from ._runtime import progress as progress_bar
-from ._validate import check_choice, check_images, check_model_output, check_positive_int, check_tensor
+from ._validate import check_choice, check_images, check_labels, check_model_output, check_positive_int, check_tensor
 from .attribution import attribute, band_shares
 from .human import band_sensitivity, human_alignment
 from .models import predict_logits
@@ -29,9 +37,9 @@ from .transforms import band_masks, dct2, high_pass, low_high_masks, low_pass
 __all__ = ["filtered_accuracy", "high_frequency_energy", "alignment_profile"]
 
 
-def filtered_accuracy(model, x: torch.Tensor, y: torch.Tensor, cutoffs: Sequence[float], mode: str = "low",
+def filtered_accuracy(model, x, y: torch.Tensor | None, cutoffs: Sequence[float], mode: str = "low",
                       basis: str = "dct", kind: str = "radial", batch_size: int = 500,
-                      clip: bool = False) -> dict:
+                      clip: bool = False, progress: bool = False) -> dict:
     """Accuracy of ``model`` on low- or high-pass filtered copies of ``x``, per cut-off radius.
 
     After Wang et al. 2019 ("High-frequency component helps explain the generalization of
@@ -42,19 +50,37 @@ def filtered_accuracy(model, x: torch.Tensor, y: torch.Tensor, cutoffs: Sequence
     comes with a 95% Wilson interval (:func:`freqkit.wilson_interval`).  The model runs in
     eval mode; every submodule's mode is restored afterwards.
 
+    Data: whole tensors ``x``, ``y`` (peak memory: the images in float64 twice, their
+    filtered copies and their DCT, about 5 x 8 bytes per pixel of the data set), or an
+    iterable of ``(images, labels)`` batches with ``y=None`` (a DataLoader: streamed, each
+    batch moved to the model's device, filtered at every cut-off and dropped; peak memory
+    about 5 x 8 bytes per pixel of one batch, whatever the data set's size).
+
+    Under ``torch.distributed`` (an initialised process group with several ranks, e.g.
+    ``torchrun``) the images are split by rank (:func:`freqkit._distributed.local_batches`:
+    a contiguous share of tensor ``x``, of a sequential DataLoader's indices, or every
+    ``size``-th batch of another iterable); the counts are summed over ranks, so every rank
+    returns the same result, equal to one process's (accuracies exactly, ``energy_kept`` to
+    float rounding).  Every rank must pass the same data and arguments (checked); a rank
+    that raises makes every rank raise.
+
     Args:
         model: classifier taking ``(N, C, H, W)`` images in ``[0, 1]`` (normalisation
             inside), returning logits ``(N, n_classes)``: an ``nn.Module`` or any callable.
-        x: images ``(N, C, H, W)`` in ``[0, 1]``, at least one.
-        y: ``(N,)`` integer labels, on ``x``'s device.
+        x: images ``(N, C, H, W)`` in ``[0, 1]``, at least one; or an iterable of
+            ``(images, labels)`` batches (e.g. a DataLoader) with ``y=None``.
+        y: ``(N,)`` integer labels, on ``x``'s device; ``None`` for an iterable.
         cutoffs: normalised radii (units of Nyquist, ``>= 0``; up to ``sqrt(2)`` for
             ``kind="radial"``); at least one.
         mode: ``"low"`` (default) or ``"high"``, as above.
         basis: ``"dct"`` (default) or ``"dft"`` (the frequency grid of the filter).
         kind: ``"radial"`` (default; Euclidean radius) or ``"ring"`` (``max(fu, fv)``).
-        batch_size: images per filtering and forward pass, >= 1 (default 500).
+        batch_size: images per filtering and forward pass, >= 1 (default 500; an
+            iterable keeps its own batches for filtering, and is cut to ``batch_size`` for
+            the forward passes).
         clip: clip filtered images to ``[0, 1]``.  Off by default, as in Wang et al.: a
             high-pass image is near-zero-mean and clipping would destroy it.
+        progress: show a progress bar (on a terminal; rank 0 only).
 
     Returns:
         a dict: ``cutoffs``, ``accuracy`` (in ``[0, 1]``), ``ci_lo``, ``ci_hi`` (lists, one
@@ -67,12 +93,19 @@ def filtered_accuracy(model, x: torch.Tensor, y: torch.Tensor, cutoffs: Sequence
 
     Raises:
         ValueError: ``x`` not 4-D, not finite, outside ``[0, 1]`` or holding no image; ``y``
-            not 1-D or of another length than ``x``; an unknown ``mode``, ``basis`` or
+            not 1-D or of another length than ``x``, or given with an iterable ``x``; a batch
+            that is not ``(images, labels)``; an unknown ``mode``, ``basis`` or
             ``kind``; ``batch_size`` not an integer >= 1; no ``cutoffs``; a cut-off that is
             negative or not finite; a model output that is not 2-D or holds NaN or inf (the
             message names the model).
-        TypeError: ``x`` not a floating-point tensor; ``y`` not an integer tensor.
+        TypeError: ``x`` not a floating-point tensor (nor an iterable); ``y`` not an integer
+            tensor.
+        RankFailed: (distributed) another rank raised.
+        DistributedError: (distributed) a rank died or hung past the process group's timeout.
     """
+    tensor = isinstance(x, torch.Tensor)
+    if not tensor or is_distributed():
+        return _filtered_accuracy_sharded(model, x, y, cutoffs, mode, basis, kind, batch_size, clip, progress)
     check_images(x, "x", unit_range=True)
     check_tensor(y, "y", ndim=1, floating=False)
     if y.shape[0] != x.shape[0]:
@@ -86,7 +119,7 @@ def filtered_accuracy(model, x: torch.Tensor, y: torch.Tensor, cutoffs: Sequence
     c[..., 0, 0] = 0  # non-DC energy: the mean alone carries no class information a person sees
     total = (c ** 2).sum((1, 2, 3)).clamp_min(1e-12)
     acc, lo, hi, kept = [], [], [], []
-    for cut in cutoffs:
+    for cut in progress_bar(cutoffs, enabled=progress, desc=f"{mode}-pass accuracy"):
         parts = []
         for i in range(0, x.shape[0], batch_size):
             xf = filt(x[i:i + batch_size], float(cut), basis=basis, kind=kind)
@@ -103,6 +136,74 @@ def filtered_accuracy(model, x: torch.Tensor, y: torch.Tensor, cutoffs: Sequence
         kept.append(float(((cf ** 2).sum((1, 2, 3)) / total).mean()))
     return {"cutoffs": [float(v) for v in cutoffs], "accuracy": acc, "ci_lo": lo, "ci_hi": hi, "n": len(y),
             "energy_kept": kept, "mode": mode, "basis": basis, "kind": kind}
+
+
+def _check_filter_args(cutoffs, mode, batch_size):
+    check_choice(mode, "mode", ("low", "high"))
+    check_positive_int(batch_size, "batch_size")
+    if len(cutoffs) == 0:
+        raise ValueError("cutoffs must hold at least one radius")
+
+
+def _filtered_accuracy_sharded(model, x, y, cutoffs, mode, basis, kind, batch_size, clip, progress) -> dict:
+    """:func:`filtered_accuracy` streamed over batches, split by rank, with counts summed over ranks."""
+    tensor = isinstance(x, torch.Tensor)
+    fp = {}
+    with fail_together("filtered_accuracy", fingerprint=lambda: fp):
+        if tensor:
+            check_images(x, "x", unit_range=True)
+            check_tensor(y, "y", ndim=1, floating=False)
+            if y.shape[0] != x.shape[0]:
+                raise ValueError(f"y must have one label per image: x has {x.shape[0]}, y has {y.shape[0]}")
+            fp.update(n=x.shape[0], shape="x".join(map(str, x.shape[1:])), x_sum=checksum(x),
+                      y_sum=checksum(y))
+        _check_filter_args(cutoffs, mode, batch_size)
+        batches, n_batches = local_batches(x, y, batch_size, "x")
+        fp.update(cutoffs=",".join(f"{float(c):.9g}" for c in cutoffs), mode=mode, basis=basis, kind=kind,
+                  clip=bool(clip))
+    filt = low_pass if mode == "low" else high_pass
+    k = len(cutoffs)
+    correct = torch.zeros(k, dtype=torch.int64)
+    kept = torch.zeros(k, dtype=torch.float64)
+    n = 0
+    dev = None if tensor else model_device(model)
+    with fail_together("filtered_accuracy: computing"):
+        with eval_mode(model):
+            for off, xb, yb in progress_bar(batches, enabled=progress and world().rank == 0, total=n_batches,
+                                            desc=f"{mode}-pass accuracy", unit="batch"):
+                if not tensor:
+                    where = f"x's batch at image {off}"
+                    check_images(xb, where, unit_range=True)
+                    xb = xb.to(dev)
+                    yb = check_labels(torch.as_tensor(yb), xb.shape[0], dev, name=f"labels of {where}")
+                if xb.shape[0] == 0:
+                    continue
+                c = dct2(xb.double())
+                c[..., 0, 0] = 0
+                total = (c ** 2).sum((1, 2, 3)).clamp_min(1e-12)
+                for j, cut in enumerate(cutoffs):
+                    xf = filt(xb, float(cut), basis=basis, kind=kind)
+                    if clip:
+                        xf = xf.clamp(0, 1)
+                    pred = check_model_output(predict_logits(model, xf, batch_size), model).argmax(1)
+                    correct[j] += int((pred == yb.to(pred.device)).sum())
+                    cf = dct2(xf.double())
+                    cf[..., 0, 0] = 0
+                    kept[j] += float(((cf ** 2).sum((1, 2, 3)) / total).sum())
+                n += int(xb.shape[0])
+    n = int(all_reduce_sum(torch.tensor([n], dtype=torch.int64), "filtered_accuracy")[0])
+    if n == 0:
+        raise ValueError("x holds no images (N = 0): the iterable yielded no non-empty batch")
+    correct = all_reduce_sum(correct, "filtered_accuracy")
+    kept = all_reduce_sum(kept, "filtered_accuracy")
+    acc, lo, hi = [], [], []
+    for j in range(k):
+        kk = int(correct[j])
+        acc.append(kk / n)
+        a, b = wilson_interval(kk, n)
+        lo.append(a), hi.append(b)
+    return {"cutoffs": [float(v) for v in cutoffs], "accuracy": acc, "ci_lo": lo, "ci_hi": hi, "n": n,
+            "energy_kept": [float(v) / n for v in kept], "mode": mode, "basis": basis, "kind": kind}
 
 
 def high_frequency_energy(x: torch.Tensor, cutoff: float, basis: str = "dct") -> torch.Tensor:
@@ -147,7 +248,7 @@ def high_frequency_energy(x: torch.Tensor, cutoff: float, basis: str = "dct") ->
     return (hp ** 2).sum((1, 2, 3)) / (c ** 2).sum((1, 2, 3)).clamp_min(1e-12)
 
 
-def alignment_profile(model: nn.Module, x: torch.Tensor, y: torch.Tensor, n_bands: int = 8, method: str = "ig",
+def alignment_profile(model: nn.Module, x, y: torch.Tensor | None, n_bands: int = 8, method: str = "ig",
                       pixels_per_degree: float = 60.0, n_boot: int = 1000, seed: int = 0, batch_size: int = 64,
                       progress: bool = False, **attr_kw) -> dict:
     """Radial attribution profile of ``model`` and its human-alignment score, per image and overall.
@@ -162,16 +263,27 @@ def alignment_profile(model: nn.Module, x: torch.Tensor, y: torch.Tensor, n_band
     CIs over images (one seeded numpy stream: band shares, then score, then low share).  The
     model runs in eval mode and its mode is restored afterwards.
 
+    Data: tensors ``x``, ``y``, or an iterable of ``(images, labels)`` batches with
+    ``y=None`` (a DataLoader: streamed, each batch moved to the model's device; peak memory
+    that of :func:`freqkit.attribute` on one batch (bound it with ``internal_batch_size``)
+    plus ``n_bands + 1`` floats per image).  Under ``torch.distributed`` (several ranks)
+    the images are split by rank (:func:`freqkit._distributed.local_batches`), the per-image
+    shares gathered in image order on every rank, and the bootstrap run on every rank with
+    the same seed: every rank returns the same result, equal (to float rounding: batches
+    differ) to one process's.  A rank that raises makes every rank raise.
+
     Args:
         model: pixel classifier, ``(N, C, H, W)`` in ``[0, 1]`` -> logits.
-        x: images ``(N, C, H, W)`` in ``[0, 1]``; y: ``(N,)`` integer labels.
+        x: images ``(N, C, H, W)`` in ``[0, 1]``, or an iterable of ``(images, labels)``
+            batches; y: ``(N,)`` integer labels (``None`` for an iterable).
         n_bands: radial bands over ``[0, sqrt(2)]``, >= 2 (default 8).
         method: attribution method (default ``"ig"``).  The shares are taken of the
             per-coefficient scores on the radial bands, so for occlusion and Shapley (whose
             scores are spread over their own bands) they mix those bands.
         pixels_per_degree: viewing geometry of the contrast sensitivity (default 60).
         n_boot: bootstrap resamples, >= 1; seed: seeds them.
-        batch_size: images per :func:`freqkit.attribute` call, >= 1.
+        batch_size: images per :func:`freqkit.attribute` call, >= 1 (tensor ``x``; an
+            iterable keeps its batches).
         progress: show a progress bar (only in a terminal).
         **attr_kw: passed to :func:`freqkit.attribute`.
 
@@ -187,37 +299,69 @@ def alignment_profile(model: nn.Module, x: torch.Tensor, y: torch.Tensor, n_band
 
     Raises:
         ValueError: ``x`` not 4-D, not finite, outside ``[0, 1]`` or holding no image; ``y``
-            not 1-D or of another length; ``n_bands`` < 2, ``n_boot`` or ``batch_size`` not
+            not 1-D or of another length, or not ``None`` for an iterable; a batch that is not
+            ``(images, labels)`` or of another image shape; ``n_bands`` < 2, ``n_boot`` or ``batch_size`` not
             an integer >= 1; an image whose attribution is all zero (no alignment score);
             and what :func:`freqkit.attribute` raises (a model output holding NaN or inf).
-        TypeError: ``x`` not a floating-point tensor; ``y`` not an integer tensor.
+        TypeError: ``x`` not a floating-point tensor (nor an iterable); ``y`` not an integer
+            tensor.
+        RankFailed: (distributed) another rank raised.
+        DistributedError: (distributed) a rank died or hung past the process group's timeout.
     """
-    check_images(x, "x", unit_range=True)
-    check_tensor(y, "y", ndim=1, floating=False)
-    if y.shape[0] != x.shape[0]:
-        raise ValueError(f"y must have one label per image ({x.shape[0]}), got {y.shape[0]}")
-    check_positive_int(n_bands, "n_bands", 2)
-    check_positive_int(batch_size, "batch_size")
-    check_positive_int(n_boot, "n_boot")
-    h, w = x.shape[-2:]
-    masks = band_masks(h, w, n_bands, kind="radial", basis="dct")
-    lh = low_high_masks(h, w)
-    halves = torch.stack([lh["low"], lh["high"]])
-    shares, lows = [], []
-    with eval_mode(model):
-        for i in progress_bar(range(0, x.shape[0], batch_size), enabled=progress, desc=f"{method} profile"):
-            r = attribute(model, x[i:i + batch_size], y[i:i + batch_size], method=method, basis="dct", **attr_kw)
-            sc = r.scores.detach().double().cpu()
-            shares.append(band_shares(sc, masks))
-            lows.append(band_shares(sc, halves)[:, 0])
-    per = torch.cat(shares)
-    low = torch.cat(lows)
+    tensor = isinstance(x, torch.Tensor)
+    fp = {}
+    with fail_together("alignment_profile", fingerprint=lambda: fp):
+        if tensor:
+            check_images(x, "x", unit_range=True)
+            check_tensor(y, "y", ndim=1, floating=False)
+            if y.shape[0] != x.shape[0]:
+                raise ValueError(f"y must have one label per image ({x.shape[0]}), got {y.shape[0]}")
+            if x.shape[0]:
+                fp.update(n=x.shape[0], x_sum=checksum(x), y_sum=checksum(y))
+        check_positive_int(n_bands, "n_bands", 2)
+        check_positive_int(batch_size, "batch_size")
+        check_positive_int(n_boot, "n_boot")
+        batches, n_batches = local_batches(x, y, batch_size, "x")
+        fp.update(method=str(method), n_bands=n_bands, n_boot=n_boot, seed=int(seed),
+                  attr_kw=repr(sorted(attr_kw.items())))
+    dev = None if tensor else model_device(model)
+    shares, lows, index = [], [], []
+    shape, masks = None, None
+    with fail_together("alignment_profile: computing"):
+        with eval_mode(model):
+            for off, xb, yb in progress_bar(batches, enabled=progress and world().rank == 0, total=n_batches,
+                                            desc=f"{method} profile"):
+                if not tensor:
+                    where = f"x's batch at image {off}"
+                    check_images(xb, where, unit_range=True)
+                    xb = xb.to(dev)
+                    yb = check_labels(torch.as_tensor(yb), xb.shape[0], dev, name=f"labels of {where}")
+                if xb.shape[0] == 0:
+                    continue
+                if shape is None:
+                    shape = tuple(xb.shape[1:])
+                    masks, halves = _profile_masks(shape[-2], shape[-1], n_bands)
+                elif tuple(xb.shape[1:]) != shape:
+                    raise ValueError(f"x's batches must all hold images of one shape: the batch at image {off} has "
+                                     f"{tuple(xb.shape[1:])}, the first had {shape}")
+                r = attribute(model, xb, yb, method=method, basis="dct", **attr_kw)
+                sc = r.scores.detach().double().cpu()
+                shares.append(band_shares(sc, masks))
+                lows.append(band_shares(sc, halves)[:, 0])
+                index.append(torch.arange(off, off + xb.shape[0]))
+    _, h, w = agree_shape(shape, 3, "alignment_profile")
+    if masks is None:
+        masks, halves = _profile_masks(h, w, n_bands)
+    per = torch.cat(shares) if shares else torch.zeros(0, n_bands, dtype=torch.float64)
+    low = torch.cat(lows) if lows else torch.zeros(0, dtype=torch.float64)
+    idx = torch.cat(index) if index else torch.zeros(0, dtype=torch.int64)
+    per, low = gather_in_order(idx, per, low, what="alignment_profile")
     score = human_alignment(per, masks, "dct", pixels_per_degree)
     rng = np.random.default_rng(seed)  # one stream: band shares, then score, then low share
     sh_lo, sh_hi = bootstrap_ci(per.numpy(), np.mean, n_boot=n_boot, rng=rng)
     s_lo, s_hi = bootstrap_ci(score.numpy(), np.mean, n_boot=n_boot, rng=rng)
     l_lo, l_hi = bootstrap_ci(low.numpy(), np.mean, n_boot=n_boot, rng=rng)
-    return {"method": method, "n": int(x.shape[0]), "n_bands": n_bands,
+    return {"method": method, "n": int(per.shape[0]), "n_bands": n_bands,
             "edges": [float(v) for v in torch.linspace(0, math.sqrt(2), n_bands + 1)],
             "band_sensitivity": band_sensitivity(masks, "dct", pixels_per_degree).tolist(),
             "shares": {"mean": per.mean(0).tolist(), "ci_low": sh_lo.tolist(), "ci_high": sh_hi.tolist()},
@@ -225,3 +369,10 @@ def alignment_profile(model: nn.Module, x: torch.Tensor, y: torch.Tensor, n_band
             "per_image_score": score.tolist(),
             "low_share": {"mean": float(low.numpy().mean()), "ci_low": float(l_lo), "ci_high": float(l_hi)},
             "per_image_low_share": low.tolist(), "pixels_per_degree": pixels_per_degree}
+
+
+def _profile_masks(h: int, w: int, n_bands: int):
+    """The radial DCT bands of :func:`alignment_profile` and its lower/upper halves."""
+    masks = band_masks(h, w, n_bands, kind="radial", basis="dct")
+    lh = low_high_masks(h, w)
+    return masks, torch.stack([lh["low"], lh["high"]])

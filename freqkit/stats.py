@@ -16,7 +16,7 @@ import torch
 from ._validate import check_choice, check_positive_int
 
 __all__ = ["wilson_interval", "bootstrap_ci", "median_with_inf", "paired_difference", "paired_log_ratio",
-           "spearman_rows", "distribution_summary"]
+           "spearman_rows", "distribution_summary", "hierarchical_bootstrap_ci", "suite_difference"]
 
 
 def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -278,3 +278,107 @@ def _quantile_inf_largest(sorted_v: np.ndarray, q: float) -> float:
         return b
     return float(np.quantile(sorted_v[lo:hi + 1], frac))     # numpy's own interpolation
 
+
+def _as_seeds_by_images(values, name: str) -> np.ndarray:
+    v = np.asarray(values, dtype=float)
+    if v.ndim == 1:
+        v = v[None, :]
+    if v.ndim != 2 or v.shape[0] == 0 or v.shape[1] == 0:
+        raise ValueError(f"{name} must be (n_seeds, n_images) with both >= 1, got shape {v.shape}")
+    if np.isnan(v).any():
+        raise ValueError(f"{name} holds NaN")
+    return v
+
+
+def hierarchical_bootstrap_ci(values, n_boot: int = 2000, ci: float = 0.95, seed: int = 0,
+                              rng: np.random.Generator | None = None) -> dict:
+    """Mean over seeds and images with a two-level bootstrap interval: seeds, then images.
+
+    A measurement on ``S`` trained models (seeds) of a method, each on the same ``N`` images,
+    varies with the training run and with the images.  The interval resamples both (Davison
+    & Hinkley 1997, sec. 3.8; Saravanan et al. 2020 for hierarchical bootstrap in
+    neuroscience): each draw picks ``S`` seeds with replacement, then ``N`` images with
+    replacement (the same images for every seed: they are the same test images), and takes
+    the mean of the resampled values.  With one seed it is the percentile bootstrap over
+    images (:func:`bootstrap_ci`), and says so in ``levels``.
+
+    Args:
+        values: ``(S, N)`` per seed and image (or ``(N,)``: one seed).
+        n_boot, ci, seed, rng: as :func:`bootstrap_ci`.
+
+    Returns:
+        ``{"mean", "ci_low", "ci_high", "ci", "n_seeds", "n_images", "seed_means" (S,), "levels"}``.
+
+    Shape:
+        - values: ``(S, N)``.
+
+    Raises:
+        ValueError: an empty or NaN input, ``n_boot < 1`` or ``ci`` outside ``(0, 1)``.
+
+    Example:
+        >>> r = hierarchical_bootstrap_ci([[0.1, 0.2, 0.3], [0.3, 0.4, 0.5]], n_boot=500)
+        >>> round(r["mean"], 3), r["n_seeds"], r["ci_low"] < r["mean"] < r["ci_high"]
+        (0.3, 2, True)
+    """
+    v = _as_seeds_by_images(values, "values")
+    check_positive_int(n_boot, "n_boot")
+    if isinstance(ci, bool) or not isinstance(ci, (int, float)) or not 0 < ci < 1:
+        raise ValueError(f"ci must be a number in (0, 1), got {ci!r}")
+    gen = np.random.default_rng(seed) if rng is None else rng
+    s_count, n = v.shape
+    si = gen.integers(0, s_count, size=(n_boot, s_count))
+    ii = gen.integers(0, n, size=(n_boot, n))
+    boots = np.array([v[np.ix_(a, b)].mean() for a, b in zip(si, ii)])
+    q = round((1 - ci) / 2, 12)
+    return {"mean": float(v.mean()), "ci_low": float(np.quantile(boots, q)), "ci_high": float(np.quantile(boots, 1 - q)),
+            "ci": ci, "n_seeds": int(s_count), "n_images": int(n), "seed_means": v.mean(1).tolist(),
+            "levels": "seeds, then images" if s_count > 1 else "images (one seed)"}
+
+
+def suite_difference(a, b, n_boot: int = 2000, ci: float = 0.95, seed: int = 0) -> dict:
+    """Mean difference between two suites of models measured on the same images, with a two-level CI.
+
+    ``a`` ``(S_a, N)`` and ``b`` ``(S_b, N)``: a per-image measure of ``S_a`` models of one
+    method and ``S_b`` of another, all on the same ``N`` images.  Each bootstrap draw
+    resamples the seeds of each suite independently (they are independent training runs) and
+    the images once for both (they are the same images: the comparison is paired on images),
+    and takes ``mean(a) - mean(b)``.  Beside it, per seed pair ``k`` (seeds matched by
+    position, ``k < min(S_a, S_b)``), the paired difference over images with its own
+    image-bootstrap CI, so that a table can say on how many seeds a decision holds.
+
+    Args:
+        a, b: per seed and image values of the two suites (``(N,)`` for one seed).
+        n_boot, ci, seed: as :func:`bootstrap_ci`.
+
+    Returns:
+        ``{"mean", "ci_low", "ci_high", "ci", "n_seeds": [S_a, S_b], "n_images", "per_seed":
+        [{"mean", "ci_low", "ci_high"}, ...], "levels"}``.
+
+    Raises:
+        ValueError: shapes that do not share ``N``, NaN, bad ``n_boot``/``ci``.
+
+    Example:
+        >>> r = suite_difference([[1.0, 2.0, 3.0], [2.0, 3.0, 4.0]], [[0.0, 1.0, 2.0]], n_boot=300)
+        >>> r["mean"], r["n_seeds"], len(r["per_seed"])
+        (1.5, [2, 1], 1)
+    """
+    av, bv = _as_seeds_by_images(a, "a"), _as_seeds_by_images(b, "b")
+    if av.shape[1] != bv.shape[1]:
+        raise ValueError(f"a and b must be measured on the same images: {av.shape[1]} and {bv.shape[1]} images")
+    check_positive_int(n_boot, "n_boot")
+    if isinstance(ci, bool) or not isinstance(ci, (int, float)) or not 0 < ci < 1:
+        raise ValueError(f"ci must be a number in (0, 1), got {ci!r}")
+    gen = np.random.default_rng(seed)
+    sa, sb, n = av.shape[0], bv.shape[0], av.shape[1]
+    ai = gen.integers(0, sa, size=(n_boot, sa))
+    bi = gen.integers(0, sb, size=(n_boot, sb))
+    ii = gen.integers(0, n, size=(n_boot, n))
+    boots = np.array([av[np.ix_(x, i)].mean() - bv[np.ix_(z, i)].mean() for x, z, i in zip(ai, bi, ii)])
+    q = round((1 - ci) / 2, 12)
+    per_seed = []
+    for k in range(min(sa, sb)):
+        d = paired_difference(av[k], bv[k], n_boot=n_boot, ci=ci, seed=seed + k)
+        per_seed.append({"mean": d["mean"], "ci_low": d["ci_low"], "ci_high": d["ci_high"]})
+    return {"mean": float(av.mean() - bv.mean()), "ci_low": float(np.quantile(boots, q)),
+            "ci_high": float(np.quantile(boots, 1 - q)), "ci": ci, "n_seeds": [int(sa), int(sb)], "n_images": int(n),
+            "per_seed": per_seed, "levels": "seeds, then images" if max(sa, sb) > 1 else "images (one seed)"}

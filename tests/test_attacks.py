@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import freqkit.attacks as A
-from freqkit.transforms import band_masks, check_dft_symmetric, dct2, dft2, equal_count_band_masks, idct2
+from freqkit.transforms import band_masks, check_dft_symmetric, dct2, dft2, equal_count_band_masks, filter_band, idct2
 
 try:  # a test dependency only (installed with --no-deps: it pins an old requests)
     import torchattacks
@@ -568,6 +568,28 @@ def test_dft_band_helper_agrees_with_transforms_check():
     asym[0, 1] = ~asym[0, 1]
     with pytest.raises(ValueError, match="band"):
         A.band_projector(asym, "dft")
+
+
+@pytest.mark.parametrize("h, w", [(16, 16), (15, 17), (28, 28), (8, 12)])
+@pytest.mark.parametrize("basis", ["dct", "dft"])
+def test_band_projector_fast_paths_are_the_exact_projection(h, w, basis):
+    """The separable projection restricted to the band's rows and columns (DCT; DFT masks
+    symmetric in each axis, through the real Fourier basis), the FFT fallback for other DFT
+    masks, and the buffer-writing ``into`` used inside the attacks: all equal filter_band."""
+    torch.manual_seed(0)
+    v = torch.randn(3, 2, h, w, dtype=torch.float64)
+    masks = list(band_masks(h, w, 4, "radial", basis)) + list(band_masks(h, w, 3, "ring", basis))
+    if basis == "dft":                       # symmetric under f -> -f, not under each axis flip alone
+        diag = torch.zeros(h, w, dtype=torch.bool)
+        diag[h // 2 + 1, w // 2 + 2] = diag[h // 2 - 1, w // 2 - 2] = True
+        masks.append(diag)
+    for m in masks:
+        proj = A.band_projector(m, basis, dtype=torch.float64)
+        ref = filter_band(v, m, basis)
+        assert torch.allclose(proj(v), ref, atol=1e-10)
+        out = torch.empty_like(v)
+        assert proj.into(v, out) is out and torch.allclose(out, ref, atol=1e-10)
+        assert torch.allclose(proj(proj(v)), proj(v), atol=1e-10)          # idempotent
 
 
 # ----------------------------------------------------------------- issue 11: a broken model, mode, empty input

@@ -79,4 +79,73 @@ def test_benchmark_entry_point_runs_quick_on_this_machine(tmp_path, data_root):
     assert all(r["ratio_vs_scipy"] > 0 for r in res["transforms"]["rows"])
     assert res["bands"]["rows"]["occlusion"]["max_abs_diff_vs_captum"] < 1e-5
     table = (tmp_path / "RESULTS.md").read_text()
-    assert "dct2 vs scipy.fft.dctn" in table and "CIFAR-10 training, cpu throughput" in table
+    assert "dct2 vs scipy.fft.dctn" in table and "CIFAR-10 training, new vs old cpu preset (fp32)" in table
+
+
+def _side_by_side_record():
+    """A hand-made side-by-side record: two seeds, two precisions."""
+    bench = _load("bench_training", BENCH / "bench_training.py")
+    runs = []
+    for prec, (t_old, t_new) in {"bf16": (500.0, 200.0), "fp32": (800.0, 400.0)}.items():
+        for seed in (0, 1):
+            for which, t, acc in (("old", t_old + seed, 0.90 + 0.002 * seed), ("new", t_new + seed, 0.91)):
+                runs.append({"which": which, "seed": seed, "precision": prec, "train_seconds": t,
+                             "process_cpu_seconds": 2 * t, "test_accuracy": acc, "n_test": 1000, "n_train": 50000})
+    rec = {"mode": "side_by_side", "precisions": ["bf16", "fp32"], "seeds": [0, 1], "runs": runs,
+           "configs": {"old": bench.OLD_CPU_PRESET, "new": bench.fk.PRESETS["cifar10"]["cpu"]},
+           "cpu_model": "Test CPU", "native_bf16": True, "torch_threads": 2,
+           "goal": {"ratio_at_most": bench.GOAL_RATIO, "new_accuracy_at_least": bench.GOAL_ACCURACY}}
+    rec["summary"] = bench.summarise(rec)
+    return bench, rec
+
+
+def test_training_side_by_side_summary_and_rows():
+    bench, rec = _side_by_side_record()
+    s = rec["summary"]
+    assert s["bf16"]["old"]["mean_seconds"] == 500.5 and s["bf16"]["new"]["mean_seconds"] == 200.5
+    assert abs(s["bf16"]["ratio"] - 200.5 / 500.5) < 1e-12 and s["bf16"]["goal_met"]       # 0.40, 91%
+    assert abs(s["fp32"]["ratio"] - 400.5 / 800.5) < 1e-12 and not s["fp32"]["goal_met"]   # 0.50: missed
+    assert abs(s["fp32"]["old"]["mean_accuracy"] - 0.901) < 1e-12 and s["fp32"]["new"]["n_seeds"] == 2
+    run_all = _load("run_all", BENCH / "run_all.py")
+    rows = run_all.training_rows(rec)
+    assert len(rows) == 2 and all(r.count("|") == 7 for r in rows)
+    assert "(bf16)" in rows[0] and "met |" in rows[0] and "missed |" in rows[1]
+    assert "Test CPU, native bf16: yes" in rows[0] and "mean of seeds 0, 1" in rows[0]
+    assert "AirNet widths 16/96/96" in rows[0] and "ResNet width 16, 16 epochs" in rows[0] and "no TTA" in rows[0]
+    # The old preset is the one before issue 12, and valid under today's code.
+    assert bench.T.full_config("cifar10", bench.OLD_CPU_PRESET) == bench.OLD_CPU_PRESET
+
+
+def test_training_benchmark_quick_runs_old_and_new_side_by_side(data_root, one_thread):
+    """``bench_training --quick``: every (seed, precision) trains old and new, from scratch, recorded."""
+    bench = _load("bench_training", BENCH / "bench_training.py")
+    args = bench.parse_args(["--device", "cpu", "--quick", "--precisions", "fp32", "--data-root", str(data_root)])
+    rec = bench.run(args)
+    assert rec["mode"] == "side_by_side" and rec["quick"] and rec["seeds"] == [0]
+    assert [(r["which"], r["precision"]) for r in rec["runs"]] == [("old", "fp32"), ("new", "fp32")]
+    assert all(r["n_train"] == 512 and r["train_seconds"] > 0 and 0 <= r["test_accuracy"] <= 1 and not r["amp_used"]
+               for r in rec["runs"])
+    assert rec["configs"]["new"]["arch"] == "airnet" and rec["configs"]["old"]["arch"] == "resnet"
+    assert isinstance(rec["native_bf16"], bool) and rec["cpu_model"]
+    assert set(rec["summary"]) == {"fp32"} and rec["summary"]["fp32"]["ratio"] > 0
+
+
+def test_attack_benchmark_times_band_apgd_against_the_reference_apgd(one_thread, tmp_path):
+    """bench_attacks: band APGD vs pyautoattack's APGD in the same run, with its README row."""
+    pytest.importorskip("pyautoattack")
+    pytest.importorskip("torchattacks")
+    attacks = _load("bench_attacks", BENCH / "bench_attacks.py")
+    run_all = _load("run_all", BENCH / "run_all.py")
+    rec = attacks.run(argparse.Namespace(device="cpu", batch=2, steps=2, repeats=1, width=4, size=16, proj_iters=4,
+                                         heatmap_images=1, heatmap_real=False, heatmap_batch=64, threads=0,
+                                         out=str(tmp_path / "a.json"), seed=0, apgd_steps=3, no_apgd=False,
+                                         clock="cpu"))
+    ap = rec["apgd"]
+    assert ap["steps"] == 3 and ap["reference"].startswith("pyautoattack")
+    for key in ("linf_dct_low_band", "linf_no_band", "l2_dct_low_band"):
+        assert ap["ratio_vs_reference"][key] > 0
+    assert ap["out_of_band_share_max"] < 1e-3 and rec["setting"]["clock"] == "cpu"
+    table = run_all._table({"machine": {"device": "cpu", "device_name": "test", "torch": torch.__version__,
+                                        "threads": 1, "date": "today"}, "attacks": rec})
+    assert "band APGD vs reference APGD (linf_dct_low_band)" in table
+    assert all(line.count("|") == 7 for line in table.splitlines() if line.startswith("| ")), "ragged table"

@@ -216,6 +216,8 @@ def test_evaluate_defense_uses_eot_for_random_models(planted_low):
 
 
 def test_autoattack_reports_its_status(planted_low, monkeypatch):
+    """A 2-class model cannot run APGD-T (the targeted DLR loss needs 4 classes): 'failed' with
+    the reason, never a number; without pyautoattack: 'unavailable' with the install hint."""
     t = planted_low
     x, y = t.x_test[:6], t.y_test[:6]
     r = D.evaluate_defense(t.model, x, y, budgets={"linf": 0.03}, bands=("full",), steps=5, autoattack="standard",
@@ -229,15 +231,139 @@ def test_autoattack_reports_its_status(planted_low, monkeypatch):
     import builtins
     real_import = builtins.__import__
 
-    def no_torchattacks(name, *a, **kw):
-        if name == "torchattacks":
-            raise ImportError("simulated: requests is missing")
+    def no_reference(name, *a, **kw):
+        if name == "pyautoattack":
+            raise ImportError("simulated: not installed")
         return real_import(name, *a, **kw)
 
-    monkeypatch.setattr(builtins, "__import__", no_torchattacks)
+    monkeypatch.setattr(builtins, "__import__", no_reference)
     r2 = D.evaluate_defense(t.model, x, y, budgets={"linf": 0.03}, bands=("full",), steps=2, autoattack="standard",
                             progress=False)
-    assert r2["autoattack"]["linf"]["status"] == "unavailable" and "simulated" in r2["autoattack"]["linf"]["error"]
+    rec = r2["autoattack"]["linf"]
+    assert rec["status"] == "unavailable" and "simulated" in rec["error"] and "pyautoattack==0.2.0" in rec["error"]
+
+
+# ----------------------------------------------------------------------------- the reference AutoAttack
+
+def _synthetic10(n, seed, h=16):
+    """10 classes of gratings under smoothed noise (3 x h x h, clipped to [0, 1])."""
+    import math
+    import torch.nn.functional as F
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 10, (n,), generator=g)
+    yy, xx = torch.meshgrid(torch.arange(h).float(), torch.arange(h).float(), indexing="ij")
+    freqs = [(a, b) for a in range(4) for b in range(4) if (a, b) != (0, 0)][:10]
+    pat = torch.stack([torch.cos(2 * math.pi * (a * yy + b * xx) / h) for a, b in freqs])
+    noise = F.avg_pool2d(F.pad(torch.randn(n, 3, h, h, generator=g), (1, 1, 1, 1), mode="circular"), 3, stride=1)
+    amp = 0.08 + 0.1 * torch.rand(n, 1, 1, 1, generator=g)
+    return (0.5 + amp * pat[y][:, None] + 0.35 * noise + 0.1 * torch.randn(n, 1, 1, 1, generator=g)).clamp(0, 1), y
+
+
+@pytest.fixture(scope="module")
+def ten_classes(one_thread):
+    """A tiny 10-class CNN trained in ~2 s (AutoAttack's APGD-T needs >= 4 classes), 40 test images."""
+    import torch.nn.functional as F
+    xtr, ytr = _synthetic10(2048, seed=1)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(),
+                          nn.Linear(128, 10))
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(150):
+        i = torch.randint(0, xtr.shape[0], (128,), generator=g)
+        opt.zero_grad()
+        F.cross_entropy(model(xtr[i]), ytr[i]).backward()
+        opt.step()
+    x, y = _synthetic10(40, seed=2)
+    return model.eval(), x, y
+
+
+needs_reference = pytest.mark.skipif(__import__("importlib").util.find_spec("pyautoattack") is None,
+                                     reason="pyautoattack (the 'attacks' extra) is not installed")
+
+
+@needs_reference
+def test_reference_autoattack_runs_through_evaluate_defense(ten_classes):
+    model, x, y = ten_classes
+    r = D.evaluate_defense(model, x, y, budgets={"linf": 8 / 255}, bands=("full",), steps=10,
+                           autoattack=["apgd-ce", "apgd-t"], autoattack_n=30, progress=False)
+    aa = r["autoattack"]["linf"]
+    assert aa["status"] == "ok", aa.get("error")
+    assert aa["implementation"].startswith("pyautoattack 0.2.0") and aa["version"] == "custom"
+    assert aa["attacks"] == ["apgd-ce", "apgd-t"] and aa["n"] == aa["n_images"] == 30
+    assert set(aa["after"]) == {"apgd-ce", "apgd-t"} and aa["after"]["apgd-t"] <= aa["after"]["apgd-ce"]
+    robust, clean = aa["robust"], r["clean_correct"][:30]
+    assert all(c or not rb for rb, c in zip(robust, clean))           # robust implies correct clean
+    assert aa["accuracy"] == sum(robust) / 30 and aa["max_perturbation"] <= 8 / 255 + 1e-6
+    # AutoAttack is at least about as strong as PGD-10 on the same images
+    assert aa["accuracy"] <= sum(r["attacks"]["linf/full"]["robust"][:30]) / 30 + 1 / 30
+    assert r["setting"]["autoattack"] == ["apgd-ce", "apgd-t"]
+    import json
+    json.dumps(r)
+
+
+@needs_reference
+def test_reference_autoattack_returns_feasible_images(ten_classes):
+    model, x, y = ten_classes
+    rec = D.reference_autoattack(model, x[:12], y[:12], 0.5, norm="l2", version=["apgd-ce"], return_adv=True)
+    d = (rec["x_adv"] - x[:12]).flatten(1)
+    assert float(d.norm(dim=1).max()) <= 0.5 + 1e-5 and float(rec["x_adv"].min()) >= 0
+    with torch.no_grad():
+        pred = model(rec["x_adv"]).argmax(1)
+    assert rec["robust"] == ((pred == y[:12]) & (model(x[:12]).argmax(1) == y[:12])).tolist()
+    with pytest.raises(ValueError, match="version entry"):
+        D.reference_autoattack(model, x, y, 0.5, version=["apgd-ce", "pgd"])
+    with pytest.raises(ValueError, match="eps"):
+        D.reference_autoattack(model, x, y, 0.0)
+
+
+@needs_reference
+@pytest.mark.slow
+def test_reference_standard_autoattack_with_fab_and_square(ten_classes):
+    """The whole standard ensemble (FAB-T and Square included) on a few images."""
+    model, x, y = ten_classes
+    rec = D.reference_autoattack(model, x[:8], y[:8], 8 / 255, version="standard")
+    assert rec["attacks"] == ["apgd-ce", "apgd-t", "fab-t", "square"] and 0 <= rec["accuracy"] <= 1
+
+
+@needs_reference
+def test_autoattack_crosscheck_states_the_difference(ten_classes):
+    pytest.importorskip("torchattacks")
+    model, x, y = ten_classes
+    c = D.autoattack_crosscheck(model, x[:24], y[:24], 8 / 255, version=["apgd-ce", "apgd-t"])
+    ref, ta = c["reference"], c["torchattacks"]
+    assert c["difference_pp"] == pytest.approx(100 * (ta["accuracy"] - ref["accuracy"]))
+    assert c["disagreements"] == c["robust_only_under_torchattacks"] + c["robust_only_under_reference"]
+    assert ta["implementation"].startswith("torchattacks") and "10 iterations" in ta["settings"]
+    assert c["n"] == 24 and len(ta["robust"]) == 24
+
+
+def test_band_autoattack_beside_band_pgd_in_evaluate_defense(ten_classes):
+    model, x, y = ten_classes
+    r = D.evaluate_defense(model, x, y, budgets={"linf": 8 / 255, "l2": 0.4}, steps=5, band_autoattack="standard",
+                           band_autoattack_n=20, band_autoattack_steps=5, progress=False)
+    assert set(r["band_autoattack"]) == set(r["attacks"])
+    for key, b in r["band_autoattack"].items():
+        assert b["attacks"] == ["apgd-ce", "apgd-t"] and set(b["not_band_limited"]) == {"fab-t", "square"}
+        assert b["n"] == 20 and len(b["robust"]) == 20 and b["out_of_band_max"] < 1e-3
+        assert b["worst_case_accuracy"] <= min(b["accuracy"], b["pgd_accuracy"])
+        assert b["pgd_accuracy"] == sum(r["attacks"][key]["robust"][:20]) / 20
+    off = D.evaluate_defense(model, x[:4], y[:4], budgets={"linf": 8 / 255}, steps=2, progress=False)
+    assert off["band_autoattack"] is None                       # off by default
+
+
+@pytest.mark.parametrize("kw, match", [({"autoattack": ["apgd-ce", "pgd"]}, "autoattack entry"),
+                                       ({"autoattack": []}, "autoattack"),
+                                       ({"band_autoattack": ["square"]}, "band_autoattack entry"),
+                                       ({"band_autoattack": "fast"}, "band_autoattack"),
+                                       ({"band_autoattack_n": 0}, "band_autoattack_n"),
+                                       ({"band_autoattack_steps": 0}, "band_autoattack_steps")])
+def test_evaluate_defense_checks_the_autoattack_options_up_front(kw, match):
+    net = nn.Sequential(nn.Flatten(), nn.Linear(64, 5)).eval()
+    with pytest.raises(ValueError, match=match):
+        D.evaluate_defense(net, torch.rand(2, 1, 8, 8), torch.tensor([0, 1]), budgets={"linf": 0.1}, progress=False,
+                           **kw)
 
 
 # ----------------------------------------------------------------- issue 11: a broken model, mode, bad input

@@ -286,3 +286,147 @@ def test_fourier_heatmap_refuses_an_empty_batch_naming_x_and_takes_a_plain_funct
     x, y = torch.rand(3, 3, 8, 8), torch.tensor([0, 1, 2])
     hm = HM.fourier_heatmap(lambda z: RANDOM_MODEL(z), x, y, eps=1.0, progress=False)
     assert torch.equal(hm, HM.fourier_heatmap(RANDOM_MODEL, x, y, eps=1.0, progress=False))
+
+
+# ----------------------------------------------------------------- issue 15: sub-grids, streamed data, per-layer maps
+
+def _small_problem(n=5, h=10, w=10, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = 0.2 + 0.6 * torch.rand(n, 3, h, w, generator=g)
+    return RANDOM_MODEL, x, torch.randint(0, 3, (n,), generator=g)
+
+
+@pytest.mark.parametrize("signs", ["stream", "hashed"])
+@pytest.mark.parametrize("directions", [2, 3, "radial", "indices"])
+def test_subgrid_maps_equal_the_full_map_at_the_sampled_frequencies(signs, directions):
+    model, x, y = _small_problem()
+    full = HM.fourier_heatmap(model, x, y, eps=3.0, batch_size=64, metric=("error", "logit_change"), signs=signs,
+                              progress=False)
+    if directions == "radial":
+        directions = HM.fourier_directions(10, 10, radii=[0.2, 0.7, 1.3], n_angles=6)
+    elif directions == "indices":
+        directions = torch.tensor([0, 55, 99, 45, 13])          # any members of their conjugate pairs
+    sub = HM.fourier_heatmap(model, x, y, eps=3.0, batch_size=17, metric=("error", "logit_change"), signs=signs,
+                             directions=directions, progress=False)
+    for k in ("error", "logit_change"):
+        seen = ~torch.isnan(sub[k])
+        assert torch.equal(seen, _mirror(seen)) and 0 < int(seen.sum()) < 100
+        torch.testing.assert_close(sub[k][seen], full[k][seen], rtol=1e-5, atol=1e-6)
+    if isinstance(directions, torch.Tensor) and directions.numel() == 5:
+        assert bool(seen.flatten()[directions].all())
+
+
+def test_fourier_directions_step_and_radial_sampling():
+    n = HM.n_fourier_directions(32, 32)
+    for h, w in ((32, 32), (9, 10), (224, 224)):
+        assert torch.equal(HM.fourier_directions(h, w, step=1), HM._conjugate_pairs(h, w)[0])
+    d = HM.fourier_directions(32, 32, step=4)
+    assert d.numel() == 34 and d.numel() < n / 4
+    grid = torch.zeros(32 * 32, dtype=torch.bool)
+    grid[d] = True
+    grid = grid.reshape(32, 32)
+    grid = grid | _mirror(grid)
+    assert bool(grid[16, 16]) and bool(grid[16, 20]) and not bool(grid[16, 17])    # DC, every 4th only
+    r = HM.fourier_directions(224, 224, radii=[0.1, 0.5, 1.0], n_angles=12)
+    assert 12 < r.numel() <= 36
+    with pytest.raises(ValueError, match="either step"):
+        HM.fourier_directions(8, 8)
+    with pytest.raises(ValueError, match="step"):
+        HM.fourier_directions(8, 8, step=0)
+    with pytest.raises(ValueError, match="n_angles"):
+        HM.fourier_directions(8, 8, radii=[0.5])
+    with pytest.raises(ValueError, match="radii"):
+        HM.fourier_directions(8, 8, radii=[2.0], n_angles=4)
+
+
+def test_streamed_batches_equal_tensors_with_hashed_signs():
+    model, x, y = _small_problem(n=7)
+    ref = HM.fourier_heatmap(model, x, y, eps=2.0, metric=("error", "logit_change"), signs="hashed", progress=False)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=3)
+    got = HM.fourier_heatmap(model, loader, eps=2.0, metric=("error", "logit_change"), progress=False)
+    listed = HM.fourier_heatmap(model, [(x[:4], y[:4]), (x[4:], y[4:])], eps=2.0, metric="logit_change",
+                                batch_size=5, progress=False)
+    for k in ref:
+        torch.testing.assert_close(got[k], ref[k], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(listed, ref["logit_change"], rtol=1e-5, atol=1e-6)
+    rep = HM.heatmap_report(model, loader, eps=2.0, directions=2)
+    rep_t = HM.heatmap_report(model, x, y, eps=2.0, directions=2, signs="hashed")
+    assert rep["clean_error"] == pytest.approx(rep_t["clean_error"]) and rep["timing"]["n_images"] == 7
+    torch.testing.assert_close(rep["maps"]["error"], rep_t["maps"]["error"], equal_nan=True)
+    # the random stream of the tensor path differs from the hashed signs, both are fair coins
+    s = HM._hashed_signs(0, torch.arange(500), torch.arange(40), 3, torch.float32, "cpu")
+    assert set(s.unique().tolist()) == {-1.0, 1.0} and abs(float(s.mean())) < 0.02
+    assert not torch.equal(s, HM._hashed_signs(1, torch.arange(500), torch.arange(40), 3, torch.float32, "cpu"))
+
+
+def test_streamed_batches_refuse_bad_input_by_name():
+    model, x, y = _small_problem(n=4)
+    loader = [(x[:2], y[:2]), (x[2:], y[2:])]
+    with pytest.raises(ValueError, match="signs='stream'"):
+        HM.fourier_heatmap(model, loader, signs="stream", progress=False)
+    with pytest.raises(ValueError, match="y must be None"):
+        HM.fourier_heatmap(model, loader, y, progress=False)
+    with pytest.raises(ValueError, match=r"\(images, labels\)"):
+        HM.fourier_heatmap(model, [x], progress=False)
+    with pytest.raises(ValueError, match="one shape"):
+        HM.fourier_heatmap(model, [(x[:2], y[:2]), (x[2:, :, :8, :8], y[2:])], progress=False)
+    with pytest.raises(ValueError, match=r"batch at image 2.*\[0, 1\]"):
+        HM.fourier_heatmap(model, [(x[:2], y[:2]), (x[2:] + 1, y[2:])], progress=False)
+    with pytest.raises(ValueError, match=r"x holds no images \(N = 0\)"):
+        HM.fourier_heatmap(model, [], progress=False)
+    with pytest.raises(ValueError, match="signs"):
+        HM.fourier_heatmap(model, x, y, signs="random", progress=False)
+    for bad, err in ((0, ValueError), (torch.tensor([]), ValueError), (torch.tensor([0.5]), ValueError),
+                     (torch.tensor([10 ** 6]), ValueError), ("every", TypeError)):
+        with pytest.raises(err, match="directions|step"):
+            HM.fourier_heatmap(model, x, y, directions=bad, progress=False)
+
+
+class _Scale(nn.Module):
+    def __init__(self, k):
+        super().__init__()
+        self.k = k
+
+    def forward(self, x):
+        return self.k * x
+
+
+def test_layer_heatmap_checked_by_hand():
+    """Layer "0" doubles the image: its activations move by 2 eps for every direction (unit-norm
+    basis images, no clamping).  Layer "1" averages the doubled image: only the zero frequency
+    (the constant basis image 1/sqrt(HW)) moves the mean, by 2 eps / sqrt(HW)."""
+    h = w = 4
+    eps = 0.1
+    model = nn.Sequential(_Scale(2.0), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(1, 2))
+    x = 0.4 + 0.2 * torch.rand(3, 1, h, w, generator=torch.Generator().manual_seed(0))
+    maps = HM.fourier_layer_heatmap(model, x, ["0", "1"], eps=eps, batch_size=7, progress=False)
+    torch.testing.assert_close(maps["0"], torch.full((h, w), 2 * eps))
+    expect = torch.zeros(h, w)
+    expect[h // 2, w // 2] = 2 * eps / (h * w) ** 0.5
+    torch.testing.assert_close(maps["1"], expect, atol=1e-6, rtol=1e-5)
+    rel = HM.fourier_layer_heatmap(model, x, "1", eps=eps, relative_scale=True, directions=2, progress=False)
+    assert float(rel["1"][h // 2, w // 2]) == pytest.approx(1.0) and int(torch.isnan(rel["1"]).sum()) == 12
+    rep = HM.heatmap_report(model, x, torch.zeros(3, dtype=torch.long), eps=eps, layers=["0"])
+    torch.testing.assert_close(rep["layer_maps"]["0"], maps["0"])
+    with pytest.raises(ValueError, match="no submodule 'layer9'"):
+        HM.fourier_layer_heatmap(model, x, ["layer9"], progress=False)
+    with pytest.raises(ValueError, match="layers"):
+        HM.fourier_layer_heatmap(model, x, [], progress=False)
+    with pytest.raises(TypeError, match="nn.Module"):
+        HM.fourier_layer_heatmap(lambda z: model(z), x, ["0"], progress=False)
+
+
+def test_profile_and_summary_of_a_subgrid_map_skip_the_frequencies_not_evaluated():
+    hm = frequency_radius(16, 16, "dft").float()
+    sub = hm.clone()
+    keep = torch.zeros(16, 16, dtype=torch.bool)
+    keep[::2, ::2] = True
+    sub[~keep] = float("nan")
+    c, v = HM.heatmap_radial_profile(sub, 4)
+    assert np.isfinite(v).all() and (np.diff(v) > 0).all()
+    s = HM.heatmap_summary(sub)
+    assert s["low"] < s["high"]
+    with pytest.raises(ValueError, match="inf"):
+        HM.heatmap_summary(torch.full((4, 4), float("inf")))
+    with pytest.raises(ValueError, match="only NaN"):
+        HM.heatmap_radial_profile(torch.full((4, 4), float("nan")))

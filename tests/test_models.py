@@ -122,6 +122,125 @@ def test_planted_cnn_shapes_and_errors():
         M.PlantedCNN(1, 1)
 
 
+def _natural_images(n=64, seed=0):
+    """Correlated images (smooth random fields): neighbouring pixels and channels are correlated."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, 3, 8, 8, generator=g)
+    x = nn.functional.interpolate(x, size=32, mode="bilinear", align_corners=False)
+    x = 0.7 * x + 0.3 * x.mean(1, keepdim=True) + 0.05 * torch.rand(n, 3, 32, 32, generator=g)
+    return x.clamp(0, 1)
+
+
+def test_patch_whitening_whitens_the_patches_it_was_fitted_to():
+    x = M.Normalize(M.CIFAR10_MEAN, M.CIFAR10_STD)(_natural_images())
+    layer = M.PatchWhitening(3, 2, eps=1e-6)
+    p = layer.patches(x).double()
+    # The patches are strongly correlated before.
+    before = torch.corrcoef(p.T)
+    assert float((before - torch.eye(12, dtype=torch.double)).abs().max()) > 0.5
+    layer.fit(x)
+    assert layer.out_channels == 24 and tuple(layer.weight.shape) == (24, 3, 2, 2)
+    with torch.no_grad():
+        out = layer(x)  # the convolution itself, bias included
+    assert out.shape == (64, 24, 31, 31)
+    o = out.permute(0, 2, 3, 1).reshape(-1, 24).double()
+    first = o[:, :12]
+    assert float(first.mean(0).abs().max()) < 1e-4                      # centred
+    cov = torch.cov(first.T)
+    assert float((cov - torch.eye(12, dtype=torch.double)).abs().max()) < 2e-3  # covariance ~ identity
+    assert torch.allclose(o[:, 12:], -first, atol=1e-5)                 # and the negated copies
+    # The row layout of patches() is the filters' layout: patches @ W^T + b equals the conv.
+    lin = p @ layer.weight.flatten(1).double().T + layer.bias.double()
+    assert torch.allclose(lin, o, atol=1e-4)
+    # eps caps the gain of small-variance directions: covariance diag(l / (l + eps)).
+    big = M.PatchWhitening(3, 2, eps=1.0).fit(x)
+    with torch.no_grad():
+        ob = big(x).permute(0, 2, 3, 1).reshape(-1, 24)[:, :12].double()
+    evals = torch.linalg.eigvalsh(torch.cov(p.T)).flip(0)
+    assert torch.allclose(torch.cov(ob.T).diag(), evals / (evals + 1.0), rtol=1e-3, atol=1e-4)
+
+
+def test_patch_whitening_is_frozen_and_resettable():
+    layer = M.PatchWhitening()
+    assert [n for n, _ in layer.named_parameters()] == ["bias"]          # filters: a buffer, never trained
+    assert set(layer.state_dict()) == {"weight", "bias"}
+    x = M.Normalize(M.CIFAR10_MEAN, M.CIFAR10_STD)(_natural_images(8))
+    fitted = layer.fit(x).weight.clone()
+    layer.reset_parameters()                                              # random again (randomisation checks)
+    assert not torch.allclose(layer.weight, fitted) and float(layer.bias.detach().abs().max()) == 0
+    with pytest.raises(ValueError, match="eps"):
+        M.PatchWhitening(eps=0)
+    with pytest.raises(ValueError, match=r"\(N, 3, H, W\)"):
+        layer.fit(torch.rand(2, 1, 8, 8))
+
+
+def test_airnet_layout_dirac_init_and_frozen_bn_scale():
+    torch.manual_seed(0)
+    net = M.AirNet(width=8)
+    assert isinstance(_first_layer(net), M.Normalize) and isinstance(net.whiten, M.PatchWhitening)
+    assert net.widths == (8, 32, 32) and net.fc.in_features == 32 and net.fc.bias is None
+    assert M.AirNet(width=16, width_factor=6).widths == (16, 96, 96)
+    convs = [m for m in net.groups.modules() if isinstance(m, nn.Conv2d)]
+    assert len(convs) == 6
+    for conv in convs:
+        k = min(conv.in_channels, conv.out_channels)
+        ident = torch.zeros_like(conv.weight[:k])
+        nn.init.dirac_(ident)
+        assert torch.equal(conv.weight[:k], ident)                        # dirac init: identity on the first k
+        if conv.out_channels > k:                                         # the rest: torch's random init
+            assert float(conv.weight[k:].detach().abs().sum()) > 0
+    # A dirac conv passes its input through: conv2 of each group starts as the identity.
+    g = net.groups[0]
+    z = torch.randn(2, 8, 5, 5)
+    assert torch.allclose(g.conv2(z), z, atol=1e-6)
+    bns = [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert bns and all(not b.weight.requires_grad and b.bias.requires_grad for b in bns)
+    # reset_parameters gives a random conv (a randomisation check really randomises).
+    g.conv2.reset_parameters()
+    assert not torch.allclose(g.conv2(z), z, atol=1e-3)
+    plain = M.AirNet(width=8, dirac=False, act="relu")
+    assert isinstance(plain.groups[0].act, nn.ReLU)
+    with pytest.raises(ValueError, match="act"):
+        M.AirNet(act="tanh")
+    with pytest.raises(ValueError, match="width_factor"):
+        M.AirNet(width_factor=0)
+
+
+def test_airnet_forward_gradients_width_and_build_model():
+    torch.manual_seed(0)
+    net = M.build_model("cifar10", arch="airnet", width=8)
+    assert isinstance(net, M.AirNet)
+    x = _natural_images(6).requires_grad_(True)
+    net.fit_whitening(x.detach())
+    out = net(x)
+    assert out.shape == (6, 10)
+    out[:, 0].sum().backward()
+    assert x.grad is not None and float(x.grad.abs().sum()) > 0
+    n8 = sum(p.numel() for p in net.parameters())
+    n16 = sum(p.numel() for p in M.AirNet(width=16).parameters())
+    assert 3.5 < n16 / n8 < 4.1
+    cl = net.eval().to(memory_format=torch.channels_last)
+    assert cl(torch.rand(2, 3, 32, 32).contiguous(memory_format=torch.channels_last)).shape == (2, 10)
+    assert M.build_model("mnist", arch="airnet", width=4)(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+    assert "airnet" in M.ARCHS["cifar10"]
+
+
+def test_mirror_average_is_the_mean_of_the_two_logits():
+    torch.manual_seed(0)
+    net = M.AirNet(width=4).eval()
+    tta = M.MirrorAverage(net).eval()
+    x = torch.rand(5, 3, 32, 32)
+    assert torch.allclose(tta(x), 0.5 * (net(x) + net(x.flip(-1))), atol=1e-6)
+    # The averaged model is mirror-symmetric, and differentiable like any model.
+    assert torch.allclose(tta(x), tta(x.flip(-1)), atol=1e-5)
+    xg = x.clone().requires_grad_(True)
+    tta(xg)[:, 1].sum().backward()
+    assert float(xg.grad.abs().sum()) > 0
+    assert set(tta.state_dict()) == {f"net.{k}" for k in net.state_dict()}
+    with pytest.raises(TypeError, match="nn.Module"):
+        M.MirrorAverage(lambda z: z)
+
+
 # ----------------------------------------------------------------------------- devices, prediction, evaluation
 
 def test_resolve_device():

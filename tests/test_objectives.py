@@ -131,3 +131,31 @@ def test_train_suite_records(data_root, tmp_path):
     assert again["std"]["cached"] and again["lp"]["cached"] and again["lp"]["key"] == infos["lp"]["key"]
     with pytest.raises(ValueError, match="objectives"):
         O.train_suite("mnist", {}, cfg)
+
+
+def test_train_suite_with_seeds_returns_a_list_per_objective(data_root, tmp_path):
+    cfg = {"width": 4, "epochs": 1, "batch_size": 64, "n_train": 256, "lr": 0.05, "augment": False, "seed": 9}
+    kw = dict(device="cpu", data_root=data_root, cache_dir=tmp_path, progress=False)
+    objs = {"std": None, "lp": O.lowpass_objective(0.5)}
+    models, infos = O.train_suite("mnist", objs, cfg, seeds=(0, 1), **kw)
+    assert set(models) == {"std", "lp"} and all(len(v) == 2 for v in models.values())
+    assert all(not m.training for v in models.values() for m in v)
+    for name in objs:
+        assert [i["config"]["seed"] for i in infos[name]] == [0, 1] and not any(i["cached"] for i in infos[name])
+    assert infos["lp"][1]["config"]["objective"] == "lowpass" and "objective" not in infos["std"][0]["config"]
+    # Same seed, same everything but the objective; four checkpoints, one per (objective, seed).
+    for k in (0, 1):
+        rest = {a: b for a, b in infos["lp"][k]["config"].items() if a not in ("objective", "objective_params")}
+        assert rest == infos["std"][k]["config"]
+    assert len({i["key"] for v in infos.values() for i in v}) == 4 and len(list(tmp_path.glob("*.pt"))) == 4
+    # Another suite with an overlapping seed loads it and trains only the new seed.
+    _, again = O.train_suite("mnist", {"lp": objs["lp"]}, cfg, seeds=[1, 2], **kw)
+    assert [i["cached"] for i in again["lp"]] == [True, False] and again["lp"][0]["key"] == infos["lp"][1]["key"]
+    # The one-seed call keeps its shape and uses config["seed"].
+    one, one_info = O.train_suite("mnist", {"std": None}, {**cfg, "seed": 1}, **kw)
+    assert isinstance(one["std"], nn.Module) and one_info["std"]["cached"] and one_info["std"]["key"] == \
+        infos["std"][1]["key"]
+    with pytest.raises(ValueError, match="distinct"):
+        O.train_suite("mnist", objs, cfg, seeds=(0, 0), **kw)
+    with pytest.raises(TypeError, match="Objective"):
+        O.train_suite("mnist", {"x": "adversarial"}, cfg, seeds=(0,), **kw)

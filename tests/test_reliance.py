@@ -152,3 +152,47 @@ def test_filtered_accuracy_takes_a_plain_function_and_refuses_an_empty_batch():
         fk.filtered_accuracy(m, x[:0], y[:0], [0.3])
     with pytest.raises(ValueError, match=r"x holds no images \(N = 0\)"):
         RL.alignment_profile(m, x[:0], y[:0], n_boot=10)
+
+
+# ----------------------------------------------------------------- issue 15: streamed batches (DataLoader)
+
+def _tiny_net():
+    torch.manual_seed(0)
+    nn = torch.nn
+    return nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.Tanh(), nn.AdaptiveAvgPool2d(2), nn.Flatten(),
+                         nn.Linear(12, 2)).eval()
+
+
+def test_filtered_accuracy_of_a_dataloader_equals_that_of_tensors():
+    x, y = _bright_dark(11)
+    net = _tiny_net()
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=4)
+    for mode in ("low", "high"):
+        ref = fk.filtered_accuracy(net, x, y, [0.1, 0.5, 1.0], mode=mode, batch_size=3)
+        for data in (loader, [(x[:5], y[:5]), (x[5:], y[5:])]):
+            got = fk.filtered_accuracy(net, data, None, [0.1, 0.5, 1.0], mode=mode, batch_size=2)
+            assert {k: v for k, v in got.items() if k != "energy_kept"} == \
+                {k: v for k, v in ref.items() if k != "energy_kept"}
+            assert got["energy_kept"] == pytest.approx(ref["energy_kept"], rel=1e-9)
+    with pytest.raises(ValueError, match="y must be None"):
+        fk.filtered_accuracy(net, loader, y, [0.5])
+    with pytest.raises(ValueError, match=r"batch at image 5.*\[0, 1\]"):
+        fk.filtered_accuracy(net, [(x[:5], y[:5]), (x[5:] * 3, y[5:])], None, [0.5])
+    with pytest.raises(ValueError, match=r"x holds no images \(N = 0\)"):
+        fk.filtered_accuracy(net, [], None, [0.5])
+
+
+def test_alignment_profile_of_a_dataloader_equals_that_of_tensors():
+    x, y = _bright_dark(9)
+    net = _tiny_net()
+    ref = RL.alignment_profile(net, x, y, n_bands=3, n_boot=40, batch_size=4, n_steps=4)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=2)
+    got = RL.alignment_profile(net, loader, None, n_bands=3, n_boot=40, n_steps=4)
+    assert got["n"] == ref["n"] == 9
+    for key in ("per_image_score", "per_image_low_share", "band_sensitivity", "edges"):
+        assert got[key] == pytest.approx(ref[key], rel=1e-6, abs=1e-9)
+    for key in ("shares", "score", "low_share"):
+        for part in ("mean", "ci_low", "ci_high"):
+            assert got[key][part] == pytest.approx(ref[key][part], rel=1e-6, abs=1e-9)
+    with pytest.raises(ValueError, match="one shape"):
+        RL.alignment_profile(net, [(x[:2], y[:2]), (x[2:, :, :4, :4], y[2:])], None, n_boot=10, n_steps=2)

@@ -7,6 +7,8 @@ import pytest
 import scipy.stats
 import torch
 
+from freqkit import stats
+
 from freqkit.stats import (
     bootstrap_ci, distribution_summary, median_with_inf, paired_difference, paired_log_ratio, spearman_rows,
     wilson_interval,
@@ -252,3 +254,54 @@ def test_distribution_summary_keys_and_values():
     assert (e["q00"], e["q05"], e["q100"]) == (1.0, pytest.approx(1.1), 3.0)
     with pytest.raises(ValueError, match="no \\(non-NaN\\) number"):
         distribution_summary([])
+
+
+def test_hierarchical_bootstrap_widens_with_the_spread_between_seeds():
+    rng = np.random.default_rng(0)
+    images = rng.normal(0, 1, size=200)
+    same = np.stack([images, images, images])                       # three identical seeds
+    spread = np.stack([images - 1.0, images, images + 1.0])          # seeds that disagree
+    a = stats.hierarchical_bootstrap_ci(same, n_boot=1000, seed=1)
+    b = stats.hierarchical_bootstrap_ci(spread, n_boot=1000, seed=1)
+    assert a["mean"] == pytest.approx(b["mean"]) == pytest.approx(images.mean())
+    assert (b["ci_high"] - b["ci_low"]) > 2 * (a["ci_high"] - a["ci_low"])
+    assert a["n_seeds"] == 3 and a["n_images"] == 200 and a["levels"] == "seeds, then images"
+    one = stats.hierarchical_bootstrap_ci(images, n_boot=1000, seed=1)
+    assert one["levels"] == "images (one seed)" and one["n_seeds"] == 1
+    assert one["ci_low"] < images.mean() < one["ci_high"]
+
+
+def test_hierarchical_bootstrap_by_hand():
+    v = np.array([[0.0, 1.0], [2.0, 3.0]])
+    gen = np.random.default_rng(5)
+    si = gen.integers(0, 2, size=(50, 2))
+    ii = gen.integers(0, 2, size=(50, 2))
+    boots = np.array([v[np.ix_(x, i)].mean() for x, i in zip(si, ii)])
+    r = stats.hierarchical_bootstrap_ci(v, n_boot=50, seed=5)
+    assert r["ci_low"] == pytest.approx(np.quantile(boots, 0.025))
+    assert r["ci_high"] == pytest.approx(np.quantile(boots, 0.975))
+    assert r["seed_means"] == [0.5, 2.5]
+
+
+def test_suite_difference_pairs_images_and_resamples_seeds_independently():
+    rng = np.random.default_rng(0)
+    base = rng.normal(0, 1, size=(1, 300))
+    a = base + 0.5 + rng.normal(0, 0.01, size=(3, 300))
+    b = base + rng.normal(0, 0.01, size=(3, 300))
+    r = stats.suite_difference(a, b, n_boot=500, seed=0)
+    assert r["mean"] == pytest.approx(0.5, abs=0.01)
+    assert r["ci_low"] > 0.45 and r["ci_high"] < 0.55          # paired on images: the shared base cancels
+    assert r["n_seeds"] == [3, 3] and len(r["per_seed"]) == 3
+    assert all(p["ci_low"] > 0 for p in r["per_seed"])
+    unpaired = stats.suite_difference(a, rng.permutation(b, axis=1), n_boot=500, seed=0)
+    assert (unpaired["ci_high"] - unpaired["ci_low"]) > 5 * (r["ci_high"] - r["ci_low"])
+
+
+@pytest.mark.parametrize("bad", [np.zeros((0, 3)), np.zeros((2, 0)), np.array([[np.nan, 1.0]]), np.zeros((2, 2, 2))])
+def test_hierarchical_inputs_are_checked(bad):
+    with pytest.raises(ValueError, match="values"):
+        stats.hierarchical_bootstrap_ci(bad)
+    with pytest.raises(ValueError):
+        stats.suite_difference(np.zeros((2, 3)), np.zeros((2, 4)))
+    with pytest.raises(ValueError, match="n_boot"):
+        stats.hierarchical_bootstrap_ci([[1.0]], n_boot=0)

@@ -50,6 +50,70 @@ def test_augment_translates_and_flips():
     assert m.shape == (8, 1, 28, 28)
 
 
+def test_augment_translate_and_alternating_flip():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(32, 3, 32, 32)
+    # translate=0 and a given flip mask: exactly the mirrored images change.
+    mask = torch.arange(32) % 3 == 0
+    out = T._augment(x, "cifar10", g, translate=0, flip=mask)
+    assert torch.equal(out[mask], x[mask].flip(-1)) and torch.equal(out[~mask], x[~mask])
+    # translate=2: every image is a shift of at most 2 pixels (centre found within +-2).
+    out = T._augment(x, "cifar10", g, translate=2, flip=torch.zeros(32, dtype=torch.bool))
+    for i in range(32):
+        assert any(torch.equal(out[i, :, 4:28, 4:28], x[i, :, 4 + dy:28 + dy, 4 + dx:28 + dx])
+                   for dy in range(-2, 3) for dx in range(-2, 3))
+    # The sorted-copy implementation gives the same crops as a direct per-pixel gather.
+    g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    out = T._augment(x, "cifar10", g1, translate=4)
+    dy = torch.randint(0, 9, (32,), generator=g2)
+    dx = torch.randint(0, 9, (32,), generator=g2)
+    flip = torch.rand(32, generator=g2) < 0.5
+    xp = torch.nn.functional.pad(x, (4, 4, 4, 4), mode="reflect")
+    ref = torch.stack([xp[i, :, dy[i]:dy[i] + 32, dx[i]:dx[i] + 32] for i in range(32)])
+    assert torch.equal(out, torch.where(flip[:, None, None, None], ref.flip(3), ref))
+
+
+def test_lookahead_update_is_an_ema_copied_back():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2))
+    ema = {k: v.detach().clone() for k, v in net.state_dict().items() if v.is_floating_point()}
+    assert "1.num_batches_tracked" not in ema and "1.running_mean" in ema
+    start = {k: v.clone() for k, v in ema.items()}
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(1.0)
+        net[1].running_mean.add_(2.0)
+    now = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    T._lookahead_update(ema, net, 0.75)
+    for k in ema:
+        expected = 0.75 * start[k] + 0.25 * now[k]
+        assert torch.allclose(ema[k], expected) and torch.allclose(net.state_dict()[k], expected), k
+    # decay 1: the weights become the average; decay 0: the average becomes the weights.
+    with torch.no_grad():
+        net[0].weight.mul_(3)
+    T._lookahead_update(ema, net, 1.0)
+    assert torch.allclose(net[0].weight, ema["0.weight"])
+    assert T._lookahead_decay(0, 100) == 0 and abs(T._lookahead_decay(100, 100) - 0.95 ** 5) < 1e-12
+    assert abs(T._lookahead_decay(50, 100) - 0.95 ** 5 / 8) < 1e-12
+    assert T._lookahead_every(1024, 10 ** 4) == 5 and T._lookahead_every(256, 10 ** 4) == 20
+    assert T._lookahead_every(10 ** 6, 10 ** 4) == 1 and T._lookahead_every(64, 64) == 3 and T._lookahead_every(64, 5) == 1
+
+
+def test_param_groups_scale_batchnorm_biases_and_skip_frozen_parameters():
+    import freqkit.models as M
+    net = M.AirNet(width=4)
+    cfg = T.full_config("cifar10", {"arch": "airnet", "lr": 0.5, "weight_decay": 1e-3, "bias_lr_scale": 64.0})
+    plain, bn = T._param_groups(net, cfg)
+    bn_biases = {id(m.bias) for m in net.modules() if isinstance(m, nn.BatchNorm2d)}
+    assert {id(p) for p in bn["params"]} == bn_biases
+    assert bn["lr"] == 0.5 * 64 and abs(bn["lr"] * bn["weight_decay"] - 0.5 * 1e-3) < 1e-15  # same decay per step
+    frozen = {id(m.weight) for m in net.modules() if isinstance(m, nn.BatchNorm2d)}
+    assert not frozen & {id(p) for p in plain["params"]}            # BN scales frozen at 1: not optimised
+    assert id(net.whiten.bias) in {id(p) for p in plain["params"]}  # the whitening bias trains at the base lr
+    one = T._param_groups(net, {**cfg, "bias_lr_scale": 1.0})
+    assert len(one) == 1 and len(one[0]["params"]) == len(plain["params"]) + len(bn["params"])
+
+
 # ----------------------------------------------------------------------------- configuration and keys
 
 def test_full_config_defaults_and_unknown_keys():
@@ -64,20 +128,28 @@ def test_full_config_defaults_and_unknown_keys():
     ({"epochs": 0}, "epochs"), ({"lr": -0.1}, "lr"), ({"lr": 0}, "lr"), ({"optimizer": "adam"}, "optimizer"),
     ({"schedule": "step"}, "schedule"), ({"label_smoothing": 1.5}, "label_smoothing"), ({"amp": "yes"}, "amp"),
     ({"val_size": -1}, "val_size"), ({"n_train": 0}, "n_train"), ({"arch": "vgg"}, "arch"),
-    ({"batch_size": 2.5}, "batch_size"), ({"seed": "a"}, "seed"),
+    ({"batch_size": 2.5}, "batch_size"), ({"seed": "a"}, "seed"), ({"arch": "airnet2"}, "arch"),
+    ({"flip": "sometimes"}, "flip"), ({"translate": 9}, "translate"), ({"translate": -1}, "translate"),
+    ({"translate": True}, "translate"), ({"lookahead": 1}, "lookahead"), ({"tta": "no"}, "tta"),
+    ({"bias_lr_scale": 0}, "bias_lr_scale"), ({"bias_lr_scale": float("inf")}, "bias_lr_scale"),
+    ({"whiten_bias_epochs": -1}, "whiten_bias_epochs"), ({"whiten_bias_epochs": 1.5}, "whiten_bias_epochs"),
+    ({"width_factor": 0}, "width_factor"), ({"width_factor": 2.0}, "width_factor"),
 ])
 def test_bad_config_values(bad, match):
     with pytest.raises(ValueError, match=match):
         T.full_config("mnist", bad)
 
 
-def _changed(v):
+def _changed(k, v):
+    if k == "translate":
+        return 3 if v is None else v + 1
     if isinstance(v, bool):
         return not v
     if v is None:
         return 17
     if isinstance(v, str):
-        return {"sgd": "adamw", "onecycle": "cosine", "smallcnn": "resnet", "resnet": "smallcnn"}[v]
+        return {"sgd": "adamw", "onecycle": "cosine", "smallcnn": "resnet", "resnet": "smallcnn", "airnet": "resnet",
+                "random": "alternating", "alternating": "random"}[v]
     if isinstance(v, float):
         return v / 2 if 0 < v < 1 else v * 1.5 if v else 0.1
     return v + 1
@@ -88,8 +160,10 @@ def test_every_config_key_changes_the_checkpoint_key(monkeypatch):
         base = T.checkpoint_key(ds, {})
         assert base == T.checkpoint_key(ds, dict(T.DEFAULT_CONFIG[ds]))  # explicit defaults: same key
         seen = {base}
+        assert {"arch", "lookahead", "bias_lr_scale", "flip", "translate", "whiten_bias_epochs", "tta", "width_factor"} \
+            <= set(T.DEFAULT_CONFIG[ds])
         for k, v in T.DEFAULT_CONFIG[ds].items():
-            key = T.checkpoint_key(ds, {k: _changed(v)})
+            key = T.checkpoint_key(ds, {k: _changed(k, v)})
             assert key not in seen, k
             seen.add(key)
     assert T.checkpoint_key("mnist", TINY) != T.checkpoint_key("cifar10", TINY)
@@ -387,6 +461,90 @@ def test_custom_loss_fn_bad_return(data_root, tmp_path):
         T.train_or_load("mnist", cfg, data_root=data_root, cache_dir=tmp_path, progress=False,
                         loss_fn=lambda m, xb, yb, c, i: (m(xb).sum(), torch.zeros(3)))
     assert not any(p.suffix == ".pt" for p in tmp_path.iterdir())
+
+
+# ----------------------------------------------------------------------------- the airbench recipe, suites
+
+# A few seconds: 1,024 CIFAR-10 images, 2 epochs, the airnet recipe at width 8 (~30% test accuracy).
+AIR = {"arch": "airnet", "width": 8, "epochs": 2, "batch_size": 32, "n_train": 1024, "lr": 0.4, "momentum": 0.85,
+       "weight_decay": 1.3e-3, "label_smoothing": 0.2, "augment": True, "translate": 2, "flip": "alternating",
+       "lookahead": True, "bias_lr_scale": 64.0, "whiten_bias_epochs": 1}
+
+
+@pytest.fixture(scope="module")
+def air_trained(data_root, tmp_path_factory):
+    cache = tmp_path_factory.mktemp("air")
+    model, info = T.train_or_load("cifar10", AIR, data_root=data_root, cache_dir=cache, device="cpu", progress=False)
+    return model, info, cache
+
+
+def test_airnet_recipe_learns_and_stores_its_whitening(air_trained, data_root):
+    import freqkit as fk
+    import freqkit.models as M
+    model, info, cache = air_trained
+    assert isinstance(model, M.AirNet) and not model.training and info["n_train"] == 1024
+    # Better than the untrained network (chance is 10%): 2 epochs on 1,024 images reach ~30%.
+    xt, yt = fk.load_dataset("cifar10", "test", root=data_root)
+    torch.manual_seed(0)
+    untrained = M.AirNet(width=8)
+    assert info["test_accuracy"] > 0.2 and info["test_accuracy"] > fk.evaluate(untrained, xt, yt) + 0.08
+    # The whitening filters were fitted to the training images inside training, are saved in the
+    # checkpoint, and are never trained: refitting to the same images gives the same filters.
+    xs, _ = fk.load_dataset("cifar10", "train", n=1024, seed=0, root=data_root)
+    refit = M.AirNet(width=8).fit_whitening(xs)
+    assert torch.allclose(model.whiten.weight, refit.whiten.weight, atol=1e-4)
+    payload = torch.load(info["checkpoint"], weights_only=True)
+    assert torch.equal(payload["state_dict"]["whiten.weight"], model.whiten.weight)
+    # whiten_bias_epochs=1: the bias moved away from its fitted value -W m during the first epoch.
+    assert not torch.allclose(model.whiten.bias, refit.whiten.bias, atol=1e-4)
+    assert model.whiten.bias.requires_grad  # restored after training
+    # Loading gives the same function.
+    again, info2 = T.train_or_load("cifar10", AIR, data_root=data_root, cache_dir=cache, device="cpu", progress=False)
+    assert info2["cached"] and info2["test_accuracy"] == info["test_accuracy"]
+    x = xt[:8]
+    assert torch.allclose(again(x), model(x), atol=1e-5)
+
+
+def test_tta_config_hands_out_the_mirror_averaged_model(air_trained, data_root, tmp_path):
+    import freqkit as fk
+    import freqkit.models as M
+    net, info, cache = air_trained
+    cfg = {**AIR, "n_train": 256, "epochs": 1, "tta": True}
+    model, tinfo = T.train_or_load("cifar10", cfg, data_root=data_root, cache_dir=tmp_path, device="cpu",
+                                   progress=False)
+    assert isinstance(model, M.MirrorAverage) and isinstance(model.net, M.AirNet)
+    assert tinfo["key"] == T.checkpoint_key("cifar10", cfg) != T.checkpoint_key("cifar10", {**cfg, "tta": False})
+    xt, yt = fk.load_dataset("cifar10", "test", root=data_root)
+    # The accuracy reported is that of the averaged model, the function handed out.
+    assert tinfo["test_accuracy"] == fk.evaluate(model, xt, yt)
+    assert torch.allclose(model(xt[:4]), 0.5 * (model.net(xt[:4]) + model.net(xt[:4].flip(-1))), atol=1e-5)
+    payload = torch.load(tinfo["checkpoint"], weights_only=True)
+    assert set(payload["state_dict"]) == set(net.state_dict())  # the checkpoint holds the bare network
+    loaded, _ = T.load_checkpoint(tinfo["checkpoint"], "cifar10", cfg)
+    assert isinstance(loaded, M.MirrorAverage) and torch.allclose(loaded(xt[:4]), model(xt[:4]), atol=1e-5)
+
+
+def test_train_seeds_trains_and_caches_each_seed(data_root, tmp_path):
+    import freqkit as fk
+    cfg = {**TINY, "n_train": 256, "val_size": 0, "seed": 7}
+    kw = dict(data_root=data_root, cache_dir=tmp_path, device="cpu", progress=False)
+    suite = fk.train_seeds("mnist", cfg, seeds=(0, 1), **kw)
+    assert [i["config"]["seed"] for _, i in suite] == [0, 1] and not any(i["cached"] for _, i in suite)
+    assert len({i["key"] for _, i in suite}) == 2 and len(list(tmp_path.glob("*.pt"))) == 2
+    assert suite[0][1]["key"] == T.checkpoint_key("mnist", {**cfg, "seed": 0})
+    w0, w1 = (next(iter(m.parameters())) for m, _ in suite)
+    assert not torch.equal(w0, w1)  # different seeds, different models
+    again = fk.train_seeds("mnist", cfg, seeds=[1, 2], **kw)  # seed 1 from the cache, seed 2 trained
+    assert [i["cached"] for _, i in again] == [True, False] and again[0][1]["key"] == suite[1][1]["key"]
+    assert len(list(tmp_path.glob("*.pt"))) == 3
+    with pytest.raises(ValueError, match="distinct"):
+        fk.train_seeds("mnist", cfg, seeds=(1, 1), **kw)
+    with pytest.raises(ValueError, match="at least one"):
+        fk.train_seeds("mnist", cfg, seeds=(), **kw)
+    with pytest.raises(ValueError, match="integer"):
+        fk.train_seeds("mnist", cfg, seeds=(0, 1.5), **kw)
+    with pytest.raises(TypeError, match="sequence"):
+        fk.train_seeds("mnist", cfg, seeds=3, **kw)
 
 
 # ----------------------------------------------------------------------------- training on tensors

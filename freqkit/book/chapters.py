@@ -11,8 +11,9 @@ from typing import Callable, Mapping, Sequence
 
 from ..objectives import train_suite
 from ..training import PRESETS, train_or_load
+from .viz import markdown_table
 
-__all__ = ["load_models", "model_record", "record_line", "robustness_rows", "band_table", "h3_summary",
+__all__ = ["display_markdown", "models_table", "verdict_markdown", "admonition", "load_models", "model_record", "record_line", "robustness_rows", "band_table", "h3_summary",
            "verdict_lines", "evidence_summary"]
 
 
@@ -38,7 +39,7 @@ def load_models(datasets: Sequence[str], profile: str, overrides: Mapping | None
         data_root: data folder, as :func:`freqkit.train_or_load` (None: its default).
         cache_dir: checkpoint folder, as :func:`freqkit.train_or_load` (None: its default).
         device: ``"auto"`` (default), ``"cpu"``, ``"cuda"``, ...: where the models are put.
-        show: print one :func:`record_line` per model (default True).
+        show: display the models as a Markdown table (:func:`models_table`; default True).
 
     Returns:
         ``(models, infos)``: ``models[dataset]`` (or ``models[dataset][name]`` with
@@ -52,21 +53,21 @@ def load_models(datasets: Sequence[str], profile: str, overrides: Mapping | None
     unknown = sorted(set(overrides) - set(datasets))
     if unknown:
         raise ValueError(f"overrides names data sets {unknown} that are not in datasets {list(datasets)}")
-    models, infos = {}, {}
+    models, infos, records = {}, {}, []
     for ds in datasets:
         config = {**PRESETS[ds][profile], **overrides.get(ds, {})}
         if objectives is None:
             m, info = train_or_load(ds, config, data_root=data_root, cache_dir=cache_dir, device=device)
             models[ds], infos[ds] = m.eval(), info
-            lines = [record_line(ds, "standard", model_record(info))]
         else:
             objs = objectives(ds) if callable(objectives) else objectives
             models[ds], infos[ds] = train_suite(ds, objs, config, device=device, data_root=data_root,
                                                 cache_dir=cache_dir)
-            width = max(len(n) for n in objs)
-            lines = [record_line(ds, n, model_record(i), name_width=width) for n, i in infos[ds].items()]
         if show:
-            print("\n".join(lines))
+            records.extend((ds, n, model_record(i)) for n, i in
+                           ([("standard", infos[ds])] if objectives is None else infos[ds].items()))
+    if show and records:
+        display_markdown(models_table(records))
     return models, infos
 
 
@@ -341,3 +342,98 @@ def evidence_summary(evidence, max_items: int = 8, digits: int = 3) -> str:
         if len(parts) >= max_items:
             break
     return "; ".join(parts)
+
+
+def display_markdown(text: str) -> None:
+    """Show Markdown as a cell output in a notebook (``IPython.display.Markdown``); print it elsewhere.
+
+    Args:
+        text: Markdown (tables, admonitions with a colon fence, ...).
+
+    Returns:
+        None.
+    """
+    try:
+        from IPython import get_ipython
+        from IPython.display import Markdown, display
+    except ImportError:  # pragma: no cover - IPython is a book requirement
+        print(text)
+        return
+    if get_ipython() is None:
+        print(text)
+    else:
+        display(Markdown(text))
+
+
+def models_table(records) -> str:
+    """The models a chapter uses, as a Markdown table: accuracy, architecture, data, training time.
+
+    Args:
+        records: ``[(dataset, name, model_record(info)), ...]`` (:func:`model_record`).
+
+    Returns:
+        A Markdown table, one row per model.
+
+    Example:
+        >>> rec = {"test_accuracy": 0.906, "n_test": 1000, "arch": "resnet", "width": 16, "epochs": 16,
+        ...        "n_train": 50000, "train_seconds": 549.0, "trained_on": "cpu", "cached": True,
+        ...        "objective": "standard", "objective_params": {}}
+        >>> print(models_table([("cifar10", "standard", rec)]).splitlines()[2])
+        | cifar10 | standard | 90.6% (1000) | resnet w16, 16 epochs, 50000 images | 549 s (cpu) | yes |
+    """
+    rows = []
+    for ds, name, r in records:
+        rows.append([ds, name, f"{r['test_accuracy']:.1%} ({r['n_test']})",
+                     f"{r['arch']} w{r['width']}, {r['epochs']} epochs, {r['n_train']} images",
+                     f"{r['train_seconds']:.0f} s ({r.get('trained_on') or '?'})", bool(r["cached"])])
+    return markdown_table(["data set", "model", "test accuracy (n)", "architecture and training", "trained in",
+                           "from cache"], rows)
+
+
+def admonition(body: str, title: str, kind: str = "note") -> str:
+    """A MyST admonition (colon fence) with ``title``, of class ``kind`` (note, tip, warning, ...).
+
+    Args:
+        body: Markdown inside the box.
+        title: its title (Markdown; backticks allowed).
+        kind: the admonition class.
+
+    Returns:
+        The Markdown text.
+
+    Example:
+        >>> print(admonition("Text.", "A finding", "tip"))
+        :::{admonition} A finding
+        :class: tip
+        Text.
+        :::
+    """
+    return f":::{{admonition}} {title}\n:class: {kind}\n{body}\n:::"
+
+
+_VERDICT_KIND = {"supported": "tip", "rejected": "warning", "inconclusive": "note"}
+
+
+def verdict_markdown(v: Mapping, keys: Sequence[str] | None = None) -> str:
+    """A verdict record as an admonition: the verdict in the title, the rule and the key evidence inside.
+
+    Args:
+        v: a verdict record (:func:`freqkit.hypotheses.verdict`).
+        keys: evidence keys to list (default: every scalar or pair, as :func:`evidence_summary`).
+
+    Returns:
+        Markdown (an admonition: tip for supported, warning for rejected, note for inconclusive).
+
+    Raises:
+        ValueError: ``v`` is not a verdict record.
+    """
+    need = ("hypothesis", "verdict", "rule", "evidence")
+    if not isinstance(v, Mapping) or any(k not in v for k in need):
+        raise ValueError(f"v must be a verdict record (keys {', '.join(need)}), got "
+                         f"{sorted(v) if isinstance(v, Mapping) else type(v).__name__}")
+    ev = v["evidence"]
+    items = [(k, ev[k]) for k in (keys if keys is not None else ev) if k in ev]
+    rows = [[k, val] for k, val in items
+            if isinstance(val, (int, float, str, bool)) or (isinstance(val, (list, tuple)) and 0 < len(val) <= 3)]
+    body = f"**Rule.** {v['rule']}\n\n" + (markdown_table(["evidence", "value"], rows) if rows else "")
+    return admonition(body, f"{v['hypothesis']}: **{v['verdict']}**", _VERDICT_KIND.get(v["verdict"], "note"))

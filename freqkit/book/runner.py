@@ -61,6 +61,7 @@ try:
 except ImportError:  # pragma: no cover - not POSIX: runs are not locked
     fcntl = None
 
+from .. import hypotheses
 from .._io import atomic_write_json
 
 __all__ = [
@@ -68,8 +69,12 @@ __all__ = [
     "select_chapters", "load_profiles", "parse_overrides", "chapter_parameters", "check_source", "check_executed",
     "kernel_check", "RunRecord", "sync_assets", "executed_path", "results_file", "execute_chapter",
     "jupyter_book_executable", "check_config", "changed_inputs", "build_book", "setup", "parse_args", "run", "main",
+    "present", "scrub_paths", "verdicts_markdown", "stage_pages", "SHOW_TAGS", "VERDICTS_MARKER", "KERNEL_MPLBACKEND",
+    "PROFILE_NOTES", "repository_url", "install_cell_source", "publish_sources",
 ]
 
+#: The matplotlib backend every chapter kernel runs with (figures become cell outputs).
+KERNEL_MPLBACKEND = "module://matplotlib_inline.backend_inline"
 SHARED_PARAMETERS = ("profile", "data_root", "cache_dir", "device", "seed", "results_dir")
 PATH_SUFFIXES = ("_dir", "_root", "_path", "_file")
 PROFILES_FILE = Path("book") / "profiles.yml"
@@ -725,6 +730,121 @@ def sync_assets(root: Path, stage: Path) -> None:
             shutil.copy2(src, dst)
 
 
+def _write_nb(nb, path: Path) -> None:
+    import nbformat
+
+    nbformat.write(nb, str(path))
+
+
+#: What each profile is for, as the pages say it (book/profiles.yml holds the parameters).
+PROFILE_NOTES = {
+    "smoke": "The smoke profile runs seconds per chapter on tiny subsets, to test the pipeline: its numbers and "
+             "verdicts are not conclusions.",
+    "cpu": "The cpu profile runs the experiments on real CIFAR-10 and MNIST within the budget of a 2-core CPU "
+           "(smaller models and subsets than a GPU allows; each chapter states its n and seeds).",
+    "gpu": "The gpu profile runs the full experiments on one GPU.",
+}
+
+
+#: Tags that already decide how a cell's code is shown; :func:`present` leaves such cells alone.
+SHOW_TAGS = ("remove-cell", "remove-input", "hide-input", "hide-cell", "show-input")
+
+
+def scrub_paths(text: str, places: dict[str, Path]) -> str:
+    """``text`` with every absolute path under one of ``places`` written relative to its name.
+
+    A reader's page should not show the build machine's folders: ``/tmp/x/_build/results``
+    becomes ``<out>/results`` for ``places={"out": Path("/tmp/x/_build")}``.  Longer places
+    are replaced first (an out folder inside the repository stays ``<out>``).
+
+    Args:
+        text: any text (a cell output, a parameter value).
+        places: ``{name: absolute folder}``.
+
+    Returns:
+        The text with ``str(folder)`` replaced by ``<name>`` (also in resolved form).
+
+    Example:
+        >>> scrub_paths("saved /tmp/b/_build/results/x.json", {"out": Path("/tmp/b/_build")})
+        'saved <out>/results/x.json'
+    """
+    pairs = []
+    for name, folder in places.items():
+        for form in {str(folder), str(Path(folder).resolve())}:
+            if form and form != "/":
+                pairs.append((form, f"<{name}>"))
+    for form, repl in sorted(pairs, key=lambda t: -len(t[0])):
+        text = text.replace(form, repl)
+    return text
+
+
+def present(nb, params: dict[str, Any], places: dict[str, Path]) -> dict[str, Any]:
+    """Prepare an executed chapter for readers, in place: plumbing folded, logs out, no local paths.
+
+    * the ``parameters`` cell and papermill's ``injected-parameters`` cell are removed from
+      the page (tag ``remove-cell``); a note after the title says which profile built the
+      page and lists its parameters (folded);
+    * every other code cell's code is folded (tag ``hide-input``) unless a tag of
+      :data:`SHOW_TAGS` already decides it: the page shows results, the code is one click away;
+    * stderr streams (warnings, logs) are taken off the page and returned (the run record
+      keeps them), so that a reader meets results, not logs;
+    * absolute paths of ``places`` (and of ``$FREQKIT_DATA``) in text outputs are written
+      relative to their name (:func:`scrub_paths`).
+
+    Args:
+        nb: an executed notebook (``nbformat`` v4 node).
+        params: the parameters it ran with (``profile`` among them).
+        places: ``{name: folder}`` to scrub from outputs, e.g. ``{"out": ..., "root": ...}``.
+
+    Returns:
+        ``{"stderr": [lines taken off the page], "folded": n, "removed": n}``.
+    """
+    places = dict(places)
+    if os.environ.get("FREQKIT_DATA"):
+        places.setdefault("data", Path(os.environ["FREQKIT_DATA"]))
+    stderr, folded, removed = [], 0, 0
+    for cell in nb.cells:
+        tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+        if cell.get("cell_type") != "code":
+            continue
+        if "parameters" in tags or "injected-parameters" in tags:
+            if "remove-cell" not in tags:
+                tags.append("remove-cell")
+                removed += 1
+            continue
+        if not any(t in tags for t in SHOW_TAGS):
+            tags.append("hide-input")
+            folded += 1
+        kept = []
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream" and out.get("name") == "stderr":
+                stderr.append(out.get("text", "") if isinstance(out.get("text"), str) else "".join(out["text"]))
+                continue
+            if out.get("output_type") == "stream":
+                out["text"] = scrub_paths(out["text"] if isinstance(out["text"], str) else "".join(out["text"]), places)
+            for mime in ("text/plain", "text/markdown", "text/html"):
+                data = out.get("data", {})
+                if mime in data:
+                    v = data[mime] if isinstance(data[mime], str) else "".join(data[mime])
+                    data[mime] = scrub_paths(v, places)
+            kept.append(out)
+        cell["outputs"] = kept
+    import nbformat
+
+    shown = {k: scrub_paths(str(v), places) for k, v in params.items() if k != "profile"}
+    rows = "\n".join(f"| `{k}` | `{v}` |" for k, v in shown.items())
+    note = nbformat.v4.new_markdown_cell(
+        # a colon fence: a backtick fence's info string may not hold the backticks of the title
+        f":::{{admonition}} Built with the `{params.get('profile', '?')}` profile\n:class: dropdown note\n"
+        f"{PROFILE_NOTES.get(params.get('profile'), '')} Every number on this page comes from this run "
+        f"(`python -m freqkit.book --profile {params.get('profile', '?')}`), with these parameters:\n\n"
+        f"| parameter | value |\n|---|---|\n{rows}\n:::")
+    note.metadata["tags"] = ["freqkit-profile"]
+    first_md = next((i for i, c in enumerate(nb.cells) if c.get("cell_type") == "markdown"), -1)
+    nb.cells.insert(first_md + 1, note)
+    return {"stderr": stderr, "folded": folded, "removed": removed}
+
+
 def executed_path(stage: Path, root: Path, source: Path) -> Path:
     """Where the executed copy of chapter ``source`` lies: ``stage / source.relative_to(root)``.
 
@@ -894,6 +1014,8 @@ def execute_chapter(source: Path, *, root: Path, stage: Path, params: dict[str, 
         d = c.get("metadata", {}).get("papermill", {}).get("duration")
         if c.get("cell_type") == "code" and d is not None:
             cells.append((round(float(d), 2), _source_index(nb, i)))
+    info["presentation"] = present(nb, params, {"out": stage.parents[1], "root": root})
+    _write_nb(nb, partial)
     os.replace(partial, final)
     info.update({"status": "ok", "executed": str(final), "executed_sha256": _sha256(final),
                  "code_cells": len(cells), "slowest_cells": [{"cell": i, "seconds": s} for s, i in
@@ -995,6 +1117,173 @@ def changed_inputs(path: Path) -> dict[str, str]:
     return changed
 
 
+VERDICTS_MARKER = "<!-- freqkit:verdicts -->"
+
+
+def verdicts_markdown(results_dir: Path, titles: dict[str, str] | None = None) -> str:
+    """The landing page's table: every hypothesis and check, its verdicts, and where it is tested.
+
+    Generated from the stored results (:func:`freqkit.hypotheses.collect_verdicts`), one row
+    per hypothesis id with the verdict per data set; the chapter is a link to its page.
+
+    Args:
+        results_dir: the profile's results store.
+        titles: ``{chapter stem: page title}`` for the links (default: the stem).
+
+    Returns:
+        A Markdown table (with a line saying so when nothing has been run).
+    """
+    found = hypotheses.collect_verdicts(results_dir)
+    by_id: dict[str, list] = {}
+    for r in found["rows"]:
+        by_id.setdefault(r["id"], []).append(r)
+    lines = ["| | claim | verdict | tested in |", "|---|---|---|---|"]
+    for hid, h in hypotheses.HYPOTHESES.items():
+        rows = by_id.get(hid, [])
+        words = []
+        for r in rows:
+            where = r["hypothesis"].rsplit("(", 1)[-1].rstrip(")") if r["hypothesis"].endswith(")") else ""
+            words.append(f"**{r['verdict']}**" + (f" ({where})" if where else ""))
+        chapter = f"[{(titles or {}).get(h.chapter, h.chapter)}]({h.chapter}.ipynb)"
+        lines.append(f"| {hid} | {h.statement} | {'; '.join(words) or 'not run'} | {chapter} |")
+    return "\n".join(lines)
+
+
+def stage_pages(stage: Path, profile: str, record: "RunRecord", repo_url: str | None = None) -> None:
+    """Before a build: the landing page's verdict table and every page's footer, in the staging tree.
+
+    ``book/intro.md`` holds :data:`VERDICTS_MARKER` where :func:`verdicts_markdown` goes
+    (read from the results store of the chapters' ``results_dir``); ``_config.yml`` gets an
+    ``html.extra_footer`` naming the profile and the date, shown on every page, and, when the
+    repository's URL is known, the repository button and the Binder and Colab launch buttons
+    (they open the clean source notebooks of the repository).
+
+    Args:
+        stage: the staging folder.
+        profile: the profile being built.
+        record: the run record (it knows each chapter's parameters).
+        repo_url: the repository's https URL (:func:`repository_url`), or None.
+
+    Returns:
+        None.
+    """
+    intro = stage / BOOK_DIR / "intro.md"
+    results_dirs = [(info.get("parameters") or {}).get("results_dir") for info in record.data["chapters"].values()]
+    results_dir = next((Path(d) for d in results_dirs if d), None)
+    if intro.is_file() and VERDICTS_MARKER in intro.read_text():
+        titles = {}
+        for nb_path in (stage / BOOK_DIR).glob("*.ipynb"):
+            try:
+                first = next(c for c in _read_nb(nb_path).cells if c.get("cell_type") == "markdown")
+                titles[nb_path.stem] = first["source"].lstrip("# ").splitlines()[0].strip()
+            except (StopIteration, BookError, IndexError):
+                pass
+        table = verdicts_markdown(results_dir, titles) if results_dir is not None else "(no chapter has been run)"
+        table = f"**This build: the `{profile}` profile.** {PROFILE_NOTES.get(profile, '')}\n\n{table}"
+        intro.write_text(intro.read_text().replace(VERDICTS_MARKER, table))
+    cfg_path = stage / "_config.yml"
+    cfg = yaml.safe_load(cfg_path.read_text()) or {}
+    html = cfg.setdefault("html", {})
+    html["extra_footer"] = (f"<p>Built with the <code>{profile}</code> profile of <code>python -m freqkit.book"
+                            f"</code> on {_dt.date.today().isoformat()}; every number comes from that run.</p>")
+    if repo_url:
+        cfg["repository"] = {"url": repo_url, "branch": "main", "path_to_book": ""}
+        html["use_repository_button"] = True
+        cfg["launch_buttons"] = {**(cfg.get("launch_buttons") or {}), "binderhub_url": "https://mybinder.org",
+                                 "colab_url": "https://colab.research.google.com", "notebook_interface": "classic"}
+    cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+
+
+def repository_url(root: Path) -> str | None:
+    """The repository's https URL: ``$FREQKIT_REPOSITORY_URL``, else GitHub Actions' ``$GITHUB_SERVER_URL/$GITHUB_REPOSITORY``,
+    else the ``origin`` remote of ``root``'s git checkout (an ssh remote rewritten as https); None if none is known.
+
+    Args:
+        root: the repository root.
+
+    Returns:
+        The URL without a trailing ``.git``, or None.
+
+    Example:
+        >>> import os; os.environ["FREQKIT_REPOSITORY_URL"] = "https://github.com/o/freqkit.git"
+        >>> repository_url(Path("."))
+        'https://github.com/o/freqkit'
+        >>> del os.environ["FREQKIT_REPOSITORY_URL"]
+    """
+    url = os.environ.get("FREQKIT_REPOSITORY_URL")
+    if not url and os.environ.get("GITHUB_REPOSITORY"):
+        url = f"{os.environ.get('GITHUB_SERVER_URL', 'https://github.com')}/{os.environ['GITHUB_REPOSITORY']}"
+    if not url:
+        try:
+            url = subprocess.run(["git", "-C", str(root), "remote", "get-url", "origin"], capture_output=True,
+                                 text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            url = ""
+    if not url:
+        return None
+    m = re.match(r"git@([^:]+):(.+)$", url)
+    if m:
+        url = f"https://{m.group(1)}/{m.group(2)}"
+    url = url[:-4] if url.endswith(".git") else url
+    return url if url.startswith("https://") else None
+
+
+def install_cell_source(repo_url: str | None) -> str:
+    """The first code cell of a downloaded chapter: installs freqkit when the notebook runs outside the repository.
+
+    Inside the repository (or wherever freqkit is importable) it does nothing; elsewhere
+    (Colab, Binder, a fresh environment) it installs freqkit with its book extras from the
+    repository (``repo_url``; without one it says how).  Data come through torchvision's
+    download (:func:`freqkit.load_dataset`), so the chapter then runs as it is.
+
+    Args:
+        repo_url: the repository's https URL, or None.
+
+    Returns:
+        Python source.
+    """
+    target = f'"freqkit[book] @ git+{repo_url}"' if repo_url else None
+    lines = ["# Outside the freqkit repository (Colab, Binder, a fresh environment) this installs freqkit;",
+             "# inside it, or wherever freqkit is importable, it does nothing.",
+             "import importlib.util, subprocess, sys",
+             'if importlib.util.find_spec("freqkit") is None:']
+    if target:
+        lines.append(f'    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", {target}])')
+    else:
+        lines.append('    raise SystemExit("install freqkit first: clone its repository and run pip install -e \'.[book]\'")')
+    return "\n".join(lines)
+
+
+def publish_sources(root: Path, html: Path, chapters: list[Path], repo_url: str | None) -> None:
+    """Make each page's ".ipynb" download the clean source notebook, with :func:`install_cell_source` first.
+
+    Jupyter Book links the executed copy (build paths, outputs); readers who download a
+    chapter to run it want the source, which carries no outputs, plus a cell that installs
+    freqkit where it is missing.
+
+    Args:
+        root: the repository root.
+        html: the built HTML folder (``_sources/`` inside it is rewritten).
+        chapters: the chapters' source notebooks.
+        repo_url: the repository's https URL (:func:`repository_url`), or None.
+
+    Returns:
+        None.
+    """
+    import nbformat
+
+    for src in chapters:
+        target = html / "_sources" / src.relative_to(root)
+        if not target.parent.is_dir():
+            continue
+        nb = _read_nb(src)
+        cell = nbformat.v4.new_code_cell(install_cell_source(repo_url))
+        cell.metadata["tags"] = ["freqkit-install"]
+        first_md = next((i for i, c in enumerate(nb.cells) if c.get("cell_type") == "markdown"), -1)
+        nb.cells.insert(first_md + 1, cell)
+        _write_nb(nb, target)
+
+
 def build_book(root: Path, stage: Path, out: Path, profile: str, chapters: list[Path],
                record: RunRecord) -> Path:
     """Build the HTML book from the executed copies with ``jupyter-book build``.
@@ -1045,6 +1334,7 @@ def build_book(root: Path, stage: Path, out: Path, profile: str, chapters: list[
                          + f"; re-run it: python -m freqkit.book --profile {profile} --chapters {ch.stem}")
     if stale:
         raise BookError("cannot build: stale results\n  " + "\n  ".join(stale))
+    stage_pages(stage, profile, record, repository_url(root))
     check_config(stage)
     jb_out = out / "jb" / profile
     cmd = jupyter_book_executable() + [
@@ -1066,6 +1356,7 @@ def build_book(root: Path, stage: Path, out: Path, profile: str, chapters: list[
         shutil.rmtree(old)
     if html.exists():
         os.replace(html, old)
+    publish_sources(root, built, chapters, repository_url(root))
     os.replace(built, html)
     if old.exists():
         shutil.rmtree(old)
@@ -1285,6 +1576,10 @@ def _run_started(args: argparse.Namespace, root: Path, out: Path, stage: Path, p
     """:func:`run` once the lock is held and the run recorded as started: execute, then build."""
     # the kernels import freqkit from this repository, installed or not
     os.environ["PYTHONPATH"] = os.pathsep.join([str(root)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
+    # Figures are outputs of the book: the kernels draw inline whatever backend the caller's
+    # environment names (CI sets MPLBACKEND=Agg for its own plots; inherited by a kernel it
+    # silently drops every figure from the published pages).
+    os.environ["MPLBACKEND"] = KERNEL_MPLBACKEND
 
     _log(f"freqkit book: profile '{args.profile}', {len(plan)} of {len(toc_chapters)} chapter(s), out {out}")
     if not args.build_only:

@@ -851,22 +851,23 @@ def band_heatmap_grid(images, maps, band_labels: Sequence[str], band_scores=None
     if len(band_labels) != k:
         raise ValueError(f"band_labels must have {k} entries, got {len(band_labels)}")
     s = None if band_scores is None else _np(band_scores)
-    fig, axes = plt.subplots(n, k + 1, figsize=(size * (k + 1), (size + 0.35) * n + (0.5 if suptitle else 0.1)),
-                             squeeze=False)
+    fig, axes = plt.subplots(n, k + 1, figsize=(size * (k + 1) + 0.5, (size + 0.35) * n + (0.5 if suptitle else 0.1)),
+                             squeeze=False, layout="constrained")
     for i in range(n):
         a = to_display(images[i])
         axes[i, 0].imshow(a, cmap="gray" if a.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
         axes[i, 0].set_title(row_titles[i] if row_titles is not None else "image", fontsize=7)
         lim = (float(np.percentile(np.abs(m[i]), clip)) if clip is not None else 0.0) or float(np.abs(m[i]).max()) or 1.0
         for j in range(k):
-            axes[i, j + 1].imshow(m[i, j], cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
+            im = axes[i, j + 1].imshow(m[i, j], cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
             t = band_labels[j] + (f"\nsum {s[i, j]:+.3g}" if s is not None else "")
             axes[i, j + 1].set_title(t, fontsize=7)
+        cb = fig.colorbar(im, ax=list(axes[i, 1:]), fraction=0.02, pad=0.01)  # the row's shared scale
+        cb.ax.tick_params(labelsize=6)
         for ax in axes[i]:
             ax.set_xticks([]), ax.set_yticks([])
     if suptitle:
         fig.suptitle(suptitle, fontsize=9)
-    fig.tight_layout()
     return fig
 
 
@@ -1116,7 +1117,8 @@ def band_component_strip(images, components, maps, band_label: str, band_scores=
                          f"{len(components)} and {m.shape[0]}")
     lims = _np(vlims) if vlims is not None else np.abs(m).reshape(n, -1).max(1)
     s = None if band_scores is None else _np(band_scores)
-    fig, axes = plt.subplots(3, n, figsize=(size * n + 0.4, size * 3 + (0.5 if suptitle else 0.1)), squeeze=False)
+    fig, axes = plt.subplots(3, n, figsize=(size * n + 0.4 + 0.4 * n, size * 3 + (0.5 if suptitle else 0.1)),
+                             squeeze=False, layout="constrained")
     for j in range(n):
         a = to_display(images[j])
         axes[0, j].imshow(a, cmap="gray" if a.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
@@ -1125,13 +1127,14 @@ def band_component_strip(images, components, maps, band_label: str, band_scores=
         axes[1, j].imshow(c, cmap="gray" if c.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
         axes[1, j].set_title(f"{band_label} (stretched)", fontsize=7)
         lim = float(lims[j]) or 1.0
-        axes[2, j].imshow(m[j], cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
+        im = axes[2, j].imshow(m[j], cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
         axes[2, j].set_title("heat map" + (f", sum {s[j]:+.3g}" if s is not None else ""), fontsize=7)
+        cb = fig.colorbar(im, ax=axes[2, j], fraction=0.046, pad=0.02)  # each image has its own scale
+        cb.ax.tick_params(labelsize=6)
         for i in range(3):
             axes[i, j].set_xticks([]), axes[i, j].set_yticks([])
     if suptitle:
         fig.suptitle(suptitle, fontsize=9)
-    fig.tight_layout()
     return fig
 
 

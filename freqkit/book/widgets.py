@@ -179,6 +179,22 @@ def _image_format(data: bytes) -> str:
     raise ValueError("frame: bytes are not a PNG, JPEG, GIF or SVG image")
 
 
+#: Frames keep at least this width (pixels, or their own width if smaller): on a phone a wide
+#: figure scrolls sideways inside its widget instead of shrinking its text to a few pixels.
+FRAME_MIN_WIDTH = 560
+
+
+def _png_width(data: bytes) -> int | None:
+    """The pixel width in a PNG's header (None for other formats)."""
+    return int.from_bytes(data[16:20], "big") if data.startswith(_PNG_MAGIC) and len(data) >= 24 else None
+
+
+def _image(w, data: bytes, fmt: str):
+    width = _png_width(data)
+    layout = {} if width is None else {"min_width": f"{min(width, FRAME_MIN_WIDTH)}px"}
+    return w.Image(value=data, format=fmt, layout=w.Layout(**layout))
+
+
 def _frame_widget(frame: Any, index: int):
     """One frame -> a widget: bytes -> Image, array/tensor -> Image, figure -> Image,
     widget -> itself, anything else -> Output holding its rich display."""
@@ -191,9 +207,9 @@ def _frame_widget(frame: Any, index: int):
             fmt = _image_format(data)
         except ValueError as exc:
             raise ValueError(f"frames[{index}]: {exc}") from None
-        return w.Image(value=data, format=fmt)
+        return _image(w, data, fmt)
     if type(frame).__name__ == "Figure" and hasattr(frame, "savefig"):
-        return w.Image(value=figure_to_png(frame), format="png")
+        return _image(w, figure_to_png(frame), "png")
     if isinstance(frame, np.ndarray) or type(frame).__module__.startswith("torch"):
         return w.Image(value=frames_from_images([frame])[0], format="png")
     if frame is None:
@@ -290,7 +306,7 @@ def image_slider(frames: Any, labels: Sequence[str] | None = None, description: 
     slider = w.IntSlider(value=index, min=0, max=len(children) - 1, step=1, description=str(description),
                          continuous_update=True, readout=labels is None,
                          style={"description_width": "initial"}, layout=w.Layout(width=slider_width))
-    stack = w.Stack(children=children, selected_index=index)
+    stack = w.Stack(children=children, selected_index=index, layout=w.Layout(overflow="auto hidden", max_width="100%"))
     links = [w.jslink((slider, "value"), (stack, "selected_index"))]
     captions = None
     top: list = [slider]
@@ -335,7 +351,7 @@ def image_dropdown(frames: Any, labels: Sequence[str] | None = None, description
         labels = [f"frame {i}" for i in range(len(children))]
     dropdown = w.Dropdown(options=[(lab, i) for i, lab in enumerate(labels)], index=index,
                           description=str(description), style={"description_width": "initial"})
-    stack = w.Stack(children=children, selected_index=index)
+    stack = w.Stack(children=children, selected_index=index, layout=w.Layout(overflow="auto hidden", max_width="100%"))
     links = [w.jslink((dropdown, "index"), (stack, "selected_index"))]
     box = FrameDropdown(children=[dropdown, stack])
     box.add_class("freqkit-dropdown")

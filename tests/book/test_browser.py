@@ -108,3 +108,86 @@ def test_every_page_loads_without_errors_or_remote_requests(browser, serve, smok
                 raise AssertionError(f"{path}: {exc}") from None
         finally:
             page.close()
+
+
+def _console_watch(page):
+    """Console errors (not warnings or logs) of a page, collected as they come."""
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))
+    return errors
+
+
+@pytest.mark.parametrize("stem", ["02_which_frequencies", "06_fourier_heatmaps"])
+def test_chapter_shows_static_figures(browser, serve, smoke_book, stem):
+    """Figures are outputs of the book, drawn inline even when the caller set MPLBACKEND=Agg (CI does)."""
+    base = serve(smoke_book.html)
+    page = browser.new_page(viewport={"width": 1366, "height": 900})
+    try:
+        page.goto(f"{base}/book/{stem}.html", wait_until="load")
+        imgs = page.locator(".cell_output img")
+        assert imgs.count() >= 1, f"{stem}: no figure on the page"
+        widths = [imgs.nth(i).evaluate("el => el.naturalWidth") for i in range(imgs.count())]
+        assert min(widths) > 100, f"{stem}: a figure did not load (natural widths {widths})"
+    finally:
+        page.close()
+
+
+@pytest.mark.parametrize("width", [390, 1366], ids=["phone", "desktop"])
+def test_navigation_and_search_work_without_console_errors(browser, serve, smoke_book, width):
+    """The primary sidebar opens on a phone and closes on a desktop from its toggle; search finds pages."""
+    base = serve(smoke_book.html)
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    errors = _console_watch(page)
+    try:
+        page.goto(f"{base}/book/02_which_frequencies.html", wait_until="networkidle")
+        sidebar = page.locator(".bd-sidebar-primary")
+        before = sidebar.is_visible()
+        assert before == (width > 960), f"sidebar visible={before} at {width} px before any click"
+        toggles = page.locator("button.primary-toggle")
+        visible = [i for i in range(toggles.count()) if toggles.nth(i).is_visible()]
+        assert len(visible) == 1, f"expected one visible sidebar toggle, found {len(visible)} of {toggles.count()}"
+        toggles.nth(visible[0]).click()
+        page.wait_for_timeout(700)
+        assert sidebar.is_visible() != before, "the sidebar toggle did nothing"
+        page.goto(f"{base}/search.html?q=frequency", wait_until="networkidle")
+        page.wait_for_timeout(1500)
+        assert page.locator("#search-results li").count() >= 3, "search found nothing"
+        assert not errors, f"console errors: {errors}"
+    finally:
+        page.close()
+
+
+def test_landing_page_opens_with_the_verdicts(browser, serve, smoke_book):
+    """The landing page's first table is the generated one: every hypothesis, its verdicts, its chapter."""
+    from freqkit import hypotheses
+
+    base = serve(smoke_book.html)
+    page = browser.new_page(viewport={"width": 1366, "height": 900})
+    try:
+        page.goto(f"{base}/index.html", wait_until="load")
+        table = page.locator("table").first
+        text = table.inner_text()
+        for hid in hypotheses.HYPOTHESES:
+            assert hid in text, f"{hid} missing from the landing table"
+        assert "not run" not in text, "the landing table says a hypothesis was not run"
+        assert "smoke" in page.locator("article").inner_text(), "the page does not say which profile built it"
+        links = table.locator("a")
+        assert links.count() >= len(hypotheses.HYPOTHESES), "hypotheses are not linked to their chapters"
+    finally:
+        page.close()
+
+
+def test_widget_frames_stay_legible_on_a_phone(browser, serve, smoke_book):
+    """A wide widget frame keeps its size on a 390 px screen (it scrolls sideways inside the widget)."""
+    base = serve(smoke_book.html)
+    page = browser.new_page(viewport={"width": 390, "height": 900})
+    try:
+        page.goto(f"{base}/book/01_images_as_frequencies.html", wait_until="load")
+        img = page.locator(".freqkit-slider img").first
+        img.wait_for(state="visible", timeout=30_000)
+        shown, natural = img.evaluate("el => [el.getBoundingClientRect().width, el.naturalWidth]")
+        assert shown >= min(natural, 560) - 1, f"frame shrunk to {shown:.0f} px of {natural} px"
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390 + 1, "the page overflows the phone"
+    finally:
+        page.close()

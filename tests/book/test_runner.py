@@ -642,3 +642,98 @@ def test_chapter_nine_stores_the_sha256_of_every_results_file_it_read(tmp_path, 
     fk.save_results(results, "03_frequency_attribution", {}, {"profile": "smoke"})  # a chapter run since
     assert list(runner.changed_inputs(results / "09_what_we_learned.json")) == ["03_frequency_attribution"]
 
+
+
+FIGURE_CALL = re.compile(r"\bplt\.subplots\(|\bviz\.(show_images|basis_grid|plot_curves|band_heatmap_grid|"
+                         r"heatmap_report_figure|deletion_insertion_plot|randomisation_plot|ground_truth_bars|"
+                         r"completeness_histogram|band_profile_plot|attribution_map)\(")
+
+
+def test_every_figure_cell_of_every_chapter_has_an_image(smoke_book):
+    """A cell that draws a figure (and does not turn it into widget frames) shows an image in the executed copy.
+
+    The test process itself runs with whatever MPLBACKEND the caller set (CI: Agg); the runner
+    gives the kernels the inline backend, so the figures must be there.
+    """
+    missing = []
+    for nb_path in sorted((smoke_book.stage / "book").glob("*.ipynb")):
+        nb = json.loads(nb_path.read_text())
+        for i, cell in enumerate(nb["cells"]):
+            src = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+            if cell["cell_type"] != "code" or not FIGURE_CALL.search(src) or "figure_to_png" in src:
+                continue
+            if "skipped" in json.dumps(cell.get("outputs", [])):
+                continue  # an optional section (ImageNet without weights) that says it was skipped
+            if not any("image/png" in o.get("data", {}) for o in cell.get("outputs", [])):
+                missing.append(f"{nb_path.stem} cell {i}")
+    assert not missing, f"figure cells without an image: {missing}"
+
+
+def test_published_pages_hold_no_log_and_no_local_path(smoke_book):
+    """Executed copies: no stderr output, no absolute path of the build machine in any output."""
+    bad = []
+    places = [str(smoke_book.out), str(REPO), str(Path.home())]
+    if os.environ.get("FREQKIT_DATA"):
+        places.append(os.environ["FREQKIT_DATA"])
+    for nb_path in sorted((smoke_book.stage / "book").glob("*.ipynb")):
+        nb = json.loads(nb_path.read_text())
+        for i, cell in enumerate(nb["cells"]):
+            for o in cell.get("outputs", []):
+                if o.get("output_type") == "stream" and o.get("name") == "stderr":
+                    bad.append(f"{nb_path.stem} cell {i}: stderr output")
+                text = json.dumps(o.get("text", "")) + json.dumps({k: v for k, v in o.get("data", {}).items()
+                                                                   if k.startswith("text/")})
+                for place in places:
+                    if place and place != "/" and place in text:
+                        bad.append(f"{nb_path.stem} cell {i}: {place}")
+    assert not bad, bad[:10]
+
+
+def test_present_folds_code_removes_parameters_and_logs_and_scrubs_paths(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# Title"),
+                nbformat.v4.new_code_cell("profile = 'cpu'", metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell("profile = 'smoke'", metadata={"tags": ["injected-parameters"]}),
+                nbformat.v4.new_code_cell("print(1)", outputs=[
+                    nbformat.v4.new_output("stream", name="stdout", text=f"saved {tmp_path}/out/results/x.json\n"),
+                    nbformat.v4.new_output("stream", name="stderr", text="a warning\n")]),
+                nbformat.v4.new_code_cell("x", metadata={"tags": ["show-input"]})]
+    info = runner.present(nb, {"profile": "smoke", "results_dir": str(tmp_path / "out" / "results")},
+                          {"out": tmp_path / "out"})
+    tags = [c.metadata.get("tags", []) for c in nb.cells]
+    assert "freqkit-profile" in tags[1] and "smoke" in nb.cells[1].source and "<out>/results" in nb.cells[1].source
+    assert "remove-cell" in tags[2] and "remove-cell" in tags[3]
+    assert "hide-input" in tags[4] and "hide-input" not in tags[5]
+    outs = nb.cells[4].outputs
+    assert [o.name for o in outs] == ["stdout"] and outs[0].text == "saved <out>/results/x.json\n"
+    assert info == {"stderr": ["a warning\n"], "folded": 1, "removed": 2}
+    assert str(tmp_path) not in json.dumps(nb)
+
+
+def test_repository_url_sources(monkeypatch, tmp_path):
+    monkeypatch.delenv("FREQKIT_REPOSITORY_URL", raising=False)
+    monkeypatch.setenv("GITHUB_REPOSITORY", "org/freqkit")
+    monkeypatch.setenv("GITHUB_SERVER_URL", "https://github.com")
+    assert runner.repository_url(tmp_path) == "https://github.com/org/freqkit"
+    monkeypatch.delenv("GITHUB_REPOSITORY")
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    subprocess.run(["git", "-C", str(tmp_path), "remote", "add", "origin", "git@github.com:org/fk.git"], check=True)
+    assert runner.repository_url(tmp_path) == "https://github.com/org/fk"
+    subprocess.run(["git", "-C", str(tmp_path), "remote", "remove", "origin"], check=True)
+    assert runner.repository_url(tmp_path) is None
+
+
+def test_install_cell_runs_nothing_where_freqkit_is_importable():
+    src = runner.install_cell_source("https://github.com/org/freqkit")
+    assert "git+https://github.com/org/freqkit" in src
+    exec(compile(src, "<install cell>", "exec"), {})  # freqkit is importable here: a no-op
+    with pytest.raises(SystemExit, match="install freqkit first"):
+        exec(compile(runner.install_cell_source(None).replace('"freqkit"', '"no_such_module_x"'), "c", "exec"), {})
+
+
+def test_downloaded_chapter_is_the_clean_source_with_an_install_cell(smoke_book):
+    src = smoke_book.html / "_sources" / "book" / "02_which_frequencies.ipynb"
+    nb = json.loads(src.read_text())
+    assert all(not c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code"), "the download has outputs"
+    assert any("freqkit-install" in c["metadata"].get("tags", []) for c in nb["cells"])
+    assert "injected-parameters" not in src.read_text() and str(smoke_book.out) not in src.read_text()
