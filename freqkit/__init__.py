@@ -22,6 +22,7 @@ The public API is :data:`__all__`; each name lives in the module named for its c
 ``freqkit.human``         the human contrast sensitivity function
 ``freqkit.stats``         one bootstrap, Wilson intervals, paired comparisons
 ``freqkit.results``       the results store
+``freqkit.features``      Ilyas et al.'s robust and non-robust data sets, their spectra
 ``freqkit.hypotheses``    the book's hypotheses as data, and their decision rules
 ========================  ==================================================================
 
@@ -38,9 +39,12 @@ from .attacks import (
     minimal_distortion, pgd, smooth_pgd, smooth_summary, success_curve,
 )
 from .attribution import (
-    ATTRIBUTION_METHODS, FrequencyAttribution, FrequencyModel, FromBasis, attribute, band_feature_mask,
+    ATTRIBUTION_METHODS, NAMED_BASELINES, FrequencyAttribution, FrequencyModel, FromBasis, attribute, baseline_image, band_feature_mask,
     band_pixel_attribution, band_shares, perturbation_attribution, radial_attribution_profile, register_lrp_rules,
     topk_reconstruction,
+)
+from .features import (
+    ILYAS_SETTINGS, dataset_spectrum_comparison, non_robust_dataset, representation, robust_dataset,
 )
 from .data import CIFAR10_CLASSES, MNIST_CLASSES, dataset_info, load_dataset, load_imagenet_folder
 from .defense import (
@@ -49,8 +53,8 @@ from .defense import (
     jpeg_quant_table, reference_autoattack,
 )
 from .faithfulness import (
-    auc_table, band_rank_agreement, band_share_profile, captum_parity, compare_methods, completeness_summary,
-    deletion_insertion_curves, input_rank_correlation, model_randomisation_check, randomisation_summary,
+    NullComparison, attribution_vs_nulls, auc_table, band_rank_agreement, band_share_profile, captum_parity,
+    compare_methods, completeness_summary, deletion_insertion_curves, input_rank_correlation, model_randomisation_check, randomisation_summary,
     relative_completeness, topk_series,
 )
 from .heatmaps import (
@@ -59,25 +63,31 @@ from .heatmaps import (
 )
 from .human import (
     REC709_LUMA, band_sensitivity, csf_barten, csf_mannos_sakrison, csf_map, human_alignment, perturbation_ssim,
-    perturbation_visibility,
+    perturbation_visibility, residual_visibility,
 )
 from .masking import accuracy_vs_eps, blackbox_check, masking_checks, simba_dct, simba_order, transfer_check
 from .models import (
     AirNet, MirrorAverage, Normalize, PatchWhitening, PlantedCNN, ResNetCIFAR, SmallCNN, WeightsUnavailable,
-    build_model, evaluate, load_imagenet_classifier, predict_logits, resolve_device, with_normalization,
+    build_model, evaluate, load_imagenet_classifier, load_robustbench, predict_logits, resolve_device,
+    with_normalization,
 )
 from .objectives import (
-    Objective, adversarial_objective, attribution_guided_objective, lowpass_objective, train_suite,
-    train_with_objective,
+    Objective, adversarial_objective, attribution_guided_objective, kernel_high_frequency_share, lowpass_objective,
+    placebo_csf_map, train_suite, train_with_objective,
 )
 from .planted import ground_truth_table, planted_band_share, planted_frequency_dataset, train_planted_model
-from .reliance import alignment_profile, filtered_accuracy, high_frequency_energy
+from .reliance import (
+    alignment_profile, band_occlusion_shares, filtered_accuracy, high_frequency_energy, input_gradient_spectrum,
+)
 from .results import load_results, save_results
 from .stats import (
     bootstrap_ci, distribution_summary, hierarchical_bootstrap_ci, paired_difference, paired_log_ratio,
     suite_difference, wilson_interval,
 )
-from .training import PRESETS, CorruptCheckpoint, train_on_tensors, train_or_load, train_seeds
+from .training import (
+    PRESETS, CorruptCheckpoint, first_conv, smooth_first_layer, smooth_kernels, train_on_tensors, train_or_load,
+    train_seeds,
+)
 from .transforms import (
     BASES, band_decompose, band_energy, band_masks, band_pass, block_dct2, block_idct2, dct2, dct_matrix, dft2,
     dht2, equal_count_band_masks, filter_band, frequency_radius, from_basis, high_pass, idct2, idft2, idht2,
@@ -96,14 +106,18 @@ __all__ = [
     "load_dataset", "dataset_info", "load_imagenet_folder", "CIFAR10_CLASSES", "MNIST_CLASSES",
     "Normalize", "with_normalization", "SmallCNN", "ResNetCIFAR", "AirNet", "PatchWhitening", "MirrorAverage",
     "PlantedCNN", "build_model", "predict_logits",
-    "evaluate", "resolve_device", "load_imagenet_classifier", "WeightsUnavailable",
+    "evaluate", "resolve_device", "load_imagenet_classifier", "load_robustbench", "WeightsUnavailable",
     # training and objectives
     "PRESETS", "train_or_load", "train_seeds", "train_on_tensors", "CorruptCheckpoint", "Objective",
     "adversarial_objective", "lowpass_objective", "attribution_guided_objective", "train_with_objective", "train_suite",
+    "placebo_csf_map", "first_conv", "smooth_kernels", "smooth_first_layer", "kernel_high_frequency_share",
+    # Ilyas et al. 2019: robust and non-robust data sets
+    "ILYAS_SETTINGS", "representation", "robust_dataset", "non_robust_dataset", "dataset_spectrum_comparison",
     # attribution and its faithfulness
     "ATTRIBUTION_METHODS", "FrequencyModel", "FrequencyAttribution", "attribute", "band_pixel_attribution",
     "band_shares", "band_feature_mask", "topk_reconstruction", "radial_attribution_profile",
-    "perturbation_attribution", "FromBasis", "register_lrp_rules", "compare_methods", "relative_completeness", "completeness_summary",
+    "perturbation_attribution", "FromBasis", "register_lrp_rules", "NAMED_BASELINES", "baseline_image",
+    "attribution_vs_nulls", "NullComparison", "compare_methods", "relative_completeness", "completeness_summary",
     "band_rank_agreement", "captum_parity", "deletion_insertion_curves", "auc_table", "topk_series",
     "model_randomisation_check", "randomisation_summary", "input_rank_correlation", "band_share_profile",
     "planted_frequency_dataset", "train_planted_model", "planted_band_share", "ground_truth_table",
@@ -120,8 +134,8 @@ __all__ = [
     "STANDARD_BUDGETS", "ROBUSTBENCH_REFERENCE", "MADRY_MNIST_REFERENCE", "LowPassLayer", "DCTQuantize",
     "jpeg_quant_table", "defended", "EOT", "attack_view", "evaluate_defense", "reference_autoattack",
     "autoattack_crosscheck", "AUTOATTACK_ATTACKS", "AUTOATTACK_VERSIONS", "AUTOATTACK_VERSION_ATTACKS", "filtered_accuracy",
-    "high_frequency_energy", "alignment_profile", "csf_mannos_sakrison", "csf_map", "band_sensitivity",
-    "human_alignment", "csf_barten", "perturbation_visibility", "perturbation_ssim", "REC709_LUMA",
+    "high_frequency_energy", "alignment_profile", "input_gradient_spectrum", "band_occlusion_shares", "csf_mannos_sakrison", "csf_map", "band_sensitivity",
+    "human_alignment", "csf_barten", "perturbation_visibility", "residual_visibility", "perturbation_ssim", "REC709_LUMA",
     # statistics, results, hypotheses
     "wilson_interval", "bootstrap_ci", "paired_difference", "paired_log_ratio", "distribution_summary",
     "hierarchical_bootstrap_ci", "suite_difference",

@@ -12,6 +12,11 @@ DESIGN.md), runs on the images' device, and is batched.
   :func:`band_comparison` (with :func:`box_limited`): the equal-distortion comparison of
   bands that Sharma et al. 2019 left open; :func:`band_examples`, :func:`example_spectra`
   and :func:`smooth_summary` for the pictures beside it.
+  :func:`minimal_distortion_convergence` shows that the per-band medians are stable under
+  a stronger attack (more steps and restarts); :func:`minimal_distortion_ddn` is a
+  minimal-norm attack (DDN, Rony et al. 2019) in the band, an independent check of the
+  search.  ``box=False`` (on :func:`pgd` and everything built on it) drops the ``[0, 1]``
+  box, so that what the box costs a band can be told apart from what the model resists.
 * :func:`smooth_pgd`: smooth adversarial examples after Zhang et al. 2019 (graph-Laplacian
   smoothing along the image's own structure); :func:`freqkit.band_energy` compares the
   spectra of perturbations.
@@ -53,7 +58,9 @@ holds (0 is always feasible), which is exactly in band.  So every returned ``x_a
 """
 from __future__ import annotations
 
+import itertools
 import math
+import time
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -62,19 +69,21 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ._projection import (
-    BandProjector, box_bounds, check_band, check_eps, check_norm, finalise, flat_norm, project,
+    REFINE_ROUNDS, SHARE_TOL, BandProjector, box_bounds, check_band, check_eps, check_norm, finalise, flat_norm,
+    l2_ball, out_of_band_share, project, shrink_into_box,
 )
 from ._runtime import eval_mode
 from ._runtime import progress as progress_bar
 from ._validate import (
     check_images, check_label_range, check_labels, check_mask, check_model_output, check_number, check_positive_int,
 )
-from .stats import bootstrap_ci, median_with_inf
+from .stats import bootstrap_ci, distribution_summary, median_with_inf
 from .transforms import band_energy, band_masks, check_basis, check_dft_symmetric, frequency_radius
 
 __all__ = [
     "pgd", "band_projector", "minimal_distortion", "success_curve", "compare_bands", "box_limited",
     "band_comparison", "band_examples", "example_spectra", "smooth_summary", "smooth_pgd", "LaplacianSmoothing",
+    "minimal_distortion_convergence", "minimal_distortion_ddn",
 ]
 
 def _step_sizes(step_size, eps: torch.Tensor, steps: int, x: torch.Tensor) -> torch.Tensor:
@@ -91,6 +100,55 @@ def _step_sizes(step_size, eps: torch.Tensor, steps: int, x: torch.Tensor) -> to
     if bool((a <= 0).any()):
         raise ValueError("step_size must be > 0")
     return a
+
+
+def _check_bool(v, name: str) -> bool:
+    if not isinstance(v, bool):
+        raise ValueError(f"{name} must be a bool (True or False), got {v!r}")
+    return v
+
+
+def _finalise_unboxed(x, x_adv, proj, eps, norm, lam):
+    """:func:`freqkit._projection.finalise` for ``box=False``: band and ball only, no ``[0, 1]``.
+
+    Returns ``(x_adv, out_of_band_share, route)`` like ``finalise``.  L2: band ∩ ball has an
+    exact projection, so the iterate is projected once more (route 0).  Linf: band ∩ Linf
+    ball still needs the dual iterations (the ball is a box), so images above ``SHARE_TOL``
+    are re-projected in ``finalise``'s rounds (route 1: the same result as ``finalise``
+    wherever the box would not bind), and where even that fails the in-band iterate is
+    shrunk into the ball (route 2), exactly in band since 0 is feasible.  ``finalise``
+    itself cannot be used: it clamps the images to ``[0, 1]``.
+    """
+    n = x.shape[0]
+    route = torch.zeros(n, dtype=torch.long, device=x.device)
+    if proj is None:
+        return x_adv, torch.zeros(n, dtype=x.dtype, device=x.device), route
+    delta = x_adv - x
+    if norm == "l2":
+        delta = l2_ball(proj(delta), eps)
+    else:
+        bad = out_of_band_share(delta, proj) > SHARE_TOL
+        if bool(bad.any()):
+            b = bad.nonzero().flatten()
+            z = delta[b]
+            hi = eps[b].expand_as(z).contiguous()
+            zlam = torch.zeros_like(z) if lam is None else lam[b]
+            clipped, in_band = z.clone(), z.clone()
+            todo = torch.arange(b.numel(), device=x.device)
+            for iters in REFINE_ROUNDS:
+                c, d, zl = project(z[todo], -hi[todo], hi[todo], proj, None, iters, zlam[todo])
+                clipped[todo], in_band[todo], zlam[todo] = c, d, zl
+                todo = todo[out_of_band_share(c, proj) > SHARE_TOL]
+                if todo.numel() == 0:
+                    break
+            still = torch.zeros(b.numel(), dtype=torch.bool, device=x.device)
+            still[todo] = True
+            if bool(still.any()):
+                _, clipped[still] = shrink_into_box(in_band[still], -hi[still], hi[still])
+            delta = delta.index_copy(0, b, clipped)
+            route[b] = torch.where(still, 2, 1)
+    x_adv = x + delta
+    return x_adv, out_of_band_share(x_adv - x, proj), route
 
 
 # ----------------------------------------------------------------------------- band projector
@@ -185,13 +243,14 @@ def _draw(x: torch.Tensor) -> torch.Tensor:
 
 
 def _pgd_once(model, x, y, eps, norm, steps, alpha, proj, lo_box, hi_box, random_start, targeted,
-              gen, early_stop, proj_iters, smoother=None, check_labels=True):
+              gen, early_stop, proj_iters, smoother=None, check_labels=True, box=True):
     """One restart of PGD on the images ``x`` ``(n, C, H, W)``.
 
     Returns ``(x_adv, n_iter, q)`` with ``q`` the projection's dual variables (band attacks),
     kept for the final check.  ``proj is None`` is the unconstrained (``band=None``)
     attack, written to follow torchattacks' PGD / PGDL2 operation for operation, random
     draws included.  ``smoother(v, idx)`` (smooth_pgd) smooths gradients of images ``idx``.
+    ``box=False``: no ``[0, 1]`` clip (band attacks get infinite ``lo_box``/``hi_box``).
     """
     n = x.shape[0]
     l2 = norm == "l2"
@@ -200,6 +259,12 @@ def _pgd_once(model, x, y, eps, norm, steps, alpha, proj, lo_box, hi_box, random
         # Linf ball and [0, 1] box are both boxes: one clamp projects onto their intersection.
         lo, hi = box_bounds(lo_box, hi_box, eps, norm)
     q = torch.zeros_like(x) if band else None
+    # Without the box, band ∩ L2 ball has the exact projection "filter, then rescale":
+    # the dual iterations would only spin on an empty box constraint.
+    iters = proj_iters if (box or not l2) else 0
+
+    def clip(v):
+        return torch.clamp(v, min=0, max=1) if box else v
 
     # Random start: torchattacks' draws (uniform in the Linf ball; for L2 a Gaussian direction
     # with a radius uniform in [0, eps]), restricted to the band where there is one.
@@ -215,10 +280,10 @@ def _pgd_once(model, x, y, eps, norm, steps, alpha, proj, lo_box, hi_box, random
             u = smoother(u, None)
             u = u * (eps / u.reshape(n, -1).abs().amax(1).view(n, 1, 1, 1).clamp_min(1e-30))
         if band:
-            d, _, q = project(proj(u), lo, hi, proj, None, proj_iters, q)
+            d, _, q = project(proj(u), lo, hi, proj, None, iters, q)
             x_adv = x + d
         else:
-            x_adv = torch.clamp(x + u, min=0, max=1)
+            x_adv = clip(x + u)
     else:
         d = _draw(x).normal_(generator=gen)
         if band:
@@ -229,10 +294,10 @@ def _pgd_once(model, x, y, eps, norm, steps, alpha, proj, lo_box, hi_box, random
         r = torch.zeros_like(nrm).uniform_(0, 1, generator=gen)
         d = d * (r / nrm * eps)
         if band:
-            d, _, q = project(d, lo, hi, proj, eps, proj_iters, q)
+            d, _, q = project(d, lo, hi, proj, eps, iters, q)
             x_adv = x + d
         else:
-            x_adv = torch.clamp(x + d, min=0, max=1)
+            x_adv = clip(x + d)
     x_adv = x_adv.detach()
 
     n_iter = torch.zeros(n, dtype=torch.long, device=x.device)
@@ -266,7 +331,7 @@ def _pgd_once(model, x, y, eps, norm, steps, alpha, proj, lo_box, hi_box, random
                 step = grad / grad.reshape(m, -1).abs().amax(1).view(m, 1, 1, 1).clamp_min(1e-30)
             new = xa + al * step
             delta = torch.maximum(torch.minimum(new - xs, es), -es)
-            new = torch.clamp(xs + delta, min=0, max=1)
+            new = clip(xs + delta)
         elif not band:
             # torchattacks PGDL2: normalised gradient step, rescale into the ball, clip.
             gn = grad.reshape(m, -1).norm(p=2, dim=1).view(m, 1, 1, 1) + 1e-10
@@ -274,7 +339,7 @@ def _pgd_once(model, x, y, eps, norm, steps, alpha, proj, lo_box, hi_box, random
             delta = new - xs
             dn = delta.reshape(m, -1).norm(p=2, dim=1).view(m, 1, 1, 1)
             delta = delta * torch.min(es / dn, torch.ones_like(dn))
-            new = torch.clamp(xs + delta, min=0, max=1)
+            new = clip(xs + delta)
         else:
             # Steepest ascent restricted to the band.  For L2 the band-projected gradient is
             # the steepest in-band direction.  For Linf we step along the sign of the
@@ -289,7 +354,7 @@ def _pgd_once(model, x, y, eps, norm, steps, alpha, proj, lo_box, hi_box, random
                 z = (g / gn).mul_(al).add_(xa - xs)
             else:
                 z = g.sign_().mul_(al).add_(xa - xs)
-            delta, _, qa = project(z, sel(lo), sel(hi), proj, es if l2 else None, proj_iters, sel(q))
+            delta, _, qa = project(z, sel(lo), sel(hi), proj, es if l2 else None, iters, sel(q))
             q = qa if everyone else q.index_copy(0, active, qa)
             new = xs + delta
         if everyone:
@@ -304,7 +369,7 @@ def _pgd_once(model, x, y, eps, norm, steps, alpha, proj, lo_box, hi_box, random
 def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps, norm: str = "linf", steps: int = 20,
         step_size=None, band: torch.Tensor | None = None, basis: str = "dct", random_start: bool = True,
         targeted: bool = False, seed: int | None = None, early_stop: bool = True, restarts: int = 1,
-        return_info: bool = False, proj_iters: int = 8):
+        return_info: bool = False, proj_iters: int = 8, box: bool = True):
     """Projected gradient descent (Madry et al. 2018), optionally confined to a frequency band.
 
     Maximises the cross-entropy of ``model(x + delta)`` (or, ``targeted``, minimises it
@@ -359,11 +424,18 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps, norm: str = "li
         proj_iters: iterations of the band/ball/box projection per step (band attacks
             only), ``>= 1``; warm-started from step to step, so a few suffice (see the module
             docstring).
+        box: keep ``x_adv`` in the ``[0, 1]`` box (default).  ``False`` drops that
+            constraint, so that the attack is limited by the band, the ball and the model
+            alone: ``x_adv`` may leave ``[0, 1]`` (the model is then evaluated on such
+            images; its normalisation layer takes any values).  This separates failures due
+            to the box (a band that cannot move saturated pixels) from failures due to the
+            model; see :func:`box_limited`.  Without the box the L2 projection onto band and
+            ball is exact ("filter, then rescale") and ``proj_iters`` is not used for L2.
 
     Returns:
-        ``x_adv``, detached, in ``[0, 1]``, in the eps-ball and (to an out-of-band energy
-        share below ``1e-3``) in the band; with ``return_info`` the pair ``(x_adv, info)``,
-        ``info`` a dict of per-image tensors: ``success`` bool (from a final forward pass
+        ``x_adv``, detached, in ``[0, 1]`` (unless ``box=False``), in the eps-ball and (to
+        an out-of-band energy share below ``1e-3``) in the band; with ``return_info`` the
+        pair ``(x_adv, info)``, ``info`` a dict of per-image tensors: ``success`` bool (from a final forward pass
         on ``x_adv``), ``l2`` and ``linf`` norms of ``x_adv - x``, ``out_of_band`` share of
         the perturbation's energy outside the band (0 without a band; below ``1e-3`` by
         construction, typically below ``1e-4``), ``projection`` (int64: how the final
@@ -371,7 +443,8 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps, norm: str = "li
         2 shrunk into the box: the band can barely move this image inside ``[0, 1]``,
         3 zeroed: the perturbation was below float resolution; always 0 without a band),
         ``iterations`` (int64, gradient steps taken over all restarts), ``logits`` at
-        ``x_adv``.
+        ``x_adv``.  With ``box=False``, ``projection`` is 0 (passed), 1 (Linf: re-projected)
+        or 2 (Linf: shrunk into the ball); the L2 result is exactly in band and ball.
 
     Shape:
         - x: ``(N, C, H, W)``.
@@ -389,9 +462,9 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps, norm: str = "li
             pass) outside ``[0, K)``; ``norm``, ``basis``; ``eps`` negative, non-finite or
             of the wrong shape; ``steps`` not an integer ``>= 0``; ``restarts`` or
             ``proj_iters`` not an integer ``>= 1``; ``step_size`` not ``> 0``; ``band`` not
-            ``(H, W)``, not 0/1, empty, or (DFT) not symmetric under ``f -> -f``; ``model``
-            not returning 2-D logits, or returning NaN or inf (every forward pass is
-            checked; the message names the model).
+            ``(H, W)``, not 0/1, empty, or (DFT) not symmetric under ``f -> -f``; ``box`` not
+            a bool; ``model`` not returning 2-D logits, or returning NaN or inf (every
+            forward pass is checked; the message names the model).
 
     Example:
         >>> import torch, freqkit as fk
@@ -414,6 +487,7 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps, norm: str = "li
         raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
     check_positive_int(restarts, "restarts")
     check_positive_int(proj_iters, "proj_iters")
+    _check_bool(box, "box")
     alpha = _step_sizes(step_size, eps_t, steps, x)
     proj = None
     if band is not None:
@@ -425,7 +499,10 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps, norm: str = "li
     if seed is not None:
         gen = torch.Generator(device=x.device)
         gen.manual_seed(int(seed))
-    lo_box, hi_box = -x, 1.0 - x
+    if box:
+        lo_box, hi_box = -x, 1.0 - x
+    else:
+        lo_box, hi_box = torch.full_like(x, -math.inf), torch.full_like(x, math.inf)
 
     with eval_mode(model), torch.enable_grad():
         x_adv = x.clone()
@@ -436,7 +513,7 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps, norm: str = "li
             xs, ys = x[todo], y[todo]
             xa, it, qa = _pgd_once(model, xs, ys, eps_t[todo], norm, steps, alpha[todo], proj,
                                lo_box[todo], hi_box[todo], random_start, targeted, gen, early_stop,
-                               proj_iters, check_labels=(r == 0))
+                               proj_iters, check_labels=(r == 0), box=box)
             x_adv = x_adv.index_copy(0, todo, xa)
             n_iter[todo] += it
             if q is not None:
@@ -448,7 +525,10 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps, norm: str = "li
                 if todo.numel() == 0:
                     break
         with torch.no_grad():
-            x_adv, share, route = finalise(x, x_adv, proj, lo_box, hi_box, eps_t, norm, q)
+            if box:
+                x_adv, share, route = finalise(x, x_adv, proj, lo_box, hi_box, eps_t, norm, q)
+            else:
+                x_adv, share, route = _finalise_unboxed(x, x_adv, proj, eps_t, norm, q)
             if steps == 0 or return_info:
                 logits = check_model_output(model(x_adv), model)
                 check_label_range(y, logits.shape[1])
@@ -477,7 +557,7 @@ def minimal_distortion(model: nn.Module, x: torch.Tensor, y: torch.Tensor, band:
                        eps_min: float | None = None, search_steps: int = 10, pgd_steps: int = 20,
                        step_factor: float = 2.5, random_start: bool = False, restarts: int = 1, targeted: bool = False,
                        seed: int = 0, batch_size: int | None = None, progress: bool = True,
-                       return_info: bool = False):
+                       return_info: bool = False, box: bool = True):
     """Per image, the smallest perturbation size at which (band-limited) PGD changes the prediction.
 
     Binary search over ``eps`` with :func:`pgd` (each image its own bracket, searched in
@@ -492,8 +572,9 @@ def minimal_distortion(model: nn.Module, x: torch.Tensor, y: torch.Tensor, band:
 
     Why a search with PGD rather than a minimal-norm attack (DDN, FMN): it works the same
     for every band, basis and norm and reuses the one projection that is tested to keep
-    the result in band, ball and box; a minimal-norm attack confined to a band would be
-    faster but harder to constrain exactly.  The price is ``search_steps + 1`` PGD runs.
+    the result in band, ball and box.  The price is ``search_steps + 1`` PGD runs; for L2,
+    :func:`minimal_distortion_ddn` (DDN in the band, with the same projection) is a faster
+    alternative and a check of this search.
     The result is an upper bound on the true minimal distortion (PGD is a heuristic); the
     search assumes that success is monotone in ``eps``, which holds for the deterministic
     attack used by default (no random start, fixed seed) up to rare exceptions.  This is
@@ -524,6 +605,9 @@ def minimal_distortion(model: nn.Module, x: torch.Tensor, y: torch.Tensor, band:
         batch_size: images per PGD call, ``>= 1``; default ``None``: all at once.
         progress: show a progress bar (on a terminal).
         return_info: also return a dict (below).
+        box: keep the adversarial images in ``[0, 1]`` (default); ``False`` searches the
+            smallest perturbation in band and ball alone (:func:`pgd`'s ``box``), a lower
+            envelope that separates what the box costs from what the model resists.
 
     Returns:
         ``(N,)`` tensor of minimal distortions on ``x``'s device, ``x``'s dtype (``inf``
@@ -544,7 +628,8 @@ def minimal_distortion(model: nn.Module, x: torch.Tensor, y: torch.Tensor, band:
             ``restarts`` (``x`` holding no image, a model output holding NaN or inf, ...);
             ``eps_max`` not a finite number ``> 0``; ``eps_min`` not in ``(0, eps_max)``;
             ``search_steps`` not an integer ``>= 0``; ``pgd_steps`` or ``batch_size`` not
-            an integer ``>= 1``; ``step_factor * eps`` not ``> 0`` (raised by :func:`pgd`).
+            an integer ``>= 1``; ``step_factor * eps`` not ``> 0`` (raised by :func:`pgd`);
+            ``box`` not a bool.
 
     Example:
         >>> import torch, freqkit as fk
@@ -571,12 +656,13 @@ def minimal_distortion(model: nn.Module, x: torch.Tensor, y: torch.Tensor, band:
     if isinstance(search_steps, bool) or not isinstance(search_steps, int) or search_steps < 0:
         raise ValueError(f"search_steps must be an integer >= 0, got {search_steps!r}")
     check_positive_int(pgd_steps, "pgd_steps")
+    _check_bool(box, "box")
     bs = n if batch_size is None else check_positive_int(batch_size, "batch_size")
 
     def attack(xb, yb, eb):
         return pgd(model, xb, yb, eb, norm=norm, steps=pgd_steps, step_size=step_factor * eb / pgd_steps,
                    band=band, basis=basis, random_start=random_start, targeted=targeted, seed=seed,
-                   early_stop=True, restarts=restarts, return_info=True)
+                   early_stop=True, restarts=restarts, return_info=True, box=box)
 
     out = torch.full((n,), float("inf"), dtype=x.dtype, device=x.device)
     best_x = x.detach().clone()
@@ -627,7 +713,7 @@ def minimal_distortion(model: nn.Module, x: torch.Tensor, y: torch.Tensor, band:
 def success_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps_list: Sequence[float],
                   band: torch.Tensor | None = None, norm: str = "l2", basis: str = "dct", steps: int = 20,
                   step_factor: float = 2.5, random_start: bool = True, restarts: int = 1, seed: int = 0,
-                  targeted: bool = False, progress: bool = True) -> dict:
+                  targeted: bool = False, progress: bool = True, box: bool = True) -> dict:
     """Success rate of (band-limited) :func:`pgd` at each radius of ``eps_list``.
 
     One :func:`pgd` run per radius (``steps`` steps of ``step_factor * eps / steps``, early
@@ -646,6 +732,7 @@ def success_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps_list: 
         seed: seed of the random starts.
         targeted: targeted attack (success: classified as ``y``).
         progress: show a progress bar (on a terminal).
+        box: keep the adversarial images in ``[0, 1]`` (default); see :func:`pgd`.
 
     Returns:
         dict with ``eps`` ``(E,)``, ``success_rate`` ``(E,)`` float (fraction of the N
@@ -679,11 +766,11 @@ def success_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps_list: 
     for e in progress_bar(eps_list, enabled=progress, desc="success curve"):
         if e == 0:
             _, info = pgd(model, x, y, 0.0, norm=norm, steps=0, band=band, basis=basis,
-                          random_start=False, targeted=targeted, return_info=True)
+                          random_start=False, targeted=targeted, return_info=True, box=box)
         else:
             _, info = pgd(model, x, y, e, norm=norm, steps=steps, step_size=step_factor * e / steps, band=band,
                           basis=basis, random_start=random_start, targeted=targeted, seed=seed,
-                          restarts=restarts, return_info=True)
+                          restarts=restarts, return_info=True, box=box)
         succ.append(info["success"])
         oob.append(float(info["out_of_band"].max()))
     s = torch.stack(succ)
@@ -694,7 +781,7 @@ def success_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps_list: 
 def compare_bands(model: nn.Module, x: torch.Tensor, y: torch.Tensor, masks, norm: str = "l2",
                   eps_list: Sequence[float] | None = None, basis: str = "dct", steps: int = 20,
                   search_steps: int = 10, eps_max: float | None = None, n_boot: int = 1000, ci: float = 0.95,
-                  include_full: bool = True, seed: int = 0, progress: bool = True) -> dict:
+                  include_full: bool = True, seed: int = 0, progress: bool = True, box: bool = True) -> dict:
     """Low- vs high-frequency attacks at equal distortion: one tidy record per band.
 
     For each band of ``masks`` runs :func:`success_curve` over ``eps_list`` and
@@ -723,6 +810,9 @@ def compare_bands(model: nn.Module, x: torch.Tensor, y: torch.Tensor, masks, nor
             the reference every band is weaker than.
         seed: seed of the attacks and of the bootstrap.
         progress: show a progress bar over bands (on a terminal).
+        box: keep the adversarial images in ``[0, 1]`` (default); ``False`` runs curves and
+            searches without the box (:func:`pgd`'s ``box``), to separate the box from the
+            model.
 
     Returns:
         ``{name: record}`` with plain Python floats and lists (JSON-ready); each record has
@@ -731,7 +821,7 @@ def compare_bands(model: nn.Module, x: torch.Tensor, y: torch.Tensor, masks, nor
         distortions), ``distortions`` (``N`` values, ``inf`` where PGD failed at
         ``eps_max``), ``n_coefficients`` (coefficients in the band; ``H * W`` for
         ``"full"``), ``out_of_band_max``, and the setting: ``norm``, ``basis``, ``n``,
-        ``steps``, ``eps_max``.
+        ``steps``, ``eps_max``, ``box``.
 
     Shape:
         - x: ``(N, C, H, W)``.
@@ -743,8 +833,8 @@ def compare_bands(model: nn.Module, x: torch.Tensor, y: torch.Tensor, masks, nor
         ValueError: a mask of the wrong shape, not 0/1, empty or (DFT) not symmetric; no
             band; a band named ``"full"`` with ``include_full``; ``ci`` not in ``(0, 1)``;
             ``eps_max`` not a finite number ``> 0``; ``n_boot`` or ``steps`` not an integer
-            ``>= 1``; ``search_steps`` not an integer ``>= 0`` (all these before any attack
-            runs); ``x`` holding no image; and what :func:`success_curve`, :func:`pgd` and
+            ``>= 1``; ``search_steps`` not an integer ``>= 0``; ``box`` not a bool (all these
+            before any attack runs); ``x`` holding no image; and what :func:`success_curve`, :func:`pgd` and
             :func:`minimal_distortion` reject (``y``, ``norm``, ``basis``, ``eps_list``, a
             model output holding NaN or inf, ...).
     """
@@ -775,12 +865,13 @@ def compare_bands(model: nn.Module, x: torch.Tensor, y: torch.Tensor, masks, nor
         eps_list = [eps_max * f for f in (0.0, 0.0625, 0.125, 0.25, 0.5, 1.0)]
     if isinstance(ci, bool) or not isinstance(ci, (int, float)) or not 0 < ci < 1:
         raise ValueError(f"ci must be in (0, 1), got {ci!r}")
+    _check_bool(box, "box")
     out = {}
     for name, m in progress_bar(list(named.items()), enabled=progress, desc="bands"):
         curve = success_curve(model, x, y, eps_list, band=m, norm=norm, basis=basis, steps=steps, seed=seed,
-                              progress=False)
+                              progress=False, box=box)
         d = minimal_distortion(model, x, y, band=m, norm=norm, basis=basis, eps_max=eps_max,
-                               search_steps=search_steps, pgd_steps=steps, seed=seed, progress=False)
+                               search_steps=search_steps, pgd_steps=steps, seed=seed, progress=False, box=box)
         dn = d.detach().cpu().double().numpy()
         lo, hi = (float(v) for v in bootstrap_ci(dn, median_with_inf, n_boot=n_boot, ci=ci, seed=seed,
                                                   rule="outward"))
@@ -794,6 +885,7 @@ def compare_bands(model: nn.Module, x: torch.Tensor, y: torch.Tensor, masks, nor
             "n_coefficients": int(m.sum()) if m is not None else h * w,
             "out_of_band_max": float(curve["out_of_band_max"].max()),
             "norm": norm, "basis": basis, "n": int(x.shape[0]), "steps": steps, "eps_max": float(eps_max),
+            "box": box,
         }
     return out
 
@@ -873,7 +965,7 @@ def band_comparison(model: nn.Module, x: torch.Tensor, y: torch.Tensor, masks, n
                     eps_list=None, basis: str = "dct", steps: int = 20, search_steps: int = 10,
                     eps_max: float | None = None, n_boot: int = 1000, ci: float = 0.95,
                     include_full: bool = True, seed: int = 0, box_threshold: float = 0.5,
-                    progress: bool = False) -> dict:
+                    progress: bool = False, box: bool = True) -> dict:
     """Run :func:`compare_bands` and say, per band, how many failures the ``[0, 1]`` box explains.
 
     After :func:`compare_bands`, every image that resisted a band up to ``eps_max``
@@ -886,6 +978,11 @@ def band_comparison(model: nn.Module, x: torch.Tensor, y: torch.Tensor, masks, n
         box_threshold: :func:`box_limited`'s ``threshold``, a number in ``(0, 1]`` (checked
             before any attack runs).
         progress: show :func:`compare_bands`' progress bar (default off).
+        box: keep the adversarial images in ``[0, 1]`` (default).  ``False`` runs
+            :func:`compare_bands` without the box; no failure can then be the box's, so
+            :func:`box_limited` is not run: ``box_limited`` is all ``False`` and
+            ``budget_used`` all ``nan``.  Running both settings on the same images tells
+            how much of a band's distortion (and of its failures) the box accounts for.
 
     Returns:
         :func:`compare_bands`' ``{name: record}``, each record extended by ``box_limited``
@@ -904,10 +1001,11 @@ def band_comparison(model: nn.Module, x: torch.Tensor, y: torch.Tensor, masks, n
             not a finite number in ``(0, 1]``.
     """
     box_threshold = check_number(box_threshold, "box_threshold", hi=1.0)     # before any attack
+    _check_bool(box, "box")
     h, w = x.shape[-2:]
     recs = compare_bands(model, x, y, masks, norm=norm, eps_list=eps_list, basis=basis, steps=steps,
                          search_steps=search_steps, eps_max=eps_max, n_boot=n_boot, ci=ci,
-                         include_full=include_full, seed=seed, progress=progress)
+                         include_full=include_full, seed=seed, progress=progress, box=box)
     named = _named_masks(masks, h, w, basis)
     if include_full:
         named["full"] = None
@@ -917,7 +1015,7 @@ def band_comparison(model: nn.Module, x: torch.Tensor, y: torch.Tensor, masks, n
         failed = ~torch.isfinite(d)
         lim = torch.zeros(n, dtype=torch.bool)
         used = torch.full((n,), float("nan"), dtype=torch.float64)
-        if bool(failed.any()):
+        if box and bool(failed.any()):
             idx = failed.nonzero().flatten().to(x.device)
             b = box_limited(model, x[idx], y[idx], named[name], rec["eps_max"], norm=norm, basis=basis,
                             steps=steps, seed=seed, threshold=box_threshold)
@@ -928,6 +1026,369 @@ def band_comparison(model: nn.Module, x: torch.Tensor, y: torch.Tensor, masks, n
         rec["budget_used"] = [float(v) for v in used]
         rec["box_threshold"] = float(box_threshold)
     return recs
+
+
+# ----------------------------------------------------------------------------- minimal-norm attack (DDN)
+
+def minimal_distortion_ddn(model: nn.Module, x: torch.Tensor, y: torch.Tensor, band: torch.Tensor | None = None,
+                           basis: str = "dct", steps: int = 100, init_norm: float = 1.0, gamma: float = 0.05,
+                           alpha: float = 1.0, alpha_min: float = 0.01, targeted: bool = False, box: bool = True,
+                           proj_iters: int = 8, seed: int = 0, return_info: bool = False):
+    """Per image, the smallest L2 perturbation (in a band) found by DDN: one run, no binary search.
+
+    Decoupled Direction and Norm (Rony et al. 2019, "Decoupling direction and norm for
+    efficient gradient-based L2 adversarial attacks and defenses", CVPR) moves the
+    perturbation along the normalised gradient of the cross-entropy and, separately, keeps it
+    on a sphere whose radius shrinks by ``(1 - gamma)`` after each step that ends
+    adversarial and grows by ``(1 + gamma)`` after each that does not; the smallest
+    adversarial perturbation seen is kept.  Here in the band parametrisation: the gradient
+    is projected onto the band before it is normalised (the steepest in-band direction), so
+    the perturbation stays in the band, and instead of DDN's "rescale, then clip to
+    ``[0, 1]``" each iterate is projected onto band ∩ ball ∩ box with the projection of
+    :func:`pgd` (warm-started dual iterations, see the module docstring).  Step size
+    cosine-annealed from ``alpha`` to ``alpha_min`` (Rony et al.'s schedule).  An iterate
+    counts as adversarial only once its out-of-band energy share is below ``1e-4``, so that
+    the returned examples are in band as :func:`pgd`'s are; DDN's final 8-bit quantisation
+    is left out.
+
+    An alternative to :func:`minimal_distortion` for ``norm="l2"``: ``steps`` gradient
+    evaluations in all instead of ``(search_steps + 1) * pgd_steps``, and no assumption that
+    success is monotone in the radius; like it, an upper bound on the true minimal
+    distortion (every value is the size of an adversarial example found).  The resolution
+    is set by ``gamma`` (the radius oscillates by that factor around the boundary).
+
+    Args:
+        model: as in :func:`pgd`.
+        x: images in ``[0, 1]``.
+        y: labels (targets with ``targeted``), in ``[0, K)``.
+        band: ``(H, W)`` mask of the band, or ``None`` (default) for all frequencies.
+        basis: ``"dct"`` (default) or ``"dft"``, the basis of ``band``.
+        steps: iterations, an integer ``>= 1`` (Rony et al.: 100 to 1000).
+        init_norm: the first radius, a finite number ``> 0`` (Rony et al.: 1).
+        gamma: the radius' multiplicative change per step, in ``(0, 1)`` (Rony et al.: 0.05).
+        alpha: the first step size (L2), a finite number ``> 0``.
+        alpha_min: the last step size, in ``(0, alpha]``.
+        targeted: search the smallest perturbation that reaches the target labels ``y``.
+        box: keep the images in ``[0, 1]`` (default); ``False`` as in :func:`pgd`.
+        proj_iters: iterations of the band/ball/box projection per step, ``>= 1``.
+        seed: seed of the random directions drawn for images whose gradient vanishes.
+        return_info: also return a dict (below).
+
+    Returns:
+        ``(N,)`` tensor of distortions (L2, pixel space on ``[0, 1]`` images), ``x``'s
+        dtype and device: ``inf`` where no adversarial example was found, ``0`` where ``x``
+        is already misclassified (targeted: already classified as its target); with
+        ``return_info`` the pair ``(distortions, info)``, ``info`` holding ``x_adv`` (the
+        smallest adversarial examples, ``x`` where none), ``success`` (bool, from a final
+        forward pass: finite distortion) and ``out_of_band`` (share of each perturbation's
+        energy outside the band, below ``1e-3``; 0 without a band).
+
+    Shape:
+        - x: ``(N, C, H, W)``.
+        - y: ``(N,)``.
+        - band: ``(H, W)``.
+        - Output: ``(N,)``; ``info["x_adv"]`` ``(N, C, H, W)``, the other entries ``(N,)``.
+
+    Raises:
+        TypeError: as :func:`pgd` for ``x``, ``y`` and ``band``.
+        ValueError: as :func:`pgd` for ``x``, ``y``, ``basis``, ``band``, ``box``,
+            ``proj_iters`` and the model's output; ``steps`` not an integer ``>= 1``;
+            ``init_norm`` or ``alpha`` not a finite number ``> 0``; ``gamma`` not in
+            ``(0, 1)``; ``alpha_min`` not in ``(0, alpha]``.
+
+    Example:
+        >>> import torch, freqkit as fk
+        >>> _ = torch.manual_seed(0); model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3))
+        >>> x = torch.rand(2, 1, 8, 8); y = model(x).argmax(1); low = fk.low_high_masks(8, 8)["low"]
+        >>> d, info = fk.attacks.minimal_distortion_ddn(model, x, y, band=low, steps=30, return_info=True)
+        >>> info["success"].tolist(), bool((model(info["x_adv"]).argmax(1) != y).all())
+        ([True, True], True)
+        >>> torch.allclose((info["x_adv"] - x).flatten(1).norm(dim=1), d)
+        True
+    """
+    check_images(x, "x", unit_range=True)
+    check_basis(basis)
+    n, _, h, w = x.shape
+    y = check_labels(y, n, x.device)
+    check_positive_int(steps, "steps")
+    init_norm = check_number(init_norm, "init_norm")
+    gamma = check_number(gamma, "gamma")
+    if gamma >= 1:
+        raise ValueError(f"gamma must be in (0, 1), got {gamma!r}")
+    alpha = check_number(alpha, "alpha")
+    alpha_min = check_number(alpha_min, "alpha_min", hi=alpha)
+    _check_bool(box, "box")
+    check_positive_int(proj_iters, "proj_iters")
+    proj = None
+    if band is not None:
+        proj = BandProjector(check_band(band, h, w, basis), basis, x.dtype, x.device)
+    x = x.detach().clamp(0.0, 1.0)
+    gen = torch.Generator(device=x.device)
+    gen.manual_seed(int(seed))
+    if box:
+        lo, hi = -x, 1.0 - x
+    else:
+        lo, hi = torch.full_like(x, -math.inf), torch.full_like(x, math.inf)
+
+    def flat(v):
+        return v.reshape(n, -1).norm(dim=1).view(n, 1, 1, 1)
+
+    delta = torch.zeros_like(x)
+    lam = torch.zeros_like(x)
+    radius = torch.full((n, 1, 1, 1), float(init_norm), dtype=x.dtype, device=x.device)
+    best = torch.full((n,), math.inf, dtype=x.dtype, device=x.device)
+    best_delta = torch.zeros_like(x)
+    with eval_mode(model), torch.enable_grad():
+        for i in range(steps + 1):
+            logits, grad = _loss_and_grad(model, x + delta, y, targeted, check_labels=(i == 0))
+            with torch.no_grad():
+                size = flat(delta).view(n)
+                ok = _succeeded(logits, y, targeted) & (size < best)
+                if proj is not None:
+                    # The clip into the box leaves an out-of-band residue: only iterates whose
+                    # residue is below the projection's target count, so none is discarded later.
+                    ok &= out_of_band_share(delta, proj) <= SHARE_TOL
+                best = torch.where(ok, size, best)
+                best_delta[ok] = delta[ok]
+                if i == steps:
+                    break
+                a = alpha_min + (alpha - alpha_min) * (1 + math.cos(math.pi * i / steps)) / 2
+                g = grad if proj is None else proj(grad)
+                gn = flat(g)
+                dead = gn.view(n) == 0
+                if bool(dead.any()):
+                    # A vanished gradient gives no direction; DDN steps along a random one.
+                    r = _draw(x[dead]).normal_(generator=gen)
+                    g = g.clone()
+                    g[dead] = r if proj is None else proj(r)
+                    gn = flat(g)
+                adv = _succeeded(logits, y, targeted).view(n, 1, 1, 1)
+                radius = torch.where(adv, radius * (1 - gamma), radius * (1 + gamma))
+                z = delta + a * g / gn.clamp_min(1e-30)
+                z = z * (radius / flat(z).clamp_min(1e-30))          # onto the sphere (in band: still in band)
+                if proj is None:
+                    delta = torch.minimum(torch.maximum(z, lo), hi) if box else z
+                else:
+                    delta, _, lam = project(z, lo, hi, proj, radius, proj_iters if box else 0, lam)
+    with torch.no_grad():
+        found = torch.isfinite(best)
+        x_adv = x + best_delta
+        eps = torch.where(found, best, torch.zeros_like(best)).view(n, 1, 1, 1) * (1 + 1e-6)
+        if box:
+            x_adv, share, _ = finalise(x, x_adv, proj, lo, hi, eps, "l2", None)
+        else:
+            x_adv, share, _ = _finalise_unboxed(x, x_adv, proj, eps, "l2", None)
+        with eval_mode(model):
+            logits = check_model_output(model(x_adv), model)
+        success = found & _succeeded(logits, y, targeted)
+        x_adv = torch.where(success.view(n, 1, 1, 1), x_adv, x)
+        d = torch.where(success, flat(x_adv - x).view(n), torch.full_like(best, math.inf))
+    if return_info:
+        return d, {"x_adv": x_adv.detach(), "success": success,
+                   "out_of_band": torch.where(success, share, torch.zeros_like(share))}
+    return d
+
+
+# ----------------------------------------------------------------------------- convergence of the minimal distortion
+
+def _relative_change(prev: float, last: float) -> float:
+    """``|last - prev| / prev``; 0 for equal values (``inf`` and ``inf`` too), ``inf`` where undefined."""
+    if prev == last:
+        return 0.0
+    if not (math.isfinite(prev) and math.isfinite(last)) or prev == 0:
+        return math.inf
+    return abs(last - prev) / prev
+
+
+def _check_settings(settings) -> list:
+    """``settings`` as a list of ``(steps, restarts)`` int pairs, each at least as strong as the one before."""
+    try:
+        pairs = [tuple(p) for p in settings]
+    except TypeError:
+        raise ValueError(f"settings must be a sequence of (steps, restarts) pairs, got {settings!r}") from None
+    if len(pairs) < 2:
+        raise ValueError(f"settings must hold at least 2 (steps, restarts) pairs to compare, got {pairs}")
+    for p in pairs:
+        if len(p) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in p):
+            raise ValueError(f"settings must hold (steps, restarts) pairs of integers >= 1, got {p!r}")
+    for a, b in itertools.pairwise(pairs):
+        if b[0] < a[0] or b[1] < a[1] or a == b:
+            raise ValueError(f"settings must grow in strength (steps and restarts never fewer, one of them "
+                             f"more than the setting before), got {a} then {b}")
+    return pairs
+
+
+def minimal_distortion_convergence(model: nn.Module, x: torch.Tensor, y: torch.Tensor, bands,
+                                   settings: Sequence = ((20, 1), (100, 4)), tol: float = 0.05, norm: str = "l2",
+                                   basis: str = "dct", eps_max: float | None = None, eps_min: float | None = None,
+                                   search_steps: int = 10, step_factor: float = 2.5, box: bool = True,
+                                   include_full: bool = False, seed: int = 0, n_boot: int = 1000, ci: float = 0.95,
+                                   batch_size: int | None = None, progress: bool = False) -> dict:
+    """Are the per-band median minimal distortions stable when the attack gets stronger?
+
+    :func:`minimal_distortion` is an upper bound on the true minimal distortion, tight only
+    if PGD finds (nearly) the smallest adversarial perturbation.  Carlini et al. 2019 ("On
+    evaluating adversarial robustness") ask that an attack's result be shown to have
+    converged: more iterations and more restarts must not change it.  This function runs
+    the minimal-distortion search of every band at each setting ``(steps, restarts)`` of
+    ``settings`` (increasing strength) and reports, per band, the median at each setting,
+    the relative change of the median between the last two settings, and ``converged``
+    (that change ``<= tol``).
+
+    A setting ``(steps, restarts)`` runs ``restarts`` independent searches of ``steps`` PGD
+    steps each and keeps, per image, the smallest distortion found: the first search is
+    :func:`minimal_distortion`'s deterministic one (no random start, seed ``seed``), the
+    r-th further one starts PGD at random points (seed ``seed + r``).  (Restarts inside each
+    PGD run would break the monotonicity the binary search relies on; restarts of the whole
+    search do not.)  A search that an earlier setting already ran (same ``steps`` and
+    restart index) is reused.  Every search result is the size of an adversarial example
+    that was found, so the per-image minimum over *all* settings (``best``) is also an
+    upper bound of the true minimal distortion, the tightest one available: it is reported
+    with its median, interval and distribution.
+
+    Args:
+        model, x, y: as in :func:`pgd` (``y`` the true labels).
+        bands: a ``(K, H, W)`` (or ``(H, W)``) stack of masks (named ``band0``, ...), e.g.
+            :func:`freqkit.equal_count_band_masks` with ``exclude_dc=True``, or a ``{name:
+            (H, W) mask or None}`` dict (``None``: all frequencies), e.g.
+            :func:`freqkit.transforms.low_block_masks`.
+        settings: at least 2 pairs ``(steps, restarts)`` of integers ``>= 1`` in increasing
+            strength: neither number ever smaller than in the setting before, one of them
+            larger (e.g. ``((20, 1), (100, 4))``).
+        tol: the tolerance of ``converged`` on the relative change of the median, a number
+            in ``(0, 1]`` (default 0.05: 5%).
+        norm: ``"l2"`` (default) or ``"linf"``.
+        basis: ``"dct"`` (default) or ``"dft"``, the basis of the masks.
+        eps_max, eps_min, search_steps, step_factor: the search of
+            :func:`minimal_distortion` (defaults as there).
+        box: keep the adversarial images in ``[0, 1]`` (default); ``False`` as in
+            :func:`minimal_distortion`.
+        include_full: also the unconstrained attack, as ``"full"`` (default ``False``).
+        seed: seed of the searches (and of the bootstrap).
+        n_boot: bootstrap resamples of the intervals, an integer ``>= 1``.
+        ci: confidence level of the intervals, in ``(0, 1)``.
+        batch_size: images per PGD call (:func:`minimal_distortion`), ``None``: all.
+        progress: show a progress bar over bands and settings (on a terminal).
+
+    Returns:
+        ``{name: record}``, JSON-ready (plain floats, bools and lists), each record with:
+        ``settings`` (list of ``[steps, restarts]``); per setting, in that order,
+        ``medians`` (:func:`freqkit.median_with_inf` over images; ``inf`` when most images
+        resisted up to ``eps_max``), ``ci_low``/``ci_high`` (percentile bootstrap of the
+        median, :func:`freqkit.bootstrap_ci` with ``rule="outward"``), ``distortions``
+        (``N`` values each) and ``seconds`` (wall time spent on that setting's new
+        searches); ``relative_change`` (of the median between the last two settings:
+        ``|m_last - m_prev| / m_prev``, 0 when equal, also both ``inf``, and ``inf`` when one
+        of them is ``inf`` or ``m_prev`` is 0), ``converged`` (``relative_change <= tol``),
+        ``share_improved`` (share of images whose distortion at the last setting is below
+        ``(1 - tol)`` times the one before, or finite where it was ``inf``: the median can be
+        stable while single images still move); ``best`` (``N`` per-image minima over all
+        settings), ``median_best``, ``best_ci_low``, ``best_ci_high``, ``best_summary``
+        (:func:`freqkit.distribution_summary` of ``best``); and the setting: ``tol``,
+        ``norm``, ``basis``, ``box``, ``eps_max``, ``search_steps``, ``n``,
+        ``n_coefficients`` (``H * W`` for ``"full"``).
+
+    Shape:
+        - x: ``(N, C, H, W)``.
+        - y: ``(N,)``.
+        - bands: ``(K, H, W)``, ``(H, W)`` or a dict of ``(H, W)``.
+
+    Raises:
+        TypeError: a mask that is not a tensor (or ``None`` in a dict).
+        ValueError: ``settings`` not a sequence of at least 2 increasing ``(steps,
+            restarts)`` pairs of integers ``>= 1``; ``tol`` not in ``(0, 1]``; a bad mask
+            (shape, values, empty, DFT symmetry); a band named ``"full"`` with
+            ``include_full``; ``n_boot`` not an integer ``>= 1``; ``ci`` not in ``(0, 1)``;
+            ``eps_max`` not a finite number ``> 0``; ``box`` not a bool (all before any
+            attack runs); and what :func:`minimal_distortion` rejects.
+
+    Example:
+        >>> import torch, freqkit as fk
+        >>> _ = torch.manual_seed(0); model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3))
+        >>> x = torch.rand(4, 1, 8, 8); y = model(x).argmax(1)
+        >>> bands = fk.equal_count_band_masks(8, 8, 2, exclude_dc=True)
+        >>> rec = fk.attacks.minimal_distortion_convergence(model, x, y, bands, settings=[(5, 1), (10, 2)],
+        ...                                                 search_steps=4, n_boot=50)
+        >>> list(rec), rec["band0"]["settings"], len(rec["band0"]["medians"]), len(rec["band0"]["best"])
+        (['band0', 'band1'], [[5, 1], [10, 2]], 2, 4)
+        >>> all(b <= d for b, d in zip(rec["band0"]["best"], rec["band0"]["distortions"][-1]))
+        True
+    """
+    check_images(x, "x", unit_range=True)
+    norm = check_norm(norm)
+    check_basis(basis)
+    h, w = x.shape[-2:]
+    pairs = _check_settings(settings)
+    tol = check_number(tol, "tol", hi=1.0)
+    named = _named_masks(bands, h, w, basis)
+    if not named:
+        raise ValueError("bands must hold at least one band")
+    if include_full:
+        if "full" in named:
+            raise ValueError("bands already has a band named 'full'; rename it or pass include_full=False")
+        named["full"] = None
+    check_positive_int(n_boot, "n_boot")
+    if isinstance(ci, bool) or not isinstance(ci, (int, float)) or not 0 < ci < 1:
+        raise ValueError(f"ci must be in (0, 1), got {ci!r}")
+    _check_bool(box, "box")
+    eps_max = check_number(_default_eps_max(x, norm) if eps_max is None else eps_max, "eps_max")
+
+    def interval(v):
+        lo, hi = bootstrap_ci(v, median_with_inf, n_boot=n_boot, ci=ci, seed=seed, rule="outward")
+        return float(lo), float(hi)
+
+    out = {}
+    work = [(name, k) for name in named for k in range(len(pairs))]
+    bar = progress_bar(work, enabled=progress, desc="convergence")
+    runs: dict = {}
+    per_setting: dict = {}
+    seconds: dict = {}
+    for name, k in bar:
+        m = named[name]
+        steps, restarts = pairs[k]
+        t0 = time.perf_counter()
+        found = []
+        for r in range(restarts):
+            key = (name, steps, r)
+            if key not in runs:
+                runs[key] = minimal_distortion(
+                    model, x, y, band=m, norm=norm, basis=basis, eps_max=eps_max, eps_min=eps_min,
+                    search_steps=search_steps, pgd_steps=steps, step_factor=step_factor, random_start=r > 0,
+                    restarts=1, seed=seed + r, batch_size=batch_size, progress=False, box=box,
+                ).detach().cpu().double().numpy()
+            found.append(runs[key])
+        per_setting[name, k] = np.min(np.stack(found), axis=0)
+        seconds[name, k] = time.perf_counter() - t0
+    if progress and hasattr(bar, "close"):
+        bar.close()
+    for name, m in named.items():
+        ds = [per_setting[name, k] for k in range(len(pairs))]
+        medians = [float(median_with_inf(d)) for d in ds]
+        cis = [interval(d) for d in ds]
+        prev, last = ds[-2], ds[-1]
+        with np.errstate(invalid="ignore"):
+            improved = np.where(np.isinf(prev), np.isfinite(last), last < (1.0 - tol) * prev)
+        best = np.min(np.stack(ds), axis=0)
+        change = _relative_change(medians[-2], medians[-1])
+        b_lo, b_hi = interval(best)
+        out[name] = {
+            "settings": [list(p) for p in pairs],
+            "medians": medians,
+            "ci_low": [c[0] for c in cis], "ci_high": [c[1] for c in cis],
+            "distortions": [[float(v) for v in d] for d in ds],
+            "seconds": [float(seconds[name, k]) for k in range(len(pairs))],
+            "relative_change": change,
+            "converged": bool(change <= tol),
+            "share_improved": float(improved.mean()),
+            "best": [float(v) for v in best],
+            "median_best": float(median_with_inf(best)),
+            "best_ci_low": b_lo, "best_ci_high": b_hi,
+            "best_summary": distribution_summary(best),
+            "tol": tol, "norm": norm, "basis": basis, "box": box, "eps_max": float(eps_max),
+            "search_steps": search_steps, "n": int(x.shape[0]),
+            "n_coefficients": int(m.sum()) if m is not None else h * w,
+        }
+    return out
 
 
 # ----------------------------------------------------------------------------- examples at one radius

@@ -42,6 +42,11 @@ gives freqkit's layers theirs (``Normalize``, and the inverse transform :class:`
 inside :class:`FrequencyModel`, rooted so that relevance is conserved from pixels to
 coefficients).
 
+Baselines (the reference IG integrates from and occlusion fills in) are named in
+:data:`NAMED_BASELINES` and built by :func:`baseline_image`: black, a Gaussian blur of the
+image, or uniform noise (Sturmfels, Lundberg & Lee 2020, "Visualizing the impact of feature
+attribution baselines", Distill).
+
 Beside :func:`attribute`: :func:`band_pixel_attribution` (where in the image each band
 matters), :func:`band_shares`, :func:`topk_reconstruction`, the data-set profile
 :func:`radial_attribution_profile`, and :func:`perturbation_attribution` (which
@@ -76,11 +81,14 @@ __all__ = [
     "scores_of",
     "BandPixelAttribution", "band_pixel_attribution", "band_shares", "band_feature_mask",
     "topk_reconstruction", "RadialAttributionProfile", "radial_attribution_profile", "perturbation_attribution",
+    "NAMED_BASELINES", "baseline_image",
 ]
 
 #: The method names :func:`attribute` accepts (see the table in the module docstring).
 ATTRIBUTION_METHODS = ("saliency", "gradient", "grad_x_input", "ig", "smoothgrad", "occlusion", "shapley")
 _BAND_METHODS = ("occlusion", "shapley")
+#: The baselines :func:`attribute` (and :func:`baseline_image`) accept by name.
+NAMED_BASELINES = ("black", "blur", "uniform")
 _EXACT_SHAPLEY_MAX_K = 8
 _EXACT_SHAPLEY_HARD_MAX_K = 16
 
@@ -530,6 +538,98 @@ def band_feature_mask(masks: torch.Tensor) -> torch.Tensor:
     return (masks.long() * ids).sum(0)[None, None]
 
 
+# ============================================================================ baselines
+
+def _blur_dct(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Gaussian blur of std ``sigma`` pixels with mirrored borders, as a DCT filter."""
+    h, w = x.shape[-2:]
+    # The DCT-II diagonalises convolution with a symmetric kernel under the half-sample
+    # mirrored extension of the image, so the blur is one multiplication per coefficient by
+    # the Gaussian's frequency response exp(-sigma^2 omega^2 / 2), omega = pi k / n rad/pixel.
+    wu = torch.arange(h, dtype=torch.float64, device=x.device) * (math.pi / h)
+    wv = torch.arange(w, dtype=torch.float64, device=x.device) * (math.pi / w)
+    gain = torch.exp(-0.5 * sigma ** 2 * (wu[:, None] ** 2 + wv[None, :] ** 2)).to(x.dtype)
+    return from_basis(to_basis(x, "dct") * gain, "dct")
+
+
+def baseline_image(x: torch.Tensor, baseline=None, sigma: float | None = None, seed: int = 0) -> torch.Tensor:
+    """The baseline image of every row of ``x``, from a name, a number, a tensor or ``None``.
+
+    Integrated Gradients explains ``f(x) - f(baseline)``; in the frequency basis only the
+    coefficients where ``x`` and the baseline differ can be attributed (the scores are
+    ``(c - c_b)`` times a path-averaged gradient), so the baseline decides which frequencies
+    an attribution can see.  The named baselines follow Sturmfels, Lundberg & Lee 2020
+    ("Visualizing the impact of feature attribution baselines", Distill), who compare them
+    for IG:
+
+    * ``"black"``: zeros (the same as ``None``): every coefficient of ``x`` is attributable.
+    * ``"blur"``: ``x`` blurred by a Gaussian of std ``sigma`` pixels with mirrored
+      borders, as one multiplication per DCT coefficient by the Gaussian's frequency
+      response (for ``sigma >= 1.5`` equal to ``scipy.ndimage.gaussian_filter`` with
+      ``mode="reflect"`` to 1e-5; below, the sampled kernel aliases and they part); default
+      ``sigma = min(H, W) / 16``, 2 pixels at 32 x 32, 14 at 224 x 224.  The blur keeps
+      the low frequencies of ``x``: ``c - c_b`` is ``c * (1 - exp(-sigma^2 omega^2 / 2))``
+      (``omega = pi k / n`` for DCT index ``k`` of ``n``), so IG can give the lowest
+      frequencies almost nothing, and the DC coefficient exactly nothing, by construction,
+      whatever the model does.
+    * ``"uniform"``: uniform noise in ``[0, 1]``, one draw per image, seeded (a private
+      generator: torch's global stream is untouched, and the same ``x`` shape and ``seed``
+      give the same noise, so IG and occlusion called separately share it).  White noise
+      has a flat spectrum, so ``c - c_b`` carries noise energy at every frequency.
+
+    Args:
+        x: images ``(N, C, H, W)``, floating point and finite (the result takes their dtype
+            and device).
+        baseline: ``None`` or ``"black"`` (zeros), ``"blur"``, ``"uniform"``, a finite
+            number (a constant image), or a tensor ``(N, C, H, W)``, ``(1, C, H, W)`` or
+            ``(C, H, W)`` (copied, expanded to ``N`` rows).
+        sigma: std of the Gaussian blur in pixels, a finite number > 0, for ``"blur"``
+            only (``None``: ``min(H, W) / 16``).
+        seed: seeds the ``"uniform"`` noise (an integer).
+
+    Returns:
+        a new ``(N, C, H, W)`` tensor of ``x``'s dtype and device.
+
+    Shape:
+        - x, output: ``(N, C, H, W)``.
+
+    Raises:
+        ValueError: ``x`` not 4-D or not finite; an unknown name (the message lists
+            :data:`NAMED_BASELINES`); ``sigma`` not a finite number > 0, or given with
+            another baseline than ``"blur"``; ``seed`` not an integer; a non-finite number
+            or tensor, or a tensor of another shape.
+        TypeError: ``x`` not a floating-point tensor; ``baseline`` of another type.
+
+    Example:
+        >>> import torch
+        >>> from freqkit.attribution import baseline_image
+        >>> x = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+        >>> b = baseline_image(x, "blur", sigma=1.0)
+        >>> b.shape, bool(torch.allclose(b.mean((2, 3)), x.mean((2, 3)), atol=1e-6))  # a blur keeps the mean
+        (torch.Size([2, 3, 8, 8]), True)
+        >>> bool(torch.equal(baseline_image(x, "uniform"), baseline_image(x, "uniform")))
+        True
+    """
+    check_images(x, "x")
+    if sigma is not None and baseline != "blur":
+        raise ValueError(f"sigma is the std of the 'blur' baseline; got sigma={sigma!r} with baseline={baseline!r}")
+    if not isinstance(baseline, str):
+        return prepare_baseline(baseline, x)
+    check_choice(baseline, "baseline", NAMED_BASELINES)
+    if baseline == "black":
+        return torch.zeros_like(x)
+    if baseline == "blur":
+        if sigma is None:
+            sigma = min(x.shape[-2:]) / 16
+        if isinstance(sigma, bool) or not isinstance(sigma, numbers.Real) or not math.isfinite(sigma) or sigma <= 0:
+            raise ValueError(f"sigma must be a finite number > 0 (pixels), got {sigma!r}")
+        return _blur_dct(x, float(sigma))
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise ValueError(f"seed must be an integer, got {seed!r}")
+    gen = torch.Generator().manual_seed(int(seed))
+    return torch.rand(x.shape, generator=gen, dtype=torch.float64).to(device=x.device, dtype=x.dtype)
+
+
 # ============================================================================ attribute()
 
 def _spread(band_scores: torch.Tensor, masks: torch.Tensor, channels: int) -> torch.Tensor:
@@ -579,8 +679,13 @@ def attribute(model: Callable, x: torch.Tensor, target, method: str = "ig", basi
         basis: ``"dct"`` (default) or ``"dft"`` (real Hartley form of the centred DFT).
         n_steps: IG quadrature steps (>= 1, default 64); used by ``"ig"`` only.
         baseline: reference image, in pixel space: ``None`` (zeros: a black image, i.e.
-            zero coefficients), a number (a constant grey image: only the DC coefficient is
-            nonzero), or a tensor ``(N, C, H, W)``, ``(1, C, H, W)`` or ``(C, H, W)``.  IG
+            zero coefficients), a name of :data:`NAMED_BASELINES` (``"black"``, ``"blur"``:
+            a Gaussian blur of ``x``, ``"uniform"``: seeded uniform noise; built by
+            :func:`baseline_image` with its defaults, after Sturmfels et al. 2020, "Visualizing
+            the impact of feature attribution baselines"; call :func:`baseline_image` yourself
+            for another ``sigma`` or ``seed``), a number (a constant grey image: only the DC
+            coefficient is nonzero), or a tensor ``(N, C, H, W)``, ``(1, C, H, W)`` or
+            ``(C, H, W)``.  IG
             integrates from it; occlusion and Shapley replace removed coefficients by the
             baseline's coefficients (zeros by default, the authors' definition); the other
             named methods ignore it.  A Captum method that takes ``baselines`` gets its
@@ -638,7 +743,7 @@ def attribute(model: Callable, x: torch.Tensor, target, method: str = "ig", basi
           result.delta, result.target: ``(N,)``.
 
     Raises:
-        ValueError: an unknown ``method``, ``basis`` or ``output``; ``n_steps`` or
+        ValueError: an unknown ``method``, ``basis``, ``output`` or baseline name; ``n_steps`` or
             ``internal_batch_size`` not an integer >= 1; ``x`` not 4-D, not finite, or
             holding no image ("x holds no images (N = 0)"); ``baseline`` non-finite or of a
             shape that does not match ``x``; ``masks`` of the wrong shape, not 0/1, with an
@@ -679,12 +784,19 @@ def attribute(model: Callable, x: torch.Tensor, target, method: str = "ig", basi
     opts = dict(kw) if captum_method else _check_options(method, kw)
     check_images(x, "x", nonempty=True)
     _check_pixel_model(model)
+    named = baseline if isinstance(baseline, str) else None
+    if named is not None:
+        baseline = baseline_image(x, named)
     with eval_mode(model):
         if captum_method:
-            return _captum_attribute(model, x, target, method, basis, n_steps, baseline, internal_batch_size, masks,
-                                     output, opts)
-        return _attribute(model, x, target, method, basis, n_steps, baseline, internal_batch_size, masks, output,
-                          opts)
+            res = _captum_attribute(model, x, target, method, basis, n_steps, baseline, internal_batch_size, masks,
+                                    output, opts)
+        else:
+            res = _attribute(model, x, target, method, basis, n_steps, baseline, internal_batch_size, masks, output,
+                             opts)
+    if named is not None:
+        res.info["baseline"] = named
+    return res
 
 
 # ============================================================================ any Captum method
@@ -1041,7 +1153,8 @@ def band_pixel_attribution(model: Callable, x: torch.Tensor, target, masks: torc
         masks: ``(K, H, W)`` bool bands that partition the frequency plane of ``basis``.
         basis: ``"dct"`` (default) or ``"dft"``.
         n_steps: IG steps (>= 1, default 64).
-        baseline: as in :func:`attribute` (default ``None``: a black image).
+        baseline: as in :func:`attribute` (default ``None``: a black image; a name of
+            :data:`NAMED_BASELINES` too).
         internal_batch_size: at most this many model inputs per pass (images x steps);
             ``None``: no limit.
         ig_method: Captum's quadrature rule (default ``"gausslegendre"``).
@@ -1081,7 +1194,7 @@ def band_pixel_attribution(model: Callable, x: torch.Tensor, target, masks: torc
     check_images(x, "x", nonempty=True)
     _check_pixel_model(model)
     n, ch, h, w = x.shape
-    b = prepare_baseline(baseline, x)
+    b = baseline_image(x, baseline)
     masks = check_masks(masks, h, w, partition=True, device=x.device)
     head = OutputHead(model, output)
     with eval_mode(model):
@@ -1180,7 +1293,8 @@ def topk_reconstruction(x: torch.Tensor, scores, fraction: float, basis: str = "
         fraction: share of coefficients kept, a number in ``[0, 1]``.
         basis: ``"dct"`` (default) or ``"dft"``.
         by: ``"abs"`` (default) or ``"signed"``.
-        baseline: as in :func:`attribute` (default ``None``: zeros).
+        baseline: as in :func:`attribute` (default ``None``: zeros; a name of
+            :data:`NAMED_BASELINES` too).
         return_mask: also return the kept-coefficient mask.
 
     Returns:
@@ -1215,7 +1329,7 @@ def topk_reconstruction(x: torch.Tensor, scores, fraction: float, basis: str = "
         raise ValueError(f"scores must have the shape of x {tuple(x.shape)}, got {tuple(s.shape)}")
     if not isinstance(fraction, numbers.Real) or isinstance(fraction, bool) or not 0 <= fraction <= 1:
         raise ValueError(f"fraction must be a number in [0, 1], got {fraction!r}")
-    b = prepare_baseline(baseline, x)
+    b = baseline_image(x, baseline)
     n = x.shape[0]
     d = x[0].numel()
     k = int(round(fraction * d))

@@ -12,6 +12,9 @@
   :func:`model_randomisation_check`, :func:`randomisation_summary`, and how much of a
   ranking is just the input's spectrum: :func:`input_rank_correlation`.
 * Band shares with intervals: :func:`band_share_profile`.
+* Agreement with occlusion against two nulls on the same images (:func:`attribution_vs_nulls`):
+  the band energy of ``x - baseline`` (what any method that follows the image's spectrum
+  gets) and the attribution of the randomised model (Adebayo et al. 2018).
 
 Ground truth on a planted-frequency data set is :mod:`freqkit.planted`; the verdicts these
 numbers feed are :mod:`freqkit.hypotheses`.
@@ -27,22 +30,21 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._explain import (
-    OUTPUTS, OutputHead, check_internal_batch, eval_variants, forward_batched, prepare_baseline, resolve_target,
-)
+from ._explain import OUTPUTS, OutputHead, check_internal_batch, eval_variants, forward_batched, resolve_target
 from ._runtime import eval_mode
 from ._runtime import progress as progress_bar
 from ._validate import check_choice, check_images, check_model_output, check_positive_int
 from .attribution import (
-    ATTRIBUTION_METHODS, FrequencyAttribution, FrequencyModel, attribute, band_shares, scores_of, topk_reconstruction,
+    ATTRIBUTION_METHODS, FrequencyAttribution, FrequencyModel, attribute, band_shares, baseline_image, scores_of,
+    topk_reconstruction,
 )
-from .stats import bootstrap_ci, distribution_summary, spearman_rows
-from .transforms import check_basis, frequency_radius, to_basis
+from .stats import bootstrap_ci, distribution_summary, paired_difference, spearman_rows
+from .transforms import band_energy, check_basis, frequency_radius, radial_profile, to_basis
 
 __all__ = ["compare_methods", "relative_completeness", "completeness_summary", "band_rank_agreement",
            "captum_parity", "DeletionInsertionCurves", "deletion_insertion_curves", "auc_table", "topk_series",
            "RandomisationCheck", "model_randomisation_check", "input_rank_correlation", "randomisation_summary",
-           "band_share_profile"]
+           "band_share_profile", "NullComparison", "attribution_vs_nulls"]
 
 
 # ============================================================================ several methods at once
@@ -393,7 +395,8 @@ def deletion_insertion_curves(model: Callable, x: torch.Tensor, target, scores, 
         basis: ``"dct"`` (default) or ``"dft"``.
         orders: one order name or a sequence of them (default: all four).
         n_points: points per curve, >= 2 (default 21).
-        baseline: as in :func:`freqkit.attribute` (default ``None``: zeros).
+        baseline: as in :func:`freqkit.attribute` (default ``None``: zeros; a name of
+            :data:`freqkit.attribution.NAMED_BASELINES` too).
         output: ``"prob"`` (default; softmax probability, as Petsiuk et al.), ``"logit"`` or
             ``"log_prob"``.
         by: ``"signed"`` (default) or ``"abs"``, for the ``"attribution"`` order.
@@ -439,7 +442,7 @@ def _deletion_insertion(model, x, target, s, basis, orders, n_points, baseline, 
     """:func:`deletion_insertion_curves` after its argument checks, with ``model`` in eval mode."""
     n, ch, h, w = x.shape
     d = ch * h * w
-    b = prepare_baseline(baseline, x)
+    b = baseline_image(x, baseline)
     head = OutputHead(FrequencyModel(model, basis), output, model=model)
     c, cb = to_basis(x, basis), to_basis(b, basis)
     t = resolve_target(target, forward_batched(head, c, internal_batch_size))
@@ -797,3 +800,206 @@ def band_share_profile(result, masks: torch.Tensor, by: str = "signed", n_boot: 
     sh = band_shares(result, masks, by=by).detach().cpu().numpy()
     lo, hi = bootstrap_ci(sh, stat=np.mean, n_boot=n_boot, seed=seed)
     return sh.mean(0), lo, hi
+
+
+# ============================================================================ agreement against nulls
+
+@dataclass
+class NullComparison:
+    """Result of :func:`attribution_vs_nulls`: per image, agreement with occlusion of a method and of two nulls.
+
+    Attributes:
+        spearman: ``(N,)`` float64, Spearman correlation between the method's band scores
+            and the band-occlusion scores (both of the trained model).
+        spearman_energy: ``(N,)``, the same for null (a): the band energy of ``x - baseline``.
+        spearman_randomised: ``(N,)``, the same for null (b): the method's band scores on the
+            model with every layer re-initialised.
+        diff_energy, diff_randomised: ``(N,)`` paired differences ``spearman - spearman_*``
+            (NaN where either side is NaN: a constant row of band scores).
+        occlusion_bands, method_bands, energy_bands, randomised_bands: ``(N, K)`` the band
+            scores compared (CPU; ``by="abs"`` compares their absolute values).
+        target: ``(N,)`` the explained classes; masks: ``(K, H, W)`` the bands.
+        method, basis, by, baseline, seed, layers: the setting (``baseline`` the name, or
+            ``"tensor"``/``"number"``/``"black"``).
+    """
+
+    spearman: torch.Tensor
+    spearman_energy: torch.Tensor
+    spearman_randomised: torch.Tensor
+    diff_energy: torch.Tensor
+    diff_randomised: torch.Tensor
+    occlusion_bands: torch.Tensor
+    method_bands: torch.Tensor
+    energy_bands: torch.Tensor
+    randomised_bands: torch.Tensor
+    target: torch.Tensor
+    masks: torch.Tensor
+    method: str
+    basis: str
+    by: str
+    baseline: str
+    seed: int
+    layers: list
+
+    def summary(self, n_boot: int = 2000, seed: int = 0) -> dict:
+        """Mean and median of each correlation, and the paired differences with bootstrap 95% CIs.
+
+        Images where a correlation is NaN (a constant row) are left out of that pair.  The
+        mean difference and its CI are :func:`freqkit.stats.paired_difference`; the median
+        difference's CI is :func:`freqkit.stats.bootstrap_ci` with ``np.median`` (both
+        percentile bootstraps over images, seeded with ``seed``).
+
+        Args:
+            n_boot: bootstrap resamples, >= 1 (default 2000).
+            seed: seeds the resampling.
+
+        Returns:
+            ``{"method", "n", "spearman": {"method", "energy", "randomised"} (each
+            ``{"mean", "median", "n_nan"}``), "vs_energy", "vs_randomised"}``; each ``vs_*``
+            is :func:`freqkit.stats.paired_difference`'s dict (``mean``, ``ci_low``,
+            ``ci_high``, ``ci``, ``n``) plus ``median``, ``median_ci_low``,
+            ``median_ci_high`` and ``share_positive`` (share of pairs where the method
+            agrees better than the null), or ``None`` with fewer than 2 usable pairs.
+
+        Raises:
+            ValueError: ``n_boot`` not an integer >= 1.
+        """
+        check_positive_int(n_boot, "n_boot")
+        m = self.spearman.double().numpy()
+        out: dict = {"method": self.method, "n": int(m.size), "spearman": {}}
+        for name, v in (("method", m), ("energy", self.spearman_energy.double().numpy()),
+                        ("randomised", self.spearman_randomised.double().numpy())):
+            ok = v[np.isfinite(v)]
+            out["spearman"][name] = {"mean": float(ok.mean()) if ok.size else float("nan"),
+                                     "median": float(np.median(ok)) if ok.size else float("nan"),
+                                     "n_nan": int(v.size - ok.size)}
+        for name, null in (("vs_energy", self.spearman_energy), ("vs_randomised", self.spearman_randomised)):
+            nv = null.double().numpy()
+            ok = np.isfinite(m) & np.isfinite(nv)
+            if ok.sum() < 2:
+                out[name] = None
+                continue
+            d = paired_difference(m[ok], nv[ok], n_boot=n_boot, seed=seed)
+            lo, hi = bootstrap_ci(m[ok] - nv[ok], np.median, n_boot=n_boot, seed=seed)
+            d.update(median=float(np.median(m[ok] - nv[ok])), median_ci_low=float(lo), median_ci_high=float(hi),
+                     share_positive=float(np.mean(m[ok] > nv[ok])))
+            out[name] = d
+        return out
+
+
+def attribution_vs_nulls(model: nn.Module, x: torch.Tensor, target, masks: torch.Tensor | None = None,
+                         method: str = "ig", basis: str = "dct", baseline=None, n_steps: int = 32,
+                         by: str = "signed", seed: int = 0, layers: Sequence[str] | None = None,
+                         output: str = "logit", internal_batch_size: int | None = None,
+                         **attr_kw) -> NullComparison:
+    """Does an attribution agree with band occlusion better than two nulls do, on the same images?
+
+    H2's agreement test (per image, the Spearman correlation between a method's band scores
+    and band-occlusion scores, :func:`band_rank_agreement`) has no null of its own: natural
+    images have about ``1/f`` amplitude spectra, so any score that follows the energy of
+    ``x - baseline`` per band ranks the bands much as occlusion does.  Here, per image, the
+    same correlation for
+
+    * the method (``method`` on the trained model);
+    * null (a), the band energy of ``c - c_b``: the sum over each band (and channels) of
+      the squared coefficients of ``x - baseline`` in ``basis``
+      (:func:`freqkit.band_energy` with ``normalize=False``), used as band scores: what a
+      method gets that sees only the image, not the model;
+    * null (b), the method on the randomised model: every randomisable layer re-initialised
+      (:func:`model_randomisation_check` with ``mode="all"``, the end state of Adebayo et
+      al. 2018's cascading randomisation, "Sanity checks for saliency maps"; same images,
+      targets, bands and baseline): what a method gets from the architecture and the
+      image alone;
+
+    and the paired per-image differences ``method - null``: the numbers to bootstrap
+    (:meth:`NullComparison.summary`, or :func:`freqkit.stats.paired_difference` /
+    :func:`freqkit.stats.hierarchical_bootstrap_ci` on them after dropping NaN pairs).  The
+    occlusion reference is :func:`freqkit.attribute` ``method="occlusion"`` (band removed,
+    replaced by the baseline's coefficients; after Wang et al. 2020) on the trained model.
+    Every call runs the model in eval mode and restores each submodule's mode; the model's
+    parameters are untouched (a copy is randomised).
+
+    Args:
+        model: an ``nn.Module`` pixel classifier (its layers are re-initialised in a copy).
+        x: images ``(N, C, H, W)``, at least one.
+        target: as in :func:`freqkit.attribute` (an int, ``(N,)`` ints or ``"predicted"``,
+            resolved once on the trained model and reused by every method).
+        masks: ``(K, H, W)`` disjoint bool bands, ``K >= 2`` (``None``: the ring bands of
+            :func:`freqkit.ring_band_masks`, occlusion's default).
+        method: the attribution method judged (default ``"ig"``; any name of
+            :data:`freqkit.ATTRIBUTION_METHODS`).
+        basis: ``"dct"`` (default) or ``"dft"``.
+        baseline: as in :func:`freqkit.attribute` (``None``: black; ``"blur"``,
+            ``"uniform"``, a number or a tensor), built once and shared by the method,
+            occlusion and both nulls.
+        n_steps: IG steps (>= 1, default 32).
+        by: ``"signed"`` (default; the band scores as they are, as H2 compares them) or
+            ``"abs"`` (their absolute values).  Null (a) is never negative, so with
+            ``"signed"`` it cannot follow a band whose removal raises the output; the
+            spectrum's confound lives in the magnitudes, and ``"abs"`` tests it hardest
+            (measured on a small CIFAR-10 AirNet: median Spearman of null (a) 0.25 signed,
+            0.83 abs, against IG's 0.87 and 0.77).
+        seed: seeds the re-initialisation of null (b) (torch's global RNG is forked).
+        layers: the layers re-initialised for null (b) (default: every randomisable layer).
+        output: ``"logit"`` (default), ``"prob"`` or ``"log_prob"`` of the target class.
+        internal_batch_size: as in :func:`freqkit.attribute`.
+        **attr_kw: the method's options (e.g. ``ig_method``), passed to
+            :func:`freqkit.attribute` for the method and null (b).
+
+    Returns:
+        :class:`NullComparison` (CPU tensors).
+
+    Shape:
+        - x: ``(N, C, H, W)``; masks: ``(K, H, W)``.
+        - result.spearman*, result.diff_*: ``(N,)``; result.*_bands: ``(N, K)``.
+
+    Raises:
+        TypeError: ``model`` not an ``nn.Module``; and :func:`freqkit.attribute`'s.
+        ValueError: an unknown ``method``, ``basis``, ``by`` or ``output``; ``x`` not 4-D,
+            not finite or holding no image; ``masks`` overlapping, of the wrong shape, or
+            with fewer than 2 bands; ``n_steps`` not an integer >= 1; a bad ``baseline``
+            (an unknown name, another shape) or ``target``; no randomisable layer, or a
+            name in ``layers`` that is not one; a model output holding NaN or inf.
+
+    Example:
+        >>> import torch, freqkit as fk
+        >>> from freqkit.faithfulness import attribution_vs_nulls
+        >>> _ = torch.manual_seed(0); x = torch.rand(3, 1, 8, 8)
+        >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3))
+        >>> r = attribution_vs_nulls(model, x, 0, fk.band_masks(8, 8, 4), n_steps=8)
+        >>> r.spearman.shape, r.energy_bands.shape, bool(torch.allclose(r.diff_energy, r.spearman - r.spearman_energy))
+        (torch.Size([3]), torch.Size([3, 4]), True)
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module (null (b) re-initialises its layers), got {type(model).__name__}")
+    check_choice(method, "method", ATTRIBUTION_METHODS)
+    check_choice(by, "by", ("signed", "abs"))
+    check_choice(output, "output", OUTPUTS)
+    check_basis(basis)
+    check_positive_int(n_steps, "n_steps")
+    check_images(x, "x", nonempty=True)
+    b = baseline_image(x, baseline)
+    name = baseline if isinstance(baseline, str) else ("black" if baseline is None else
+                                                          "number" if isinstance(baseline, numbers.Real) else "tensor")
+    kw = dict(basis=basis, baseline=b, n_steps=n_steps, internal_batch_size=internal_batch_size, output=output)
+    with eval_mode(model):
+        occ = attribute(model, x, target, method="occlusion", masks=masks, **kw)
+        masks = occ.masks
+        if masks.shape[0] < 2:
+            raise ValueError(f"masks must hold at least 2 bands to rank, got {masks.shape[0]}")
+        check = model_randomisation_check(model, x, occ.target, method=method, mode="all", layers=layers, seed=seed,
+                                          masks=masks, **kw, **attr_kw)
+    ob = occ.band_scores.detach()
+    mb = check.original.bands(masks).detach()
+    rb = radial_profile(check.randomised_scores[-1].sum(1), masks.to(check.randomised_scores.device)).detach()
+    eb = band_energy((x - b).detach(), basis=basis, masks=masks, normalize=False)
+    bands = [v.double().cpu() for v in (ob, mb, eb, rb)]
+    ranked = [v.abs() for v in bands] if by == "abs" else bands
+    rho = band_rank_agreement(ranked[1], ranked[0])
+    rho_e = band_rank_agreement(ranked[2], ranked[0])
+    rho_r = band_rank_agreement(ranked[3], ranked[0])
+    return NullComparison(spearman=rho, spearman_energy=rho_e, spearman_randomised=rho_r, diff_energy=rho - rho_e,
+                          diff_randomised=rho - rho_r, occlusion_bands=bands[0], method_bands=bands[1],
+                          energy_bands=bands[2], randomised_bands=bands[3], target=occ.target.cpu(),
+                          masks=masks.cpu(), method=method, basis=basis, by=by, baseline=name, seed=seed,
+                          layers=list(_randomisable_layers(model)[::-1] if layers is None else layers))

@@ -344,7 +344,10 @@ def _run_block(model, xb, yb, off, dir_flat, sign_of, eps, batch_size, metrics, 
                         val = (logits.argmax(1) != yy).to(torch.float64)
                     else:
                         val = (clean_y[i0:i1].repeat(d1 - d0) - logits.gather(1, yy[:, None]).squeeze(1)).double()
-                    acc[d0:d1] += val.reshape(d1 - d0, i1 - i0).sum(1)
+                    if acc.dim() == 2:      # per image: (directions, images of x)
+                        acc[d0:d1, off + i0:off + i1] += val.reshape(d1 - d0, i1 - i0)
+                    else:
+                        acc[d0:d1] += val.reshape(d1 - d0, i1 - i0).sum(1)
             if hooks.names:
                 for name, a in hooks.take().items():
                     diff = a.reshape(d1 - d0, i1 - i0, -1).double() - clean_acts[name][i0:i1].unsqueeze(0).double()
@@ -354,7 +357,16 @@ def _run_block(model, xb, yb, off, dir_flat, sign_of, eps, batch_size, metrics, 
 
 
 def _assemble(acc: torch.Tensor, n: int, idx, mirror, h: int, w: int, complete: bool) -> torch.Tensor:
-    """The ``(H, W)`` float32 map: per-direction means at ``f`` and ``-f``; NaN where not evaluated."""
+    """The ``(H, W)`` float32 map: per-direction means at ``f`` and ``-f``; NaN where not evaluated.
+
+    A ``(D, N)`` ``acc`` (per image) gives ``(N, H, W)``: each image's own values.
+    """
+    if acc.dim() == 2:
+        hm = torch.full((h * w, acc.shape[1]), 0.0 if complete else float("nan"), dtype=torch.float64,
+                        device=acc.device)
+        hm[idx.to(acc.device)] = acc
+        hm[mirror.to(acc.device)] = acc
+        return hm.T.reshape(-1, h, w).to(torch.float32)
     if complete:
         hm = torch.zeros(h * w, dtype=torch.float64, device=acc.device)
     else:
@@ -365,7 +377,7 @@ def _assemble(acc: torch.Tensor, n: int, idx, mirror, h: int, w: int, complete: 
 
 
 def _heatmap_pass(model, x, y, *, eps, batch_size, seed, metric, layers, directions, signs, progress, what,
-                  labels_needed=True) -> dict:
+                  labels_needed=True, per_image=False) -> dict:
     """The one engine of the heat maps: validation, sharding, the perturbed passes, the full result.
 
     Returns ``{"maps": {metric: map}, "layer_maps": {layer: map}, "n": images, "clean_correct":
@@ -401,6 +413,9 @@ def _heatmap_pass(model, x, y, *, eps, batch_size, seed, metric, layers, directi
             if not hasattr(x, "__iter__"):
                 raise TypeError(f"x must be a tensor of images or an iterable of (images, labels) batches (e.g. a "
                                 f"DataLoader), got {type(x).__name__}")
+            if per_image:
+                raise ValueError("per_image=True needs x as a tensor of images (the maps of every image are kept), "
+                                 "not an iterable of batches")
         if tensor:
             dirs = _select_directions(h, w, directions, x.device)
             info.update(n=n, shape=f"{c}x{h}x{w}", x_sum=checksum(x),
@@ -416,7 +431,8 @@ def _heatmap_pass(model, x, y, *, eps, batch_size, seed, metric, layers, directi
         part = shard(idx.numel())
         my_idx = idx[part]
         dev = x.device
-        accs = {m_: torch.zeros(my_idx.numel(), dtype=torch.float64, device=dev) for m_ in metrics}
+        accs = {m_: torch.zeros((my_idx.numel(), n) if per_image else my_idx.numel(), dtype=torch.float64,
+                                device=dev) for m_ in metrics}
         laccs = {nm: torch.zeros(my_idx.numel(), dtype=torch.float64, device=dev) for nm in names}
         blocks = [(0, n)] if not names else [(b, min(n, b + batch_size)) for b in range(0, n, batch_size)]
         total = sum(math.ceil(my_idx.numel() / max(1, batch_size // (b1 - b0)))
@@ -507,7 +523,8 @@ class _NullBar:
 
 def fourier_heatmap(model: nn.Module, x, y: torch.Tensor | None = None, eps: float = 4.0,
                     batch_size: int = 512, seed: int = 0, metric: str = "error",
-                    progress: bool = True, directions=None, signs: str | None = None) -> torch.Tensor:
+                    progress: bool = True, directions=None, signs: str | None = None,
+                    per_image: bool = False) -> torch.Tensor:
     """Fourier heat map (Yin et al. 2019, "A Fourier perspective on model robustness").
 
     For every frequency ``(u, v)`` of the centred DFT grid, each image gets the real
@@ -568,17 +585,25 @@ def fourier_heatmap(model: nn.Module, x, y: torch.Tensor | None = None, eps: flo
             frequency, :func:`fourier_directions`) or a 1-D integer tensor of flat indices of
             the centred grid (each standing for its conjugate pair).
         signs: ``"stream"``, ``"hashed"`` or ``None`` (see above).
+        per_image: return every image's own map, ``(N, H, W)`` (``"error"``: 0 or 1 per
+            image and frequency; ``"logit_change"``: that image's drop), instead of their
+            mean; the same perturbed images, so the mean over images of the per-image maps
+            is the map (to float rounding).  For per-image summaries
+            (:func:`heatmap_summary` of the stack) that a bootstrap over images needs.
+            Tensor ``x`` only; keeps ``8 N D`` bytes for ``D`` directions (4 MB for 1,000
+            CIFAR images on the full grid).
 
     Returns:
         float32 map on ``x``'s device (an iterable: the model's device), laid out on the
         centred grid of :func:`freqkit.dft2` (zero frequency at ``(H//2, W//2)``), error
         rates in ``[0, 1]`` or mean logit drops, NaN at frequencies a sub-grid leaves out;
-        a ``{metric: map}`` dict when ``metric`` is a tuple or list.
+        a ``{metric: map}`` dict when ``metric`` is a tuple or list; ``(N, H, W)`` maps with
+        ``per_image=True``.
 
     Shape:
         - x: ``(N, C, H, W)``.
         - y: ``(N,)``.
-        - Output: ``(H, W)`` (each map).
+        - Output: ``(H, W)`` (each map); ``(N, H, W)`` with ``per_image=True``.
 
     Raises:
         TypeError: ``x`` not a floating-point tensor (nor an iterable), ``y`` not an integer
@@ -587,9 +612,9 @@ def fourier_heatmap(model: nn.Module, x, y: torch.Tensor | None = None, eps: flo
             ("x holds no images (N = 0)"); ``metric`` empty or not
             ``"error"``/``"logit_change"``; ``y`` not ``(N,)`` or outside ``[0, K)``;
             ``eps`` not a finite number ``>= 0``; ``batch_size`` not an integer ``>= 1``;
-            ``signs`` unknown, or ``"stream"`` with an iterable; ``y`` given with an
-            iterable; a batch of an iterable that is not ``(images, labels)`` or of another
-            image shape; ``directions`` empty or outside the grid; the model returning
+            ``signs`` unknown, or ``"stream"`` with an iterable; ``y`` or ``per_image``
+            given with an iterable; a batch of an iterable that is not ``(images, labels)``
+            or of another image shape; ``directions`` empty or outside the grid; the model returning
             anything but finite ``(n, K)`` logits (NaN or inf: a corrupt or diverged
             checkpoint; the message names the model); different inputs on different ranks.
         RankFailed: (distributed) another rank raised.
@@ -612,7 +637,8 @@ def fourier_heatmap(model: nn.Module, x, y: torch.Tensor | None = None, eps: flo
         ((4, 4), True)
     """
     r = _heatmap_pass(model, x, y, eps=eps, batch_size=batch_size, seed=seed, metric=metric, layers=None,
-                      directions=directions, signs=signs, progress=progress, what="fourier_heatmap")
+                      directions=directions, signs=signs, progress=progress, what="fourier_heatmap",
+                      per_image=bool(per_image))
     return r["maps"] if r["several"] else r["maps"][metric]
 
 
@@ -761,49 +787,63 @@ def n_fourier_directions(h: int, w: int) -> int:
 
 
 def heatmap_summary(hm) -> dict:
-    """Mean of a Fourier heat map over the lower and the upper half of its frequencies.
+    """Mean of a Fourier heat map over the lower and the upper half of its frequencies, and their difference.
 
     Halves by DFT radius with equal numbers of grid points, as far as the grid allows
     (:func:`freqkit.equal_count_band_masks` with 2 bands on the centred DFT grid, as
     :func:`freqkit.low_high_masks`; coefficients at one radius are never split), e.g. the
     mean error rate under low-frequency and under high-frequency Fourier-basis
-    perturbations.  NaN entries (frequencies a sub-grid map did not evaluate) are left out
-    of the means.
+    perturbations.  Yin et al. 2019 ("A Fourier perspective on model robustness") found
+    adversarially trained models more sensitive to low-frequency perturbations and less to
+    high-frequency ones than standard models: a larger ``low_minus_high``.  NaN entries
+    (frequencies a sub-grid map did not evaluate) are left out of the means.
+
+    A stack of per-image maps (:func:`fourier_heatmap` with ``per_image=True``) gives the
+    same per image: the values to bootstrap over images (or over seeds, then images, with
+    :func:`freqkit.stats.hierarchical_bootstrap_ci`).  The mean of the per-image values is
+    the value of the mean map.
 
     Args:
-        hm: the map on the centred DFT grid: a tensor or anything ``torch.as_tensor``
-            takes (converted to float64).
+        hm: the map on the centred DFT grid, ``(H, W)``, or per-image maps ``(N, H, W)``:
+            a tensor or anything ``torch.as_tensor`` takes (converted to float64).
 
     Returns:
-        ``{"low": float, "high": float}``.
+        ``{"low", "high", "low_minus_high"}``: floats for one map, float64 numpy arrays
+        ``(N,)`` for a stack.
 
     Shape:
-        - hm: ``(H, W)``.
+        - hm: ``(H, W)`` or ``(N, H, W)``.
 
     Raises:
-        ValueError: ``hm`` not 2-D or holding inf, a half holding only NaN, or a grid too
-            small to halve (fewer than 2 distinct radii).
+        ValueError: ``hm`` not 2-D or 3-D, empty or holding inf, a half holding only NaN,
+            or a grid too small to halve (fewer than 2 distinct radii).
 
     Example:
         >>> import torch, freqkit as fk
         >>> s = fk.heatmap_summary(fk.frequency_radius(8, 8, "dft"))   # a map that grows with frequency
-        >>> sorted(s), bool(s["low"] < s["high"])
-        (['high', 'low'], True)
+        >>> sorted(s), bool(s["low"] < s["high"]), bool(s["low_minus_high"] < 0)
+        (['high', 'low', 'low_minus_high'], True, True)
+        >>> fk.heatmap_summary(torch.zeros(3, 8, 8))["low"].shape
+        (3,)
     """
     hm = torch.as_tensor(hm, dtype=torch.float64)
-    check_tensor(hm, "hm", ndim=2, finite=False)
+    check_tensor(hm, "hm", min_dim=2, finite=False)
+    if hm.dim() > 3 or hm.numel() == 0:
+        raise ValueError(f"hm must be one map (H, W) or per-image maps (N, H, W), non-empty, got "
+                         f"{tuple(hm.shape)}")
     if bool(torch.isinf(hm).any()):
         raise ValueError("hm contains inf: a heat map holds finite values (NaN only where not evaluated)")
-    m = equal_count_band_masks(hm.shape[0], hm.shape[1], 2, basis="dft")
-    if not bool(torch.isnan(hm).any()):
-        return {"low": float(hm[m[0]].mean()), "high": float(hm[m[1]].mean())}
+    stack = hm if hm.dim() == 3 else hm.unsqueeze(0)
+    m = equal_count_band_masks(hm.shape[-2], hm.shape[-1], 2, basis="dft")
     out = {}
     for name, mask in (("low", m[0]), ("high", m[1])):
-        v = hm[mask]
-        v = v[~torch.isnan(v)]
-        if v.numel() == 0:
+        v = stack[:, mask]                                 # (N, points of the half)
+        if bool(torch.isnan(v).all(1).any()):
             raise ValueError(f"hm holds no evaluated frequency (only NaN) in its {name} half: use a finer sub-grid")
-        out[name] = float(v.mean())
+        out[name] = torch.nanmean(v, 1).numpy()
+    out["low_minus_high"] = out["low"] - out["high"]
+    if hm.dim() == 2:
+        return {k: float(v[0]) for k, v in out.items()}
     return out
 
 

@@ -31,9 +31,10 @@ import torch
 import math
 
 from ._validate import check_mask, check_number, check_tensor
-from .transforms import dct2, frequency_radius
+from .transforms import dct2, frequency_radius, low_pass
 
 __all__ = ["csf_mannos_sakrison", "csf_map", "band_sensitivity", "human_alignment", "csf_barten",
+           "residual_visibility",
            "perturbation_visibility", "perturbation_ssim", "REC709_LUMA"]
 
 #: Rec. 709 weights of linear R, G, B in relative luminance (ITU-R BT.709).
@@ -323,6 +324,59 @@ def perturbation_visibility(x: torch.Tensor, x_adv: torch.Tensor, pixels_per_deg
     sens = csf_barten(f.cpu(), luminance, max(h, w) / ppd).to(dev)
     jnd = c.abs() * (amp * sens)
     return (count * jnd ** beta).sum(dim=(-2, -1)).pow(1.0 / beta)
+
+
+def residual_visibility(x: torch.Tensor, cutoffs, pixels_per_degree=(15.0, 30.0, 60.0, 120.0),
+                        basis: str = "dct", **kw) -> dict:
+    """How visible removing an image's high frequencies is: ``x`` against ``low_pass(x, r)``, in JND.
+
+    For each cut-off ``r`` and viewing distance, :func:`perturbation_visibility` of the
+    change from ``x`` to its low-pass copy (:func:`freqkit.low_pass`, clamped to ``[0, 1]``
+    as a display would show it): the high-pass residual a model may use, seen the way the
+    perceptual premise of Wang et al. 2020 ("humans barely see" it) needs.  Below 1 JND the
+    residual is under the detection threshold at that distance.
+
+    Args:
+        x: images in ``[0, 1]``, 1 or 3 channels, at least one.
+        cutoffs: normalised radii (x Nyquist, ``>= 0``), at least one.
+        pixels_per_degree: viewing distances as image pixels per degree, each ``> 0``.
+        basis: the filter's basis, ``"dct"`` or ``"dft"`` (:data:`freqkit.BASES`).
+        **kw: ``luminance``, ``gamma``, ``beta`` of :func:`perturbation_visibility`.
+
+    Returns:
+        ``{"cutoffs", "pixels_per_degree", "jnd": (R, P, N) float64, "median": (R, P) list,
+        "share_visible": (R, P) list (share of images at >= 1 JND)}``.
+
+    Shape:
+        - x: ``(N, C, H, W)``
+
+    Raises:
+        ValueError: ``x`` outside ``[0, 1]`` or of another shape; no cut-off or distance, a
+            negative cut-off or a non-positive distance; and what :func:`perturbation_visibility` raises.
+
+    Example:
+        >>> import torch, freqkit as fk
+        >>> x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+        >>> r = fk.residual_visibility(x, [0.25, 1.0], [30.0, 60.0])
+        >>> r["jnd"].shape, bool((r["jnd"][0] > r["jnd"][1]).all())  # less removed, less visible
+        (torch.Size([2, 2, 2]), True)
+    """
+    check_tensor(x, "x", ndim=4)
+    if bool((x < 0).any()) or bool((x > 1).any()):
+        raise ValueError("x must hold images in [0, 1]")
+    cutoffs = [float(c) for c in cutoffs]
+    ppds = [float(p) for p in pixels_per_degree]
+    if not cutoffs or any(not math.isfinite(c) or c < 0 for c in cutoffs):
+        raise ValueError(f"cutoffs must be at least one finite radius >= 0, got {cutoffs}")
+    if not ppds or any(not math.isfinite(p) or p <= 0 for p in ppds):
+        raise ValueError(f"pixels_per_degree must be at least one finite number > 0, got {ppds}")
+    out = torch.empty(len(cutoffs), len(ppds), x.shape[0], dtype=torch.float64)
+    for i, r in enumerate(cutoffs):
+        lp = low_pass(x, r, basis=basis).clamp(0, 1)
+        for j, p in enumerate(ppds):
+            out[i, j] = perturbation_visibility(x, lp, pixels_per_degree=p, **kw).cpu()
+    return {"cutoffs": cutoffs, "pixels_per_degree": ppds, "jnd": out, "median": out.median(-1).values.tolist(),
+            "share_visible": (out >= 1).double().mean(-1).tolist()}
 
 
 def perturbation_ssim(x: torch.Tensor, x_adv: torch.Tensor, win_size: int = 7) -> torch.Tensor:

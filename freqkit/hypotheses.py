@@ -27,13 +27,72 @@ import torch
 
 from ._io import jsonable
 from .results import load_results
-from .stats import paired_difference, paired_log_ratio
+from .stats import hierarchical_bootstrap_ci, paired_difference, paired_log_ratio
 
-__all__ = ["VERDICTS", "Hypothesis", "HYPOTHESES", "verdict", "decide", "decide_h1", "decide_h2", "decide_h3",
+__all__ = ["VERDICTS", "ROLES", "PROVENANCE_KEYS", "Criterion", "Hypothesis", "HYPOTHESES", "verdict", "decide",
+           "combine", "judge", "criteria_rule", "decide_h1", "decide_h2", "decide_h3",
            "decide_h4", "decide_h5", "decide_ground_truth", "decide_randomisation", "find_verdicts",
            "collect_verdicts", "summarise"]
 
 VERDICTS = ("supported", "rejected", "inconclusive")
+
+
+ROLES = ("premise", "claim", "secondary")
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """One measured criterion of a hypothesis, fixed before the data: what, against what, how far.
+
+    The estimate a chapter hands in is an *effect*: the measure minus its null or control
+    (e.g. accuracy minus chance, attribution's agreement minus the null's agreement on the
+    same images, adversarially trained suite minus standard suite), with a confidence
+    interval at ``confidence`` (from :func:`freqkit.hierarchical_bootstrap_ci` over seeds
+    then images, :func:`freqkit.suite_difference` or :func:`freqkit.paired_difference`).
+    :func:`decide` judges the interval against ``delta`` in ``direction``.
+
+    Attributes:
+        name: an identifier, unique within its hypothesis (``"high_pass_accuracy"``).
+        measure: the effect in words (what minus what).
+        null: the null or control it must beat, in words.
+        direction: ``"greater"`` (the effect must be positive) or ``"less"``.
+        delta: the smallest effect of interest (``>= 0``), in ``units``.
+        units: the effect's units, for tables (``"accuracy"``, ``"Spearman"``, ...).
+        role: ``"premise"`` (must be supported for the claims to be testable: else the
+            hypothesis is inconclusive), ``"claim"`` (decides the hypothesis) or
+            ``"secondary"`` (decided and reported, not part of the combination).
+        confidence: the level of the interval the rule reads.
+    """
+
+    name: str
+    measure: str
+    null: str
+    direction: str
+    delta: float
+    units: str = ""
+    role: str = "claim"
+    confidence: float = 0.95
+
+    def __post_init__(self):
+        if self.direction not in ("greater", "less"):
+            raise ValueError(f"direction must be 'greater' or 'less', got {self.direction!r}")
+        if self.role not in ROLES:
+            raise ValueError(f"role must be one of {list(ROLES)}, got {self.role!r}")
+        if isinstance(self.delta, bool) or not isinstance(self.delta, numbers.Real) or not self.delta >= 0:
+            raise ValueError(f"delta must be a number >= 0, got {self.delta!r}")
+        if not 0 < self.confidence < 1:
+            raise ValueError(f"confidence must be in (0, 1), got {self.confidence!r}")
+
+    @property
+    def rule(self) -> str:
+        """The criterion's decision in words."""
+        sign = "" if self.delta == 0 else ("+" if self.direction == "greater" else "-")
+        side, beyond = ("above" if self.direction == "greater" else "below"), f"{sign}{self.delta:g}"
+        short = "below" if self.direction == "greater" else "above"
+        u = f" {self.units}" if self.units else ""
+        return (f"{self.name} ({self.role}): {self.measure}, against {self.null}; supported if its "
+                f"{self.confidence:.0%} CI lies {side} {beyond}{u}, rejected if it lies {short} {beyond}{u}, "
+                "inconclusive otherwise")
 
 
 @dataclass(frozen=True)
@@ -52,6 +111,10 @@ class Hypothesis:
             rule then names them).
         kind: ``"hypothesis"`` or ``"check"`` (a sanity check of the method, not a claim of
             the proposal).
+        criteria: the :class:`Criterion` list that :func:`judge` decides by (the rules of
+            issue 13: measure, null, direction, delta, confidence); empty for a hypothesis
+            still decided by its own ``decide_*`` rule (``rule`` above).
+        sources: the papers the hypothesis comes from or is placed against (bibliography keys).
     """
 
     id: str
@@ -62,6 +125,8 @@ class Hypothesis:
     rule: str
     thresholds: Mapping = field(default_factory=dict)
     kind: str = "hypothesis"
+    criteria: tuple = ()
+    sources: tuple = ()
 
     @property
     def title(self) -> str:
@@ -72,21 +137,42 @@ class Hypothesis:
 HYPOTHESES: dict[str, Hypothesis] = {h.id: h for h in (
     Hypothesis(
         "H1", "H1", "CNNs use high frequencies that humans barely see", "02_which_frequencies",
-        "accuracy (95% Wilson interval) on DCT high-pass filtered test images, and the share of their non-DC "
-        "energy the filter keeps",
-        "H1 supported if, at high-pass cut-off r={cutoff:.3g} x Nyquist, the images keep <= {max_energy:.0%} of "
-        "their non-DC energy and the 95% CI lower bound of accuracy is >= chance ({chance:.0%}) + {margin:.0%}; "
-        "rejected if faint but not above; inconclusive if not faint",
-        {"margin": 0.05, "max_energy": 0.2}),
+        "per model seed and test image: correct or not on DCT high-pass filtered images, and on low-pass filtered "
+        "images at the same cut-off; per image: the visibility of the high-pass residual (Barten CSF, JND)",
+        "decided by its criteria",
+        criteria=(
+            Criterion("high_pass_accuracy", "accuracy on high-pass filtered test images (radial DCT cut-off r_c) "
+                      "minus chance", "chance (1 / number of classes)", "greater", 0.05, "accuracy"),
+            Criterion("low_pass_loss", "clean accuracy minus accuracy on low-pass filtered images at the same "
+                      "cut-off (the counterfactual: without its high frequencies the image loses information the "
+                      "model uses)", "no loss", "greater", 0.02, "accuracy"),
+            Criterion("residual_invisible", "mean log10 visibility (JND) of removing the high frequencies, x "
+                      "against lowpass(x) (Barten 2003 CSF, Minkowski pooling, 60 px/degree)",
+                      "the detection threshold (log10 JND = 0)", "less", 0.0, "log10 JND"),
+        ),
+        sources=("wang2020hfc", "barten2003", "watson1993")),
     Hypothesis(
         "H2", "H2", "attribution quantifies each frequency component's contribution (completeness holds; the "
-        "numbers agree with occlusion)", "03_frequency_attribution",
-        "per image: the relative IG completeness error, and the Spearman correlation between IG band scores and "
-        "band-occlusion scores",
-        "supported if the median relative IG completeness error |delta| / |f(x) - f(b)| < {max_rel_error:g}"
-        "{steps_note} AND the median per-image Spearman correlation between IG and band-occlusion band scores is "
-        ">= {min_median_rho:g}; rejected if either fails; inconclusive with fewer than 3 images",
-        {"max_rel_error": 0.01, "min_median_rho": 0.5}),
+        "numbers agree with occlusion better than nulls that ignore the model do)", "03_frequency_attribution",
+        "per model seed and image: IG's relative completeness error, and the Spearman correlation between band "
+        "scores and band-occlusion scores for IG and for two nulls on the same images",
+        "decided by its criteria",
+        criteria=(
+            Criterion("completeness", "median relative IG completeness error |sum(a) - (f(x) - f(b))| / "
+                      "|f(x) - f(b)| minus 0.01", "1% of the output change", "less", 0.0, "", "premise"),
+            Criterion("beats_spectrum_signed", "Spearman(IG, occlusion) minus Spearman(band energy of x - b, "
+                      "occlusion), signed band scores", "the band energy of x - baseline (a score that sees the "
+                      "image, not the model)", "greater", 0.1, "Spearman"),
+            Criterion("beats_spectrum_magnitude", "the same with absolute band scores (how much, whatever the "
+                      "sign: where the image's 1/f spectrum confounds hardest)", "the band energy of x - baseline",
+                      "greater", 0.1, "Spearman"),
+            Criterion("beats_randomised_model", "Spearman(IG, occlusion) minus Spearman(IG of the model with every "
+                      "layer re-initialised, occlusion), signed", "IG of the randomised model (Adebayo et al. "
+                      "2018)", "greater", 0.1, "Spearman"),
+            Criterion("agreement", "Spearman(IG, occlusion) minus 0.5, signed", "moderate agreement (0.5)",
+                      "greater", 0.0, "Spearman", "secondary"),
+        ),
+        sources=("sundararajan2017axiomatic", "adebayo2018sanity", "wang2020towards")),
     Hypothesis(
         "H3", "H3", "at equal L2 distortion, low-frequency perturbations are more efficient than high-frequency "
         "ones", "05_low_vs_high_attacks",
@@ -161,7 +247,8 @@ def verdict(hid: str, supported, evidence: Mapping, dataset: str = "", **setting
         ``{"id", "hypothesis", "rule", "verdict", "evidence"}``.
 
     Raises:
-        ValueError: an unknown ``hid`` or a ``supported`` other than True, False, None.
+        ValueError: an unknown ``hid``, a hypothesis with criteria (decided by
+            :func:`judge`), or a ``supported`` other than True, False, None.
         KeyError: a value the rule's template needs is missing.
     """
     if hid not in HYPOTHESES:
@@ -169,6 +256,8 @@ def verdict(hid: str, supported, evidence: Mapping, dataset: str = "", **setting
     if supported not in (True, False, None):
         raise ValueError(f"supported must be True, False or None, got {supported!r}")
     h = HYPOTHESES[hid]
+    if h.criteria:
+        raise ValueError(f"hypothesis {hid} is decided by its criteria: use judge(), not verdict()")
     rule = h.rule.format(**{**h.thresholds, **setting})
     word = {True: "supported", False: "rejected", None: "inconclusive"}[supported]
     return {"id": hid, "hypothesis": h.title + (f" ({dataset})" if dataset else ""), "rule": rule, "verdict": word,
@@ -221,94 +310,290 @@ def decide(ci: Sequence[float], delta: float = 0.0, direction: str = "greater") 
 
 _SUPPORTED = {"supported": True, "rejected": False, "inconclusive": None}
 
+#: What a verdict judged by :func:`judge` must record about where it came from.
+PROVENANCE_KEYS = ("commit", "profile")
+
+
+def combine(decisions: Mapping[str, str], roles: Mapping[str, str]) -> tuple[str, str]:
+    """One hypothesis' verdict from its criteria's decisions, and the reason in words.
+
+    *Inconclusive* if any premise is not supported (the claims cannot be tested);
+    otherwise *rejected* if any claim is rejected, *supported* if every claim is supported,
+    *inconclusive* otherwise.  Secondary criteria never count.
+
+    Args:
+        decisions: ``{criterion name: "supported" | "rejected" | "inconclusive"}``.
+        roles: ``{criterion name: "premise" | "claim" | "secondary"}`` (same names).
+
+    Returns:
+        ``(verdict, reason)``.
+
+    Raises:
+        ValueError: names that differ between the two, an unknown word or role, or no claim.
+
+    Example:
+        >>> combine({"a": "supported", "b": "inconclusive"}, {"a": "premise", "b": "claim"})
+        ('inconclusive', 'claim b inconclusive')
+        >>> combine({"a": "rejected", "b": "supported"}, {"a": "premise", "b": "claim"})[0]
+        'inconclusive'
+    """
+    if set(decisions) != set(roles):
+        raise ValueError(f"decisions and roles must name the same criteria, got {sorted(decisions)} and "
+                         f"{sorted(roles)}")
+    for k, w in decisions.items():
+        if w not in VERDICTS:
+            raise ValueError(f"decisions[{k!r}] must be one of {list(VERDICTS)}, got {w!r}")
+        if roles[k] not in ROLES:
+            raise ValueError(f"roles[{k!r}] must be one of {list(ROLES)}, got {roles[k]!r}")
+    claims = [k for k in decisions if roles[k] == "claim"]
+    if not claims:
+        raise ValueError("a hypothesis needs at least one criterion with role 'claim'")
+    failed = [k for k in decisions if roles[k] == "premise" and decisions[k] != "supported"]
+    if failed:
+        return "inconclusive", "premise " + ", ".join(f"{k} {decisions[k]}" for k in failed)
+    rejected = [k for k in claims if decisions[k] == "rejected"]
+    if rejected:
+        return "rejected", "claim " + ", ".join(rejected) + " rejected"
+    open_ = [k for k in claims if decisions[k] != "supported"]
+    if open_:
+        return "inconclusive", "claim " + ", ".join(open_) + " inconclusive"
+    return "supported", "every claim supported"
+
+
+def _estimate(name: str, est) -> dict:
+    """A criterion's estimate in one form: mean, CI, per-seed intervals, n images and n seeds."""
+    if not isinstance(est, Mapping):
+        raise ValueError(f"estimates[{name!r}] must be a dict with 'mean', 'ci_low', 'ci_high', got {type(est)}")
+    try:
+        mean, lo, hi = float(est["mean"]), float(est["ci_low"]), float(est["ci_high"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"estimates[{name!r}] must hold numbers 'mean', 'ci_low', 'ci_high' ({e})") from e
+    n_seeds = est.get("n_seeds", 1)
+    n_seeds = min(n_seeds) if isinstance(n_seeds, (list, tuple)) else n_seeds
+    n_images = est.get("n_images", est.get("n"))
+    per_seed = [(float(p["ci_low"]), float(p["ci_high"])) for p in est.get("per_seed", [])]
+    return {"mean": mean, "ci": [lo, hi], "n_seeds": int(n_seeds), "n_images": None if n_images is None else int(n_images),
+            "per_seed": per_seed, "levels": est.get("levels", "")}
+
+
+def judge(hid: str, estimates: Mapping, provenance: Mapping, dataset: str = "", evidence: Mapping | None = None) -> dict:
+    """A verdict on hypothesis ``hid`` by its :class:`Criterion` list (the rules of issue 13).
+
+    Each criterion's effect interval is decided by :func:`decide` against its ``delta`` in
+    its ``direction``; with per-seed intervals, the same decision is taken per seed and the
+    record says on how many seeds it agrees with the pooled one.  The hypothesis' verdict is
+    :func:`combine` of the decisions.
+
+    Args:
+        hid: a key of :data:`HYPOTHESES` whose entry has criteria.
+        estimates: ``{criterion name: {"mean", "ci_low", "ci_high", ["per_seed": [{"ci_low",
+            "ci_high"}...]], ["n_seeds"], ["n_images" or "n"], ["ci"]}}`` for every criterion
+            (the output of :func:`freqkit.hierarchical_bootstrap_ci`,
+            :func:`freqkit.suite_difference` or :func:`freqkit.paired_difference`, on the
+            effect: measure minus null); a ``"ci"`` level, when given, must equal the
+            criterion's ``confidence``.
+        provenance: at least ``commit`` (the git commit of the code) and ``profile``; stored
+            as given (add anything else that identifies the run).
+        dataset: appended to the statement, e.g. ``"cifar10"`` or ``"cifar10, standard model"``.
+        evidence: further measurements to store beside the criteria (JSON-ready).
+
+    Returns:
+        ``{"id", "hypothesis", "rule", "verdict", "reason", "criteria": [{"name", "role",
+        "measure", "null", "direction", "delta", "units", "confidence", "mean", "ci",
+        "decision", "per_seed_decisions", "seeds_agreeing", "n_seeds", "n_images"}],
+        "provenance", "evidence"}``; ``n_images`` at the top of the evidence is the
+        smallest over the criteria, ``n_seeds`` the largest (a model-independent measure has one).
+
+    Raises:
+        ValueError: an unknown ``hid``, a hypothesis without criteria, an estimate missing
+            or malformed, an interval at another level, or provenance without
+            :data:`PROVENANCE_KEYS`.
+
+    Example:
+        >>> est = {"high_pass_accuracy": {"mean": 0.3, "ci_low": 0.25, "ci_high": 0.35, "n_images": 500},
+        ...        "low_pass_loss": {"mean": 0.2, "ci_low": 0.15, "ci_high": 0.25, "n_images": 500},
+        ...        "residual_invisible": {"mean": -0.5, "ci_low": -0.6, "ci_high": -0.4, "n_images": 500}}
+        >>> judge("H1", est, {"commit": "abc", "profile": "smoke"})["verdict"]
+        'supported'
+    """
+    if hid not in HYPOTHESES:
+        raise ValueError(f"hid must be one of {list(HYPOTHESES)}, got {hid!r}")
+    h = HYPOTHESES[hid]
+    if not h.criteria:
+        raise ValueError(f"hypothesis {hid} has no criteria (it is decided by its own decide_* rule)")
+    if not isinstance(provenance, Mapping) or any(k not in provenance for k in PROVENANCE_KEYS):
+        raise ValueError(f"provenance must be a dict with at least {list(PROVENANCE_KEYS)}, got {provenance!r}")
+    if not isinstance(estimates, Mapping):
+        raise ValueError(f"estimates must be a dict {{criterion: estimate}}, got {type(estimates)}")
+    unknown = set(estimates) - {c.name for c in h.criteria}
+    if unknown:
+        raise ValueError(f"estimates name criteria {sorted(unknown)} that {hid} does not have "
+                         f"({[c.name for c in h.criteria]})")
+    rows, decisions = [], {}
+    for c in h.criteria:
+        if c.name not in estimates:
+            raise ValueError(f"estimates must hold criterion {c.name!r} of {hid}")
+        raw = estimates[c.name]
+        if isinstance(raw, Mapping) and "ci" in raw and isinstance(raw["ci"], numbers.Real) \
+                and abs(float(raw["ci"]) - c.confidence) > 1e-9:
+            raise ValueError(f"estimates[{c.name!r}] is a {raw['ci']:.0%} interval; the rule reads {c.confidence:.0%}")
+        e = _estimate(c.name, raw)
+        word = decide(e["ci"], c.delta, c.direction)
+        per_seed = [decide(ci, c.delta, c.direction) for ci in e["per_seed"]]
+        decisions[c.name] = word
+        rows.append({"name": c.name, "role": c.role, "measure": c.measure, "null": c.null, "direction": c.direction,
+                     "delta": c.delta, "units": c.units, "confidence": c.confidence, "mean": e["mean"], "ci": e["ci"],
+                     "decision": word, "per_seed_decisions": per_seed,
+                     "seeds_agreeing": sum(w == word for w in per_seed) if per_seed else None,
+                     "n_seeds": e["n_seeds"], "n_images": e["n_images"], "levels": e["levels"]})
+    word, reason = combine(decisions, {c.name: c.role for c in h.criteria})
+    imgs = [r["n_images"] for r in rows if r["n_images"] is not None]
+    ev = {"n_images": min(imgs) if imgs else None, "n_seeds": max(r["n_seeds"] for r in rows), **dict(evidence or {})}
+    return {"id": hid, "hypothesis": h.title + (f" ({dataset})" if dataset else ""), "rule": criteria_rule(hid),
+            "verdict": word, "reason": reason, "criteria": jsonable(rows), "provenance": jsonable(dict(provenance)),
+            "evidence": jsonable(ev)}
+
+
+def criteria_rule(hid: str) -> str:
+    """The decision rule of a hypothesis with criteria, in words (what a verdict record states).
+
+    Args:
+        hid: a key of :data:`HYPOTHESES` whose entry has criteria.
+
+    Returns:
+        one paragraph: each criterion's rule, then how they combine.
+
+    Raises:
+        ValueError: an unknown ``hid`` or one without criteria.
+    """
+    if hid not in HYPOTHESES or not HYPOTHESES[hid].criteria:
+        raise ValueError(f"hid must name a hypothesis with criteria, got {hid!r}")
+    parts = "; ".join(c.rule for c in HYPOTHESES[hid].criteria)
+    return (f"{parts}. {hid} is inconclusive if a premise is not supported; otherwise rejected if a claim is "
+            "rejected, supported if every claim is supported, inconclusive otherwise (secondary criteria are "
+            "reported, not counted).")
+
 
 # ============================================================================ H1 (chapter 2)
 
-def decide_h1(high: Mapping, cutoff: float, chance: float, margin: float = 0.05, max_energy: float = 0.2,
-              dataset: str = "") -> dict:
-    """H1: the CNN uses high frequencies that humans barely see.
+def _per_seed_images(v, name: str) -> np.ndarray:
+    """``v`` as a float ``(S, N)`` array (a 1-D input is one seed)."""
+    a = np.asarray(v.detach().cpu().double() if isinstance(v, torch.Tensor) else v, dtype=float)
+    a = a[None, :] if a.ndim == 1 else a
+    if a.ndim != 2 or a.size == 0:
+        raise ValueError(f"{name} must be (n_seeds, n_images) or (n_images,), got shape {a.shape}")
+    return a
 
-    Rule: at the high-pass cut-off ``cutoff`` (the nearest of ``high["cutoffs"]``), the
-    filtered images keep at most ``max_energy`` of the non-DC energy (so to a person they
-    are faint, near-invisible texture), and the lower end of the 95% Wilson interval of
-    the model's accuracy on them exceeds chance by at least ``margin``.  Supported if
-    both hold; rejected if the energy condition holds but the accuracy condition fails;
-    inconclusive if the filtered images are not faint enough to test the claim.
+
+def decide_h1(correct_high, correct_low, correct_clean, visibility, chance: float, provenance: Mapping,
+              dataset: str = "", evidence: Mapping | None = None, n_boot: int = 2000, seed: int = 0) -> dict:
+    """H1: CNNs use high frequencies that humans barely see (Wang et al. 2020), by its criteria.
+
+    Three claims on the same test images (:data:`HYPOTHESES` ``["H1"]``): the models
+    classify high-pass filtered images above chance (by more than 5 points); removing the
+    high frequencies (low-pass at the same cut-off) costs accuracy (more than 2 points);
+    and the high-pass residual is below the human detection threshold (its mean log10
+    visibility in JND, :func:`freqkit.perturbation_visibility`, below 0).  The accuracy
+    effects are per seed and image, with a hierarchical bootstrap over seeds then images
+    (:func:`freqkit.hierarchical_bootstrap_ci`); the visibility does not depend on the model.
 
     Args:
-        high: :func:`freqkit.filtered_accuracy` with ``mode="high"``.
-        cutoff: the cut-off (x Nyquist) at which H1 is judged.
-        chance: the accuracy of guessing (0.1 for ten classes).
-        margin, max_energy: the rule's thresholds.
+        correct_high: ``(S, N)`` 1 where seed ``s``'s model classifies high-pass image ``i`` correctly.
+        correct_low: ``(S, N)`` the same on low-pass images at the same cut-off.
+        correct_clean: ``(S, N)`` the same on the unfiltered images.
+        visibility: ``(N,)`` JND of the change from ``x`` to ``lowpass(x)``
+            (:func:`freqkit.residual_visibility`; ``>= 0``, a zero change counts as 1e-12).
+        chance: the accuracy of guessing, in ``(0, 1)``.
+        provenance: ``commit``, ``profile`` and anything else naming the run (:func:`judge`).
         dataset: named in the verdict.
+        evidence: further measurements stored with the verdict (cut-off, energy kept, ...).
+        n_boot, seed: the bootstrap.
 
     Returns:
-        a :func:`verdict` record.
+        a :func:`judge` record.
 
     Raises:
-        ValueError: ``high`` is not a high-pass :func:`freqkit.filtered_accuracy` result.
+        ValueError: arrays of other shapes (the three accuracy arrays must match, and have
+            ``N`` images as ``visibility``), values outside ``{0, 1}``, a negative
+            visibility, or ``chance`` outside ``(0, 1)``.
     """
-    if high.get("mode") != "high":
-        raise ValueError("high must be the result of filtered_accuracy(..., mode='high')")
-    cuts = high["cutoffs"]
-    i = min(range(len(cuts)), key=lambda j: abs(cuts[j] - cutoff))
-    faint = high["energy_kept"][i] <= max_energy
-    above = high["ci_lo"][i] >= chance + margin
-    supported = (faint and above) if faint else None
-    return verdict("H1", supported,
-                   {"cutoff": cuts[i], "accuracy": high["accuracy"][i], "ci_lo": high["ci_lo"][i],
-                    "ci_hi": high["ci_hi"][i], "energy_kept": high["energy_kept"][i], "n": high["n"],
-                    "chance": chance},
-                   dataset, cutoff=cuts[i], max_energy=max_energy, chance=chance, margin=margin)
+    hi, lo, cl = (_per_seed_images(v, n) for v, n in ((correct_high, "correct_high"), (correct_low, "correct_low"),
+                                                      (correct_clean, "correct_clean")))
+    if not hi.shape == lo.shape == cl.shape:
+        raise ValueError(f"correct_high, correct_low and correct_clean must have one shape, got {hi.shape}, "
+                         f"{lo.shape}, {cl.shape}")
+    if any(not np.isin(a, (0.0, 1.0)).all() for a in (hi, lo, cl)):
+        raise ValueError("correct_high, correct_low and correct_clean must hold 0 or 1")
+    vis = _per_seed_images(visibility, "visibility")
+    if vis.shape != (1, hi.shape[1]) or not np.isfinite(vis).all() or (vis < 0).any():
+        raise ValueError(f"visibility must be ({hi.shape[1]},) finite values >= 0, got shape {vis.shape[1:]}")
+    if isinstance(chance, bool) or not isinstance(chance, numbers.Real) or not 0 < chance < 1:
+        raise ValueError(f"chance must be a number in (0, 1), got {chance!r}")
+    est = {"high_pass_accuracy": hierarchical_bootstrap_ci(hi - chance, n_boot, seed=seed),
+           "low_pass_loss": hierarchical_bootstrap_ci(cl - lo, n_boot, seed=seed),
+           "residual_invisible": hierarchical_bootstrap_ci(np.log10(np.maximum(vis, 1e-12)), n_boot, seed=seed)}
+    ev = {"accuracy_high": float(hi.mean()), "accuracy_low": float(lo.mean()), "accuracy_clean": float(cl.mean()),
+          "chance": float(chance), "visibility_median_jnd": float(np.median(vis)),
+          "share_residual_visible": float((vis >= 1).mean()), **dict(evidence or {})}
+    return judge("H1", est, provenance, dataset, ev)
 
 
 # ============================================================================ H2 (chapter 3)
 
-def decide_h2(rel_error, rank_corr, max_rel_error: float = 0.01, min_median_rho: float = 0.5,
-              n_steps: int | None = None, dataset: str = "") -> dict:
-    """H2: attribution quantifies each component's contribution.
+def _complete_columns(arrays: Mapping) -> tuple[dict, int]:
+    """The ``(S, N)`` arrays with every image (column) that is NaN in any of them dropped, and the count dropped."""
+    keep = np.ones(next(iter(arrays.values())).shape[1], dtype=bool)
+    for a in arrays.values():
+        keep &= ~np.isnan(a).any(0)
+    return {k: a[:, keep] for k, a in arrays.items()}, int((~keep).sum())
 
-    Rule: *supported* if the median relative IG completeness error is below
-    ``max_rel_error`` **and** the median (over images) Spearman correlation between IG
-    band scores and band-occlusion scores is at least ``min_median_rho``; *rejected* if
-    either fails; *inconclusive* if there are fewer than 3 usable images.
+
+def decide_h2(rel_error, diff_signed, diff_magnitude, diff_randomised, spearman, provenance: Mapping,
+              dataset: str = "", evidence: Mapping | None = None, n_boot: int = 2000, seed: int = 0) -> dict:
+    """H2: attribution quantifies each frequency component's contribution, by its criteria.
+
+    The premise is IG's completeness (a theorem, checked numerically: the median relative
+    error below 1%); the claims are that IG's band scores agree with band occlusion better
+    than two nulls on the same images do (by at least 0.1 in Spearman correlation): the
+    band energy of ``x - baseline`` (signed and absolute scores) and IG of the randomised
+    model (:func:`freqkit.attribution_vs_nulls`).  Per seed and image, hierarchical
+    bootstrap (seeds, then images); images where a correlation is undefined (NaN: a
+    constant row of band scores) are left out of every criterion, and counted.
 
     Args:
-        rel_error: ``(N,)`` :func:`freqkit.relative_completeness` of IG.
-        rank_corr: ``(N,)`` :func:`freqkit.band_rank_agreement` of IG and occlusion band scores.
-        max_rel_error, min_median_rho: the rule's thresholds.
-        n_steps: IG's steps, named in the rule.
-        dataset: named in the verdict.
+        rel_error: ``(S, N)`` :func:`freqkit.relative_completeness` of IG per seed's model.
+        diff_signed: ``(S, N)`` ``NullComparison.diff_energy`` with signed scores.
+        diff_magnitude: ``(S, N)`` the same difference with absolute band scores.
+        diff_randomised: ``(S, N)`` ``NullComparison.diff_randomised``.
+        spearman: ``(S, N)`` ``NullComparison.spearman`` (IG vs occlusion, signed).
+        provenance: ``commit``, ``profile``, ... (:func:`judge`).
+        dataset: named in the verdict.  evidence: stored beside the criteria.  n_boot, seed: the bootstrap.
 
     Returns:
-        a :func:`verdict` record.
+        a :func:`judge` record.
 
     Raises:
-        ValueError: a non-finite threshold or ``max_rel_error <= 0``.
+        ValueError: arrays of different shapes, or no image left without NaN.
     """
-    for v, nm in ((max_rel_error, "max_rel_error"), (min_median_rho, "min_median_rho")):
-        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not np.isfinite(v):
-            raise ValueError(f"{nm} must be a finite number, got {v!r}")
-    if not max_rel_error > 0:
-        raise ValueError(f"max_rel_error must be > 0, got {max_rel_error!r}")
-    rel = np.asarray(rel_error.detach().cpu().double() if isinstance(rel_error, torch.Tensor) else rel_error,
-                     dtype=float).reshape(-1)
-    rho = np.asarray(rank_corr.detach().cpu().double() if isinstance(rank_corr, torch.Tensor) else rank_corr,
-                     dtype=float).reshape(-1)
-    rel, rho_ok = rel[np.isfinite(rel)], rho[np.isfinite(rho)]
-    setting = {"max_rel_error": max_rel_error, "min_median_rho": min_median_rho,
-               "steps_note": f" (n_steps={n_steps})" if n_steps else ""}
-    if rel.size < 3 or rho_ok.size < 3:
-        return verdict("H2", None, {"n_completeness": int(rel.size), "n_rank": int(rho_ok.size)}, dataset, **setting)
-    med_rel, med_rho = float(np.median(rel)), float(np.median(rho_ok))
-    complete, agree = med_rel < max_rel_error, med_rho >= min_median_rho
-    evidence = {"median_rel_completeness_error": med_rel, "share_within_tol": float(np.mean(rel <= max_rel_error)),
-                "max_rel_completeness_error": float(rel.max()), "median_spearman": med_rho,
-                "spearman_quartiles": [float(np.quantile(rho_ok, q)) for q in (0.25, 0.5, 0.75)],
-                "share_spearman_positive": float(np.mean(rho_ok > 0)), "completeness_ok": complete,
-                "agreement_ok": agree, "n_images": int(rel.size), "n_rank": int(rho_ok.size),
-                "n_rank_undefined": int(rho.size - rho_ok.size)}
-    return verdict("H2", complete and agree, evidence, dataset, **setting)
+    arrays = {k: _per_seed_images(v, k) for k, v in (("rel_error", rel_error), ("diff_signed", diff_signed),
+                                                     ("diff_magnitude", diff_magnitude),
+                                                     ("diff_randomised", diff_randomised), ("spearman", spearman))}
+    shapes = {a.shape for a in arrays.values()}
+    if len(shapes) != 1:
+        raise ValueError(f"every array must have one (n_seeds, n_images) shape, got {sorted(shapes)}")
+    arrays, dropped = _complete_columns(arrays)
+    if arrays["spearman"].shape[1] == 0:
+        raise ValueError("no image has every correlation defined (all NaN)")
+    hb = lambda v, **kw: hierarchical_bootstrap_ci(v, n_boot, seed=seed, **kw)  # noqa: E731
+    est = {"completeness": hb(arrays["rel_error"] - 0.01, stat="median"),
+           "beats_spectrum_signed": hb(arrays["diff_signed"]),
+           "beats_spectrum_magnitude": hb(arrays["diff_magnitude"]),
+           "beats_randomised_model": hb(arrays["diff_randomised"]),
+           "agreement": hb(arrays["spearman"] - 0.5)}
+    ev = {"median_rel_completeness_error": float(np.median(arrays["rel_error"])),
+          "median_spearman": float(np.median(arrays["spearman"])), "n_images_undefined": dropped,
+          **dict(evidence or {})}
+    return judge("H2", est, provenance, dataset, ev)
 
 
 # ============================================================================ H3 (chapter 5)

@@ -27,14 +27,24 @@ logits ``(N, n_classes)``.
   Every weights file is read with ``torch.load(weights_only=True)`` (a planted pickle runs
   no code), and a file in torchvision's cache is checked against the SHA-256 prefix in its
   name first.
+* :func:`load_robustbench`: an entry of RobustBench's model zoo (Croce et al. 2021), its
+  architecture from the optional ``robustbench`` package, its weights from a local file or
+  RobustBench's download, read ``weights_only``; never random weights either.
 * :func:`predict_logits`, :func:`evaluate`, :func:`resolve_device`: running any of them.
 """
 from __future__ import annotations
 
+import difflib
+import glob
 import hashlib
+import importlib
+import importlib.util
 import math
 import os
 import re
+import sys
+import threading
+import warnings
 from collections import OrderedDict
 from pathlib import Path
 from typing import Sequence
@@ -52,6 +62,7 @@ __all__ = [
     "with_normalization",
     "CIFAR10_MEAN", "CIFAR10_STD", "MNIST_MEAN", "MNIST_STD", "IMAGENET_MEAN", "IMAGENET_STD",
     "ARCHS", "resolve_device", "predict_logits", "evaluate", "load_imagenet_classifier", "WeightsUnavailable",
+    "load_robustbench",
 ]
 
 # Training-set channel statistics (CIFAR-10: of the 50,000 training images; MNIST: of the
@@ -750,8 +761,9 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
 class WeightsUnavailable(RuntimeError):
     """Pretrained weights could not be had (offline, no cached download, no weights file).
 
-    Raised by :func:`load_imagenet_classifier` instead of ever falling back to random
-    weights; a chapter catches it and says plainly that its ImageNet section is skipped.
+    Raised by :func:`load_imagenet_classifier` and :func:`load_robustbench` instead of ever
+    falling back to random weights; a chapter catches it and says plainly that its section
+    is skipped.
     A subclass of RuntimeError.
     """
 
@@ -790,13 +802,16 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _read_weights(path: Path, arch: str, fix: str) -> dict:
-    """``torch.load(path, weights_only=True)``: tensors and plain containers only, never code."""
+def _read_weights(path: Path, what: str, fix: str) -> dict:
+    """``torch.load(path, weights_only=True)``: tensors and plain containers only, never code.
+
+    ``what`` names the model the file should fit (``"torchvision resnet18"``), for the message.
+    """
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # UnpicklingError (a global outside the allow-list), bad zip, truncation...
         raise ValueError(f"could not read weights file {path} ({type(e).__name__}: {e}); it should hold a "
-                         f"torchvision {arch} state_dict (loaded with weights_only=True, so any code in it was "
+                         f"{what} state_dict (loaded with weights_only=True, so any code in it was "
                          f"refused, not run). {fix}".rstrip()) from e
 
 
@@ -887,7 +902,7 @@ def load_imagenet_classifier(arch: str = "resnet18", weights_path=None, download
                 raise ValueError(
                     f"weights file {path} is damaged or not torchvision's: its SHA-256 begins {digest[:len(prefix)]}, "
                     f"but its name says {prefix}. It was not loaded. {fix}")
-    sd = _read_weights(path, arch, fix)
+    sd = _read_weights(path, f"torchvision {arch}", fix)
     try:
         net.load_state_dict(_strip_state_dict(sd))
     except (RuntimeError, AttributeError, TypeError) as e:
@@ -896,4 +911,251 @@ def load_imagenet_classifier(arch: str = "resnet18", weights_path=None, download
     model.arch = arch
     model.categories = list(default.meta.get("categories", []))
     model.weights_source = str(path)
+    return model
+
+
+# ----------------------------------------------------------------------------- RobustBench's model zoo
+
+_RB_DATASETS = ("cifar10", "cifar100", "imagenet")               # robustbench.model_zoo.enums.BenchmarkDataset
+_RB_THREAT_MODELS = ("Linf", "L2", "corruptions", "corruptions_3d")  # robustbench.model_zoo.enums.ThreatModel
+_RB_INSTALL = "pip install 'freqkit[robustbench]'"
+# Entries of the zoo whose checkpoints lack these (top-level) buffers: the architecture's
+# constructor sets the input normalisation itself (robustbench's _safe_load_state_dict lets
+# exactly these be missing), so they keep the constructor's values.
+_RB_NORMALISATION_BUFFERS = frozenset({"mu", "sigma", "mean", "std", "normalize.mean", "normalize.std"})
+_RB_IMPORT_LOCK = threading.Lock()
+
+
+def _robustbench_module(name: str):
+    """``robustbench.<name>`` (e.g. ``"model_zoo.models"``), even where ``import robustbench`` fails.
+
+    robustbench 1.1.1's ``__init__`` imports its evaluation code, which needs the module
+    ``autoattack`` (that no PyPI package provides: its own dependency ``pyautoattack`` installs
+    as ``pyautoattack``) and ``pkg_resources`` (gone from setuptools >= 81), so in an
+    environment installed from PyPI ``import robustbench`` (and so ``import
+    robustbench.model_zoo``) fails.  The model zoo and the download helper need neither.
+    So: the real package is imported first and used when that works (fra31's autoattack
+    installed from GitHub, setuptools < 81).  When it fails, Python has already imported (and
+    kept in ``sys.modules``) the submodules the ``__init__`` reached, the model zoo among
+    them; a missing one is imported below a bare parent module made from robustbench's own
+    spec (its ``__path__``; its ``__init__`` not run) that is put into ``sys.modules`` for the
+    import and removed after it.  Nothing is faked: the submodules are robustbench's own
+    files under their own names, and a later ``import robustbench`` fails exactly as it would
+    have.
+    """
+    full = f"robustbench.{name}"
+    with _RB_IMPORT_LOCK, warnings.catch_warnings():
+        # timm, torch.jit and pkg_resources announce deprecations when imported; a caller can do nothing about them
+        for category in (FutureWarning, DeprecationWarning, UserWarning):
+            warnings.simplefilter("ignore", category)
+        if full in sys.modules:
+            return sys.modules[full]
+        if sys.modules.get("robustbench") is None:  # not imported yet (or blocked with None)
+            try:
+                spec = importlib.util.find_spec("robustbench")
+            except (ImportError, ValueError):
+                spec = None
+            if spec is None or spec.submodule_search_locations is None:
+                raise ImportError(f"load_robustbench needs the optional package robustbench (RobustBench's "
+                                  f"model zoo), which is not installed: {_RB_INSTALL}")
+            try:
+                importlib.import_module("robustbench")
+            except Exception:  # PyPI's robustbench (no autoattack, no pkg_resources): the bare parent below
+                pass
+        bare = None
+        if sys.modules.get("robustbench") is None:
+            bare = importlib.util.module_from_spec(spec)
+            sys.modules["robustbench"] = bare
+        try:
+            return importlib.import_module(full)
+        except ImportError as e:  # a dependency of the zoo (timm, geotorch, torchdiffeq, gdown...) is missing
+            raise ImportError(f"could not import {full} ({type(e).__name__}: {e}); install robustbench with its "
+                              f"dependencies: {_RB_INSTALL}") from e
+        finally:
+            if bare is not None and sys.modules.get("robustbench") is bare:
+                del sys.modules["robustbench"]
+
+
+def _robustbench_entry(name: str, dataset: str, threat_model: str) -> dict:
+    """The zoo's entry ``{"model": constructor, "gdrive_id": ...}``, after checking the three names."""
+    enums = _robustbench_module("model_zoo.enums")
+    zoo = _robustbench_module("model_zoo.models").model_dicts
+    ds = enums.BenchmarkDataset(dataset)
+    # RobustBench keeps the 3D-corruption models with the corruption ones (as its load_model does).
+    tm = enums.ThreatModel(threat_model.replace("_3d", ""))
+    if tm not in zoo.get(ds, {}):
+        raise ValueError(f"threat_model {threat_model!r} has no models for dataset {dataset!r} in RobustBench's "
+                         f"zoo; choose one of {sorted(t.value for t in zoo.get(ds, {}))}")
+    entries = zoo[ds][tm]
+    supported = [n for n, e in entries.items() if isinstance(e.get("gdrive_id"), str) and e["gdrive_id"]]
+    if name not in entries:
+        close = difflib.get_close_matches(name, list(entries), n=3, cutoff=0.5)
+        hint = f"did you mean {close}? " if close else ""
+        raise ValueError(f"name {name!r} is not in RobustBench's {dataset} {threat_model} model zoo; {hint}valid "
+                         f"names include {supported[:6]} ({len(entries)} in all)")
+    entry = entries[name]
+    gid = entry.get("gdrive_id")
+    if not isinstance(gid, str) or not gid:
+        why = ("an ensemble of several checkpoints" if isinstance(gid, list) else
+               "its constructor downloads its weights itself (timm/torchvision pretrained=True)")
+        raise ValueError(f"name {name!r} ({dataset}, {threat_model}) is not supported by load_robustbench: {why}. "
+                         f"Single-checkpoint models are, e.g. {supported[:4]}")
+    return entry
+
+
+def _robustbench_state_dict(sd, model: nn.Module, source: str) -> dict:
+    """A RobustBench checkpoint as ``model``'s state_dict (RobustBench's own loader's rules, made strict).
+
+    Unwraps ``last`` (Kireev2021Effectiveness, Andriushchenko2020Understanding), then
+    ``state_dict``/``model_state_dict``/``model``; strips the ``module.`` prefix of
+    DataParallel; strips or adds ``model.`` (Chen2020Efficient saves it, the ImageNet models
+    are ``Sequential(normalize, model)``), whichever matches more of the model's keys.  Only
+    the normalisation buffers robustbench tolerates may be missing, and only the keys it
+    tolerates (``*.scores`` of the pruned CARD models, ``model_preact_hl1.*``) may be extra.
+    """
+    while isinstance(sd, dict):
+        inner = next((sd[k] for k in ("last", "state_dict", "model_state_dict", "model")
+                      if isinstance(sd.get(k), dict)), None)
+        if inner is None:
+            break
+        sd = inner
+    if not isinstance(sd, dict) or not sd or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise ValueError(f"weights file {source} holds no state_dict (a dict of tensors, possibly under "
+                         f"'state_dict' or 'model_state_dict')")
+    out = {}
+    for k, v in sd.items():
+        while k.startswith("module."):
+            k = k[len("module."):]
+        out[k] = v
+    keys = set(model.state_dict())
+    variants = [out, {k.removeprefix("model."): v for k, v in out.items()},
+                {"model." + k: v for k, v in out.items()}]
+    out = max(variants, key=lambda d: len(keys & d.keys()))  # the first on a tie: no change
+    missing = sorted(k for k in keys - out.keys() if k not in _RB_NORMALISATION_BUFFERS)
+    extra = sorted(k for k in out.keys() - keys
+                   if not (k.endswith(".scores") or k.startswith("model_preact_hl1.")))
+    if missing or extra:
+        raise ValueError(f"weights file {source} does not fit the architecture {type(model).__name__}: "
+                         f"missing keys {missing[:5]}{'...' if len(missing) > 5 else ''}, unexpected keys "
+                         f"{extra[:5]}{'...' if len(extra) > 5 else ''}")
+    return out
+
+
+def load_robustbench(name: str, dataset: str = "cifar10", threat_model: str = "Linf", weights_path=None,
+                     download: bool = True) -> nn.Module:
+    """A model of RobustBench's model zoo (Croce et al. 2021), with its trained weights.
+
+    RobustBench (Croce, Andriushchenko, Sehwag, Debenedetti, Flammarion, Chiang, Mittal &
+    Hein 2021, "RobustBench: a standardized adversarial robustness benchmark", NeurIPS
+    Datasets and Benchmarks) collects adversarially trained (``Linf``, ``L2``) and
+    corruption-robust classifiers.  The architecture is the zoo's own, built by the optional
+    package ``robustbench`` (1.1.1, ``pip install 'freqkit[robustbench]'``); the weights come,
+    in order, from ``weights_path``, from the cache
+    ``torch.hub.get_dir()/robustbench/<dataset>/<threat_model>/<name>.pt`` (RobustBench's own
+    ``model_dir`` layout, so a ``models/`` folder filled by ``robustbench.utils.load_model``
+    can be copied there), or from RobustBench's download (its ``download_gdrive_new``, Google
+    Drive via gdown) into that cache.  Every file is read with ``torch.load(weights_only=True)``
+    (RobustBench's loader unpickles without it); no hash is checked, as RobustBench publishes
+    none.  Checkpoints are taken as RobustBench stores them: ``module.``/``model.`` prefixes
+    and ``state_dict``/``model_state_dict``/``last`` wrappers are handled as its loader does,
+    but strictly: only the normalisation buffers it tolerates may be missing (they keep the
+    constructor's values).  Never random weights.
+
+    Inputs are ``[0, 1]`` pixels, RobustBench's convention, and no freqkit :class:`Normalize`
+    is added: a model trained on standardised inputs normalises inside (e.g. Wong2020Fast's
+    ``mu``/``sigma`` buffers, the ImageNet models' ``normalize`` layer); the others (e.g.
+    "Standard", a WideResNet-28-10) were trained on raw ``[0, 1]`` pixels.
+
+    How robustbench is imported: installed from PyPI, ``import robustbench`` fails (its
+    ``__init__`` needs the module ``autoattack``, which its dependency ``pyautoattack`` does
+    not provide, and ``pkg_resources``, gone from setuptools >= 81).  So when the real package
+    does not import, only the submodules this needs (``robustbench.model_zoo``, and
+    ``robustbench.utils`` to download) are imported, below a parent package whose ``__init__``
+    is not run and which is removed from ``sys.modules`` again; no module is faked (no
+    ``autoattack`` alias) and no setuptools pin is needed.
+
+    Args:
+        name: the zoo's name of the model, e.g. ``"Wong2020Fast"`` (PreActResNet-18),
+            ``"Standard"`` (WideResNet-28-10), ``"Engstrom2019Robustness"`` (ResNet-50),
+            ``"Rice2020Overfitting"`` (WideResNet-34-20), as on robustbench.github.io.
+            Ensembles (several checkpoints) and models whose constructor downloads its own
+            weights (the XCiT, DeiT and torchvision "Standard_R50" entries) are refused.
+        dataset: ``"cifar10"``, ``"cifar100"`` or ``"imagenet"``.
+        threat_model: ``"Linf"``, ``"L2"``, ``"corruptions"`` or ``"corruptions_3d"`` (the
+            same models as ``"corruptions"``).
+        weights_path: a local checkpoint file of that model; ``None`` uses the cache or a
+            download.
+        download: allow downloading into the cache when the file is not there; even when
+            True, ``FREQKIT_OFFLINE`` (see :func:`freqkit._runtime.offline`) forbids it.
+            Ignored with ``weights_path``.
+
+    Returns:
+        The zoo's ``nn.Module``, in eval mode, on the CPU, with attributes ``arch`` (``name``),
+        ``dataset``, ``threat_model`` and ``weights_source`` (the file read).
+
+    Shape:
+        - input: ``(N, 3, 32, 32)`` (CIFAR-10/100) or ``(N, 3, 224, 224)`` (ImageNet, resized
+          and cropped by the caller) in ``[0, 1]``
+        - output: ``(N, 10)``, ``(N, 100)`` or ``(N, 1000)`` logits
+
+    Raises:
+        ImportError: robustbench (or a dependency of its zoo: timm, geotorch, torchdiffeq,
+            gdown) is not installed; the message says ``pip install 'freqkit[robustbench]'``.
+        ValueError: an unknown ``dataset`` or ``threat_model`` (naming the argument and the
+            choices), a ``name`` not in that zoo (listing close and valid names) or not
+            supported (an ensemble, a self-downloading model); a weights file that cannot be
+            read with ``weights_only=True`` or does not fit the architecture.
+        WeightsUnavailable: no ``weights_path``, no cached file, and downloading is off
+            (``download=False`` or ``FREQKIT_OFFLINE``; the message names the cache file and
+            ``weights_path``) or fails (the message says "could not download" and why).
+        FileNotFoundError: ``weights_path`` does not exist.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"name must be a model name of RobustBench's zoo (e.g. 'Wong2020Fast', 'Standard'), "
+                         f"got {name!r}")
+    check_choice(dataset, "dataset", _RB_DATASETS)
+    check_choice(threat_model, "threat_model", _RB_THREAT_MODELS)
+    entry = _robustbench_entry(name, dataset, threat_model)
+    folder = threat_model.replace("_3d", "")
+    if weights_path is not None:
+        path = Path(weights_path).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"weights_path {path} does not exist")
+        fix = ""
+    else:
+        path = Path(torch.hub.get_dir()) / "robustbench" / dataset / folder / f"{name}.pt"
+        fix = f"Delete {path} and load again to download it afresh, or pass weights_path= a trusted copy."
+        if not path.is_file():
+            if not download or offline():
+                raise WeightsUnavailable(
+                    f"no weights for RobustBench's {name} ({dataset}, {threat_model}): downloading is off "
+                    f"(download={download!r}, FREQKIT_OFFLINE={os.environ.get('FREQKIT_OFFLINE', '')!r}) and "
+                    f"{path} is not cached. Pass weights_path= a local checkpoint (e.g. from "
+                    f"robustbench.utils.load_model's models/{dataset}/{folder}/{name}.pt) or copy it to {path}.")
+            rb_utils = _robustbench_module("utils")
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                rb_utils.download_gdrive_new(entry["gdrive_id"], path)
+                if not path.is_file():
+                    raise OSError("gdown wrote no file")
+            except Exception as e:  # no network, Google Drive's quota or confirmation page, disk
+                # gdown downloads into "<name>.pt<random>tmp" beside the target; a failure leaves it
+                for left in glob.glob(glob.escape(str(path)) + "*tmp"):
+                    Path(left).unlink(missing_ok=True)
+                raise WeightsUnavailable(
+                    f"no weights for RobustBench's {name} ({dataset}, {threat_model}): could not download "
+                    f"them (Google Drive id {entry['gdrive_id']}; {type(e).__name__}: {e}). Pass weights_path= "
+                    f"a local checkpoint, or copy it to {path}.") from e
+    sd = _read_weights(path, f"RobustBench {name} ({dataset}, {threat_model})", fix)
+    # Building the architecture draws random initial weights, all overwritten: it should not
+    # move the caller's seeded global RNG.
+    with torch.random.fork_rng(devices=[]):
+        model = entry["model"]()
+    sd = _robustbench_state_dict(sd, model, f"{path}")
+    try:
+        model.load_state_dict(sd, strict=False)  # strictness checked above, with robustbench's tolerances
+    except (RuntimeError, TypeError) as e:  # a shape mismatch
+        raise ValueError(f"weights file {path} does not fit RobustBench's {name}: {e}. {fix}".rstrip()) from e
+    model = model.eval()
+    model.arch, model.dataset, model.threat_model, model.weights_source = name, dataset, threat_model, str(path)
     return model

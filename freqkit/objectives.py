@@ -15,7 +15,14 @@ checkpoint key of :func:`freqkit.train_or_load`) and the ``loss_fn`` that traini
   before the model); the model itself stays a plain network that takes unfiltered images,
   so it can be evaluated bare or behind the same filter.
 * :func:`attribution_guided_objective`: cross-entropy plus a penalty on the share of the
-  input gradient's energy that lies in frequencies humans barely see (below).
+  input gradient's energy that lies in frequencies humans barely see (below); with
+  ``placebo_seed`` its placebo, the same penalty with the CSF weights shuffled over the
+  frequencies (:func:`placebo_csf_map`), the control of issue 13's H5.
+
+Training with smoothed first-layer kernels (Wang et al. 2020, section 6.3) and stopping at
+a validation accuracy (the matched-accuracy control) are training-config keys
+(``kernel_smoothing``, ``stop_at_accuracy``; :mod:`freqkit.training`), so they combine with
+any objective; :func:`kernel_high_frequency_share` measures how smooth kernels are.
 
 :func:`train_with_objective` trains (or loads) one model, :func:`train_suite` one model per
 objective with the same base configuration (or, with ``seeds=``, one per objective and seed).
@@ -55,14 +62,17 @@ from typing import Callable, Mapping
 import torch
 import torch.nn.functional as F
 
+from torch import nn
+
 from ._validate import check_choice, check_number, check_positive_int, check_tensor
 from .defense import STANDARD_BUDGETS, LowPassLayer
 from .human import csf_map
-from .training import train_or_load, train_seeds
-from .transforms import dct2
+from .training import first_conv, train_or_load, train_seeds
+from .transforms import dct2, low_high_masks
 
 __all__ = ["Objective", "adversarial_objective", "lowpass_objective", "attribution_guided_objective", "OBJECTIVES",
-           "OBJECTIVE_VERSION", "AT_SETTINGS", "invisible_gradient_share", "train_with_objective", "train_suite"]
+           "OBJECTIVE_VERSION", "AT_SETTINGS", "invisible_gradient_share", "train_with_objective", "train_suite",
+           "placebo_csf_map", "kernel_high_frequency_share"]
 
 #: Bump when an objective's code changes what it trains: it is part of every objective's
 #: parameters, hence of the checkpoint key, so stale robust checkpoints are retrained.
@@ -227,7 +237,53 @@ def lowpass_objective(cutoff: float = 0.5, basis: str = "dct", kind: str = "radi
 
     return Objective("lowpass", params, loss_fn)
 
-def invisible_gradient_share(grad: torch.Tensor, pixels_per_degree: float = 60.0) -> torch.Tensor:
+def placebo_csf_map(h: int, w: int, seed: int, pixels_per_degree: float = 60.0) -> torch.Tensor:
+    """The CSF weights of :func:`freqkit.csf_map` shuffled over the DCT coefficients: the placebo of H5.
+
+    The control of the attribution-guided objective (issue 13, H5): the same
+    ``(H, W)`` map of Mannos & Sakrison 1974 sensitivities, its values moved to other
+    coefficients by one fixed permutation drawn from a private generator seeded by
+    ``seed`` (the global RNG is untouched).  Same multiset of weights, hence the same
+    distribution of penalties over coefficients, and no relation to human vision: any gain
+    of the real objective over this placebo is due to *which* frequencies the CSF names, not
+    to penalising some share of the gradient's energy.  For a given ``(h, w, seed)`` the
+    permutation is always the same (``torch.randperm`` on a CPU generator).
+
+    Args:
+        h: height of the DCT grid, an integer ``>= 1``.
+        w: width of the DCT grid, an integer ``>= 1``.
+        seed: seeds the permutation, an integer.
+        pixels_per_degree: viewing condition of the CSF, ``> 0`` (default 60).
+
+    Returns:
+        ``(H, W)`` map (the dtype of :func:`freqkit.csf_map`) holding exactly the values of
+        ``csf_map(h, w, "dct", pixels_per_degree)`` in permuted positions; values in ``[0, 1]``.
+
+    Shape:
+        - Output: ``(H, W)``.
+
+    Raises:
+        ValueError: ``h`` or ``w`` not an integer ``>= 1``; ``seed`` not an integer;
+            ``pixels_per_degree`` not a finite number ``> 0``.
+
+    Example:
+        >>> import torch, freqkit as fk
+        >>> p = fk.objectives.placebo_csf_map(8, 8, seed=0)
+        >>> bool(torch.equal(p.flatten().sort().values, fk.csf_map(8, 8).flatten().sort().values))
+        True
+    """
+    check_positive_int(h, "h")
+    check_positive_int(w, "w")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"seed must be an integer, got {seed!r}")
+    check_number(pixels_per_degree, "pixels_per_degree")
+    s = csf_map(h, w, "dct", pixels_per_degree)
+    perm = torch.randperm(h * w, generator=torch.Generator().manual_seed(seed))
+    return s.flatten()[perm].reshape(h, w)
+
+
+def invisible_gradient_share(grad: torch.Tensor, pixels_per_degree: float = 60.0,
+                             sensitivity: torch.Tensor | None = None) -> torch.Tensor:
     """Share of an input gradient's energy that lies in frequencies humans barely see (``P``).
 
     ``P`` of the module docstring, per image: the gradient's energy in the DCT domain
@@ -238,18 +294,23 @@ def invisible_gradient_share(grad: torch.Tensor, pixels_per_degree: float = 60.0
 
     Args:
         grad: input gradients (any floating dtype).
-        pixels_per_degree: viewing condition of the CSF, ``> 0`` (default 60).
+        pixels_per_degree: viewing condition of the CSF, ``> 0`` (default 60); unused when
+            ``sensitivity`` is given.
+        sensitivity: ``None`` (default): the CSF map; or an ``(H, W)`` map of weights
+            ``S_uv`` in ``[0, 1]`` used instead, e.g. :func:`placebo_csf_map`.
 
     Returns:
         float32 tensor of shares in ``[0, 1]``; 0 for an image whose gradient is all zero.
 
     Shape:
         - grad: ``(N, C, H, W)``.
+        - sensitivity: ``(H, W)``.
         - Output: ``(N,)``.
 
     Raises:
-        TypeError: ``grad`` not a floating-point tensor.
-        ValueError: ``grad`` not 4-D or not finite; ``pixels_per_degree`` not ``> 0``.
+        TypeError: ``grad`` or ``sensitivity`` not a floating-point tensor.
+        ValueError: ``grad`` not 4-D or not finite; ``pixels_per_degree`` not ``> 0``;
+            ``sensitivity`` not ``(H, W)``, not finite or outside ``[0, 1]``.
 
     Example:
         >>> import torch, freqkit as fk
@@ -261,14 +322,26 @@ def invisible_gradient_share(grad: torch.Tensor, pixels_per_degree: float = 60.0
     """
     check_tensor(grad, "grad", ndim=4)
     h, w = grad.shape[-2:]
-    s = csf_map(h, w, "dct", pixels_per_degree).to(device=grad.device, dtype=torch.float32)
+    if sensitivity is None:
+        s = csf_map(h, w, "dct", pixels_per_degree)
+    else:
+        s = check_tensor(sensitivity, "sensitivity", ndim=2)
+        if tuple(s.shape) != (h, w) or float(s.min()) < 0 or float(s.max()) > 1:
+            raise ValueError(f"sensitivity must be an ({h}, {w}) map with values in [0, 1], got shape "
+                             f"{tuple(s.shape)}, range [{float(s.min()):.3g}, {float(s.max()):.3g}]")
+    return _weighted_share(grad, s)
+
+
+def _weighted_share(grad: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """``P`` of ``grad`` under the sensitivity map ``s``, unchecked (the training loop's per-step path)."""
+    s = s.to(device=grad.device, dtype=torch.float32)
     e = dct2(grad.float()).pow(2)
     tot = e.sum((1, 2, 3))
     inv = (e * (1 - s)).sum((1, 2, 3))
     return torch.where(tot > 0, inv / tot.clamp_min(1e-30), torch.zeros_like(tot))
 
 def attribution_guided_objective(lam: float = 1.0, pixels_per_degree: float = 60.0,
-                                 penalty_fraction: float = 1.0) -> Objective:
+                                 penalty_fraction: float = 1.0, placebo_seed: int | None = None) -> Objective:
     """Cross-entropy + ``lam`` x the human-invisible share of the input gradient's energy, as an :class:`Objective`.
 
     The loss is ``CE + lam * mean_x P(x)`` with ``P`` = :func:`invisible_gradient_share` of
@@ -283,31 +356,64 @@ def attribution_guided_objective(lam: float = 1.0, pixels_per_degree: float = 60
     CPU and cuts it about 3x on that GPU; the penalty is an average over images, so a random
     quarter estimates it without bias.
 
+    With ``placebo_seed`` the objective is H5's placebo: the CSF weights are shuffled over
+    the DCT coefficients by a fixed permutation (:func:`placebo_csf_map`), so the penalty has
+    the same form and the same distribution of weights but no relation to human vision.
+    Everything else (lam, fraction, the double backpropagation and its cost) is the same,
+    so the placebo and the real objective differ only in where the weights sit.
+
     Args:
         lam: weight of the penalty, a finite number ``>= 0`` (default 1.0).
         pixels_per_degree: viewing condition of the CSF, ``> 0`` (default 60).
         penalty_fraction: share of each batch that is penalised, in ``(0, 1]``.
+        placebo_seed: ``None`` (default): the human CSF; an integer: the placebo with the
+            CSF weights permuted by this seed.
 
     Returns:
         :class:`Objective` named ``"attribution_guided"`` with params ``lam``,
-        ``pixels_per_degree``, ``csf`` (``"mannos_sakrison"``), ``gradient_of``
-        (``"cross_entropy"``), ``penalty_fraction`` and ``version``.
+        ``pixels_per_degree``, ``csf`` (``"mannos_sakrison"``, or
+        ``"mannos_sakrison_shuffled"`` for the placebo), ``gradient_of``
+        (``"cross_entropy"``), ``penalty_fraction``, ``version`` and, for the placebo only,
+        ``placebo_seed`` (so the real objective's checkpoint key is what it was before the
+        placebo existed).
 
     Raises:
         ValueError: ``lam`` not a finite number ``>= 0``; ``pixels_per_degree`` not a finite
-            number ``> 0``; ``penalty_fraction`` not in ``(0, 1]``.
+            number ``> 0``; ``penalty_fraction`` not in ``(0, 1]``; ``placebo_seed`` neither
+            None nor an integer.
+
+    Example:
+        >>> import freqkit as fk
+        >>> real = fk.objectives.attribution_guided_objective(1.0)
+        >>> placebo = fk.objectives.attribution_guided_objective(1.0, placebo_seed=0)
+        >>> placebo.params["csf"], placebo.params["placebo_seed"], "placebo_seed" in real.params
+        ('mannos_sakrison_shuffled', 0, False)
     """
     lam = check_number(lam, "lam", lo_open=False)
     check_number(pixels_per_degree, "pixels_per_degree")
     frac = check_number(penalty_fraction, "penalty_fraction", hi=1.0)
+    if placebo_seed is not None and (isinstance(placebo_seed, bool) or not isinstance(placebo_seed, int)):
+        raise ValueError(f"placebo_seed must be None or an integer, got {placebo_seed!r}")
     params = {"lam": lam, "pixels_per_degree": float(pixels_per_degree), "csf": "mannos_sakrison",
               "gradient_of": "cross_entropy", "penalty_fraction": frac, "version": OBJECTIVE_VERSION}
+    if placebo_seed is not None:
+        params.update(csf="mannos_sakrison_shuffled", placebo_seed=int(placebo_seed))
+    maps = {}  # (h, w, device) -> the placebo's weights: drawn and moved once, not at every step
+
+    def share(g):
+        if placebo_seed is None:
+            return invisible_gradient_share(g, pixels_per_degree)
+        key = (*g.shape[-2:], g.device)
+        if key not in maps:
+            maps[key] = placebo_csf_map(g.shape[-2], g.shape[-1], int(placebo_seed), pixels_per_degree).to(
+                device=g.device, dtype=torch.float32)
+        return _weighted_share(g, maps[key])
 
     def penalty(model, x, y):
         x = x.detach().clone().requires_grad_(True)
         logits = model(x)
         g, = torch.autograd.grad(F.cross_entropy(logits.float(), y, reduction="sum"), x, create_graph=True)
-        return invisible_gradient_share(g, pixels_per_degree).mean(), logits
+        return share(g).mean(), logits
 
     def loss_fn(model, xb, yb, cfg, info):
         if frac >= 1.0:
@@ -319,6 +425,50 @@ def attribution_guided_objective(lam: float = 1.0, pixels_per_degree: float = 60
         return _ce(logits, yb, cfg) + lam * pen, logits
 
     return Objective("attribution_guided", params, loss_fn)
+
+def kernel_high_frequency_share(kernels) -> float:
+    """Share of the energy of convolution kernels in the upper half of their own DCT spectrum.
+
+    Measures how smooth kernels are (Wang et al. 2020, "High-frequency component helps
+    explain the generalization of convolutional neural networks", section 6: robust models
+    have smooth first-layer kernels; :func:`freqkit.training.smooth_kernels`).  Each
+    ``kH x kW`` kernel slice goes through the orthonormal :func:`freqkit.dct2`; the energy
+    in :func:`freqkit.low_high_masks` ``(kH, kW)["high"]`` (the equal-count upper half by
+    radius; on 3x3 the 5 coefficients with ``u = 2`` or ``v = 2``) is divided by the total,
+    summed over all slices.  White-noise kernels give about the high half's share of the
+    coefficients (5/9 on 3x3); ``kernel_smoothing=1.0`` training gives 0.
+
+    Args:
+        kernels: a weight tensor ``(C_out, C_in, kH, kW)``, or an ``nn.Module`` whose
+            :func:`freqkit.training.first_conv` is measured.
+
+    Returns:
+        The share, a float in ``[0, 1]`` (0 for all-zero kernels).
+
+    Shape:
+        - kernels: ``(C_out, C_in, kH, kW)`` with ``kH, kW`` not both 1.
+
+    Raises:
+        TypeError: ``kernels`` neither a module nor a floating-point tensor.
+        ValueError: a tensor not 4-D or not finite, or 1x1 kernels (no spectrum to split);
+            a module without an ``nn.Conv2d``.
+
+    Example:
+        >>> import torch, freqkit as fk
+        >>> smooth = torch.ones(4, 3, 3, 3)
+        >>> round(fk.objectives.kernel_high_frequency_share(smooth), 6)
+        0.0
+    """
+    if isinstance(kernels, nn.Module):
+        kernels = first_conv(kernels).weight
+    check_tensor(kernels, "kernels", ndim=4)
+    kh, kw = kernels.shape[-2:]
+    if kh * kw < 2:
+        raise ValueError(f"kernels must be at least 2 coefficients wide to have a high half, got {kh}x{kw}")
+    e = dct2(kernels.detach().float()).pow(2).sum((0, 1))
+    high = low_high_masks(kh, kw)["high"].to(e.device)
+    tot = float(e.sum())
+    return float(e[high].sum()) / tot if tot > 0 else 0.0
 
 OBJECTIVES = {"adversarial": adversarial_objective, "lowpass": lowpass_objective,
               "attribution_guided": attribution_guided_objective}

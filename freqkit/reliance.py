@@ -7,6 +7,10 @@
   frequencies was removed uses information a person barely sees.
 * :func:`alignment_profile`: the share of a model's attribution per radial band, and how
   well that reliance matches human contrast sensitivity (:func:`freqkit.human_alignment`).
+* Model-only measures, per image, for comparing suites of models (H4: adversarially trained
+  models rely more on low frequencies), with no attribution method in between:
+  :func:`input_gradient_spectrum` (where the input gradient's power lies) and
+  :func:`band_occlusion_shares` (how much removing each band changes the output).
 
 Both take tensors or an iterable of ``(images, labels)`` batches (a DataLoader, streamed),
 and split their images across ranks under an initialised ``torch.distributed`` process
@@ -20,21 +24,26 @@ from typing import Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ._distributed import (
     agree_shape, all_reduce_sum, checksum, fail_together, gather_in_order, is_distributed, local_batches, world,
 )
+from ._explain import check_masks
 from ._runtime import eval_mode, model_device
 from ._runtime import progress as progress_bar
-from ._validate import check_choice, check_images, check_labels, check_model_output, check_positive_int, check_tensor
+from ._validate import (
+    check_choice, check_images, check_label_range, check_labels, check_model_output, check_positive_int, check_tensor,
+)
 from .attribution import attribute, band_shares
 from .human import band_sensitivity, human_alignment
 from .models import predict_logits
 from .stats import bootstrap_ci, wilson_interval
-from .transforms import band_masks, dct2, high_pass, low_high_masks, low_pass
+from .transforms import band_masks, check_basis, dct2, high_pass, low_high_masks, low_pass, radial_profile, to_basis
 
-__all__ = ["filtered_accuracy", "high_frequency_energy", "alignment_profile"]
+__all__ = ["filtered_accuracy", "high_frequency_energy", "alignment_profile", "input_gradient_spectrum",
+           "band_occlusion_shares"]
 
 
 def filtered_accuracy(model, x, y: torch.Tensor | None, cutoffs: Sequence[float], mode: str = "low",
@@ -376,3 +385,221 @@ def _profile_masks(h: int, w: int, n_bands: int):
     masks = band_masks(h, w, n_bands, kind="radial", basis="dct")
     lh = low_high_masks(h, w)
     return masks, torch.stack([lh["low"], lh["high"]])
+
+
+# ============================================================================ model-only reliance (H4)
+
+def _halves(h: int, w: int, basis: str, device=None) -> torch.Tensor:
+    """``(2, H, W)``: the lower and the upper half of the coefficients (:func:`freqkit.low_high_masks`)."""
+    lh = low_high_masks(h, w, basis)
+    return torch.stack([lh["low"], lh["high"]]).to(device)
+
+
+def input_gradient_spectrum(model, x: torch.Tensor, y: torch.Tensor, of: str = "loss", basis: str = "dct",
+                            n_bands: int = 8, batch_size: int = 64) -> dict:
+    """Where the power of the input gradient lies in frequency, per image.
+
+    Per image, the gradient ``g`` of the model's cross-entropy loss at the true label
+    (``of="loss"``) or of the true class's logit (``of="logit"``) with respect to the
+    pixels, its power spectrum ``sum_channels B(g)^2`` in ``basis`` (orthonormal DCT-II, or
+    the real Hartley form of the DFT, :func:`freqkit.to_basis`), and the share of that power
+    in the lower half of the coefficients (:func:`freqkit.low_high_masks`: equal-count
+    halves by radius; the mean is in the lower half) and in ``n_bands`` equal-width radial
+    bands.  A model-only measure: the gradient is the first-order answer to "which small
+    change of the input changes the output", with no attribution method's path or
+    baseline in between.  Adversarially trained models have smoother, more
+    image-like input gradients (Tsipras et al. 2019, "Robustness may be at odds with
+    accuracy"), i.e. more low-frequency power; Yin et al. 2019 ("A Fourier perspective on
+    model robustness") find them more sensitive to low-frequency perturbations.
+
+    Why the loss by default: it is the quantity attacks ascend and adversarial training
+    flattens (Madry et al. 2018), so its gradient is what a robust model was trained to
+    change; it is ``sum_k (p_k - [k = y]) grad logit_k``, so it also weighs the classes
+    the image could be confused with.  Its size shrinks as ``1 - p_y`` for confident
+    images, but the shares are ratios and do not depend on it (the softmax runs in float64,
+    so a gradient underflows to zero only beyond a logit margin of about 700).  ``of="logit"``
+    is the gradient of the evidence for the true class alone (the saliency map of Simonyan
+    et al. 2013), never scaled down by confidence.
+
+    The model runs in eval mode (every submodule's mode restored after); only the input
+    gets gradients (the parameters' ``.grad`` are untouched).
+
+    Args:
+        model: classifier, images ``(N, C, H, W)`` -> logits ``(N, n_classes)`` (an
+            ``nn.Module`` or any differentiable callable).
+        x: images ``(N, C, H, W)``, at least one, finite.
+        y: ``(N,)`` integer true labels.
+        of: ``"loss"`` (default) or ``"logit"``, as above.
+        basis: ``"dct"`` (default) or ``"dft"`` (one of :data:`freqkit.transforms.BASES`).
+        n_bands: equal-width radial bands over ``[0, sqrt(2)]`` for the profile, >= 2.
+        batch_size: images per forward and backward pass, >= 1.
+
+    Returns:
+        a dict: ``low_share`` ``(N,)`` float64 CPU tensor in ``[0, 1]`` (NaN for an image
+        whose gradient is exactly zero), ``band_shares`` ``(N, K)`` (power share per radial
+        band; rows sum to 1, NaN rows as above), ``profile`` ``(K,)`` (the mean of
+        ``band_shares`` over images, NaN rows left out), ``edges`` (``K + 1`` band edges,
+        units of Nyquist), ``grad_norm`` ``(N,)`` (L2 norm of ``g``), ``n_zero`` (images with
+        a zero gradient), and the setting ``of``, ``basis``.
+
+    Shape:
+        - x: ``(N, C, H, W)``; y: ``(N,)``.
+        - low_share, grad_norm: ``(N,)``; band_shares: ``(N, K)``; profile: ``(K,)``.
+
+    Raises:
+        ValueError: ``x`` not 4-D, not finite or holding no image; ``y`` not ``(N,)`` or a
+            label out of the model's range; an unknown ``of`` or ``basis``; ``n_bands`` < 2
+            or ``batch_size`` < 1; a model output that is not 2-D or holds NaN or inf.
+        TypeError: ``x`` not a floating-point tensor; ``y`` not an integer tensor.
+
+    Example:
+        >>> import torch, freqkit as fk
+        >>> _ = torch.manual_seed(0); x = torch.rand(4, 1, 8, 8); y = torch.tensor([0, 1, 2, 0])
+        >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3))
+        >>> r = fk.reliance.input_gradient_spectrum(model, x, y, n_bands=4)
+        >>> r["low_share"].shape, r["band_shares"].shape, [round(float(v), 6) for v in r["band_shares"].sum(1)]
+        (torch.Size([4]), torch.Size([4, 4]), [1.0, 1.0, 1.0, 1.0])
+    """
+    check_images(x, "x", nonempty=True)
+    y = check_labels(y, x.shape[0], x.device)
+    check_choice(of, "of", ("loss", "logit"))
+    check_basis(basis)
+    check_positive_int(n_bands, "n_bands", 2)
+    check_positive_int(batch_size, "batch_size")
+    n, _, h, w = x.shape
+    grads = []
+    with eval_mode(model):
+        for i in range(0, n, batch_size):
+            xb = x[i:i + batch_size].detach().clone().requires_grad_(True)
+            yb = y[i:i + batch_size]
+            out = check_model_output(model(xb), model)
+            check_label_range(yb, out.shape[1])
+            # Summed over the batch, each image's loss depends on its own pixels only, so one
+            # backward pass gives every image its own gradient.
+            if of == "loss":
+                obj = F.cross_entropy(out.double(), yb, reduction="sum")
+            else:
+                obj = out.gather(1, yb[:, None]).sum()
+            (g,) = torch.autograd.grad(obj, xb)
+            grads.append(g.detach())
+    g = torch.cat(grads).double()
+    power = (to_basis(g, basis) ** 2).sum(1)                          # (N, H, W)
+    total = power.sum((1, 2))
+    zero = total == 0
+    safe = torch.where(zero, torch.ones_like(total), total)
+    halves = _halves(h, w, basis, power.device)
+    low = radial_profile(power, halves[:1])[:, 0] / safe
+    masks = band_masks(h, w, n_bands, kind="radial", basis=basis, device=power.device)
+    shares = radial_profile(power, masks) / safe[:, None]
+    nan = torch.tensor(float("nan"), dtype=torch.float64, device=power.device)
+    low = torch.where(zero, nan, low).cpu()
+    shares = torch.where(zero[:, None], nan, shares).cpu()
+    ok = ~zero.cpu()
+    profile = shares[ok].mean(0) if bool(ok.any()) else torch.full((n_bands,), float("nan"), dtype=torch.float64)
+    return {"low_share": low, "band_shares": shares, "profile": profile,
+            "edges": [float(v) for v in torch.linspace(0, math.sqrt(2), n_bands + 1)],
+            "grad_norm": total.sqrt().cpu(), "n_zero": int(zero.sum()), "of": of, "basis": basis}
+
+
+def band_occlusion_shares(model, x: torch.Tensor, y: torch.Tensor, masks: torch.Tensor | None = None,
+                          basis: str = "dct", output: str = "logit", baseline=None, by: str = "abs",
+                          keep_dc: bool = False, internal_batch_size: int | None = None) -> dict:
+    """How much removing each frequency band changes the true class's output, as shares, per image.
+
+    Band occlusion (Zeiler & Fergus 2014, applied to frequency bands as in Wang et al. 2020,
+    "Towards frequency-based explanation for robust CNN"): for each band ``k`` of ``masks``
+    the band's coefficients are replaced by the baseline's (zeros by default) and the drop
+    ``f_y(x) - f_y(x without band k)`` of the true class's output is recorded
+    (:func:`freqkit.attribute` ``method="occlusion"``, ``mode="remove"``).  The drops are
+    normalised to shares, ``|drop_k| / sum_j |drop_j|`` (``by="abs"``) or ``drop_k / sum_j
+    |drop_j|`` (``"signed"``: a band whose removal raises the output gets a negative
+    share); a drop within rounding, ``|drop_k| <= 64 eps (1 + |f_y(x)|)`` with ``eps`` the
+    machine epsilon of ``x``'s dtype, counts as 0.  With the default masks (the lower and
+    the upper half of the coefficients, :func:`freqkit.low_high_masks`) ``low_share`` is
+    the share of the lower half: near 1 for a model that uses only low frequencies, near 0
+    for one that uses only high ones.
+    A model-only measure: two forward passes per image and band, no gradients.
+
+    Why the logit by default: it is what occlusion explains in Wang et al. 2020 and in
+    :func:`freqkit.attribute`, and unlike the probability it does not saturate: removing a
+    band the model uses lowers the logit even when the softmax stays near 1.
+
+    The lower half holds the mean (DC) coefficient: removing it makes the image dark grey
+    around 0, a change of brightness nearly every model reacts to, standard or robust.
+    ``keep_dc=True`` takes the DC coefficient out of every band, so it is never removed and
+    the shares compare the remaining frequencies only.
+
+    Args:
+        model: classifier on images ``(N, C, H, W)`` (an ``nn.Module``, run in eval mode and
+            its submodules' modes restored, or any callable).
+        x: images ``(N, C, H, W)``, at least one.
+        y: ``(N,)`` integer true labels (the class whose output is watched).
+        masks: ``(K, H, W)`` disjoint bool bands on the ``basis`` grid, ``K >= 2`` (``None``:
+            the two halves of :func:`freqkit.low_high_masks`).
+        basis: ``"dct"`` (default) or ``"dft"``.
+        output: ``"logit"`` (default), ``"prob"`` or ``"log_prob"``.
+        baseline: what a removed band is replaced by, as in :func:`freqkit.attribute`
+            (``None``: zero coefficients; a name of
+            :data:`freqkit.attribution.NAMED_BASELINES`, a number or a tensor).
+        by: ``"abs"`` (default) or ``"signed"``, as above.
+        keep_dc: never remove the DC (mean) coefficient (default ``False``: it is part of
+            the band that holds it), see above.
+        internal_batch_size: masked images per forward pass (default 256).
+
+    Returns:
+        a dict of CPU float64 tensors: ``drops`` ``(N, K)`` (output units, as measured),
+        ``shares`` ``(N, K)`` (NaN rows where no band's removal changes the output beyond
+        rounding), ``low_share``
+        ``(N,)`` (``shares[:, 0]``; only with the default masks, else ``None``), plus
+        ``output_x`` ``(N,)`` (the output on ``x``), ``masks`` and the setting ``basis``,
+        ``output``, ``by``.
+
+    Shape:
+        - x: ``(N, C, H, W)``; y: ``(N,)``; masks: ``(K, H, W)``.
+        - drops, shares: ``(N, K)``; low_share: ``(N,)``.
+
+    Raises:
+        ValueError: ``x`` not 4-D, not finite or holding no image; ``y`` not ``(N,)`` or out
+            of range; an unknown ``basis``, ``output``, ``by`` or baseline name; ``masks``
+            overlapping, of the wrong shape, with an empty band (also one that held only
+            the DC coefficient, with ``keep_dc``) or fewer than 2 bands; a model output
+            holding NaN or inf.
+        TypeError: ``x`` not a floating-point tensor; ``y`` not an integer tensor.
+
+    Example:
+        >>> import torch, freqkit as fk
+        >>> _ = torch.manual_seed(0); x = torch.rand(3, 1, 8, 8); y = torch.tensor([0, 1, 2])
+        >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3))
+        >>> r = fk.reliance.band_occlusion_shares(model, x, y)
+        >>> r["shares"].shape, bool(torch.allclose(r["shares"].sum(1), torch.ones(3, dtype=torch.float64)))
+        (torch.Size([3, 2]), True)
+    """
+    check_images(x, "x", nonempty=True)
+    y = check_labels(y, x.shape[0], x.device)
+    check_choice(by, "by", ("abs", "signed"))
+    check_basis(basis)
+    default = masks is None
+    h, w = x.shape[-2:]
+    if default:
+        masks = _halves(h, w, basis, x.device)
+    if keep_dc:
+        masks = check_masks(masks, h, w, disjoint=True, device=x.device).clone()
+        dc = (0, 0) if basis == "dct" else (h // 2, w // 2)       # the DFT grid is centred
+        masks[:, dc[0], dc[1]] = False
+    res = attribute(model, x, y, method="occlusion", basis=basis, masks=masks, baseline=baseline, output=output,
+                    internal_batch_size=internal_batch_size)
+    if res.masks.shape[0] < 2:
+        raise ValueError(f"masks must hold at least 2 bands to share the drops among, got {res.masks.shape[0]}")
+    drops = res.band_scores.detach().double().cpu()
+    fx = res.output_x.detach().double().cpu()
+    # A band the model ignores still "drops" the output by rounding error (the inverse
+    # transform and the forward pass round); normalised, that noise would pose as a share.
+    floor = 64 * torch.finfo(x.dtype).eps * (1 + fx.abs())[:, None]
+    kept = torch.where(drops.abs() > floor, drops, torch.zeros_like(drops))
+    total = kept.abs().sum(1, keepdim=True)
+    num = kept.abs() if by == "abs" else kept
+    shares = torch.where(total > 0, num / torch.where(total > 0, total, torch.ones_like(total)),
+                         torch.full_like(num, float("nan")))
+    return {"drops": drops, "shares": shares, "low_share": shares[:, 0].clone() if default else None,
+            "output_x": res.output_x.detach().double().cpu(), "masks": res.masks.cpu(), "basis": basis,
+            "output": output, "by": by}

@@ -104,14 +104,20 @@ def bootstrap_ci(values, stat: Callable = np.median, n_boot: int = 1000, ci: flo
     n = v.shape[axis]
     idx = gen.integers(0, n, size=(n_boot, n))
     boots = stat(np.take(v, idx, axis=axis), axis=axis + 1)
+    return _percentile_interval(boots, ci, rule, axis)
+
+
+def _percentile_interval(boots: np.ndarray, ci: float, rule: str, axis: int = 0):
+    """The ``ci`` percentile interval of bootstrap draws along ``axis`` (see :func:`bootstrap_ci`'s ``rule``)."""
     # Rounded so that ci=0.95 reads exactly the 2.5% and 97.5% points.
     q_lo = round((1 - ci) / 2, 12)
     q_hi = 1 - q_lo
     if rule == "linear":
         return np.quantile(boots, q_lo, axis=axis), np.quantile(boots, q_hi, axis=axis)
+    m = boots.shape[axis]
     s = np.sort(boots, axis=axis)
-    return (np.take(s, int(math.floor(q_lo * (n_boot - 1))), axis=axis),
-            np.take(s, int(math.ceil(q_hi * (n_boot - 1))), axis=axis))
+    return (np.take(s, int(math.floor(q_lo * (m - 1))), axis=axis),
+            np.take(s, int(math.ceil(q_hi * (m - 1))), axis=axis))
 
 
 def median_with_inf(v, axis: int = -1) -> np.ndarray:
@@ -291,8 +297,8 @@ def _as_seeds_by_images(values, name: str) -> np.ndarray:
 
 
 def hierarchical_bootstrap_ci(values, n_boot: int = 2000, ci: float = 0.95, seed: int = 0,
-                              rng: np.random.Generator | None = None) -> dict:
-    """Mean over seeds and images with a two-level bootstrap interval: seeds, then images.
+                              rng: np.random.Generator | None = None, stat: str = "mean") -> dict:
+    """Mean (or median) over seeds and images with a two-level bootstrap interval: seeds, then images.
 
     A measurement on ``S`` trained models (seeds) of a method, each on the same ``N`` images,
     varies with the training run and with the images.  The interval resamples both (Davison
@@ -303,11 +309,17 @@ def hierarchical_bootstrap_ci(values, n_boot: int = 2000, ci: float = 0.95, seed
     images (:func:`bootstrap_ci`), and says so in ``levels``.
 
     Args:
-        values: ``(S, N)`` per seed and image (or ``(N,)``: one seed).
+        values: ``(S, N)`` per seed and image (or ``(N,)``: one seed).  ``inf`` is allowed
+            with ``stat="median"`` (a distortion no attack reached).
         n_boot, ci, seed, rng: as :func:`bootstrap_ci`.
+        stat: ``"mean"`` or ``"median"`` of the resampled ``S x N`` values (the median
+            interval uses the outward rule of :func:`bootstrap_ci`, so ``inf`` stays ``inf``).
 
     Returns:
-        ``{"mean", "ci_low", "ci_high", "ci", "n_seeds", "n_images", "seed_means" (S,), "levels"}``.
+        ``{"mean" (the statistic: the mean, or the median with stat="median"), "stat",
+        "ci_low", "ci_high", "ci", "n_seeds", "n_images", "seed_means" (S,: the statistic
+        per seed), "per_seed": [{"mean", "ci_low", "ci_high"}] (per seed, the image
+        bootstrap of that seed's values), "levels"}``.
 
     Shape:
         - values: ``(S, N)``.
@@ -320,18 +332,28 @@ def hierarchical_bootstrap_ci(values, n_boot: int = 2000, ci: float = 0.95, seed
         >>> round(r["mean"], 3), r["n_seeds"], r["ci_low"] < r["mean"] < r["ci_high"]
         (0.3, 2, True)
     """
+    if stat not in ("mean", "median"):
+        raise ValueError(f"stat must be 'mean' or 'median', got {stat!r}")
     v = _as_seeds_by_images(values, "values")
+    if stat == "mean" and not np.isfinite(v).all():
+        raise ValueError("values must be finite for stat='mean' (use stat='median' with inf)")
     check_positive_int(n_boot, "n_boot")
     if isinstance(ci, bool) or not isinstance(ci, (int, float)) or not 0 < ci < 1:
         raise ValueError(f"ci must be a number in (0, 1), got {ci!r}")
     gen = np.random.default_rng(seed) if rng is None else rng
+    reduce = np.mean if stat == "mean" else median_with_inf
+    rule = "linear" if stat == "mean" else "outward"
     s_count, n = v.shape
     si = gen.integers(0, s_count, size=(n_boot, s_count))
     ii = gen.integers(0, n, size=(n_boot, n))
-    boots = np.array([v[np.ix_(a, b)].mean() for a, b in zip(si, ii)])
-    q = round((1 - ci) / 2, 12)
-    return {"mean": float(v.mean()), "ci_low": float(np.quantile(boots, q)), "ci_high": float(np.quantile(boots, 1 - q)),
-            "ci": ci, "n_seeds": int(s_count), "n_images": int(n), "seed_means": v.mean(1).tolist(),
+    boots = np.array([reduce(v[np.ix_(a, b)].reshape(-1)) for a, b in zip(si, ii)])
+    lo, hi = (float(e) for e in _percentile_interval(boots, ci, rule))
+    per_seed = []
+    for k in range(s_count):
+        plo, phi = bootstrap_ci(v[k], stat=reduce, n_boot=n_boot, ci=ci, rng=gen, rule=rule)
+        per_seed.append({"mean": float(reduce(v[k])), "ci_low": float(plo), "ci_high": float(phi)})
+    return {"mean": float(reduce(v.reshape(-1))), "stat": stat, "ci_low": lo, "ci_high": hi, "ci": ci,
+            "n_seeds": int(s_count), "n_images": int(n), "seed_means": [float(reduce(r)) for r in v], "per_seed": per_seed,
             "levels": "seeds, then images" if s_count > 1 else "images (one seed)"}
 
 

@@ -56,7 +56,47 @@ the defaults equal ``PRESETS[dataset]["cpu"]``):
                           augmentation.
 ``amp``                   mixed precision: bf16 autocast on CUDA, and on CPUs with native bf16
                           (AVX512-BF16/AMX, where it measured 1.5-2x faster); fp32 elsewhere.
+``kernel_smoothing``      ``rho >= 0`` (0 = off): after every optimiser step (and once before
+                          the first) the kernels of the first convolution (:func:`first_conv`)
+                          are smoothed by Wang et al. 2020's Eq. 3, normalised
+                          (:func:`smooth_kernels`); see "Kernel smoothing" below.
+``stop_at_accuracy``      None (off) or a target in ``(0, 1]``: training stops as soon as the
+                          accuracy on the validation split (``val_size`` images held out of
+                          the training set; never the test images) reaches it; see "Stopping
+                          at an accuracy" below.
+``stop_check_every``      with ``stop_at_accuracy``: optimiser steps between validation checks
+                          (an integer >= 1); None = at the end of each epoch.
 ========================  ==================================================================
+
+The last three keys are off by default and leave the checkpoint key of a configuration
+that does not use them unchanged (they enter the hash only when set), so adding them
+retrained nothing.
+
+Kernel smoothing (issue 13, thread (a)).  Wang et al. 2020 ("High-frequency component
+helps explain the generalization of convolutional neural networks", CVPR, section 6.3)
+smooth the first layer's kernels of a *trained* model once, ``w_ij <- w_ij + rho
+sum_{8 neighbours} w_hk`` (borders replicated; rho in {0.10, 0.25, 0.5, 1.0}), and report
+higher robustness at lower clean accuracy; :func:`smooth_first_layer` does exactly that.
+``kernel_smoothing`` instead *trains* under the smoothing (projected training): the same
+update divided by ``1 + 8 rho`` after every step, so the network learns with smooth
+first-layer kernels rather than having them blurred afterwards.  The division keeps the
+kernel's mean (a constant kernel is a fixed point); without it each of thousands of steps
+would multiply the kernels by up to ``1 + 8 rho``.  On a 3x3 kernel the normalised update
+multiplies its DCT coefficient ``(u, v)`` by ``((1 - rho) + 9 rho l_u l_v) / (1 + 8 rho)``
+with ``l = (1, 2/3, 0)``: at ``rho = 1`` it removes every coefficient with ``u = 2`` or
+``v = 2`` at each step.
+
+Stopping at an accuracy (issue 12, the matched-accuracy control).  A standard model
+stopped at a robust model's clean accuracy tells "adversarially trained" from "less
+accurate".  The learning-rate schedule is the full run's (``epochs``), so the stopped model
+is the full run's model at the step where it stopped (the validation checks draw no
+random numbers and leave the weights alone); with ``lookahead`` the weights are those
+measured (the final average is not applied after a stop).  The checks see the model
+handed out (with ``tta`` the mirror average) in eval mode, as :func:`train_or_load`
+measures ``val_accuracy``.  ``info["stop"]`` and the checkpoint's metrics record where it
+stopped: ``target``, ``reached``, ``step``, ``steps_planned``, ``epoch`` (fractional),
+``images_seen``, ``val_accuracy``, ``n_val``, ``check_seconds`` (inside ``train_seconds``)
+and ``checks`` (every check: step, epoch, val_accuracy).
 
 Suites: :func:`train_seeds` trains (or loads) one model per seed of a configuration; each
 seed is its own checkpoint.
@@ -104,6 +144,7 @@ still returns the trained model (``info["saved"]`` is then False).
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
@@ -125,7 +166,7 @@ from .models import MirrorAverage, PatchWhitening, build_model, evaluate, resolv
 __all__ = [
     "train_or_load", "train_on_tensors", "checkpoint_key", "checkpoint_path", "load_checkpoint", "full_config",
     "cache_dir", "CorruptCheckpoint", "PRESETS", "DEFAULT_CONFIG", "TRAINING_CODE_VERSION", "PROFILES",
-    "OBJECTIVE_KEYS", "train_seeds",
+    "OBJECTIVE_KEYS", "train_seeds", "first_conv", "smooth_kernels", "smooth_first_layer",
 ]
 
 # Bump whenever a change to this module (or the models) changes what a configuration trains:
@@ -146,7 +187,13 @@ PROFILES = ("smoke", "cpu", "gpu")
 
 _COMMON = dict(arch=None, momentum=0.9, weight_decay=5e-4, optimizer="sgd", schedule="onecycle", warmup=0.2,
                n_train=None, val_size=0, label_smoothing=0.0, seed=0, amp=True, translate=None, flip="random",
-               lookahead=False, bias_lr_scale=1.0, whiten_bias_epochs=0, tta=False, width_factor=4)
+               lookahead=False, bias_lr_scale=1.0, whiten_bias_epochs=0, tta=False, width_factor=4,
+               kernel_smoothing=0.0, stop_at_accuracy=None, stop_check_every=None)
+
+# Keys added after version 3 whose default is "off": at these values they are left out of the
+# checkpoint key, so that every configuration trained before them keeps its key (and its cached
+# checkpoint) without a version bump: they change nothing about what such a configuration trains.
+_OFF_BY_DEFAULT = {"kernel_smoothing": 0.0, "stop_at_accuracy": None, "stop_check_every": None}
 
 # The airbench recipe (Jordan 2024, arXiv:2404.00498; its hyperparameters are per 1,024 images with
 # a summed loss): lr 11.5 / (1024 (1 + 1 / (1 - 0.85))) per image, i.e. 0.375 for the mean loss of
@@ -278,6 +325,9 @@ def full_config(dataset: str, config: dict | None = None) -> dict:
             or ``flip``; ``augment``, ``amp``, ``lookahead`` or ``tta`` not a bool;
             ``width_factor`` not an integer ``>= 1``; ``translate`` neither None nor an integer in ``[0, 8]``; ``bias_lr_scale`` not a
             finite number ``> 0``; ``whiten_bias_epochs`` not an integer ``>= 0``;
+            ``kernel_smoothing`` not a finite number ``>= 0``; ``stop_at_accuracy`` neither
+            None nor in ``(0, 1]``, or set with ``val_size`` 0; ``stop_check_every`` neither
+            None nor an integer ``>= 1``, or set without ``stop_at_accuracy``;
             ``objective`` not a non-empty name
             without surrounding spaces; ``objective_params`` not a dict of str keys and
             finite JSON values, or given with the ``"standard"`` objective.
@@ -325,6 +375,22 @@ def full_config(dataset: str, config: dict | None = None) -> dict:
     w = cfg["whiten_bias_epochs"]
     if isinstance(w, bool) or not isinstance(w, int) or w < 0:
         raise ValueError(f"config['whiten_bias_epochs'] must be an integer >= 0, got {w!r}")
+    r = cfg["kernel_smoothing"]
+    if isinstance(r, bool) or not isinstance(r, (int, float)) or not math.isfinite(r) or r < 0:
+        raise ValueError(f"config['kernel_smoothing'] must be a finite number >= 0 (rho; 0 = off), got {r!r}")
+    a = cfg["stop_at_accuracy"]
+    if a is not None:
+        if isinstance(a, bool) or not isinstance(a, (int, float)) or not 0 < a <= 1:
+            raise ValueError(f"config['stop_at_accuracy'] must be None or a number in (0, 1], got {a!r}")
+        if not cfg["val_size"]:
+            raise ValueError("config['stop_at_accuracy'] needs a validation split: set config['val_size'] (training "
+                             "images held out to decide when to stop; the test images are never used for it)")
+    e = cfg["stop_check_every"]
+    if e is not None:
+        check_positive_int(e, "config['stop_check_every']")
+        if a is None:
+            raise ValueError("config['stop_check_every'] is set but config['stop_at_accuracy'] is None: the checks "
+                             "only serve a stop; set the target or drop stop_check_every")
     return cfg
 
 
@@ -356,7 +422,9 @@ def checkpoint_key(dataset: str, config: dict | None = None) -> str:
 
     The hash covers the data set, the full configuration (:func:`full_config`, defaults
     filled in, objective keys included) and :data:`TRAINING_CODE_VERSION`, serialised as
-    canonical JSON; device, progress and threads are not part of it.
+    canonical JSON; device, progress and threads are not part of it.  ``kernel_smoothing``,
+    ``stop_at_accuracy`` and ``stop_check_every`` enter it only when they are not off
+    (0, None, None), so configurations from before these keys keep their keys.
 
     Args:
         dataset: ``"mnist"`` or ``"cifar10"``.
@@ -369,6 +437,7 @@ def checkpoint_key(dataset: str, config: dict | None = None) -> str:
         TypeError, ValueError: as :func:`full_config`.
     """
     cfg = full_config(dataset, config)
+    cfg = {k: v for k, v in cfg.items() if not (k in _OFF_BY_DEFAULT and v == _OFF_BY_DEFAULT[k])}
     blob = json.dumps({"dataset": dataset, "config": cfg, "version": TRAINING_CODE_VERSION},
                       sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -400,6 +469,130 @@ def _make_model(dataset: str, cfg: dict) -> nn.Module:
 def _finalize(net: nn.Module, cfg: dict) -> nn.Module:
     """The model handed out: the bare network, or :class:`freqkit.models.MirrorAverage` of it with ``tta``."""
     return MirrorAverage(net) if cfg["tta"] else net
+
+
+def first_conv(model: nn.Module) -> nn.Conv2d:
+    """The first convolution of ``model``: the layer :func:`smooth_first_layer` and ``kernel_smoothing`` smooth.
+
+    The first ``nn.Conv2d`` in registration order (``model.modules()``), which in freqkit's
+    models is the first convolution the image meets: :class:`freqkit.models.SmallCNN` and
+    :class:`freqkit.models.ResNetCIFAR`: ``features[0][0]``; :class:`freqkit.models.AirNet`:
+    ``groups[0].conv1`` (its :class:`freqkit.models.PatchWhitening` is a frozen filter bank
+    fitted to the data, not an ``nn.Conv2d``: smoothing it would undo the whitening, so the
+    first *trained* convolution, which sees the whitened image at full resolution, is
+    smoothed); :class:`freqkit.models.MirrorAverage`: that of the wrapped network.
+
+    Args:
+        model: an ``nn.Module``.
+
+    Returns:
+        The ``nn.Conv2d`` module itself (its ``weight`` is ``(C_out, C_in / groups, kH, kW)``).
+
+    Raises:
+        TypeError: ``model`` is not an ``nn.Module``.
+        ValueError: ``model`` holds no ``nn.Conv2d``.
+
+    Example:
+        >>> import freqkit as fk
+        >>> fk.training.first_conv(fk.build_model("mnist", width=4)).weight.shape
+        torch.Size([4, 1, 3, 3])
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            return m
+    raise ValueError(f"model ({type(model).__name__}) holds no nn.Conv2d whose kernels could be smoothed")
+
+
+def smooth_kernels(weight: torch.Tensor, rho: float, normalize: bool = True) -> torch.Tensor:
+    """Wang et al. 2020's kernel smoothing (their Eq. 3): each weight plus ``rho`` times its 8 neighbours.
+
+    Wang, Wu, Huang & Xing 2020, "High-frequency component helps explain the generalization
+    of convolutional neural networks" (CVPR), section 6.3: ``w_ij <- w_ij + rho
+    sum_{(h,k) in N(i,j)} w_hk`` over the 8 spatial neighbours of each kernel entry, values
+    beyond the border duplicated from the border (replicate padding), per kernel slice
+    ``(out, in)``.  With ``normalize`` (default) the result is divided by ``1 + 8 rho``, so a
+    constant kernel is unchanged; that is what ``config["kernel_smoothing"]`` applies after
+    every optimiser step (the paper's unnormalised update, applied thousands of times, would
+    grow the kernels geometrically).  Replicate padding makes the update diagonal in the
+    kernel's DCT-II basis: a 3x3 kernel's coefficient ``(u, v)`` is multiplied by
+    ``((1 - rho) + 9 rho l_u l_v) / (1 + 8 rho)`` (normalised), ``l = (1, 2/3, 0)``.
+
+    Args:
+        weight: convolution kernels, a finite floating-point tensor ``(C_out, C_in, kH, kW)``.
+        rho: the paper's hyperparameter, a finite number ``>= 0`` (theirs: 0.10 to 1.0; 0
+            returns a copy).
+        normalize: divide by ``1 + 8 rho`` (default True); False is the paper's Eq. 3 as
+            printed.
+
+    Returns:
+        The smoothed kernels, a new tensor of ``weight``'s shape, dtype and device (no
+        gradient history).
+
+    Shape:
+        - weight: ``(C_out, C_in, kH, kW)``
+        - output: the same.
+
+    Raises:
+        TypeError: ``weight`` is not a floating-point tensor.
+        ValueError: ``weight`` not 4-D or not finite; ``rho`` not a finite number ``>= 0``.
+
+    Example:
+        >>> import torch, freqkit as fk
+        >>> w = torch.zeros(1, 1, 3, 3); w[..., 1, 1] = 1.0
+        >>> fk.training.smooth_kernels(w, 1.0)[0, 0]   # a delta becomes a 3x3 box
+        tensor([[0.1111, 0.1111, 0.1111],
+                [0.1111, 0.1111, 0.1111],
+                [0.1111, 0.1111, 0.1111]])
+        >>> fk.training.smooth_kernels(torch.ones(2, 3, 3, 3), 0.5).unique().tolist()   # constants stay
+        [1.0]
+    """
+    check_tensor(weight, "weight", ndim=4)
+    if isinstance(rho, bool) or not isinstance(rho, (int, float)) or not math.isfinite(rho) or rho < 0:
+        raise ValueError(f"rho must be a finite number >= 0, got {rho!r}")
+    with torch.no_grad():
+        o, i, kh, kw = weight.shape
+        flat = weight.detach().reshape(o * i, 1, kh, kw)
+        box = F.conv2d(F.pad(flat.float(), (1, 1, 1, 1), mode="replicate"),
+                       torch.ones(1, 1, 3, 3, device=weight.device))   # the 3x3 sum, centre included
+        out = flat.float() + rho * (box - flat.float())
+        if normalize:
+            out = out / (1.0 + 8.0 * rho)
+        return out.reshape(weight.shape).to(weight.dtype)
+
+
+def smooth_first_layer(model: nn.Module, rho: float, normalize: bool = False, inplace: bool = False) -> nn.Module:
+    """A model whose first convolution's kernels are smoothed once: Wang et al. 2020's ``M(rho)``.
+
+    Their section 6.3 applies Eq. 3 (:func:`smooth_kernels`, unnormalised) once to the first
+    layer of a trained model (``M_natural(rho)``, ``M_adversarial(rho)``; rho 0.10, 0.25, 0.5,
+    1.0) and reports lower clean accuracy and higher FGSM/PGD robustness.  The layer is
+    :func:`first_conv`.  Unnormalised, the kernels grow by up to ``1 + 8 rho`` and a
+    following BatchNorm's running statistics no longer match them: part of the accuracy
+    drop they report may come from that scale; ``normalize=True`` separates it.
+
+    Args:
+        model: a trained ``nn.Module`` holding an ``nn.Conv2d``.
+        rho: a finite number ``>= 0``.
+        normalize: divide by ``1 + 8 rho`` (default False: the paper's update).
+        inplace: change ``model`` itself (default False: a deep copy is changed).
+
+    Returns:
+        The smoothed model (``model`` itself with ``inplace``), in ``model``'s mode.
+
+    Raises:
+        TypeError: ``model`` is not an ``nn.Module``.
+        ValueError: ``model`` holds no ``nn.Conv2d``; ``rho`` not a finite number ``>= 0``.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    first_conv(model)  # fail before copying
+    out = model if inplace else copy.deepcopy(model)
+    conv = first_conv(out)
+    with torch.no_grad():
+        conv.weight.copy_(smooth_kernels(conv.weight, rho, normalize))
+    return out
 
 
 def load_checkpoint(path, dataset: str | None = None, config: dict | None = None) -> tuple[nn.Module, dict]:
@@ -617,6 +810,15 @@ def _train(model: nn.Module, dataset: str, cfg: dict, data_root, dev: torch.devi
     gen = torch.Generator(device=dev).manual_seed(cfg["seed"])
     gen_cpu = torch.Generator().manual_seed(cfg["seed"])
     whiteners = [m for m in model.modules() if isinstance(m, PatchWhitening)]
+    smoothed = first_conv(model) if cfg["kernel_smoothing"] > 0 else None
+    target = cfg["stop_at_accuracy"]
+    if target is not None:
+        xv, yv = load_dataset(dataset, "val", root=data_root, val_size=cfg["val_size"])
+        xv, yv = xv.to(dev), yv.to(dev)
+        stop = {"target": target, "reached": False, "step": None, "steps_planned": total, "epoch": None,
+                "images_seen": None, "val_accuracy": None, "n_val": int(xv.shape[0]), "check_seconds": 0.0,
+                "checks": []}
+    stopped = False
     history = []
     desc = f"train {dataset}" + (f" ({cfg['objective']})" if loss_fn is not None else "")
     bar = progress_bar(total=total, enabled=progress, desc=desc, unit="step")
@@ -626,6 +828,8 @@ def _train(model: nn.Module, dataset: str, cfg: dict, data_root, dev: torch.devi
     try:
         if hasattr(model, "fit_whitening"):  # part of training: fitted to the training images, timed
             model.fit_whitening(xs[:_WHITEN_IMAGES].float().div_(255.0))
+        if smoothed is not None:  # start inside the set of smoothed kernels, as every later step ends
+            _smooth_in_place(smoothed, cfg["kernel_smoothing"])
         ema = ({k: v.detach().clone() for k, v in model.state_dict().items() if v.is_floating_point()}
                if cfg["lookahead"] else None)
         every = _lookahead_every(bs, total)
@@ -659,6 +863,8 @@ def _train(model: nn.Module, dataset: str, cfg: dict, data_root, dev: torch.devi
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
+                if smoothed is not None:  # before the lookahead, so that its average is of smoothed kernels
+                    _smooth_in_place(smoothed, cfg["kernel_smoothing"])
                 sched.step()
                 if ema is not None and (step + 1) % every == 0:
                     _lookahead_update(ema, model, _lookahead_decay(step + 1, total))
@@ -670,14 +876,26 @@ def _train(model: nn.Module, dataset: str, cfg: dict, data_root, dev: torch.devi
                 if i % 50 == 0 and not math.isfinite(float(loss.detach())):
                     raise FloatingPointError(f"training diverged (loss {float(loss)}) at epoch {epoch}, step {i}; "
                                              f"lower config['lr'] (now {cfg['lr']})")
-            ep = {"epoch": epoch + 1, "train_loss": float(loss_sum) / steps_per_epoch,
+                check_every = cfg["stop_check_every"]
+                if target is not None and (step + 1 == total or ((step + 1) % check_every == 0 if check_every
+                                                                 else i == steps_per_epoch - 1)):
+                    stopped = _check_stop(stop, model, cfg, xv, yv, step + 1, epoch + (i + 1) / steps_per_epoch, bs)
+                    if stopped:
+                        break
+            ep = {"epoch": epoch + 1, "train_loss": float(loss_sum) / (i + 1),
                   "train_accuracy": float(correct) / tracked if tracked else None,
                   "seconds": time.perf_counter() - t0}
+            if stopped:
+                ep["stopped_after_steps"] = i + 1  # a partial epoch: its means are over these steps
             tracked = 0
             history.append(ep)
             bar.set_postfix(loss=f"{ep['train_loss']:.3f}",
                             acc="-" if ep["train_accuracy"] is None else f"{ep['train_accuracy']:.3f}")
-        if ema is not None and total % every:
+            if stopped:
+                break
+        # After a stop the weights are the ones whose validation accuracy was measured: no
+        # final average (it would hand out another model than the one that met the target).
+        if ema is not None and total % every and not stopped:
             # The last steps since the last update enter the average too (airbench copies the
             # average of its last update back, dropping them; with few steps that is all of them).
             _lookahead_update(ema, model, _lookahead_decay(total, total))
@@ -687,8 +905,32 @@ def _train(model: nn.Module, dataset: str, cfg: dict, data_root, dev: torch.devi
             m.bias.requires_grad_(True)
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
-    return {"train_seconds": time.perf_counter() - t0, "n_train": n, "steps": total, "amp": amp,
-            "history": history}
+    out = {"train_seconds": time.perf_counter() - t0, "n_train": n,
+           "steps": stop["step"] if stopped else total, "amp": amp, "history": history}
+    if target is not None:
+        if not stopped:
+            warnings.warn(f"config['stop_at_accuracy']={target} was never reached: the validation accuracy peaked at "
+                          f"{max(c['val_accuracy'] for c in stop['checks']):.2%} over {len(stop['checks'])} checks; "
+                          "the full schedule was trained (info['stop']['reached'] is False)", stacklevel=3)
+        out["stop"] = stop
+    return out
+
+
+def _smooth_in_place(conv: nn.Conv2d, rho: float) -> None:
+    with torch.no_grad():
+        conv.weight.copy_(smooth_kernels(conv.weight, rho))
+
+
+def _check_stop(stop: dict, model: nn.Module, cfg: dict, xv, yv, step: int, epoch: float, bs: int) -> bool:
+    """One validation check of ``stop_at_accuracy``: record it in ``stop``; True when the target is reached."""
+    t = time.perf_counter()
+    acc = evaluate(_finalize(model, cfg), xv, yv)  # eval mode inside, the training mode restored
+    stop["check_seconds"] += time.perf_counter() - t
+    stop["checks"].append({"step": step, "epoch": epoch, "val_accuracy": acc})
+    if acc < stop["target"]:
+        return False
+    stop.update(reached=True, step=step, epoch=epoch, images_seen=step * bs, val_accuracy=acc)
+    return True
 
 
 def _custom_loss(loss_fn, model, xb, yb, cfg, step_info):
@@ -750,9 +992,12 @@ def train_or_load(dataset: str, config: dict | None = None, data_root=None, cach
         without a validation split), ``train_seconds`` (of the original training run),
         ``n_train``, ``config`` (full), ``key``, ``checkpoint`` (path str), ``cached``
         (bool), ``device`` (str), ``amp`` (whether bf16 was used in training), ``history``
-        (per epoch: epoch, train_loss, train_accuracy, seconds since the start),
-        ``trained_on`` (the device of the original training run) and ``saved`` (bool: the
-        checkpoint is on disk; False when the cache folder could not be written).
+        (per epoch: epoch, train_loss, train_accuracy, seconds since the start; a last,
+        partial epoch after a stop also has ``stopped_after_steps``),
+        ``trained_on`` (the device of the original training run), ``saved`` (bool: the
+        checkpoint is on disk; False when the cache folder could not be written) and
+        ``stop`` (None without ``stop_at_accuracy``; else where training stopped, see the
+        module docstring).
 
     Raises:
         TypeError: ``config`` not a dict, or ``loss_fn`` not callable.
@@ -769,7 +1014,8 @@ def train_or_load(dataset: str, config: dict | None = None, data_root=None, cach
 
     Warns:
         UserWarning: the cache folder is not writable (named; the model will not be cached),
-            or writing the checkpoint failed after training (the path and the error).
+            or writing the checkpoint failed after training (the path and the error);
+            ``stop_at_accuracy`` was never reached (the full schedule was trained).
     """
     cfg = full_config(dataset, config)
     if loss_fn is not None and not callable(loss_fn):
@@ -841,7 +1087,7 @@ def train_or_load(dataset: str, config: dict | None = None, data_root=None, cach
             "train_seconds": stats["train_seconds"], "n_train": stats["n_train"], "config": cfg,
             "key": path.stem.split("-", 1)[1], "checkpoint": str(path), "cached": cached, "device": str(dev),
             "amp": stats["amp"], "history": stats["history"], "trained_on": stats.get("device"),
-            "saved": saved}
+            "saved": saved, "stop": stats.get("stop")}
     return model, info
 
 

@@ -39,7 +39,7 @@ __all__ = [
     "frequency_coords", "frequency_radius", "band_masks", "check_dft_symmetric",
     "filter_band", "low_pass", "high_pass", "band_pass", "band_decompose",
     "block_dct2", "block_idct2", "power_spectrum", "radial_profile", "radial_power_law", "BASES", "check_basis",
-    "equal_count_band_masks", "ring_band_masks", "low_high_masks", "band_energy",
+    "equal_count_band_masks", "ring_band_masks", "low_high_masks", "low_block_masks", "dc_mask", "band_energy",
 ]
 
 #: The frequency bases of freqkit, one meaning each (see the module docstring): "dct" the
@@ -1223,8 +1223,41 @@ def radial_power_law(power: torch.Tensor, basis: str = "dft", n_bands: int = 16,
 
 # ----------------------------------------------------------------------------- more band families
 
+def dc_mask(h: int, w: int, basis: str = "dct", device=None) -> torch.Tensor:
+    """The mask of the zero frequency (DC, the image mean) on the ``basis`` grid.
+
+    The DC coefficient is the only one at radius 0 (:func:`frequency_radius`): index
+    ``(0, 0)`` of the DCT grid, ``(H // 2, W // 2)`` of the centred DFT grid.  A perturbation
+    along it changes the brightness of the whole image, a direction of its own that the
+    low-frequency subspaces of Guo et al. 2018 and Sharma et al. 2019 contain and that the
+    DC-free bands (``exclude_dc=True`` in :func:`equal_count_band_masks`,
+    :func:`low_block_masks`) leave out.
+
+    Args:
+        h: image height, an integer ``>= 1``.
+        w: image width, an integer ``>= 1``.
+        basis: ``"dct"`` or ``"dft"``.
+        device: device of the mask (``None``: the default device).
+
+    Returns:
+        A bool mask with exactly one true entry (symmetric under ``f -> -f`` on the DFT grid).
+
+    Shape:
+        - output: ``(H, W)``
+
+    Raises:
+        ValueError: ``h`` or ``w`` not an integer ``>= 1``, or an unknown ``basis``.
+
+    Example:
+        >>> import torch, freqkit as fk
+        >>> fk.transforms.dc_mask(4, 4).nonzero().tolist(), fk.transforms.dc_mask(4, 4, "dft").nonzero().tolist()
+        ([[0, 0]], [[2, 2]])
+    """
+    return frequency_radius(h, w, basis, "radial", device) == 0
+
+
 def equal_count_band_masks(h: int, w: int, n_bands: int, basis: str = "dct", kind: str = "radial",
-                           device=None) -> torch.Tensor:
+                           device=None, exclude_dc: bool = False) -> torch.Tensor:
     """``n_bands`` radial (or ring) bands with as equal numbers of coefficients as the grid allows.
 
     Equal-width radial bands (:func:`band_masks`) hold very different numbers of
@@ -1234,7 +1267,18 @@ def equal_count_band_masks(h: int, w: int, n_bands: int, basis: str = "dct", kin
     between distinct radii (coefficients at one radius are never split; each band keeps at
     least one distinct radius), so band k holds the coefficients between the k/K and
     (k+1)/K quantiles of the radius.  DFT masks are symmetric under ``f -> -f`` (the radius
-    is).
+    is).  Because ties are never split, the counts can differ from ``H W / K`` by up to the
+    largest number of coefficients sharing one radius (6 on a 32 x 32 DCT grid, mostly the
+    mirror pairs ``(u, v)``, ``(v, u)``; 4 or 8 on the DFT grid, whose ``f`` and ``-f``
+    share a radius): splitting a tie would make a band depend on the orientation of its
+    frequencies.
+
+    ``exclude_dc=True`` leaves out the zero frequency (:func:`dc_mask`) and splits the other
+    ``H W - 1`` coefficients: the lowest band then holds the lowest *oscillating*
+    frequencies only, as in the low-frequency comparisons of Guo et al. 2018 ("Low frequency
+    adversarial perturbation") and Sharma et al. 2019 ("On the effectiveness of low
+    frequency perturbations"), where a change of the image mean is no "low-frequency
+    perturbation" of interest (it has its own direction, a brightness change).
 
     Args:
         h: image height, an integer ``>= 1``.
@@ -1243,17 +1287,21 @@ def equal_count_band_masks(h: int, w: int, n_bands: int, basis: str = "dct", kin
         basis: ``"dct"`` or ``"dft"``.
         kind: ``"radial"`` or ``"ring"`` (see :func:`frequency_radius`).
         device: device of the masks (``None``: the default device).
+        exclude_dc: leave the DC coefficient out of every band (default ``False``: the bands
+            partition the whole plane).
 
     Returns:
-        A bool partition of the frequency plane, like :func:`band_masks`.
+        A bool partition of the frequency plane, like :func:`band_masks`; with
+        ``exclude_dc`` a partition of every frequency but the DC term.
 
     Shape:
         - output: ``(K, H, W)``
 
     Raises:
         ValueError: ``h``, ``w`` or ``n_bands`` not an integer ``>= 1``; an unknown
-            ``basis`` or ``kind``; ``n_bands`` larger than the number of distinct radii of
-            the grid (a 1 x 1 grid fails even for one band).
+            ``basis`` or ``kind``; ``exclude_dc`` not a bool; ``n_bands`` larger than the
+            number of distinct radii of the grid (the DC radius not counted with
+            ``exclude_dc``; a 1 x 1 grid fails even for one band).
 
     Example:
         >>> import torch, freqkit as fk
@@ -1261,15 +1309,23 @@ def equal_count_band_masks(h: int, w: int, n_bands: int, basis: str = "dct", kin
         [255, 255, 258, 256]
         >>> fk.band_masks(32, 32, 4).sum((1, 2)).tolist()  # equal-width bands, for contrast
         [112, 312, 468, 132]
+        >>> m = fk.equal_count_band_masks(32, 32, 8, exclude_dc=True)   # 1023 coefficients / 8
+        >>> m.sum((1, 2)).tolist(), bool(m[:, 0, 0].any())
+        ([128, 126, 129, 126, 130, 128, 129, 127], False)
     """
     check_positive_int(h, "h")
     check_positive_int(w, "w")
     check_positive_int(n_bands, "n_bands")
     check_basis(basis)
+    if not isinstance(exclude_dc, bool):
+        raise ValueError(f"exclude_dc must be a bool, got {exclude_dc!r}")
     r = frequency_radius(h, w, basis, kind, device).flatten()
+    if exclude_dc:
+        r = r[r > 0]                                      # the DC term is the only radius 0
     vals, counts = torch.unique(r, sorted=True, return_counts=True)
     if vals.numel() < n_bands:
-        raise ValueError(f"n_bands={n_bands} exceeds the {vals.numel()} distinct radii of a {h}x{w} grid")
+        what = "non-zero radii" if exclude_dc else "distinct radii"
+        raise ValueError(f"n_bands={n_bands} exceeds the {vals.numel()} {what} of a {h}x{w} grid")
     cum = torch.cumsum(counts, 0).double()               # coefficients with radius <= vals[j]
     total = float(r.numel())
     cuts = []
@@ -1282,8 +1338,14 @@ def equal_count_band_masks(h: int, w: int, n_bands: int, basis: str = "dct", kin
         j = lo_j + int(torch.argmin((cum[lo_j:hi_j + 1] - target).abs()))
         cuts.append(j)
         prev = j
-    edges = [float(vals[0])] + [float(vals[j] + vals[j + 1]) / 2 for j in cuts] + [float(vals[-1])]
-    return band_masks(h, w, kind=kind, basis=basis, edges=edges, device=device)
+    # With exclude_dc the first edge is 0, so that the edges cover the grid as band_masks
+    # requires; the DC term lands in band 0 and is taken out again.
+    first = 0.0 if exclude_dc else float(vals[0])
+    edges = [first] + [float(vals[j] + vals[j + 1]) / 2 for j in cuts] + [float(vals[-1])]
+    masks = band_masks(h, w, kind=kind, basis=basis, edges=edges, device=device)
+    if exclude_dc:
+        masks = masks & ~dc_mask(h, w, basis, masks.device)
+    return masks
 
 
 def ring_band_masks(h: int, w: int, basis: str = "dct", device=None) -> torch.Tensor:
@@ -1317,37 +1379,119 @@ def ring_band_masks(h: int, w: int, basis: str = "dct", device=None) -> torch.Te
     return band_masks(h, w, k, kind="ring", basis=basis, device=device)
 
 
-def low_high_masks(h: int, w: int, basis: str = "dct") -> dict:
+def low_high_masks(h: int, w: int, basis: str = "dct", exclude_dc: bool = False) -> dict:
     """The lower and upper half of the coefficients by normalised radius.
 
     Equal-count halves (:func:`equal_count_band_masks` with 2 radial bands) of the ``basis``
     grid, so that a low- and a high-band attack act in subspaces of (nearly) the same
     dimension; coefficients at one radius are never split, so the halves can differ by a
-    few coefficients.  The mean (DC) is in ``"low"``.
+    few coefficients.  The mean (DC) is in ``"low"``, unless ``exclude_dc`` leaves it out
+    (then the halves split the other ``H W - 1`` coefficients).
 
     Args:
         h: image height, an integer ``>= 1``.
         w: image width, an integer ``>= 1``.
         basis: ``"dct"`` or ``"dft"``.
+        exclude_dc: leave the DC coefficient out of both halves (default ``False``).
 
     Returns:
-        ``{"low": mask, "high": mask}``, complementary bool masks (on the default device).
+        ``{"low": mask, "high": mask}``, disjoint bool masks (on the default device):
+        complementary, or with ``exclude_dc`` covering every frequency but the DC term.
 
     Shape:
         - low, high: ``(H, W)`` each.
 
     Raises:
-        ValueError: ``h`` or ``w`` not an integer ``>= 1``; an unknown ``basis``; a grid
-            with fewer than 2 distinct radii (1 x 1).
+        ValueError: ``h`` or ``w`` not an integer ``>= 1``; an unknown ``basis``;
+            ``exclude_dc`` not a bool; a grid with fewer than 2 distinct radii (1 x 1; with
+            ``exclude_dc``, fewer than 2 non-zero radii).
 
     Example:
         >>> import torch, freqkit as fk
         >>> m = fk.low_high_masks(8, 8)
         >>> sorted(m), int(m["low"].sum()), int(m["high"].sum()), bool(m["low"][0, 0])
         (['high', 'low'], 31, 33, True)
+        >>> m = fk.low_high_masks(8, 8, exclude_dc=True)
+        >>> int(m["low"].sum()), int(m["high"].sum()), bool(m["low"][0, 0])
+        (32, 31, False)
     """
-    m = equal_count_band_masks(h, w, 2, basis=basis)
+    m = equal_count_band_masks(h, w, 2, basis=basis, exclude_dc=exclude_dc)
     return {"low": m[0], "high": m[1]}
+
+
+def low_block_masks(h: int, w: int, ks: Sequence[int] | int, exclude_dc: bool = False, device=None) -> dict:
+    """The square low-frequency DCT blocks of Guo et al. 2018 and Sharma et al. 2019.
+
+    Guo, Frank & Weinberger 2018 ("Low frequency adversarial perturbation", UAI 2019) and
+    Sharma, Ding & Brubaker 2019 ("On the effectiveness of low frequency perturbations",
+    IJCAI 2019) confine perturbations to the top-left ``k x k`` coefficients of the 2-D DCT:
+    ``u < k`` and ``v < k`` on the grid of :func:`dct2`, frequencies below ``k / H`` (rows)
+    and ``k / W`` (columns) in units of Nyquist.  A block is a square in ``(u, v)``, not a
+    disc, so it reaches the radius ``sqrt(2) (k - 1) / H`` along the diagonal; the blocks
+    are nested and hold ``k^2`` coefficients, far fewer than an equal-count band for small
+    ``k``: compare them through the minimal distortion, which grows as the subspace
+    shrinks, not through their size.  DCT only: the papers define the subspace on the DCT.
+
+    Args:
+        h: image height, an integer ``>= 1``.
+        w: image width, an integer ``>= 1``.
+        ks: block sizes, an integer or a non-empty sequence of distinct integers in
+            ``[1, min(H, W)]`` (e.g. ``(4, 8, 16)`` on 32 x 32 images).
+        exclude_dc: leave the DC coefficient ``(0, 0)`` out of every block (``k^2 - 1``
+            coefficients), to compare with the DC-free bands of
+            :func:`equal_count_band_masks`; default ``False``, the papers' blocks.
+        device: device of the masks (``None``: the default device).
+
+    Returns:
+        ``{"4x4": mask, "8x8": mask, ...}``: one bool mask per size, in the order of ``ks``,
+        named ``f"{k}x{k}"``.
+
+    Shape:
+        - each mask: ``(H, W)``
+
+    Raises:
+        ValueError: ``h`` or ``w`` not an integer ``>= 1``; ``ks`` empty, holding a
+            non-integer, a repeated size, or a size outside ``[1, min(H, W)]`` (or ``k = 1``
+            with ``exclude_dc``, an empty block); ``exclude_dc`` not a bool.
+
+    Example:
+        >>> import torch, freqkit as fk
+        >>> b = fk.transforms.low_block_masks(32, 32, (4, 8, 16))
+        >>> list(b), [int(m.sum()) for m in b.values()]
+        (['4x4', '8x8', '16x16'], [16, 64, 256])
+        >>> b = fk.transforms.low_block_masks(32, 32, 4, exclude_dc=True)
+        >>> int(b["4x4"].sum()), bool(b["4x4"][0, 0]), bool(b["4x4"][3, 3])
+        (15, False, True)
+    """
+    check_positive_int(h, "h")
+    check_positive_int(w, "w")
+    if not isinstance(exclude_dc, bool):
+        raise ValueError(f"exclude_dc must be a bool, got {exclude_dc!r}")
+    ks_list = [ks] if isinstance(ks, int) and not isinstance(ks, bool) else ks
+    try:
+        ks_list = list(ks_list)
+    except TypeError:
+        raise ValueError(f"ks must be an integer or a sequence of integers, got {ks!r}") from None
+    if not ks_list:
+        raise ValueError("ks must hold at least one block size")
+    top = min(h, w)
+    lo_k = 2 if exclude_dc else 1
+    for k in ks_list:
+        if isinstance(k, bool) or not isinstance(k, int) or not lo_k <= k <= top:
+            raise ValueError(f"ks must hold integers in [{lo_k}, min(H, W) = {top}]"
+                             + (" (k = 1 with exclude_dc is an empty block)" if exclude_dc else "")
+                             + f", got {k!r}")
+    if len(set(ks_list)) != len(ks_list):
+        raise ValueError(f"ks must not repeat a size, got {ks_list}")
+    u = torch.arange(h, device=device).view(h, 1)
+    v = torch.arange(w, device=device).view(1, w)
+    out = {}
+    for k in ks_list:
+        m = (u < k) & (v < k)
+        if exclude_dc:
+            m[0, 0] = False
+        out[f"{k}x{k}"] = m
+    return out
 
 
 # ----------------------------------------------------------------------------- band energy

@@ -45,6 +45,7 @@ ALLOWED = {
     "objectives": {"defense", "human", "training", "transforms"},
     "reliance": {"attribution", "human", "models", "stats", "transforms"},
     "hypotheses": {"results", "stats"},
+    "features": {"attacks", "stats", "transforms"},   # Ilyas et al.'s robust and non-robust data sets
     "adapters": {"apgd", "attacks", "attribution", "models", "transforms"},   # nothing in the library imports adapters
     # the command line (python -m freqkit.run), at the library's edge like adapters: it only combines
     # public functions for a shell, and nothing in the library imports it

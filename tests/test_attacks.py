@@ -6,8 +6,10 @@ Everything runs on tiny synthetic problems (no downloads) and keeps to a single 
 """
 from __future__ import annotations
 
+import json
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn as nn
@@ -765,3 +767,263 @@ def test_random_start_does_not_depend_on_the_memory_format(norm, band):
     s1 = A.smooth_pgd(RANDOM_MODEL, x, y, eps, norm=norm, steps=0, random_start=True, seed=0)
     s2 = A.smooth_pgd(RANDOM_MODEL, xc, y, eps, norm=norm, steps=0, random_start=True, seed=0)
     assert torch.allclose(s1, s2, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- the [0, 1] box relaxed
+
+def _share_out_of_band(delta, band, basis="dct"):
+    proj = A.band_projector(band, basis, delta.dtype)
+    e_all = delta.flatten(1).pow(2).sum(1)
+    e_out = (delta - proj(delta)).flatten(1).pow(2).sum(1)
+    return e_out / e_all.clamp_min(1e-30)
+
+
+@pytest.mark.parametrize("norm, eps", [("l2", 2.0), ("linf", 0.1)])
+@pytest.mark.parametrize("band_idx", [0, 3, None])
+def test_box_relaxed_pgd_leaves_the_box_but_stays_in_band_and_ball(trained, norm, eps, band_idx):
+    model = trained[0]
+    x = _saturated(6, 3, H, H, seed=8)
+    y = torch.tensor([0, 1, 2, 0, 1, 2])
+    band = None if band_idx is None else equal_count_band_masks(H, H, 4, exclude_dc=True)[band_idx]
+    kw = {"norm": norm, "steps": 6, "band": band, "early_stop": False, "random_start": False, "return_info": True}
+    xa, info = A.pgd(model, x, y, eps, box=False, **kw)
+    d = xa - x
+    # saturated pixels pushed further: the attack used its freedom outside [0, 1]
+    assert float(xa.min()) < -1e-3 or float(xa.max()) > 1 + 1e-3
+    size = d.flatten(1).norm(dim=1) if norm == "l2" else d.flatten(1).abs().amax(1)
+    assert float(size.max()) <= eps + 1e-5
+    if band is not None:
+        share = _share_out_of_band(d, band)
+        assert float(share.max()) < (1e-6 if norm == "l2" else 1e-3)       # L2 without box: exact projection
+        assert torch.allclose(info["out_of_band"], share, atol=1e-6)
+        if norm == "l2":
+            assert float(d.mean((-2, -1)).abs().max()) < 1e-5               # DC-free band: the mean stays
+    xb, info_b = A.pgd(model, x, y, eps, box=True, **kw)
+    _assert_feasible(x, xb, eps, norm, band, "dct", info_b)
+
+
+@pytest.mark.parametrize("norm, eps", [("l2", 0.3), ("linf", 0.02)])
+@pytest.mark.parametrize("band_idx", [1, None])
+def test_box_relaxed_pgd_is_the_same_attack_where_the_box_does_not_bind(trained, norm, eps, band_idx):
+    model, x, y = trained
+    x, y = 0.4 + 0.2 * x[:8], y[:8]                                          # far from 0 and 1
+    band = None if band_idx is None else equal_count_band_masks(H, H, 4, exclude_dc=True)[band_idx]
+    kw = {"norm": norm, "steps": 5, "band": band, "seed": 1, "return_info": True}
+    a, ia = A.pgd(model, x, y, eps, box=True, **kw)
+    b, ib = A.pgd(model, x, y, eps, box=False, **kw)
+    assert torch.allclose(a, b, atol=1e-5) and torch.equal(ia["success"], ib["success"])
+
+
+def _saturated_linear_problem(n=12):
+    g = torch.Generator().manual_seed(0)
+    w = 0.1 * torch.randn(3, H, H, generator=g, dtype=torch.float64)
+    x = _saturated(n, 3, H, H, seed=4).double()
+    s0 = (x * w).flatten(1).sum(1)
+    model = _Linear(w, -float(s0.mean()))
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    return model, x, y, w, s0 - float(s0.mean())
+
+
+def test_minimal_distortion_without_box_is_the_closed_form_and_the_box_costs_more():
+    """Linear model on images with 40% saturated pixels: without the box the smallest in-band
+    L2 perturbation is |w.x + b| / ||P w|| exactly; with the box it is never smaller and here
+    clearly larger (saturated pixels cannot follow P w)."""
+    model, x, y, w, s = _saturated_linear_problem()
+    band = equal_count_band_masks(H, H, 4, exclude_dc=True)[0]
+    true = s.abs() / A.band_projector(band, "dct", torch.float64)(w).norm()
+    kw = {"band": band, "eps_max": float(true.max()) * 4, "eps_min": float(true.min()) / 4, "progress": False,
+          "return_info": True}
+    free, info = A.minimal_distortion(model, x, y, box=False, **kw)
+    assert torch.all(free >= true * (1 - 1e-6)) and float((free / true - 1).max()) < 0.01
+    xa = info["x_adv"]
+    assert float(xa.min()) < 0 or float(xa.max()) > 1                      # the optimum leaves the box
+    assert float(_share_out_of_band(xa - x, band).max()) < 1e-6
+    boxed, info_b = A.minimal_distortion(model, x, y, box=True, **kw)
+    assert torch.all(boxed >= true * (1 - 1e-6)) and bool((boxed > 1.1 * true).all())
+    assert float(info_b["x_adv"].min()) >= 0 and float(info_b["x_adv"].max()) <= 1
+
+
+def test_band_comparison_without_box_finds_what_the_box_forbids():
+    """Black images and a DC-free band: with the box no perturbation exists (zero mean and >= 0
+    means 0), so every image is box-limited; without it the closed form is found."""
+    h = 8
+    g = torch.Generator().manual_seed(1)
+    w = torch.randn(1, h, h, generator=g, dtype=torch.float64)
+    model = _Linear(w, 0.05)
+    x = torch.zeros(3, 1, h, h, dtype=torch.float64)
+    y = torch.ones(3, dtype=torch.long)
+    masks = {"dcfree": equal_count_band_masks(h, h, 2, exclude_dc=True)[0]}
+    true = 0.05 / float(A.band_projector(masks["dcfree"], "dct", torch.float64)(w).norm())
+    common = {"norm": "l2", "eps_list": [0.0, 1.0], "steps": 5, "search_steps": 8, "eps_max": 1.0, "n_boot": 20,
+              "include_full": False}
+    boxed = A.band_comparison(model, x, y, masks, **common)["dcfree"]
+    assert boxed["box"] is True and boxed["median_distortion"] == math.inf
+    assert boxed["box_limited"] == [True] * 3
+    free = A.band_comparison(model, x, y, masks, box=False, **common)["dcfree"]
+    assert free["box"] is False and free["box_limited"] == [False] * 3
+    assert all(math.isnan(u) for u in free["budget_used"])
+    assert all(true * (1 - 1e-6) <= d < true * 1.02 for d in free["distortions"])
+    assert free["success_rate"][-1] == 1.0 and boxed["success_rate"][-1] == 0.0
+
+
+# ----------------------------------------------------------------------------- convergence of the minimal distortion
+
+def test_convergence_on_a_linear_model_is_immediate_and_the_records_are_complete():
+    model, x, y, w, s = _linear_problem(seed=3, n=8)
+    bands = equal_count_band_masks(H, H, 3, exclude_dc=True)
+    trues = [s.abs() / A.band_projector(b, "dct", torch.float64)(w).norm() for b in bands]
+    eps_max = float(max(t.max() for t in trues)) * 4
+    rec = A.minimal_distortion_convergence(model, x, y, bands, settings=[(5, 1), (10, 2)], eps_max=eps_max,
+                                           eps_min=eps_max / 400, n_boot=50)
+    assert list(rec) == ["band0", "band1", "band2"]
+    json.dumps(rec)                                                          # plain Python values
+    for k, (name, r) in enumerate(rec.items()):
+        true = trues[k].numpy()
+        assert r["settings"] == [[5, 1], [10, 2]] and len(r["medians"]) == 2 and len(r["seconds"]) == 2
+        assert len(r["distortions"]) == 2 and all(len(d) == 8 for d in r["distortions"])
+        d = np.array(r["distortions"])
+        assert (d >= true * (1 - 1e-6)).all() and (d <= true * 1.01).all()
+        best = np.array(r["best"])
+        assert (best == d.min(0)).all()
+        assert math.isclose(r["median_best"], float(np.median(best)))
+        for m, lo, hi in zip(r["medians"], r["ci_low"], r["ci_high"]):
+            assert lo <= m <= hi
+        m0, m1 = r["medians"]
+        assert math.isclose(r["relative_change"], abs(m1 - m0) / m0)
+        assert r["converged"] is True and r["relative_change"] <= r["tol"] == 0.05
+        assert r["share_improved"] == 0.0
+        assert r["best_summary"]["n"] == 8 and math.isclose(r["best_summary"]["q50"], r["median_best"])
+        assert r["n_coefficients"] == int(bands[k].sum()) and r["box"] is True and r["n"] == 8
+
+
+def test_convergence_keeps_the_minimum_over_restarts_and_reuses_searches(trained):
+    model, x, y = trained
+    x, y = x[:8], y[:8]
+    low = equal_count_band_masks(H, H, 4, exclude_dc=True)[0]
+    counting = _Counting(model)
+    rec = A.minimal_distortion_convergence(counting, x, y, {"low": low}, settings=[(3, 1), (3, 3)], eps_max=8.0,
+                                           search_steps=3, n_boot=20, tol=0.2)["low"]
+    # the searches by hand: restart 0 deterministic, restarts 1 and 2 from random starts
+    by_hand = _Counting(model)
+    runs = [A.minimal_distortion(by_hand, x, y, band=low, eps_max=8.0, search_steps=3, pgd_steps=3,
+                                 random_start=r > 0, seed=r, progress=False).double().numpy() for r in range(3)]
+    assert counting.calls == by_hand.calls                  # (3, 3) reused (3, 1)'s search: 3 searches, not 4
+    d = np.array(rec["distortions"])
+    assert np.allclose(d[0], runs[0]) and np.allclose(d[1], np.min(runs, axis=0))
+    assert (d[1] <= d[0]).all() and (np.array(rec["best"]) == d.min(0)).all()
+    assert rec["converged"] == (rec["relative_change"] <= 0.2)
+    full = A.minimal_distortion_convergence(model, x[:2], y[:2], {"full": None}, settings=[(2, 1), (3, 1)],
+                                            eps_max=8.0, search_steps=2, n_boot=10)
+    assert full["full"]["n_coefficients"] == H * H
+
+
+def test_convergence_of_an_unfoolable_model_is_inf_and_stable():
+    h = 8
+    x = torch.full((3, 1, h, h), 0.5)
+    y = torch.zeros(3, dtype=torch.long)
+    rec = A.minimal_distortion_convergence(_Unfoolable(), x, y, band_masks(h, h, 2), settings=[(2, 1), (3, 1)],
+                                           eps_max=1.0, search_steps=1, n_boot=10, box=False)
+    for r in rec.values():
+        assert r["medians"] == [math.inf, math.inf] and r["median_best"] == math.inf
+        assert r["relative_change"] == 0.0 and r["converged"] is True and r["box"] is False
+
+
+@pytest.mark.parametrize("kw, name", [
+    ({"settings": [(5, 1)]}, "settings"),
+    ({"settings": [(5, 2), (5, 1)]}, "settings"),
+    ({"settings": [(5, 1), (5, 1)]}, "settings"),
+    ({"settings": [(5, 0), (6, 1)]}, "settings"),
+    ({"settings": [(5.0, 1), (6, 1)]}, "settings"),
+    ({"settings": [(5, 1, 1), (6, 1, 1)]}, "settings"),
+    ({"settings": 5}, "settings"),
+    ({"tol": 0.0}, "tol"),
+    ({"tol": 1.5}, "tol"),
+    ({"box": "no"}, "box"),
+    ({"n_boot": 0}, "n_boot"),
+    ({"ci": 1.0}, "ci"),
+    ({"eps_max": -1.0}, "eps_max"),
+])
+def test_convergence_refuses_bad_input_before_attacking(kw, name):
+    x, y = torch.rand(2, 3, H, H), torch.tensor([0, 1])
+    counting = _Counting(RANDOM_MODEL)
+    with pytest.raises(ValueError, match=name):
+        A.minimal_distortion_convergence(counting, x, y, band_masks(H, H, 2),
+                                         **{"settings": [(2, 1), (3, 1)], "n_boot": 10, **kw})
+    assert counting.calls == 0
+
+
+@pytest.mark.parametrize("call", [
+    lambda m, x, y: A.pgd(m, x, y, 0.1, box=None),
+    lambda m, x, y: A.minimal_distortion(m, x, y, box=1, progress=False),
+    lambda m, x, y: A.success_curve(m, x, y, [0.1], box="yes", progress=False),
+    lambda m, x, y: A.compare_bands(m, x, y, band_masks(H, H, 2), box=0, progress=False),
+    lambda m, x, y: A.band_comparison(m, x, y, band_masks(H, H, 2), box="false"),
+])
+def test_box_must_be_a_bool(call):
+    x, y = torch.rand(2, 3, H, H), torch.tensor([0, 1])
+    counting = _Counting(RANDOM_MODEL)
+    with pytest.raises(ValueError, match="box must be a bool"):
+        call(counting, x, y)
+    assert counting.calls == 0
+
+
+# ----------------------------------------------------------------------------- DDN, the minimal-norm alternative
+
+def test_ddn_matches_the_closed_form_of_a_linear_model_in_band():
+    model, x, y, w, s = _linear_problem(seed=4, n=8)
+    band = equal_count_band_masks(H, H, 3, exclude_dc=True)[1]
+    true = s.abs() / A.band_projector(band, "dct", torch.float64)(w).norm()
+    d, info = A.minimal_distortion_ddn(model, x, y, band=band, steps=100, init_norm=float(true.median()),
+                                       return_info=True)
+    assert bool(info["success"].all())
+    assert torch.all(d >= true * (1 - 1e-6)) and float((d / true - 1).max()) < 0.06   # within about gamma
+    xa = info["x_adv"]
+    assert float(xa.min()) >= 0 and float(xa.max()) <= 1
+    assert float(_share_out_of_band(xa - x, band).max()) < 1e-3
+    assert torch.allclose((xa - x).flatten(1).norm(dim=1), d)
+
+
+@pytest.mark.parametrize("band_idx", [0, 3, None])
+def test_ddn_is_no_worse_than_the_binary_search_on_a_trained_model(trained, band_idx):
+    model, x, y = trained
+    x, y = x[:10], y[:10]
+    band = None if band_idx is None else equal_count_band_masks(H, H, 4, exclude_dc=True)[band_idx]
+    ref = A.minimal_distortion(model, x, y, band=band, eps_max=8.0, search_steps=8, progress=False)
+    d, info = A.minimal_distortion_ddn(model, x, y, band=band, steps=100, return_info=True)
+    fin = torch.isfinite(ref)
+    assert bool(fin.any())
+    assert bool(torch.isfinite(d[fin]).all()) and bool((d[fin] <= 1.1 * ref[fin]).all())
+    ok = info["success"]
+    assert torch.equal(ok, torch.isfinite(d))
+    with torch.no_grad():
+        assert bool((model(info["x_adv"][ok]).argmax(1) != y[ok]).all())
+    _assert_feasible(x[ok], info["x_adv"][ok], float(d[ok].max()) + 1e-5, "l2", band, "dct")
+    assert torch.equal(info["x_adv"][~ok], x[~ok])
+
+
+def test_ddn_without_box_leaves_it_and_stays_in_band():
+    model, x, y, w, s = _saturated_linear_problem(n=8)
+    band = equal_count_band_masks(H, H, 4, exclude_dc=True)[0]
+    true = s.abs() / A.band_projector(band, "dct", torch.float64)(w).norm()
+    free, info = A.minimal_distortion_ddn(model, x, y, band=band, steps=100, init_norm=float(true.median()),
+                                          box=False, return_info=True)
+    assert bool(info["success"].all()) and float((free / true - 1).max()) < 0.06
+    xa = info["x_adv"]
+    assert float(xa.min()) < 0 or float(xa.max()) > 1
+    assert float(_share_out_of_band(xa - x, band).max()) < 1e-6
+    boxed = A.minimal_distortion_ddn(model, x, y, band=band, steps=100, init_norm=float(true.median()))
+    assert bool((boxed[torch.isfinite(boxed)] > 1.1 * true[torch.isfinite(boxed)]).all())
+
+
+@pytest.mark.parametrize("kw, name", [({"steps": 0}, "steps"), ({"gamma": 1.0}, "gamma"), ({"gamma": 0.0}, "gamma"),
+                                      ({"init_norm": -1.0}, "init_norm"), ({"alpha": float("nan")}, "alpha"),
+                                      ({"alpha_min": 2.0}, "alpha_min"), ({"box": None}, "box"),
+                                      ({"band": torch.ones(3, 3, dtype=torch.bool)}, "band"),
+                                      ({"basis": "dht"}, "basis"), ({"proj_iters": 0}, "proj_iters")])
+def test_ddn_refuses_bad_input_by_name_before_attacking(kw, name):
+    x, y = torch.rand(2, 3, H, H), torch.tensor([0, 1])
+    counting = _Counting(RANDOM_MODEL)
+    with pytest.raises(ValueError, match=name):
+        A.minimal_distortion_ddn(counting, x, y, **kw)
+    assert counting.calls == 0

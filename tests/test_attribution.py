@@ -890,3 +890,76 @@ def test_ig_at_224x224_never_runs_more_than_internal_batch_size_images_at_once()
     r = attribute(Probe(), x, target=1, method="ig", n_steps=10, internal_batch_size=4)
     assert r.scores.shape == x.shape and max(seen) <= 4 and sum(seen) >= 3 * 10
     assert float(r.delta.abs().max()) < 1e-2 * float(r.scores.abs().sum((1, 2, 3)).max() + 1e-6) + 1e-3
+
+
+# ----------------------------------------------------------------- issue 13: named baselines (Sturmfels et al. 2020)
+
+def test_named_baselines_are_what_they_say():
+    from scipy.ndimage import gaussian_filter
+
+    from freqkit.attribution import NAMED_BASELINES, baseline_image
+
+    assert NAMED_BASELINES == ("black", "blur", "uniform")
+    x = images(n=2, h=12, w=10)
+    assert torch.equal(baseline_image(x, "black"), torch.zeros_like(x))
+    assert torch.equal(baseline_image(x, None), torch.zeros_like(x))
+    assert torch.equal(baseline_image(x, 0.5), torch.full_like(x, 0.5))
+    # blur: scipy's Gaussian filter with mirrored ("reflect") borders, computed in the DCT basis
+    for sigma in (1.5, 3.0):
+        ref = gaussian_filter(x.numpy(), sigma=(0, 0, sigma, sigma), mode="reflect", truncate=10)
+        np.testing.assert_allclose(baseline_image(x, "blur", sigma=sigma).numpy(), ref, atol=1e-5)
+    blur = baseline_image(x, "blur")                      # default sigma = min(H, W) / 16
+    torch.testing.assert_close(blur, baseline_image(x, "blur", sigma=10 / 16))
+    c, cb = dct2(x), dct2(blur)
+    torch.testing.assert_close(cb[..., 0, 0], c[..., 0, 0])          # the mean is kept exactly
+    assert float((c - cb)[..., 6:, 6:].abs().sum()) > float((c - cb)[..., :2, :2].abs().sum())
+    # uniform: seeded, in [0, 1], independent of the image, torch's global stream untouched
+    state = torch.random.get_rng_state()
+    u = baseline_image(x, "uniform")
+    assert torch.equal(state, torch.random.get_rng_state())
+    assert torch.equal(u, baseline_image(x + 0.1, "uniform")) and u.dtype == x.dtype
+    assert float(u.min()) >= 0 and float(u.max()) <= 1 and float(u.std()) > 0.2
+    assert not torch.equal(u, baseline_image(x, "uniform", seed=1))
+    assert torch.equal(baseline_image(x.float(), "uniform"), u.float())
+
+
+@pytest.mark.parametrize("name", ["blur", "uniform", "black"])
+def test_ig_completeness_holds_with_named_baselines(name):
+    from freqkit.attribution import baseline_image
+
+    m, x = tiny_cnn(), images(n=3)
+    r = attribute(m, x, "predicted", method="ig", n_steps=64, baseline=name)
+    gap = r.output_x - r.output_baseline
+    assert float(gap.abs().min()) > 1e-4                      # a change to explain
+    assert float((r.delta.abs() / gap.abs()).max()) < 1e-6    # completeness (Gauss-Legendre, 64 steps)
+    torch.testing.assert_close(r.baseline_coeffs, dct2(baseline_image(x, name)))
+    assert r.info["baseline"] == name
+    same = attribute(m, x, r.target, method="ig", n_steps=64, baseline=baseline_image(x, name))
+    torch.testing.assert_close(r.scores, same.scores)
+    if name == "blur":
+        # x - blur(x) has no mean: IG cannot give the DC coefficient anything, by construction
+        assert float(r.scores[..., 0, 0].abs().max()) < 1e-12
+    occ = attribute(m, x, r.target, method="occlusion", baseline=name, masks=band_masks(8, 8, 4))
+    torch.testing.assert_close(occ.output_baseline, r.output_baseline)
+    pix = band_pixel_attribution(m, x, r.target, band_masks(8, 8, 4), n_steps=64, baseline=name)
+    torch.testing.assert_close(pix.band_scores, r.bands(band_masks(8, 8, 4)))
+
+
+def test_named_baselines_refuse_bad_input_by_name():
+    from freqkit.attribution import baseline_image
+
+    m, x = tiny_cnn(), images(n=2)
+    with pytest.raises(ValueError, match="baseline"):
+        attribute(m, x, 0, method="ig", baseline="grey")
+    with pytest.raises(ValueError, match="sigma"):
+        baseline_image(x, "blur", sigma=0.0)
+    with pytest.raises(ValueError, match="sigma"):
+        baseline_image(x, "blur", sigma=float("nan"))
+    with pytest.raises(ValueError, match="sigma"):
+        baseline_image(x, "uniform", sigma=2.0)
+    with pytest.raises(ValueError, match="seed"):
+        baseline_image(x, "uniform", seed=1.5)
+    with pytest.raises(ValueError, match="x"):
+        baseline_image(x[0], "blur")
+    with pytest.raises(ValueError, match="baseline"):
+        topk_reconstruction(x, x, 0.5, baseline="gray")

@@ -11,12 +11,14 @@ from scipy.stats import kendalltau, spearmanr
 from torch import nn
 
 from freqkit.attribution import attribute
+from freqkit.attribution import baseline_image
 from freqkit.faithfulness import (
-    RandomisationCheck, auc_table, band_rank_agreement, band_share_profile, captum_parity, compare_methods,
-    completeness_summary, deletion_insertion_curves, input_rank_correlation, model_randomisation_check,
-    randomisation_summary, relative_completeness, topk_series,
+    NullComparison, RandomisationCheck, attribution_vs_nulls, auc_table, band_rank_agreement, band_share_profile,
+    captum_parity, compare_methods, completeness_summary, deletion_insertion_curves, input_rank_correlation,
+    model_randomisation_check, randomisation_summary, relative_completeness, topk_series,
 )
-from freqkit.transforms import band_masks
+from freqkit.stats import bootstrap_ci, paired_difference
+from freqkit.transforms import band_masks, dct2, equal_count_band_masks, frequency_radius, idct2, radial_profile
 
 pytest.importorskip("captum.attr")
 
@@ -294,6 +296,7 @@ def _calls():
                                                                               n_points=3),
         "topk_series": lambda m, x=x: topk_series(m, x, "predicted", scores[:x.shape[0]], [0.5, 1.0]),
         "model_randomisation_check": lambda m, x=x: model_randomisation_check(m, x, 0, method="ig", n_steps=4),
+        "attribution_vs_nulls": lambda m, x=x: attribution_vs_nulls(m, x, 0, band_masks(8, 8, 3), n_steps=4),
     }
 
 
@@ -350,3 +353,104 @@ def test_completeness_summary_treats_inf_as_larger_than_any_error():
     s3 = completeness_summary(v)
     for q in (10, 25, 50, 75, 90):
         assert s3[f"q{q}"] == pytest.approx(float(np.quantile(v, q / 100)))
+
+
+# ----------------------------------------------------------------- issue 13: agreement with occlusion against nulls
+
+class _LinearHigh(nn.Module):
+    """logits = <W_k, x>, W_k's DCT weights growing with frequency: reliance on high bands."""
+
+    def __init__(self, c=3, h=8, w=8, k=3, seed=0):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        r = frequency_radius(h, w, "dct").to(torch.float64)
+        wc = (0.2 + r) ** 3 * (1 + 0.1 * torch.rand(k, c, h, w, generator=g, dtype=torch.float64))
+        self.lin = nn.Linear(c * h * w, k, bias=False).double()
+        with torch.no_grad():
+            self.lin.weight.copy_(idct2(wc).reshape(k, -1))
+
+    def forward(self, x):
+        return self.lin(x.flatten(1))
+
+
+def test_attribution_vs_nulls_null_a_is_the_band_energy_by_hand_and_pairs_add_up():
+    m, x = tiny_cnn(), images(n=4)
+    masks = band_masks(8, 8, 4)
+    for baseline in (None, "blur"):
+        r = attribution_vs_nulls(m, x, "predicted", masks, n_steps=8, baseline=baseline)
+        assert isinstance(r, NullComparison)
+        c = dct2(x - baseline_image(x, baseline))
+        by_hand = torch.stack([(c ** 2 * mk).sum((1, 2, 3)) for mk in masks.double()], 1)
+        torch.testing.assert_close(r.energy_bands, by_hand)
+        occ = attribute(m, x, r.target, method="occlusion", masks=masks, baseline=baseline_image(x, baseline))
+        ig = attribute(m, x, r.target, method="ig", n_steps=8, baseline=baseline_image(x, baseline))
+        torch.testing.assert_close(r.occlusion_bands, occ.band_scores)
+        torch.testing.assert_close(r.method_bands, ig.bands(masks))
+        torch.testing.assert_close(r.spearman, band_rank_agreement(ig.bands(masks), occ.band_scores))
+        torch.testing.assert_close(r.spearman_energy, band_rank_agreement(by_hand, occ.band_scores))
+        torch.testing.assert_close(r.diff_energy, r.spearman - r.spearman_energy, equal_nan=True)
+        torch.testing.assert_close(r.diff_randomised, r.spearman - r.spearman_randomised, equal_nan=True)
+    assert r.baseline == "blur" and r.layers == ["6", "2", "0"] and r.target.shape == (4,)
+
+
+def test_attribution_vs_nulls_randomised_null_is_the_randomised_models_attribution():
+    m, x = tiny_cnn(), images(n=3)
+    masks = band_masks(8, 8, 4)
+    before = [p.clone() for p in m.parameters()]
+    state = torch.random.get_rng_state()
+    r = attribution_vs_nulls(m, x, 1, masks, n_steps=8, seed=3)
+    assert all(torch.equal(a, b) for a, b in zip(before, m.parameters()))
+    assert torch.equal(state, torch.random.get_rng_state())
+    chk = model_randomisation_check(m, x, 1, method="ig", mode="all", seed=3, n_steps=8, masks=masks)
+    torch.testing.assert_close(r.randomised_bands, radial_profile(chk.randomised_scores[-1].sum(1), masks))
+    assert float((r.randomised_bands - r.method_bands).abs().max()) > 1e-3    # the null differs
+    again = attribution_vs_nulls(m, x, 1, masks, n_steps=8, seed=3)
+    torch.testing.assert_close(again.randomised_bands, r.randomised_bands)       # seeded
+    other = attribution_vs_nulls(m, x, 1, masks, n_steps=8, seed=4)
+    assert not torch.allclose(other.randomised_bands, r.randomised_bands)
+
+
+def _one_over_f_images(n=6, seed=2):
+    """Grey images with a 1/f amplitude spectrum, like natural images (in [0.25, 0.8])."""
+    g = torch.Generator().manual_seed(seed)
+    r = frequency_radius(8, 8, "dct").to(torch.float64)
+    c = 0.05 * torch.randn(n, 3, 8, 8, generator=g, dtype=torch.float64) / (0.1 + r)
+    c[..., 0, 0] = 4.0
+    return idct2(c)
+
+
+def test_ig_beats_the_energy_null_on_a_model_that_uses_high_frequencies():
+    # For a linear model with a black baseline, IG band scores ARE the occlusion drops (rho = 1);
+    # the image's energy falls with frequency while this model's weights grow: the null disagrees.
+    m, x = _LinearHigh(), _one_over_f_images()
+    r = attribution_vs_nulls(m, x, "predicted", equal_count_band_masks(8, 8, 5), n_steps=4, by="abs")
+    assert bool((r.energy_bands[:, 1:].mean(0).diff() < 0).all())     # the null follows the 1/f spectrum
+    torch.testing.assert_close(r.spearman, torch.ones(6, dtype=torch.float64))
+    assert float(r.spearman_energy.max()) < 0
+    assert bool((r.diff_energy > 1.0).all())
+    s = r.summary(n_boot=200, seed=1)
+    ok = torch.isfinite(r.spearman_randomised)
+    want = paired_difference(r.spearman[ok].numpy(), r.spearman_randomised[ok].numpy(), n_boot=200, seed=1)
+    assert {k: s["vs_randomised"][k] for k in want} == pytest.approx(want)
+    d = (r.spearman - r.spearman_energy).numpy()
+    lo, hi = bootstrap_ci(d, np.median, n_boot=200, seed=1)
+    assert s["vs_energy"]["median_ci_low"] == pytest.approx(float(lo))
+    assert s["vs_energy"]["median_ci_high"] == pytest.approx(float(hi))
+    assert s["vs_energy"]["share_positive"] == 1.0 and s["spearman"]["method"]["mean"] == pytest.approx(1.0)
+    assert s["n"] == 6 and s["method"] == "ig"
+
+
+def test_attribution_vs_nulls_refuses_bad_input_by_name():
+    m, x = tiny_cnn(), images(n=2)
+    with pytest.raises(TypeError, match="model"):
+        attribution_vs_nulls(lambda z: m(z), x, 0, band_masks(8, 8, 3))
+    with pytest.raises(ValueError, match="by"):
+        attribution_vs_nulls(m, x, 0, band_masks(8, 8, 3), by="rank")
+    with pytest.raises(ValueError, match="masks"):
+        attribution_vs_nulls(m, x, 0, band_masks(8, 8, 1), n_steps=2)
+    with pytest.raises(ValueError, match="method"):
+        attribution_vs_nulls(m, x, 0, band_masks(8, 8, 3), method="lime")
+    with pytest.raises(ValueError, match="baseline"):
+        attribution_vs_nulls(m, x, 0, band_masks(8, 8, 3), baseline="grey")
+    with pytest.raises(ValueError, match="layers"):
+        attribution_vs_nulls(m, x, 0, band_masks(8, 8, 3), layers=["9"], n_steps=2)

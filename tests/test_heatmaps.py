@@ -176,14 +176,15 @@ def test_heatmap_summary_is_the_mean_over_equal_count_halves():
     hm = torch.rand(10, 12, generator=g, dtype=torch.float64)
     halves = low_high_masks(10, 12, "dft")
     s = HM.heatmap_summary(hm)
-    assert s == {"low": pytest.approx(float(hm[halves["low"]].mean())),
-                 "high": pytest.approx(float(hm[halves["high"]].mean()))}
+    low, high = float(hm[halves["low"]].mean()), float(hm[halves["high"]].mean())
+    assert s == {"low": pytest.approx(low), "high": pytest.approx(high), "low_minus_high": pytest.approx(low - high)}
     assert HM.heatmap_summary(hm.numpy()) == s and HM.heatmap_summary(hm.tolist()) == s
     r = frequency_radius(10, 12, "dft")
     t = HM.heatmap_summary(r)                            # radius itself: the high half is larger
-    assert t["high"] > t["low"]
-    with pytest.raises(ValueError, match="hm"):
-        HM.heatmap_summary(torch.zeros(2, 3, 3))
+    assert t["high"] > t["low"] and t["low_minus_high"] < 0
+    for bad in (torch.zeros(2, 2, 3, 3), torch.zeros(5), torch.zeros(0, 4, 4)):
+        with pytest.raises(ValueError, match="hm"):
+            HM.heatmap_summary(bad)
 
 
 def test_heatmap_report_matches_fourier_heatmap_and_its_parts():
@@ -430,3 +431,46 @@ def test_profile_and_summary_of_a_subgrid_map_skip_the_frequencies_not_evaluated
         HM.heatmap_summary(torch.full((4, 4), float("inf")))
     with pytest.raises(ValueError, match="only NaN"):
         HM.heatmap_radial_profile(torch.full((4, 4), float("nan")))
+
+
+# ----------------------------------------------------------------- issue 13 (H4): per-image maps and their halves
+
+@pytest.mark.parametrize("directions", [None, 2])
+def test_per_image_maps_average_to_the_map_and_summaries_agree(directions):
+    model, x, y = _small_problem(n=6)
+    kw = dict(eps=3.0, metric=("error", "logit_change"), directions=directions, progress=False)
+    mean = HM.fourier_heatmap(model, x, y, batch_size=64, **kw)
+    per = HM.fourier_heatmap(model, x, y, batch_size=13, per_image=True, **kw)
+    for k in ("error", "logit_change"):
+        assert per[k].shape == (6, 10, 10)
+        torch.testing.assert_close(per[k].mean(0), mean[k], rtol=1e-5, atol=1e-6, equal_nan=True)
+        torch.testing.assert_close(per[k], torch.stack([_mirror(m) for m in per[k]]), equal_nan=True)
+        s, one = HM.heatmap_summary(per[k]), HM.heatmap_summary(mean[k])
+        for part in ("low", "high", "low_minus_high"):
+            assert s[part].shape == (6,) and float(s[part].mean()) == pytest.approx(one[part], rel=1e-5, abs=1e-6)
+        # each image's own map: its summary is the summary of that map alone
+        s2 = HM.heatmap_summary(per[k][2])
+        assert s2 == {p: pytest.approx(float(s[p][2])) for p in s}
+    seen = ~torch.isnan(per["error"])
+    assert set(per["error"][seen].unique().tolist()) <= {0.0, 1.0}      # per image, error is 0 or 1
+    single = HM.fourier_heatmap(model, x, y, per_image=True, metric="error", eps=3.0, directions=directions,
+                                progress=False)
+    torch.testing.assert_close(single, per["error"], equal_nan=True)
+
+
+def test_per_image_halves_find_a_model_that_is_sensitive_to_low_frequencies_only():
+    h = w = 8
+    model = _OneFrequency(h, w, 4, 5, thr=0.5)              # one low frequency next to the centre (4, 4)
+    g = torch.Generator().manual_seed(0)
+    x = 0.35 + 0.3 * torch.rand(4, 1, h, w, generator=g)
+    c = torch.einsum("nchw,khw->nck", x, model.basis)
+    x = x - torch.einsum("nck,khw->nchw", c, model.basis)
+    per = HM.fourier_heatmap(model, x, torch.zeros(4, dtype=torch.long), eps=1.0, per_image=True, progress=False)
+    s = HM.heatmap_summary(per)
+    assert bool((s["low"] > 0).all()) and bool((s["high"] == 0).all()) and bool((s["low_minus_high"] > 0).all())
+
+
+def test_per_image_refuses_an_iterable_by_name():
+    model, x, y = _small_problem(n=3)
+    with pytest.raises(ValueError, match="per_image"):
+        HM.fourier_heatmap(model, [(x, y)], eps=1.0, per_image=True, progress=False)

@@ -139,3 +139,24 @@ def test_visibility_and_ssim_bad_input():
         perturbation_visibility(x, x, beta=0.5)
     with pytest.raises(ValueError, match="win_size"):
         perturbation_ssim(x, x, win_size=8)
+
+
+def test_residual_visibility_is_the_visibility_of_removing_the_high_frequencies():
+    g = torch.Generator().manual_seed(1)
+    x = (0.5 + 0.2 * torch.randn(3, 3, 16, 16, generator=g)).clamp(0, 1)
+    r = fk.residual_visibility(x, [0.3, 0.7, 1.5], [20.0, 60.0])
+    assert r["jnd"].shape == (3, 2, 3) and r["jnd"].dtype == torch.float64
+    # one entry recomputed by hand through perturbation_visibility
+    lp = fk.low_pass(x, 0.7).clamp(0, 1)
+    assert torch.allclose(r["jnd"][1, 1], fk.perturbation_visibility(x, lp, pixels_per_degree=60.0))
+    # a cut-off above sqrt(2) removes nothing: invisible; a lower cut-off removes more: more visible
+    assert float(r["jnd"][2].abs().max()) < 1e-3   # float32 round trip of the filter only
+    assert bool((r["jnd"][0] > r["jnd"][1]).all())
+    assert r["median"][0][0] == pytest.approx(float(r["jnd"][0, 0].median()))
+    assert r["share_visible"][2] == [0.0, 0.0]
+    with pytest.raises(ValueError, match="cutoffs"):
+        fk.residual_visibility(x, [], [60.0])
+    with pytest.raises(ValueError, match="pixels_per_degree"):
+        fk.residual_visibility(x, [0.5], [0.0])
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        fk.residual_visibility(x + 1, [0.5])

@@ -20,10 +20,10 @@ from freqkit.transforms import band_masks
 REPO = Path(__file__).resolve().parent.parent
 
 # The run settings each rule's template needs beyond its thresholds (what the decide_* functions pass).
-SETTING_KEYS = {"H1": {"cutoff", "chance"}, "H2": {"steps_note"}, "H3": {"ci", "norm_upper", "low", "high"},
+SETTING_KEYS = {"H2": {"steps_note"}, "H3": {"ci", "norm_upper", "low", "high"},
                 "H4": {"attack"}, "H5a": set(), "H5b": {"attacks"}, "planted": {"top_band_note"},
                 "randomisation": set()}
-SETTINGS = {"H1": dict(cutoff=0.5, chance=0.1), "H2": dict(steps_note=""),
+SETTINGS = {"H2": dict(steps_note=""),
             "H3": dict(ci=0.95, norm_upper="L2", low="band0", high="band3"), "H4": dict(attack="linf/full"),
             "H5a": {}, "H5b": dict(attacks=["linf/full", "l2/full"]), "planted": dict(top_band_note=""),
             "randomisation": {}}
@@ -31,7 +31,17 @@ EVIDENCE = {"x": 0.5, "n": 10, "ci": [0.1, 0.2], "long": list(range(9))}
 
 
 def _v(hid, supported, dataset=""):
-    return H.verdict(hid, supported, EVIDENCE, dataset, **SETTINGS[hid])
+    h = H.HYPOTHESES[hid]
+    if not h.criteria:
+        return H.verdict(hid, supported, EVIDENCE, dataset, **SETTINGS[hid])
+    # a judged record with that verdict: every interval beyond delta, short of it, or straddling it
+    off = {True: (1.0, 2.0), False: (-2.0, -1.0), None: (-1.0, 1.0)}[supported]
+    est = {}
+    for c in h.criteria:
+        lo, hi = (c.delta + off[0], c.delta + off[1]) if c.direction == "greater" else (-c.delta - off[1],
+                                                                                          -c.delta - off[0])
+        est[c.name] = {"mean": (lo + hi) / 2, "ci_low": lo, "ci_high": hi, "n_images": 10}
+    return H.judge(hid, est, {"commit": "0123abc", "profile": "cpu"}, dataset, EVIDENCE)
 
 
 # ----------------------------------------------------------------------------- the hypotheses as data
@@ -39,13 +49,22 @@ def _v(hid, supported, dataset=""):
 def test_every_hypothesis_is_complete_data():
     assert H.VERDICTS == ("supported", "rejected", "inconclusive")
     assert list(H.HYPOTHESES) == ["H1", "H2", "H3", "H4", "H5a", "H5b", "planted", "randomisation"]
-    assert set(SETTING_KEYS) == set(H.HYPOTHESES)
+    assert set(SETTING_KEYS) == {k for k, h in H.HYPOTHESES.items() if not h.criteria}
+    bib = (REPO / "book" / "references.bib").read_text()
     for hid, h in H.HYPOTHESES.items():
         assert isinstance(h, H.Hypothesis) and h.id == hid
         assert h.statement.strip() and h.label.strip() and h.measure.strip() and h.rule.strip()
         assert (REPO / "book" / f"{h.chapter}.ipynb").is_file(), h.chapter
         assert h.kind == ("check" if hid in ("planted", "randomisation") else "hypothesis")
         assert h.title == f"{h.label}: {h.statement}"
+        for key in h.sources:
+            assert "{" + key + "," in bib, f"{hid} cites {key}, which book/references.bib lacks"
+        if h.criteria:                                          # decided by judge(): the criteria are the rule
+            names = [c.name for c in h.criteria]
+            assert len(set(names)) == len(names) and any(c.role == "claim" for c in h.criteria), hid
+            assert all(isinstance(c, H.Criterion) and c.measure and c.null for c in h.criteria)
+            assert all(c.rule in H.criteria_rule(hid) for c in h.criteria)
+            continue
         fields = {f.split(".")[0].split("[")[0] for _, f, _, _ in string.Formatter().parse(h.rule) if f}
         assert fields - set(h.thresholds) == SETTING_KEYS[hid], hid
         filled = h.rule.format(**{**h.thresholds, **SETTINGS[hid]})
@@ -60,23 +79,23 @@ def test_every_hypothesis_is_complete_data():
 # ----------------------------------------------------------------------------- verdict records
 
 def test_verdict_words():
-    assert _v("H1", True)["verdict"] == "supported"
-    assert _v("H1", False)["verdict"] == "rejected"
-    assert _v("H1", None)["verdict"] == "inconclusive"
+    assert _v("H2", True)["verdict"] == "supported"
+    assert _v("H2", False)["verdict"] == "rejected"
+    assert _v("H2", None)["verdict"] == "inconclusive"
     with pytest.raises(ValueError, match="supported"):
-        H.verdict("H1", "yes", {}, **SETTINGS["H1"])
+        H.verdict("H2", "yes", {}, **SETTINGS["H2"])
+    with pytest.raises(ValueError, match="judge"):              # one rule per hypothesis
+        H.verdict("H1", True, {})
 
 
 def test_verdict_states_the_rule_from_the_hypothesis_thresholds():
-    v = H.verdict("H1", True, {"acc": 0.4}, "cifar10", cutoff=0.5, chance=0.1)
-    assert set(v) == {"id", "hypothesis", "rule", "verdict", "evidence"} and v["id"] == "H1"
-    assert v["hypothesis"] == "H1: CNNs use high frequencies that humans barely see (cifar10)"
-    assert v["rule"] == ("H1 supported if, at high-pass cut-off r=0.5 x Nyquist, the images keep <= 20% of their "
-                         "non-DC energy and the 95% CI lower bound of accuracy is >= chance (10%) + 5%; rejected if "
-                         "faint but not above; inconclusive if not faint")
+    v = H.verdict("H4", True, {"acc": 0.4}, "cifar10", attack="linf/full")
+    assert set(v) == {"id", "hypothesis", "rule", "verdict", "evidence"} and v["id"] == "H4"
+    assert v["hypothesis"] == "H4: adversarially trained models rely more on low frequencies (cifar10)"
+    assert "under linf/full PGD exceeds the standard model's by >= 10%" in v["rule"]
     # a chapter's own thresholds replace the defaults in the stated rule
-    w = H.verdict("H1", True, {}, cutoff=0.5, chance=0.1, margin=0.1, max_energy=0.3)
-    assert "keep <= 30% of" in w["rule"] and "(10%) + 10%" in w["rule"] and w["hypothesis"].endswith("see")
+    w = H.verdict("H4", True, {}, attack="linf/full", min_robust_gain=0.2, min_effect=0.03)
+    assert "by >= 20%" in w["rule"] and "below +3%" in w["rule"] and w["hypothesis"].endswith("frequencies")
     r = H.verdict("randomisation", False, {"IG": {"spearman_abs": 0.7}})
     assert "below 0.5;" in r["rule"] and r["hypothesis"].startswith("Sanity: ")
     assert "below 0.25;" in H.verdict("randomisation", True, {}, max_rho=0.25)["rule"]
@@ -90,8 +109,8 @@ def test_verdict_errors():
         H.verdict("H6", True, {})
     with pytest.raises(ValueError, match="hid"):
         H.verdict("check", True, {})                            # the old catch-all id is gone
-    with pytest.raises(KeyError, match="chance"):
-        H.verdict("H1", True, {}, cutoff=0.5)                   # the rule needs the chance level
+    with pytest.raises(KeyError, match="attack"):
+        H.verdict("H4", True, {})                               # the rule needs the attack
 
 
 # ----------------------------------------------------------------------------- the generic rule
@@ -142,34 +161,124 @@ def test_decide_errors_name_the_argument(args, name):
         H.decide(*args)
 
 
+# ----------------------------------------------------------------------------- criteria, combine, judge
+
+def test_criterion_validates_and_states_its_rule():
+    c = H.Criterion("x", "a minus b", "b", "greater", 0.05, "accuracy")
+    assert c.rule.startswith("x (claim): a minus b, against b; supported if its 95% CI lies above +0.05 accuracy")
+    assert "lies below 0 JND" in H.Criterion("y", "m", "n", "less", 0.0, "JND").rule
+    for kw, name in ((dict(direction="up"), "direction"), (dict(delta=-1.0), "delta"), (dict(role="main"), "role"),
+                     (dict(confidence=1.0), "confidence"), (dict(delta=True), "delta")):
+        args = {"name": "x", "measure": "m", "null": "n", "direction": "greater", "delta": 0.0, **kw}
+        with pytest.raises(ValueError, match=name):
+            H.Criterion(**args)
+
+
+@pytest.mark.parametrize("words, roles, want", [
+    (["supported", "supported"], ["claim", "claim"], "supported"),
+    (["supported", "rejected"], ["claim", "claim"], "rejected"),
+    (["inconclusive", "rejected"], ["claim", "claim"], "rejected"),       # one rejected claim is enough
+    (["supported", "inconclusive"], ["claim", "claim"], "inconclusive"),
+    (["inconclusive", "supported"], ["premise", "claim"], "inconclusive"),  # the premise must hold first
+    (["rejected", "rejected"], ["premise", "claim"], "inconclusive"),
+    (["supported", "supported", "rejected"], ["premise", "claim", "secondary"], "supported"),  # secondary never counts
+    (["supported", "rejected"], ["secondary", "claim"], "rejected"),
+])
+def test_combine_overlap_cases(words, roles, want):
+    names = [f"c{i}" for i in range(len(words))]
+    assert H.combine(dict(zip(names, words)), dict(zip(names, roles)))[0] == want
+
+
+def test_combine_errors():
+    with pytest.raises(ValueError, match="same criteria"):
+        H.combine({"a": "supported"}, {"b": "claim"})
+    with pytest.raises(ValueError, match="claim"):
+        H.combine({"a": "supported"}, {"a": "premise"})
+    with pytest.raises(ValueError, match="decisions"):
+        H.combine({"a": "maybe"}, {"a": "claim"})
+
+
+def _est(lo, hi, per_seed=None, n=100):
+    e = {"mean": (lo + hi) / 2, "ci_low": lo, "ci_high": hi, "n_images": n}
+    if per_seed is not None:
+        e["per_seed"] = [{"ci_low": a, "ci_high": b} for a, b in per_seed]
+        e["n_seeds"] = len(per_seed)
+    return e
+
+
+PROV = {"commit": "0123abc", "profile": "cpu"}
+
+
+def test_judge_decides_each_criterion_and_counts_agreeing_seeds():
+    est = {"high_pass_accuracy": _est(0.1, 0.2, [(0.08, 0.2), (0.0, 0.3), (0.07, 0.25)]),
+           "low_pass_loss": _est(0.03, 0.1), "residual_invisible": _est(-0.5, -0.1)}
+    v = H.judge("H1", est, {**PROV, "n_test": 100}, "cifar10", {"cutoff": 0.5})
+    assert v["verdict"] == "supported" and v["reason"] == "every claim supported"
+    assert v["id"] == "H1" and v["hypothesis"].endswith("(cifar10)") and v["rule"] == H.criteria_rule("H1")
+    c = {r["name"]: r for r in v["criteria"]}
+    assert c["high_pass_accuracy"]["per_seed_decisions"] == ["supported", "inconclusive", "supported"]
+    assert c["high_pass_accuracy"]["seeds_agreeing"] == 2 and c["low_pass_loss"]["seeds_agreeing"] is None
+    assert v["provenance"] == {**PROV, "n_test": 100} and v["evidence"]["cutoff"] == 0.5
+    assert v["evidence"]["n_images"] == 100 and v["evidence"]["n_seeds"] == 3
+    # the visible residual (CI above 0) rejects H1 whatever the accuracies say
+    v2 = H.judge("H1", {**est, "residual_invisible": _est(0.1, 0.4)}, PROV)
+    assert v2["verdict"] == "rejected" and "residual_invisible" in v2["reason"]
+    # stored verdicts are found again by chapter 9
+    assert H.find_verdicts({"a": v}) == [("a", v)]
+
+
+def test_judge_errors():
+    est = {"high_pass_accuracy": _est(0.1, 0.2), "low_pass_loss": _est(0.03, 0.1),
+           "residual_invisible": _est(-0.5, -0.1)}
+    with pytest.raises(ValueError, match="provenance"):
+        H.judge("H1", est, {"profile": "cpu"})
+    with pytest.raises(ValueError, match="low_pass_loss"):
+        H.judge("H1", {k: v for k, v in est.items() if k != "low_pass_loss"}, PROV)
+    with pytest.raises(ValueError, match="does not have"):
+        H.judge("H1", {**est, "extra": _est(0, 1)}, PROV)
+    with pytest.raises(ValueError, match="90%"):
+        H.judge("H1", {**est, "low_pass_loss": {**_est(0.03, 0.1), "ci": 0.9}}, PROV)
+    with pytest.raises(ValueError, match="no criteria"):
+        H.judge("H2", {}, PROV)
+    with pytest.raises(ValueError, match="ci_low"):
+        H.judge("H1", {**est, "low_pass_loss": {"mean": 0.1}}, PROV)
+
+
 # ----------------------------------------------------------------------------- H1 (chapter 2)
 
-def _high(acc_lo, energy):
-    return {"mode": "high", "cutoffs": [0.25, 0.5], "accuracy": [0.9, acc_lo + 0.02], "ci_lo": [0.8, acc_lo],
-            "ci_hi": [1.0, acc_lo + 0.04], "energy_kept": [0.5, energy], "n": 1000}
-
-
-@pytest.mark.parametrize("acc_lo, energy, expected", [
-    (0.40, 0.05, "supported"), (0.12, 0.05, "rejected"), (0.40, 0.60, "inconclusive")])
-def test_h1_rule(acc_lo, energy, expected):
-    v = H.decide_h1(_high(acc_lo, energy), cutoff=0.5, chance=0.1, margin=0.05, max_energy=0.2)
-    assert v["verdict"] == expected
-    assert "0.5" in v["rule"] and v["evidence"]["cutoff"] == 0.5
-    assert v["id"] == "H1" and v["rule"] == H.verdict("H1", None, {}, cutoff=0.5, chance=0.1)["rule"]
-
-
-def test_h1_rule_boundaries_and_nearest_cutoff():
-    # at the thresholds: energy == max_energy is faint; ci_lo == chance + margin is above
-    assert H.decide_h1(_high(0.1 + 0.05, 0.2), cutoff=0.5, chance=0.1)["verdict"] == "supported"
-    assert H.decide_h1(_high(0.1499, 0.2), cutoff=0.5, chance=0.1)["verdict"] == "rejected"
-    assert H.decide_h1(_high(0.4, 0.2001), cutoff=0.5, chance=0.1)["verdict"] == "inconclusive"
-    v = H.decide_h1(_high(0.4, 0.05), cutoff=0.3, chance=0.1, dataset="mnist")   # nearest cut-off: 0.25
-    assert v["evidence"]["cutoff"] == 0.25 and v["verdict"] == "inconclusive" and v["hypothesis"].endswith("(mnist)")
+def test_h1_from_per_seed_correctness_and_visibility():
+    rng = np.random.default_rng(0)
+    n = 400
+    clean = (rng.random((3, n)) < 0.9).astype(float)
+    high = (rng.random((3, n)) < 0.45).astype(float)            # well above chance 0.1
+    low = (rng.random((3, n)) < 0.6).astype(float)              # loses 30 points
+    faint = rng.uniform(0.05, 0.5, n)
+    v = H.decide_h1(high, low, clean, faint, 0.1, PROV, "cifar10", {"cutoff": 0.5})
+    assert v["verdict"] == "supported"
+    c = {r["name"]: r for r in v["criteria"]}
+    assert c["high_pass_accuracy"]["mean"] == pytest.approx(high.mean() - 0.1)
+    assert c["low_pass_loss"]["mean"] == pytest.approx((clean - low).mean())
+    assert c["residual_invisible"]["mean"] == pytest.approx(np.log10(faint).mean())
+    assert c["high_pass_accuracy"]["seeds_agreeing"] == 3 and v["evidence"]["n_seeds"] == 3
+    # a visible residual rejects; chance-level high-pass accuracy rejects (its CI below chance + 5 points)
+    assert H.decide_h1(high, low, clean, faint * 100, 0.1, PROV)["verdict"] == "rejected"
+    at_chance = (rng.random((3, n)) < 0.1).astype(float)
+    assert H.decide_h1(at_chance, low, clean, faint, 0.1, PROV)["verdict"] == "rejected"
+    # one seed of torch tensors works too
+    t = H.decide_h1(torch.tensor(high[0]), torch.tensor(low[0]), torch.tensor(clean[0]), torch.tensor(faint), 0.1, PROV)
+    assert t["evidence"]["n_seeds"] == 1
 
 
 def test_bad_input_decide_h1():
-    with pytest.raises(ValueError, match="mode='high'"):
-        H.decide_h1({"mode": "low"}, 0.5, 0.1)
+    ok = np.ones((2, 5))
+    with pytest.raises(ValueError, match="one shape"):
+        H.decide_h1(ok, np.ones((2, 4)), ok, np.ones(5), 0.1, PROV)
+    with pytest.raises(ValueError, match="0 or 1"):
+        H.decide_h1(ok * 0.5, ok, ok, np.ones(5), 0.1, PROV)
+    with pytest.raises(ValueError, match="visibility"):
+        H.decide_h1(ok, ok, ok, -np.ones(5), 0.1, PROV)
+    with pytest.raises(ValueError, match="chance"):
+        H.decide_h1(ok, ok, ok, np.ones(5), 1.5, PROV)
 
 
 # ----------------------------------------------------------------------------- H2 (chapter 3)
@@ -411,7 +520,8 @@ def test_collect_verdicts_finds_nested_verdicts_and_reports_missing_chapters(tmp
     assert {r["verdict"] for r in h1} == {"supported", "rejected"}          # a rejection is shown as such
     assert h1[0]["where"] == "verdicts/cifar10" and h1[0]["profile"] == "smoke"
     assert h1[0]["hypothesis"] == H.HYPOTHESES["H1"].title + " (cifar10)" and h1[0]["rule"] == _v("H1", True)["rule"]
-    assert h1[0]["evidence"] == EVIDENCE and list(h1[0]["evidence"]) == sorted(EVIDENCE)  # the stored dict
+    assert h1[0]["evidence"] == _v("H1", True)["evidence"]      # the stored dict
+    assert h1[0]["evidence"] == {"n_images": 10, "n_seeds": 1, **EVIDENCE}
     assert [r["where"] for r in rows if r["id"] == "H3"] == ["checks/x", "deep/0/a/b"]
     for hid in ("H2", "H4", "H5a", "H5b"):
         r = next(r for r in rows if r["id"] == hid)

@@ -1,5 +1,10 @@
 """freqkit.models: the Normalize layer, SmallCNN, ResNetCIFAR, PlantedCNN, build_model,
 prediction and evaluation, devices, and pretrained ImageNet classifiers."""
+import importlib.util
+import sys
+from collections import OrderedDict
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
@@ -475,3 +480,175 @@ def test_classifier_bad_inputs(tmp_path):
     (tmp_path / "junk.pth").write_bytes(b"not a torch file")
     with pytest.raises(ValueError, match="could not read"):
         M.load_imagenet_classifier("resnet18", weights_path=tmp_path / "junk.pth")
+
+
+# ----------------------------------------------------------------------------- RobustBench's model zoo
+
+# Not `pytest.importorskip("robustbench")`: a plain `import robustbench` fails even when it is
+# installed (its __init__ needs the module autoattack), which importorskip would take for absent.
+needs_robustbench = pytest.mark.skipif(importlib.util.find_spec("robustbench") is None,
+                                       reason="robustbench not installed (pip install 'freqkit[robustbench]')")
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"name": ""}, "name must be"),
+    ({"name": 3}, "name must be"),
+    ({"name": "Wong2020Fast", "dataset": "mnist"}, r"dataset must be one of \['cifar10', 'cifar100', 'imagenet'\]"),
+    ({"name": "Wong2020Fast", "threat_model": "linf"}, r"threat_model must be one of .*'Linf'"),
+])
+def test_robustbench_bad_arguments_are_named_before_importing_robustbench(kw, match):
+    with pytest.raises(ValueError, match=match):
+        M.load_robustbench(**kw)
+
+
+def test_robustbench_missing_package_names_the_extra(monkeypatch):
+    for k in [k for k in sys.modules if k == "robustbench" or k.startswith("robustbench.")]:
+        monkeypatch.delitem(sys.modules, k)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "robustbench" else real(n, *a))
+    with pytest.raises(ImportError, match=r"pip install 'freqkit\[robustbench\]'"):
+        M.load_robustbench("Wong2020Fast", weights_path="unused.pt")
+
+
+class _Zoo(nn.Module):
+    """A stand-in with a zoo model's shape of state_dict: normalisation buffers and layers."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("mu", torch.full((1, 2, 1, 1), 0.5))
+        self.register_buffer("sigma", torch.full((1, 2, 1, 1), 0.25))
+        self.conv = nn.Conv2d(2, 3, 1)
+        self.bn = nn.BatchNorm2d(3)
+
+
+def test_robustbench_checkpoint_forms_follow_robustbench_loader_strictly():
+    torch.manual_seed(0)
+    net = _Zoo()
+    sd = net.state_dict()
+    module = OrderedDict(("module." + k, v) for k, v in sd.items())
+    forms = [sd, module, {"state_dict": module, "epoch": 3}, {"model_state_dict": sd},
+             {"last": {"state_dict": module}, "best": {}}, OrderedDict(("model." + k, v) for k, v in sd.items())]
+    for form in forms:
+        out = M._robustbench_state_dict(form, _Zoo(), "f.pt")
+        assert out.keys() == sd.keys() and all(torch.equal(out[k], sd[k]) for k in sd)
+    # An ImageNet-style model is Sequential(normalize, model): "model." is added to a bare checkpoint.
+    wrapped = nn.Sequential(OrderedDict(model=_Zoo()))
+    assert set(M._robustbench_state_dict(module, wrapped, "f.pt")) == set(wrapped.state_dict())
+    # Tolerated as robustbench tolerates them: missing normalisation buffers, pruning scores.
+    lenient = {k: v for k, v in sd.items() if k not in ("mu", "sigma")} | {"conv.scores": torch.ones(3)}
+    assert "mu" not in M._robustbench_state_dict(lenient, _Zoo(), "f.pt")
+    with pytest.raises(ValueError, match=r"does not fit .*missing keys \['conv.weight'\]"):
+        M._robustbench_state_dict({k: v for k, v in sd.items() if k != "conv.weight"}, _Zoo(), "f.pt")
+    with pytest.raises(ValueError, match=r"unexpected keys \['head.weight'\]"):
+        M._robustbench_state_dict(sd | {"head.weight": torch.ones(1)}, _Zoo(), "f.pt")
+    with pytest.raises(ValueError, match="holds no state_dict"):
+        M._robustbench_state_dict({"epoch": 3, "acc": 0.5}, _Zoo(), "f.pt")
+
+
+def _zoo_model(name, dataset="cifar10", threat_model="Linf"):
+    enums = M._robustbench_module("model_zoo.enums")
+    zoo = M._robustbench_module("model_zoo.models").model_dicts
+    return zoo[enums.BenchmarkDataset(dataset)][enums.ThreatModel(threat_model)][name]["model"]()
+
+
+@needs_robustbench
+def test_robustbench_loads_a_local_state_dict(tmp_path, one_thread):
+    torch.manual_seed(0)
+    ref = _zoo_model("Wong2020Fast").eval()  # PreActResNet-18
+    assert "robustbench" not in sys.modules or hasattr(sys.modules["robustbench"], "load_model")  # no stand-in left
+    with torch.no_grad():
+        for p in ref.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    torch.save(ref.state_dict(), tmp_path / "plain.pt")
+    # as RobustBench stores many: DataParallel's "module." prefix, under 'state_dict'
+    torch.save({"state_dict": OrderedDict(("module." + k, v) for k, v in ref.state_dict().items())},
+               tmp_path / "module.pt")
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        want_logits = ref(x)
+    for file in ("plain.pt", "module.pt"):
+        rng = torch.get_rng_state()
+        model = M.load_robustbench("Wong2020Fast", weights_path=tmp_path / file, download=False)
+        assert torch.equal(torch.get_rng_state(), rng)  # building the architecture left the seed alone
+        assert not model.training and type(model) is type(ref)
+        assert (model.arch, model.dataset, model.threat_model) == ("Wong2020Fast", "cifar10", "Linf")
+        assert model.weights_source == str(tmp_path / file)
+        got, want = model.state_dict(), ref.state_dict()
+        assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in want)
+        with torch.no_grad():
+            assert torch.equal(model(x), want_logits)
+    # [0, 1] inputs: the model normalises inside with CIFAR-10's statistics
+    assert torch.allclose(model.mu.flatten(), torch.tensor(M.CIFAR10_MEAN), atol=1e-3)
+
+
+@needs_robustbench
+def test_robustbench_offline_without_weights_raises(empty_hub, monkeypatch):
+    rb_utils = M._robustbench_module("utils")
+    monkeypatch.setattr(rb_utils, "download_gdrive_new", lambda *a, **k: pytest.fail("must not download"))
+    monkeypatch.setenv("FREQKIT_OFFLINE", "1")
+    with pytest.raises(M.WeightsUnavailable, match="weights_path") as e:
+        M.load_robustbench("Wong2020Fast")
+    assert isinstance(e.value, RuntimeError) and "could not download" not in str(e.value)
+    assert "robustbench/cifar10/Linf/Wong2020Fast.pt" in str(e.value)
+    monkeypatch.delenv("FREQKIT_OFFLINE")
+    with pytest.raises(M.WeightsUnavailable, match="download=False"):
+        M.load_robustbench("Wong2020Fast", download=False)
+
+
+@needs_robustbench
+def test_robustbench_download_goes_through_robustbench_into_the_cache(empty_hub, monkeypatch, one_thread):
+    rb_utils = M._robustbench_module("utils")
+    torch.manual_seed(1)
+    ref = _zoo_model("Hendrycks2020AugMix_WRN", threat_model="corruptions").eval()  # WRN-40-2, 2.2 M parameters
+    calls = []
+
+    def fake_gdown(gdrive_id, fname_save):
+        calls.append(gdrive_id)
+        torch.save({"state_dict": OrderedDict(("module." + k, v) for k, v in ref.state_dict().items())}, fname_save)
+    monkeypatch.setattr(rb_utils, "download_gdrive_new", fake_gdown)
+    model = M.load_robustbench("Hendrycks2020AugMix_WRN", threat_model="corruptions_3d")
+    cached = empty_hub / "hub" / "robustbench" / "cifar10" / "corruptions" / "Hendrycks2020AugMix_WRN.pt"
+    assert len(calls) == 1 and model.weights_source == str(cached)
+    assert torch.equal(model.fc.weight, ref.fc.weight)
+    monkeypatch.setenv("FREQKIT_OFFLINE", "1")  # now cached: read without downloading
+    again = M.load_robustbench("Hendrycks2020AugMix_WRN", threat_model="corruptions", download=False)
+    assert len(calls) == 1 and torch.equal(again.fc.weight, ref.fc.weight)
+
+
+@needs_robustbench
+def test_robustbench_failed_download_raises_and_leaves_nothing(empty_hub, monkeypatch):
+    def no_network(gdrive_id, fname_save):
+        Path(str(fname_save) + "a1b2c3d4tmp").write_bytes(b"partial")  # as gdown leaves it
+        raise OSError("Name or service not known")
+    monkeypatch.setattr(M._robustbench_module("utils"), "download_gdrive_new", no_network)
+    with pytest.raises(M.WeightsUnavailable, match="could not download .*Name or service not known"):
+        M.load_robustbench("Wong2020Fast")
+    assert not [p for p in (empty_hub / "hub").rglob("*") if p.is_file()]
+
+
+@needs_robustbench
+def test_robustbench_bad_names_and_files(tmp_path):
+    with pytest.raises(ValueError, match=r"name 'Wong2020Fsat' is not in .*did you mean \['Wong2020Fast'"):
+        M.load_robustbench("Wong2020Fsat", weights_path=tmp_path / "x.pt")
+    with pytest.raises(ValueError, match="name 'Chen2020Adversarial' .*not supported.*ensemble"):
+        M.load_robustbench("Chen2020Adversarial")
+    with pytest.raises(ValueError, match="threat_model 'L2' has no models for dataset 'cifar100'"):
+        M.load_robustbench("Standard", dataset="cifar100", threat_model="L2")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        M.load_robustbench("Hendrycks2020AugMix_WRN", threat_model="corruptions", weights_path=tmp_path / "x.pt")
+    torch.save({"fc.weight": torch.zeros(10, 128)}, tmp_path / "wrong.pt")
+    with pytest.raises(ValueError, match="does not fit"):
+        M.load_robustbench("Hendrycks2020AugMix_WRN", threat_model="corruptions", weights_path=tmp_path / "wrong.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a torch file")
+    with pytest.raises(ValueError, match="could not read"):
+        M.load_robustbench("Hendrycks2020AugMix_WRN", threat_model="corruptions", weights_path=tmp_path / "junk.pt")
+
+
+@needs_robustbench
+def test_robustbench_choices_are_robustbench_own_and_its_init_is_not_run():
+    enums = M._robustbench_module("model_zoo.enums")
+    assert set(M._RB_DATASETS) == {d.value for d in enums.BenchmarkDataset}
+    assert set(M._RB_THREAT_MODELS) == {t.value for t in enums.ThreatModel}
+    # the bare parent used for the import is gone again: `import robustbench` behaves as without freqkit
+    assert "robustbench" not in sys.modules or hasattr(sys.modules["robustbench"], "load_model")
+    assert enums.__name__ == "robustbench.model_zoo.enums"

@@ -96,6 +96,73 @@ def test_objectives_table_and_the_training_config():
     assert O.lowpass_objective(0.3).params != O.lowpass_objective(0.4).params
 
 
+# ----------------------------------------------------------------------------- H5's placebo
+
+def test_placebo_weights_are_a_permutation_of_the_csf_weights():
+    real = fk.csf_map(32, 32)
+    p0 = O.placebo_csf_map(32, 32, seed=0)
+    assert p0.shape == real.shape and torch.equal(p0.flatten().sort().values, real.flatten().sort().values)
+    assert not torch.equal(p0, real)                          # moved: no relation to the visible frequencies
+    assert torch.equal(O.placebo_csf_map(32, 32, seed=0), p0)  # a fixed permutation per seed
+    assert not torch.equal(O.placebo_csf_map(32, 32, seed=1), p0)
+    # The placebo's sensitivities barely correlate with the real ones (spearman near 0, the CSF with itself 1).
+    assert abs(float(fk.stats.spearman_rows(p0.flatten()[None], real.flatten()[None]))) < 0.2
+    state = torch.random.get_rng_state()
+    O.placebo_csf_map(8, 8, seed=3)
+    assert torch.equal(torch.random.get_rng_state(), state)   # the global RNG is left alone
+    with pytest.raises(ValueError, match="seed"):
+        O.placebo_csf_map(8, 8, seed=1.5)
+    with pytest.raises(ValueError, match="h"):
+        O.placebo_csf_map(0, 8, seed=0)
+
+
+def test_placebo_objective_differs_from_the_real_one_only_in_the_weights():
+    real = O.attribution_guided_objective(1.0, penalty_fraction=0.5)
+    placebo = O.attribution_guided_objective(1.0, penalty_fraction=0.5, placebo_seed=0)
+    # The real objective's parameters are those it had before the placebo existed (same checkpoint key).
+    assert set(real.params) == {"lam", "pixels_per_degree", "csf", "gradient_of", "penalty_fraction", "version"}
+    assert real.params["csf"] == "mannos_sakrison"
+    assert placebo.params == {**real.params, "csf": "mannos_sakrison_shuffled", "placebo_seed": 0}
+    assert placebo != real and placebo == O.attribution_guided_objective(1.0, penalty_fraction=0.5, placebo_seed=0)
+    keys = {fk.training.checkpoint_key("mnist", o.config({})) for o in
+            (real, placebo, O.attribution_guided_objective(1.0, penalty_fraction=0.5, placebo_seed=1))}
+    assert len(keys) == 3
+    # The penalties differ on the same gradient; with the placebo map given explicitly they agree.
+    g = torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    p_real = O.invisible_gradient_share(g)
+    p_plac = O.invisible_gradient_share(g, sensitivity=O.placebo_csf_map(8, 8, 0))
+    assert not torch.allclose(p_real, p_plac, atol=1e-3) and bool(((p_plac >= 0) & (p_plac <= 1)).all())
+    # ... and so do the losses of one training step on the same net and batch.
+    x, y = torch.rand(8, 1, 8, 8, generator=torch.Generator().manual_seed(1)), torch.arange(8) % 3
+    torch.manual_seed(0)
+    _, loss_real, _ = _tiny_step(O.attribution_guided_objective(1.0, placebo_seed=None), x, y)
+    torch.manual_seed(0)
+    _, loss_plac, _ = _tiny_step(O.attribution_guided_objective(1.0, placebo_seed=0), x, y)
+    assert torch.isfinite(loss_plac) and not torch.allclose(loss_real, loss_plac)
+    with pytest.raises(ValueError, match="placebo_seed"):
+        O.attribution_guided_objective(placebo_seed="a")
+    with pytest.raises(ValueError, match="sensitivity"):
+        O.invisible_gradient_share(g, sensitivity=torch.full((8, 8), 2.0))
+    with pytest.raises(ValueError, match="sensitivity"):
+        O.invisible_gradient_share(g, sensitivity=torch.ones(4, 4))
+
+
+def test_kernel_high_frequency_share():
+    g = torch.Generator().manual_seed(0)
+    assert abs(O.kernel_high_frequency_share(torch.randn(256, 3, 3, 3, generator=g)) - 5 / 9) < 0.05
+    assert O.kernel_high_frequency_share(torch.ones(4, 3, 3, 3)) < 1e-12
+    assert O.kernel_high_frequency_share(torch.zeros(2, 1, 3, 3)) == 0.0
+    smooth = fk.training.smooth_kernels(torch.randn(64, 3, 3, 3, generator=g), 1.0)
+    assert O.kernel_high_frequency_share(smooth) < 1e-10
+    torch.manual_seed(0)
+    net = fk.build_model("mnist", width=4)
+    assert O.kernel_high_frequency_share(net) == O.kernel_high_frequency_share(net.features[0][0].weight)
+    with pytest.raises(ValueError, match="1x1"):
+        O.kernel_high_frequency_share(torch.randn(2, 2, 1, 1))
+    with pytest.raises(ValueError, match="kernels"):
+        O.kernel_high_frequency_share(torch.randn(3, 3, 3))
+
+
 # ----------------------------------------------------------------------------- training with objectives
 
 def test_adversarial_training_increases_robust_accuracy(data_root, tmp_path):

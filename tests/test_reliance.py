@@ -196,3 +196,136 @@ def test_alignment_profile_of_a_dataloader_equals_that_of_tensors():
             assert got[key][part] == pytest.approx(ref[key][part], rel=1e-6, abs=1e-9)
     with pytest.raises(ValueError, match="one shape"):
         RL.alignment_profile(net, [(x[:2], y[:2]), (x[2:, :, :4, :4], y[2:])], None, n_boot=10, n_steps=2)
+
+
+# ----------------------------------------------------------------- issue 13 (H4): model-only reliance measures
+
+class _Filtered(torch.nn.Module):
+    """A fixed filter keeping the frequencies ``keep`` (in ``basis``), then a small MLP: a model that
+    sees only one part of the spectrum, whatever it is trained on."""
+
+    def __init__(self, keep, basis="dct", c=1, h=16, w=16, k=3, seed=0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.register_buffer("keep", keep.to(torch.float64))
+        self.basis = basis
+        self.net = torch.nn.Sequential(torch.nn.Linear(c * h * w, 8), torch.nn.Tanh(), torch.nn.Linear(8, k)).double()
+
+    def forward(self, x):
+        xf = fk.from_basis(fk.to_basis(x.double(), self.basis) * self.keep, self.basis)
+        return self.net(xf.flatten(1))
+
+
+def _pass_models(basis):
+    r = fk.frequency_radius(16, 16, basis)
+    halves = fk.low_high_masks(16, 16, basis)
+    low, high = r <= 0.5, r > 1.0
+    assert bool((low <= halves["low"]).all()) and bool((high <= halves["high"]).all())
+    return _Filtered(low, basis), _Filtered(high, basis)
+
+
+def _grey_images(n=6, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (0.3 + 0.4 * torch.rand(n, 1, 16, 16, generator=g, dtype=torch.float64)), torch.arange(n) % 3
+
+
+@pytest.mark.parametrize("basis", ["dct", "dft"])
+def test_low_pass_model_has_low_share_one_and_high_pass_model_zero(basis):
+    x, y = _grey_images()
+    low_model, high_model = _pass_models(basis)
+    for of in ("loss", "logit"):
+        lo = RL.input_gradient_spectrum(low_model, x, y, of=of, basis=basis)
+        hi = RL.input_gradient_spectrum(high_model, x, y, of=of, basis=basis)
+        torch.testing.assert_close(lo["low_share"], torch.ones(6, dtype=torch.float64), atol=1e-9, rtol=0)
+        torch.testing.assert_close(hi["low_share"], torch.zeros(6, dtype=torch.float64), atol=1e-9, rtol=0)
+        assert lo["n_zero"] == 0 and float(lo["grad_norm"].min()) > 0
+        # the radial profile: all power inside radius 0.5 (the first two of 8 bands of width 0.177)
+        assert float(lo["profile"][:3].sum()) == pytest.approx(1.0) and float(hi["profile"][:5].sum()) < 1e-9
+    occ_lo = RL.band_occlusion_shares(low_model, x, y, basis=basis)
+    occ_hi = RL.band_occlusion_shares(high_model, x, y, basis=basis)
+    torch.testing.assert_close(occ_lo["low_share"], torch.ones(6, dtype=torch.float64), atol=1e-9, rtol=0)
+    torch.testing.assert_close(occ_hi["low_share"], torch.zeros(6, dtype=torch.float64), atol=1e-9, rtol=0)
+    assert float(occ_lo["drops"][:, 1].abs().max()) < 1e-12 < float(occ_lo["drops"][:, 0].abs().min())
+
+
+def test_input_gradient_spectrum_by_hand_on_a_linear_model():
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(2 * 8 * 8, 3).double()
+    model = torch.nn.Sequential(torch.nn.Flatten(), lin)
+    x = torch.rand(4, 2, 8, 8, dtype=torch.float64)
+    y = torch.tensor([0, 1, 2, 1])
+    wts = lin.weight.detach().view(3, 2, 8, 8)
+    p = torch.softmax(model(x), 1).detach()
+    grads = {"logit": wts[y], "loss": torch.einsum("nk,kchw->nchw", p - torch.eye(3, dtype=p.dtype)[y], wts)}
+    halves = fk.low_high_masks(8, 8)
+    for of, g in grads.items():
+        r = RL.input_gradient_spectrum(model, x, y, of=of, n_bands=4, batch_size=3)
+        power = (fk.dct2(g) ** 2).sum(1)
+        torch.testing.assert_close(r["low_share"], power[:, halves["low"]].sum(1) / power.sum((1, 2)))
+        masks = fk.band_masks(8, 8, 4)
+        want = torch.stack([power[:, m].sum(1) for m in masks], 1) / power.sum((1, 2))[:, None]
+        torch.testing.assert_close(r["band_shares"], want)
+        torch.testing.assert_close(r["profile"], want.mean(0))
+        torch.testing.assert_close(r["grad_norm"], g.flatten(1).norm(dim=1))
+        assert r["of"] == of and r["basis"] == "dct" and len(r["edges"]) == 5
+    assert lin.weight.grad is None                      # only the input got gradients
+
+
+def test_band_occlusion_shares_are_normalised_occlusion_drops():
+    x, y = _grey_images(5)
+    model = _Filtered(fk.frequency_radius(16, 16) < 2, "dct")   # sees everything
+    masks = fk.band_masks(16, 16, 3)
+    r = RL.band_occlusion_shares(model, x, y, masks=masks, output="prob", baseline="blur")
+    occ = fk.attribute(model, x, y, method="occlusion", masks=masks, output="prob", baseline="blur")
+    torch.testing.assert_close(r["drops"], occ.band_scores.double())
+    torch.testing.assert_close(r["shares"], occ.band_scores.abs() / occ.band_scores.abs().sum(1, keepdim=True))
+    signed = RL.band_occlusion_shares(model, x, y, masks=masks, output="prob", baseline="blur", by="signed")
+    torch.testing.assert_close(signed["shares"], occ.band_scores / occ.band_scores.abs().sum(1, keepdim=True))
+    assert r["low_share"] is None and r["output"] == "prob"           # only the default halves have one
+    # the DC coefficient: a model of brightness alone relies on the low half; without the DC on nothing
+    xb, yb = _bright_dark(6)
+    for dtype in (torch.float32, torch.float64):
+        d = RL.band_occlusion_shares(MeanBrightness(), xb.to(dtype), yb)
+        torch.testing.assert_close(d["low_share"], torch.ones(6, dtype=torch.float64), atol=1e-12, rtol=0)
+        k = RL.band_occlusion_shares(MeanBrightness(), xb.to(dtype), yb, keep_dc=True)
+        # the drops left are rounding (~1e-7 in float32): no share, not a share of noise
+        assert float(k["drops"].abs().max()) < 1e-6 and bool(torch.isnan(k["low_share"]).all())
+
+
+def test_model_only_measures_rank_the_planted_models(planted_low, planted_high):
+    shares = {}
+    for name, t in (("low", planted_low), ("high", planted_high)):
+        x, y = t.x_test[:60], t.y_test[:60]
+        shares[name] = (float(RL.input_gradient_spectrum(t.model, x, y)["low_share"].mean()),
+                        float(RL.band_occlusion_shares(t.model, x, y, keep_dc=True)["low_share"].nanmean()))
+    assert shares["low"][0] > shares["high"][0] + 0.2, shares
+    assert shares["low"][1] > shares["high"][1] + 0.2, shares
+
+
+def test_model_only_measures_refuse_bad_input_and_leave_the_model_alone():
+    x, y = _bright_dark(8)
+    net = _mixed_mode_net()
+    modes = {n: m.training for n, m in net.named_modules()}
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    RL.input_gradient_spectrum(net, x, y)
+    RL.band_occlusion_shares(net, x, y)
+    assert {n: m.training for n, m in net.named_modules()} == modes
+    assert all(torch.equal(v, net.state_dict()[k]) for k, v in state.items())
+    assert all(p.grad is None for p in net.parameters())
+    for call, match in ((lambda: RL.input_gradient_spectrum(net, x, y, of="prob"), "of"),
+                        (lambda: RL.input_gradient_spectrum(net, x, y[:3]), "y"),
+                        (lambda: RL.input_gradient_spectrum(net, x, y + 5), "y"),
+                        (lambda: RL.input_gradient_spectrum(net, x, y, n_bands=1), "n_bands"),
+                        (lambda: RL.input_gradient_spectrum(net, x, y, basis="dht"), "basis"),
+                        (lambda: RL.input_gradient_spectrum(net, x[:0], y[:0]), r"x holds no images"),
+                        (lambda: RL.input_gradient_spectrum(_NaNModel(), x, y), r"_NaNModel.*non-finite"),
+                        (lambda: RL.band_occlusion_shares(net, x, y, by="rank"), "by"),
+                        (lambda: RL.band_occlusion_shares(net, x, y, masks=fk.band_masks(8, 8, 1)), "masks"),
+                        (lambda: RL.band_occlusion_shares(net, x, y, baseline="grey"), "baseline"),
+                        (lambda: RL.band_occlusion_shares(_NaNModel(), x, y), r"_NaNModel.*non-finite")):
+        with pytest.raises(ValueError, match=match):
+            call()
+    # a model whose output does not depend on the image: no gradient, no share
+    flat = RL.input_gradient_spectrum(lambda z: z.flatten(1)[:, :2] * 0.0, x, y)
+    assert flat["n_zero"] == 8 and bool(torch.isnan(flat["low_share"]).all())
+    assert bool(torch.isnan(flat["profile"]).all())

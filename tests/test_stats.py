@@ -305,3 +305,26 @@ def test_hierarchical_inputs_are_checked(bad):
         stats.suite_difference(np.zeros((2, 3)), np.zeros((2, 4)))
     with pytest.raises(ValueError, match="n_boot"):
         stats.hierarchical_bootstrap_ci([[1.0]], n_boot=0)
+
+
+def test_hierarchical_bootstrap_median_keeps_inf_and_gives_per_seed_intervals():
+    rng = np.random.default_rng(3)
+    v = rng.normal(1.0, 0.2, size=(3, 40))
+    r = stats.hierarchical_bootstrap_ci(v, n_boot=400, seed=2, stat="median")
+    assert r["stat"] == "median" and r["mean"] == pytest.approx(float(np.median(v)))
+    assert r["ci_low"] <= r["mean"] <= r["ci_high"]
+    assert len(r["per_seed"]) == 3
+    for k, p in enumerate(r["per_seed"]):
+        assert p["mean"] == pytest.approx(float(np.median(v[k])))
+        assert p["ci_low"] <= p["mean"] <= p["ci_high"]
+    # More than half the values infinite: the median and its upper bound stay inf, never NaN.
+    w = np.where(rng.random((2, 30)) < 0.7, np.inf, 1.0)
+    rw = stats.hierarchical_bootstrap_ci(w, n_boot=200, stat="median")
+    assert rw["mean"] == np.inf and rw["ci_high"] == np.inf and not np.isnan(rw["ci_low"])
+    with pytest.raises(ValueError, match="finite"):
+        stats.hierarchical_bootstrap_ci(w, n_boot=10)
+    with pytest.raises(ValueError, match="stat"):
+        stats.hierarchical_bootstrap_ci(v, stat="mode")
+    # The mean's interval is unchanged by the per-seed intervals drawn after it.
+    m = stats.hierarchical_bootstrap_ci(v, n_boot=300, seed=4)
+    assert m["per_seed"][0]["ci_low"] <= m["seed_means"][0] <= m["per_seed"][0]["ci_high"]

@@ -1,5 +1,6 @@
 """Transforms: parity with scipy, property tests (hypothesis), band partitions, the basis
 vocabulary, band energy, bad input."""
+import itertools
 import math
 
 import numpy as np
@@ -557,3 +558,99 @@ def test_bad_input_errors_name_the_argument_band_energy(call, name):
     with pytest.raises((ValueError, TypeError)) as e:
         call()
     assert name in str(e.value), str(e.value)
+
+
+# ----------------------------------------------------------------------------- DC-free bands and low-frequency blocks
+
+@pytest.mark.parametrize("h, w, basis", [(4, 4, "dct"), (5, 4, "dct"), (4, 4, "dft"), (5, 6, "dft"), (32, 32, "dft")])
+def test_dc_mask_is_the_one_zero_frequency(h, w, basis):
+    m = T.dc_mask(h, w, basis)
+    assert m.shape == (h, w) and m.dtype == torch.bool and int(m.sum()) == 1
+    where = tuple(m.nonzero()[0].tolist())
+    assert where == ((0, 0) if basis == "dct" else (h // 2, w // 2))
+    x = _rand((2, 3, h, w), torch.float64, 5)
+    # the DC coefficient carries the mean: sqrt(H W) * mean
+    c = fk.to_basis(x, basis)[..., where[0], where[1]]
+    torch.testing.assert_close(c, math.sqrt(h * w) * x.mean((-2, -1)))
+    if basis == "dft":
+        T.check_dft_symmetric(m)
+
+
+@pytest.mark.parametrize("h, w, k, basis", [(32, 32, 8, "dct"), (32, 32, 8, "dft"), (32, 32, 12, "dct"),
+                                             (28, 28, 8, "dct"), (16, 12, 3, "dft"), (8, 8, 5, "dct")])
+def test_dc_free_equal_count_bands_partition_everything_but_dc(h, w, k, basis):
+    m = fk.equal_count_band_masks(h, w, k, basis=basis, exclude_dc=True)
+    dc = T.dc_mask(h, w, basis)
+    assert m.shape == (k, h, w) and m.dtype == torch.bool
+    assert not bool(m[:, dc].any())                                           # DC in no band
+    cover = m.sum(0)
+    assert bool((cover[~dc] == 1).all()) and int(cover[dc]) == 0             # disjoint, union = all but DC
+    counts = m.flatten(1).sum(1).double()
+    assert int(counts.sum()) == h * w - 1
+    # equal counts up to the coefficients that share one radius (ties are never split)
+    r = T.frequency_radius(h, w, basis)
+    _, ties = torch.unique(r[~dc], return_counts=True)
+    assert float((counts - (h * w - 1) / k).abs().max()) <= int(ties.max())
+    if (h, w, k, basis) == (32, 32, 8, "dct"):
+        assert float(counts.max() - counts.min()) <= 4                        # 126 .. 130 of 127.9
+    for j in range(k - 1):                                                    # ordered outwards
+        assert float(r[m[j]].max()) < float(r[m[j + 1]].min())
+    if basis == "dft":
+        T.check_dft_symmetric(m)
+    # the lowest band starts at the lowest oscillating frequency
+    assert math.isclose(float(r[m[0]].min()), float(r[~dc].min()))
+
+
+def test_exclude_dc_leaves_the_default_bands_alone_and_refuses_non_bools():
+    assert torch.equal(fk.equal_count_band_masks(16, 16, 4), fk.equal_count_band_masks(16, 16, 4, exclude_dc=False))
+    assert bool(fk.equal_count_band_masks(16, 16, 4)[0, 0, 0])
+    with pytest.raises(ValueError, match="exclude_dc"):
+        fk.equal_count_band_masks(16, 16, 4, exclude_dc=1)
+    with pytest.raises(ValueError, match="non-zero radii"):
+        fk.equal_count_band_masks(2, 2, 3, exclude_dc=True)                  # radii 0.5, 0.5, 0.71: 2 distinct
+    lh = fk.low_high_masks(16, 16, "dft", exclude_dc=True)
+    dc = T.dc_mask(16, 16, "dft")
+    assert not bool((lh["low"] & lh["high"]).any()) and torch.equal(lh["low"] | lh["high"], ~dc)
+    assert abs(int(lh["low"].sum()) - int(lh["high"].sum())) <= 8
+
+
+@pytest.mark.parametrize("h, w", [(32, 32), (28, 28), (16, 24)])
+def test_low_block_masks_are_the_top_left_k_by_k_dct_coefficients(h, w):
+    ks = [k for k in (1, 4, 8, 16) if k <= min(h, w)]
+    b = T.low_block_masks(h, w, ks)
+    assert list(b) == [f"{k}x{k}" for k in ks]
+    u, v = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    for k in ks:
+        m = b[f"{k}x{k}"]
+        assert m.shape == (h, w) and m.dtype == torch.bool and int(m.sum()) == k * k
+        assert torch.equal(m, (u < k) & (v < k))
+        # in frequency: fu < k / H and fv < k / W on the DCT grid
+        fu, fv = T.frequency_coords(h, w, "dct")
+        assert torch.equal(m, (fu < k / h - 1e-12) & (fv < k / w - 1e-12))
+    for a, c in itertools.pairwise(ks):                                       # nested
+        assert bool((b[f"{a}x{a}"] <= b[f"{c}x{c}"]).all())
+    nodc = T.low_block_masks(h, w, [4, 8], exclude_dc=True)
+    for k in (4, 8):
+        m = nodc[f"{k}x{k}"]
+        assert int(m.sum()) == k * k - 1 and not bool(m[0, 0])
+        assert torch.equal(m | T.dc_mask(h, w), b[f"{k}x{k}"])
+    assert list(T.low_block_masks(h, w, 4)) == ["4x4"]                      # one int is one block
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"ks": []}, "at least one"),
+    ({"ks": [0]}, "ks must hold integers"),
+    ({"ks": [33]}, "ks must hold integers"),
+    ({"ks": [4.0]}, "ks must hold integers"),
+    ({"ks": [True]}, "ks must hold integers"),
+    ({"ks": [4, 4]}, "repeat"),
+    ({"ks": [1], "exclude_dc": True}, "empty block"),
+    ({"ks": "abc"}, "ks must hold integers"),
+    ({"ks": None}, "ks must be an integer or a sequence"),
+    ({"ks": [4], "exclude_dc": "yes"}, "exclude_dc"),
+])
+def test_low_block_masks_refuse_bad_input_by_name(kw, match):
+    with pytest.raises(ValueError, match=match):
+        T.low_block_masks(32, 32, **kw)
+    with pytest.raises(ValueError, match="h must be"):
+        T.low_block_masks(0, 32, [4])

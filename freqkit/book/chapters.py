@@ -7,19 +7,25 @@ comes from the library; nothing here computes a result.
 """
 from __future__ import annotations
 
+import datetime as _dt
+import subprocess
+from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
+import torch
+
 from ..objectives import train_suite
-from ..training import PRESETS, train_or_load
+from ..training import PRESETS, train_or_load, train_seeds
 from .viz import markdown_table
 
-__all__ = ["display_markdown", "models_table", "verdict_markdown", "admonition", "load_models", "model_record", "record_line", "robustness_rows", "band_table", "h3_summary",
-           "verdict_lines", "evidence_summary"]
+__all__ = ["display_markdown", "models_table", "verdict_markdown", "admonition", "load_models", "model_record",
+           "record_line", "robustness_rows", "band_table", "h3_summary", "verdict_lines", "evidence_summary",
+           "provenance", "criteria_markdown"]
 
 
 def load_models(datasets: Sequence[str], profile: str, overrides: Mapping | None = None, *,
                 objectives: Callable | Mapping | None = None, data_root=None, cache_dir=None, device="auto",
-                show: bool = True) -> tuple[dict, dict]:
+                show: bool = True, seeds: Sequence[int] | None = None) -> tuple[dict, dict]:
     """Load (or train) the models a chapter needs, one configuration per data set.
 
     Each data set's configuration is ``PRESETS[dataset][profile]``
@@ -40,10 +46,13 @@ def load_models(datasets: Sequence[str], profile: str, overrides: Mapping | None
         cache_dir: checkpoint folder, as :func:`freqkit.train_or_load` (None: its default).
         device: ``"auto"`` (default), ``"cpu"``, ``"cuda"``, ...: where the models are put.
         show: display the models as a Markdown table (:func:`models_table`; default True).
+        seeds: training seeds of a suite (:func:`freqkit.train_seeds`): each model becomes
+            a list of models, one per seed (without ``objectives`` only).  None: one model.
 
     Returns:
         ``(models, infos)``: ``models[dataset]`` (or ``models[dataset][name]`` with
-        ``objectives``) in eval mode on ``device``, and the ``train_or_load`` infos alike.
+        ``objectives``; a list over ``seeds`` with ``seeds``) in eval mode on ``device``, and
+        the ``train_or_load`` infos alike.
 
     Raises:
         ValueError: ``overrides`` names a data set that is not in ``datasets``.
@@ -53,9 +62,17 @@ def load_models(datasets: Sequence[str], profile: str, overrides: Mapping | None
     unknown = sorted(set(overrides) - set(datasets))
     if unknown:
         raise ValueError(f"overrides names data sets {unknown} that are not in datasets {list(datasets)}")
+    if seeds is not None and objectives is not None:
+        raise ValueError("seeds is for standard models only (objectives: one model per objective)")
     models, infos, records = {}, {}, []
     for ds in datasets:
         config = {**PRESETS[ds][profile], **overrides.get(ds, {})}
+        if seeds is not None:
+            pairs = train_seeds(ds, config, list(seeds), data_root=data_root, cache_dir=cache_dir, device=device)
+            models[ds], infos[ds] = [m.eval() for m, _ in pairs], [i for _, i in pairs]
+            if show:
+                records.extend((ds, f"standard, seed {i['config']['seed']}", model_record(i)) for i in infos[ds])
+            continue
         if objectives is None:
             m, info = train_or_load(ds, config, data_root=data_root, cache_dir=cache_dir, device=device)
             models[ds], infos[ds] = m.eval(), info
@@ -431,9 +448,83 @@ def verdict_markdown(v: Mapping, keys: Sequence[str] | None = None) -> str:
     if not isinstance(v, Mapping) or any(k not in v for k in need):
         raise ValueError(f"v must be a verdict record (keys {', '.join(need)}), got "
                          f"{sorted(v) if isinstance(v, Mapping) else type(v).__name__}")
+    if "criteria" in v:
+        return admonition(criteria_markdown(v), f"{v['hypothesis']}: **{v['verdict']}**",
+                          _VERDICT_KIND.get(v["verdict"], "note"))
     ev = v["evidence"]
     items = [(k, ev[k]) for k in (keys if keys is not None else ev) if k in ev]
     rows = [[k, val] for k, val in items
             if isinstance(val, (int, float, str, bool)) or (isinstance(val, (list, tuple)) and 0 < len(val) <= 3)]
     body = f"**Rule.** {v['rule']}\n\n" + (markdown_table(["evidence", "value"], rows) if rows else "")
     return admonition(body, f"{v['hypothesis']}: **{v['verdict']}**", _VERDICT_KIND.get(v["verdict"], "note"))
+
+
+def _num(x: float) -> str:
+    return f"{x:+.3g}" if abs(x) >= 1e-3 or x == 0 else f"{x:+.2e}"
+
+
+def criteria_markdown(v: Mapping) -> str:
+    """The body of a :func:`freqkit.hypotheses.judge` verdict: one table row per criterion, the reason, the provenance.
+
+    Args:
+        v: a verdict record with ``criteria`` (:func:`freqkit.hypotheses.judge`).
+
+    Returns:
+        Markdown: a table (criterion, role, what it must beat, effect with its CI, smallest
+        effect of interest, decision, seeds agreeing, n), the reason for the verdict, and a
+        line naming the commit, profile, images and seeds.
+
+    Raises:
+        ValueError: ``v`` has no ``criteria``.
+
+    Example:
+        >>> import freqkit as fk
+        >>> e = {"mean": 0.3, "ci_low": 0.2, "ci_high": 0.4, "n_images": 10}
+        >>> v = fk.hypotheses.judge("H1", {"high_pass_accuracy": e, "low_pass_loss": e, "residual_invisible":
+        ...     {"mean": 0.5, "ci_low": 0.4, "ci_high": 0.6, "n_images": 10}}, {"commit": "abc", "profile": "smoke"})
+        >>> print(criteria_markdown(v).splitlines()[0])
+        | criterion | role | must beat | effect [95% CI] | smallest effect | decision | seeds agreeing | n images |
+    """
+    if not isinstance(v, Mapping) or "criteria" not in v:
+        raise ValueError("v must be a verdict record with criteria (freqkit.hypotheses.judge)")
+    rows = []
+    for c in v["criteria"]:
+        lo, hi = c["ci"]
+        delta = ("> " if c["direction"] == "greater" else "< ") + (f"{c['delta']:g}" if c["direction"] == "greater"
+                                                                  or c["delta"] == 0 else f"{-c['delta']:g}")
+        seeds = "-" if c["seeds_agreeing"] is None else f"{c['seeds_agreeing']} of {len(c['per_seed_decisions'])}"
+        rows.append([f"`{c['name']}`", c["role"], c["null"],
+                     f"{_num(c['mean'])} [{_num(lo)}, {_num(hi)}] {c['units']}".strip(),
+                     delta, f"**{c['decision']}**", seeds, c["n_images"] if c["n_images"] is not None else "-"])
+    table = markdown_table(["criterion", "role", "must beat", f"effect [{v['criteria'][0]['confidence']:.0%} CI]",
+                            "smallest effect", "decision", "seeds agreeing", "n images"], rows)
+    pv = v.get("provenance", {})
+    ev = v.get("evidence", {})
+    where = (f"commit `{str(pv.get('commit', '?'))[:12]}`, profile `{pv.get('profile', '?')}`, "
+             f"{ev.get('n_images', '?')} images, {ev.get('n_seeds', '?')} seed(s)")
+    return f"{table}\n\n**Why {v['verdict']}.** {v.get('reason', '')}.  **Rule.** {v['rule']}\n\n*Run: {where}.*"
+
+
+def provenance(profile: str, **extra) -> dict:
+    """What a verdict records about the run that made it: the code's git commit, the profile, the date.
+
+    Args:
+        profile: the book profile.
+        **extra: anything else that identifies the run (JSON-ready).
+
+    Returns:
+        ``{"commit" (the git commit of the freqkit checkout, with "+dirty" when it has
+        uncommitted changes; "unknown" outside a git checkout), "profile", "date", "torch",
+        **extra}``.
+    """
+    root = Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=10).stdout.strip() or "unknown"
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        commit += "+dirty" if dirty and commit != "unknown" else ""
+    except (OSError, subprocess.SubprocessError):
+        commit = "unknown"
+    return {"commit": commit, "profile": profile, "date": _dt.date.today().isoformat(), "torch": torch.__version__,
+            **extra}

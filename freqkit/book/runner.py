@@ -1118,9 +1118,10 @@ def changed_inputs(path: Path) -> dict[str, str]:
 
 
 VERDICTS_MARKER = "<!-- freqkit:verdicts -->"
+_CHAPTER_LINK = re.compile(r"\[([^\]]+)\]\(([\w.-]+)\.ipynb\)")
 
 
-def verdicts_markdown(results_dir: Path, titles: dict[str, str] | None = None) -> str:
+def verdicts_markdown(results_dir: Path, titles: dict[str, str] | None = None, present=None) -> str:
     """The landing page's table: every hypothesis and check, its verdicts, and where it is tested.
 
     Generated from the stored results (:func:`freqkit.hypotheses.collect_verdicts`), one row
@@ -1129,6 +1130,8 @@ def verdicts_markdown(results_dir: Path, titles: dict[str, str] | None = None) -
     Args:
         results_dir: the profile's results store.
         titles: ``{chapter stem: page title}`` for the links (default: the stem).
+        present: the chapter stems in this build (a link to any other would dangle: those
+            chapters are named without a link); None = every chapter.
 
     Returns:
         A Markdown table (with a line saying so when nothing has been run).
@@ -1144,7 +1147,8 @@ def verdicts_markdown(results_dir: Path, titles: dict[str, str] | None = None) -
         for r in rows:
             where = r["hypothesis"].rsplit("(", 1)[-1].rstrip(")") if r["hypothesis"].endswith(")") else ""
             words.append(f"**{r['verdict']}**" + (f" ({where})" if where else ""))
-        chapter = f"[{(titles or {}).get(h.chapter, h.chapter)}]({h.chapter}.ipynb)"
+        name = (titles or {}).get(h.chapter, h.chapter)
+        chapter = f"[{name}]({h.chapter}.ipynb)" if present is None or h.chapter in present else name
         lines.append(f"| {hid} | {h.statement} | {'; '.join(words) or 'not run'} | {chapter} |")
     return "\n".join(lines)
 
@@ -1170,6 +1174,11 @@ def stage_pages(stage: Path, profile: str, record: "RunRecord", repo_url: str | 
     intro = stage / BOOK_DIR / "intro.md"
     results_dirs = [(info.get("parameters") or {}).get("results_dir") for info in record.data["chapters"].values()]
     results_dir = next((Path(d) for d in results_dirs if d), None)
+    present = {p.stem for p in (stage / BOOK_DIR).glob("*.ipynb")}
+    if intro.is_file():
+        # A build of some chapters only (--chapters): links to the others would dangle (and fail -W).
+        intro.write_text(_CHAPTER_LINK.sub(lambda m: m.group(0) if m.group(2) in present else m.group(1),
+                                           intro.read_text()))
     if intro.is_file() and VERDICTS_MARKER in intro.read_text():
         titles = {}
         for nb_path in (stage / BOOK_DIR).glob("*.ipynb"):
@@ -1178,7 +1187,7 @@ def stage_pages(stage: Path, profile: str, record: "RunRecord", repo_url: str | 
                 titles[nb_path.stem] = first["source"].lstrip("# ").splitlines()[0].strip()
             except (StopIteration, BookError, IndexError):
                 pass
-        table = verdicts_markdown(results_dir, titles) if results_dir is not None else "(no chapter has been run)"
+        table = verdicts_markdown(results_dir, titles, present) if results_dir is not None else "(no chapter has been run)"
         table = f"**This build: the `{profile}` profile.** {PROFILE_NOTES.get(profile, '')}\n\n{table}"
         intro.write_text(intro.read_text().replace(VERDICTS_MARKER, table))
     cfg_path = stage / "_config.yml"

@@ -150,7 +150,7 @@ def test_load_models_trains_then_loads_and_prints_one_line_per_model(data_root, 
     assert set(models) == {"mnist"} and not models["mnist"].training
     assert infos["mnist"]["config"] == {**fk.PRESETS["mnist"]["smoke"], **TINY} and not infos["mnist"]["cached"]
     out = capsys.readouterr().out.splitlines()
-    assert out == [C.record_line("mnist", "standard", C.model_record(infos["mnist"]))]
+    assert out == C.models_table([("mnist", "standard", C.model_record(infos["mnist"]))]).splitlines()
     again, infos2 = C.load_models(["mnist"], "smoke", show=False, **kw)
     assert infos2["mnist"]["cached"] and capsys.readouterr().out == ""
     suite, sinfos = C.load_models(["mnist"], "smoke", objectives={"standard": None, "low": lowpass_objective(0.5)},
@@ -159,7 +159,13 @@ def test_load_models_trains_then_loads_and_prints_one_line_per_model(data_root, 
     assert sinfos["mnist"]["standard"]["key"] == infos["mnist"]["key"]
     assert sinfos["mnist"]["low"]["config"]["objective"] == "lowpass"
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 2 and lines[1].startswith("mnist    low      test accuracy")
+    assert len(lines) == 4 and lines[3].startswith("| mnist | low |")          # header, rule, two models
+    # a suite of seeds: one model per seed, each its own checkpoint
+    seeds, seed_infos = C.load_models(["mnist"], "smoke", seeds=[0, 1], show=False, **kw)
+    assert len(seeds["mnist"]) == 2 and seed_infos["mnist"][0]["cached"]         # seed 0 is the model above
+    assert [i["config"]["seed"] for i in seed_infos["mnist"]] == [0, 1] and not seed_infos["mnist"][1]["cached"]
+    with pytest.raises(ValueError, match="seeds"):
+        C.load_models(["mnist"], "smoke", seeds=[0], objectives={"standard": None}, **kw)
     # objectives may depend on the data set
     _, finfos = C.load_models(["mnist"], "smoke", objectives=lambda ds: {"low": lowpass_objective(0.5)}, show=False,
                               **kw)
@@ -176,8 +182,8 @@ def test_load_models_errors():
 # ----------------------------------------------------------------------------- verdicts as text
 
 def _verdict():
-    return H.verdict("H1", True, {"accuracy": 0.123456, "n": 10, "ci": [0.1, 0.2], "ok": True}, "toy",
-                     cutoff=0.5, chance=0.1)
+    return H.verdict("H4", True, {"accuracy": 0.123456, "n": 10, "ci": [0.1, 0.2], "ok": True}, "toy",
+                     attack="linf/full")
 
 
 def test_verdict_lines_show_statement_rule_and_evidence():
@@ -194,10 +200,26 @@ def test_verdict_lines_show_statement_rule_and_evidence():
 
 def test_collect_verdicts_finds_nested_verdicts_and_reports_missing_chapters_evidence_summary(tmp_path):
     ev = {"x": 0.5, "n": 10, "ci": [0.1, 0.2], "long": list(range(9))}
-    fk.save_results(tmp_path, "02_which_frequencies", {"verdicts": {"cifar10": H.verdict(
-        "H1", True, ev, "cifar10", cutoff=0.5, chance=0.1)}}, {"profile": "smoke"})
-    row = H.collect_verdicts(tmp_path)["rows"][0]
+    fk.save_results(tmp_path, "07_robust_models", {"verdicts": {"cifar10": H.verdict(
+        "H4", True, ev, "cifar10", attack="linf/full")}}, {"profile": "smoke"})
+    row = next(r for r in H.collect_verdicts(tmp_path)["rows"] if r["id"] == "H4")
     assert C.evidence_summary(row["evidence"]) == "ci=[0.1, 0.2]; n=10; x=0.5"  # JSON stores keys sorted
+
+
+def test_verdict_markdown_of_a_judged_verdict_tables_every_criterion():
+    e = {"mean": 0.3, "ci_low": 0.2, "ci_high": 0.4, "n_images": 10,
+         "per_seed": [{"ci_low": 0.1, "ci_high": 0.5}, {"ci_low": 0.0, "ci_high": 0.6}], "n_seeds": 2}
+    v = H.judge("H1", {"high_pass_accuracy": e, "low_pass_loss": e,
+                       "residual_invisible": {"mean": 0.5, "ci_low": 0.4, "ci_high": 0.6, "n_images": 10}},
+                {"commit": "0123456789abcdef", "profile": "cpu"}, "cifar10")
+    md = C.verdict_markdown(v)
+    assert md.startswith(":::{admonition} " + v["hypothesis"] + ": **rejected**") and ":class: warning" in md
+    rows = [line for line in md.splitlines() if line.startswith("| `")]
+    assert [r.split("|")[1].strip() for r in rows] == ["`high_pass_accuracy`", "`low_pass_loss`",
+                                                       "`residual_invisible`"]
+    assert "+0.3 [+0.2, +0.4] accuracy" in rows[0] and "**supported**" in rows[0] and "| 1 of 2 |" in rows[0]   # seed 2: CI straddles 0.05
+    assert "< 0" in rows[2] and "**rejected**" in rows[2] and "| - |" in rows[2]  # one measure, no seeds
+    assert "commit `0123456789ab`, profile `cpu`, 10 images, 2 seed(s)" in md and "**Why rejected.**" in md
 
 
 def test_evidence_summary_digest():

@@ -737,3 +737,28 @@ def test_downloaded_chapter_is_the_clean_source_with_an_install_cell(smoke_book)
     assert all(not c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code"), "the download has outputs"
     assert any("freqkit-install" in c["metadata"].get("tags", []) for c in nb["cells"])
     assert "injected-parameters" not in src.read_text() and str(smoke_book.out) not in src.read_text()
+
+
+def test_stage_pages_unlinks_chapters_missing_from_a_partial_build(tmp_path):
+    # A build of some chapters only: the landing page must not link to the others (a dangling
+    # link fails jupyter-book's -W build), and the verdict table names them without a link.
+    book = tmp_path / "book"
+    book.mkdir()
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# Which frequencies?")]
+    nbformat.write(nb, book / "02_which_frequencies.ipynb")
+    (book / "intro.md").write_text("<!-- freqkit:verdicts -->\n\n1. [Two](02_which_frequencies.ipynb): x\n"
+                                   "2. [Five](05_low_vs_high_attacks.ipynb): y\n")
+    (tmp_path / "_config.yml").write_text("title: t\n")
+    results = tmp_path / "results"
+    results.mkdir()
+
+    class Record:
+        data = {"chapters": {"02_which_frequencies": {"parameters": {"results_dir": str(results)}}}}
+
+    runner.stage_pages(tmp_path, "smoke", Record())
+    text = (book / "intro.md").read_text()
+    assert "[Two](02_which_frequencies.ipynb)" in text
+    assert "05_low_vs_high_attacks.ipynb" not in text and "2. Five: y" in text
+    assert "[Which frequencies?](02_which_frequencies.ipynb)" in text      # H1's row links its chapter
+    assert "smoke" in yaml.safe_load((tmp_path / "_config.yml").read_text())["html"]["extra_footer"]
