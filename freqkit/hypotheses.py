@@ -27,11 +27,11 @@ import torch
 
 from ._io import jsonable
 from .results import load_results
-from .stats import hierarchical_bootstrap_ci, paired_difference, paired_log_ratio
+from .stats import hierarchical_bootstrap_ci, paired_difference, paired_log_ratio, suite_difference
 
 __all__ = ["VERDICTS", "ROLES", "PROVENANCE_KEYS", "Criterion", "Hypothesis", "HYPOTHESES", "verdict", "decide",
            "combine", "judge", "criteria_rule", "decide_h1", "decide_h2", "decide_h3",
-           "decide_h4", "decide_h5", "decide_ground_truth", "decide_randomisation", "find_verdicts",
+           "decide_suites", "decide_ground_truth", "decide_randomisation", "find_verdicts",
            "collect_verdicts", "summarise"]
 
 VERDICTS = ("supported", "rejected", "inconclusive")
@@ -186,32 +186,92 @@ HYPOTHESES: dict[str, Hypothesis] = {h.id: h for h in (
         {"max_box_share": 0.1}),
     Hypothesis(
         "H4", "H4", "adversarially trained models rely more on low frequencies", "07_robust_models",
-        "per image: the share of |IG attribution| on the lower half of the DCT coefficients, adversarially "
-        "trained minus standard model; and the robust accuracy gain",
-        "H4 supported if (a) the adversarially trained model's robust accuracy under {attack} PGD exceeds the "
-        "standard model's by >= {min_robust_gain:.0%} and (b) the 95% paired-bootstrap CI of the mean per-image "
-        "difference (robust - standard) in the share of |IG attribution| on the lower half of the DCT "
-        "coefficients lies above 0; rejected if (a) holds and the CI's upper end is below +{min_effect:.0%} "
-        "(no meaningful increase); inconclusive otherwise",
-        {"min_robust_gain": 0.10, "min_effect": 0.01}),
+        "per model seed and test image, model-only measures (no attribution method): the share of the input "
+        "gradient's power in the lower half of the DCT coefficients, the share of band-occlusion drops in the lower "
+        "half, the accuracy lost to low-pass filtering, the Fourier heat map's low-half minus high-half error; the "
+        "adversarially trained suite against the standard suite and against a standard suite stopped at the "
+        "robust suite's clean accuracy (the matched-accuracy control)",
+        "decided by its criteria",
+        criteria=(
+            Criterion("robust_gain", "AutoAttack robust accuracy (Linf, the standard budget), adversarially trained "
+                      "suite minus standard suite", "the standard suite", "greater", 0.10, "accuracy", "premise"),
+            Criterion("gradient_low_share_vs_standard", "share of input-gradient power in the lower half of the DCT "
+                      "coefficients, adversarially trained minus standard suite", "the standard suite", "greater",
+                      0.02, "share"),
+            Criterion("gradient_low_share_vs_control", "the same, adversarially trained minus matched-accuracy "
+                      "control", "a standard suite as accurate as the robust one", "greater", 0.02, "share"),
+            Criterion("occlusion_low_share_vs_standard", "share of band-occlusion drops in the lower half, "
+                      "adversarially trained minus standard suite", "the standard suite", "greater", 0.02, "share",
+                      "secondary"),
+            Criterion("occlusion_low_share_vs_control", "the same against the matched-accuracy control",
+                      "the matched-accuracy control", "greater", 0.02, "share", "secondary"),
+            Criterion("lowpass_retention_vs_standard", "accuracy on low-pass images (r = 0.3) minus clean accuracy, "
+                      "adversarially trained minus standard suite", "the standard suite", "greater", 0.02,
+                      "accuracy", "secondary"),
+            Criterion("heatmap_low_minus_high_vs_standard", "Fourier heat map error, low half minus high half, "
+                      "adversarially trained minus standard suite (Yin et al. 2019's direction)", "the standard "
+                      "suite", "greater", 0.02, "error rate", "secondary"),
+        ),
+        sources=("yin2019fourier", "wang2020hfc", "madry2018towards", "wong2020fast", "croce2020reliable")),
     Hypothesis(
-        "H5a", "H5a", "the attribution-guided model aligns better with human contrast sensitivity",
+        "H5a", "H5a", "changing the attribution-guided model's decision takes a change a person would notice",
         "08_frequency_defense",
-        "per image: the human-alignment score (IG band shares x Mannos-Sakrison band sensitivity), "
-        "attribution-guided minus standard model",
-        "H5a supported if the 95% paired-bootstrap CI of the mean per-image difference (attribution-guided - "
-        "standard) of the human-alignment score (IG band shares x Mannos-Sakrison band sensitivity) lies above 0; "
-        "rejected if below 0; inconclusive if it contains 0",
-        {"delta": 0.0}),
+        "per model seed and test image: the visibility (log10 JND, Barten CSF at 60 px/degree) and SSIM of the "
+        "minimal L2 adversarial perturbation, attribution-guided suite against the standard suite and against a "
+        "placebo suite trained with the CSF weights shuffled over frequencies",
+        "decided by its criteria",
+        criteria=(
+            Criterion("visibility_vs_standard", "mean log10 visibility of the minimal adversarial perturbation, "
+                      "attribution-guided minus standard suite", "the standard suite", "greater", 0.1, "log10 JND"),
+            Criterion("visibility_vs_placebo", "the same, attribution-guided minus placebo suite (shuffled CSF "
+                      "weights)", "the placebo suite", "greater", 0.1, "log10 JND"),
+            Criterion("ssim_vs_standard", "SSIM between image and minimal adversarial example, attribution-guided "
+                      "minus standard suite (lower: more visible)", "the standard suite", "less", 0.01, "SSIM",
+                      "secondary"),
+        ),
+        sources=("barten2003", "watson1993", "wang2004image", "ross2018improving")),
     Hypothesis(
-        "H5b", "H5b", "aligning with human sensitivity buys robustness to full-band attacks that see the model",
+        "H5b", "H5b", "aligning with human sensitivity buys robustness to attacks that see the model",
         "08_frequency_defense",
-        "per image and attack: robust (1) or not (0), attribution-guided minus standard model",
-        "H5b supported if, for every full-band attack in {attacks} at the standard budgets (PGD that sees the "
-        "model), the 95% paired-bootstrap CI of the mean per-image robustness difference (attribution-guided - "
-        "standard) lies above 0; rejected if every CI's upper bound is below {min_gain:.0%}; inconclusive "
-        "otherwise",
-        {"min_gain": 0.05}),
+        "per model seed and test image: robust (1) or not (0) under the band AutoAttack (full band, Linf, the "
+        "standard budget), attribution-guided suite against the standard and the placebo suite",
+        "decided by its criteria",
+        criteria=(
+            Criterion("robust_vs_standard", "band AutoAttack robust accuracy, attribution-guided minus standard suite",
+                      "the standard suite", "greater", 0.05, "accuracy"),
+            Criterion("robust_vs_placebo", "the same, attribution-guided minus placebo suite", "the placebo suite",
+                      "greater", 0.05, "accuracy"),
+        ),
+        sources=("croce2020reliable", "ross2018improving")),
+    Hypothesis(
+        "H6", "H6", "smoothing the first layer's kernels makes a model rely on low frequencies", "08_frequency_defense",
+        "per model seed and test image: the input-gradient power share in the lower half of the DCT coefficients "
+        "and band-occlusion low share, a suite trained with smoothed first-layer kernels against the standard "
+        "suite; and its AutoAttack robust accuracy",
+        "decided by its criteria",
+        criteria=(
+            Criterion("gradient_low_share_vs_standard", "share of input-gradient power in the lower half, smoothed "
+                      "minus standard suite", "the standard suite", "greater", 0.02, "share"),
+            Criterion("occlusion_low_share_vs_standard", "share of band-occlusion drops in the lower half, smoothed "
+                      "minus standard suite", "the standard suite", "greater", 0.02, "share", "secondary"),
+            Criterion("robust_vs_standard", "AutoAttack robust accuracy, smoothed minus standard suite",
+                      "the standard suite", "greater", 0.02, "accuracy", "secondary"),
+        ),
+        sources=("wang2020hfc",)),
+    Hypothesis(
+        "H7", "H7", "the non-robust features of Ilyas et al. live in high frequencies", "07_robust_models",
+        "per image: the high-frequency share of the perturbation that plants non-robust features (D_det, from a "
+        "standard model) against the high-frequency share of natural images; per model seed and test image: the "
+        "input-gradient low share of models trained on the robust and on the non-robust data set",
+        "decided by its criteria",
+        criteria=(
+            Criterion("perturbation_high_share", "share of energy above half the DCT radius in x_nonrobust - x, "
+                      "minus the same share in x", "the natural images' own spectrum", "greater", 0.05, "share"),
+            Criterion("reliance_robust_vs_nonrobust", "input-gradient low share, model trained on the robust data "
+                      "set minus model trained on the non-robust data set", "the non-robust-trained suite",
+                      "greater", 0.02, "share"),
+        ),
+        sources=("ilyas2019adversarial",)),
     Hypothesis(
         "planted", "Ground truth", "every method puts the most attribution mass on the planted band",
         "04_trust_attributions",
@@ -662,116 +722,76 @@ def decide_h3(records: Mapping, dataset: str = "", low: str | None = None, high:
                    max_box_share=max_box_share)
 
 
-# ============================================================================ H4 (chapter 7)
+# ============================================================================ suite comparisons (H4-H7)
 
-def decide_h4(standard: Mapping, robust: Mapping, eval_standard: Mapping, eval_robust: Mapping,
-              attack: str = "linf/full", min_robust_gain: float = 0.10, min_effect: float = 0.01,
-              dataset: str = "", n_boot: int = 2000, seed: int = 0) -> dict:
-    """H4: adversarially trained models rely more on low frequencies.
+def decide_suites(hid: str, comparisons: Mapping, provenance: Mapping, dataset: str = "",
+                  evidence: Mapping | None = None, n_boot: int = 2000, seed: int = 0) -> dict:
+    """A hypothesis whose criteria compare suites of models (H4, H5a, H5b, H6, H7), by its criteria.
 
-    Rule: first, the adversarially trained model must be robust: its robust accuracy under
-    ``attack`` must exceed the standard model's by at least ``min_robust_gain`` (else
-    inconclusive: there is no robust model to test the claim on).  Then, with
-    ``d_i = low_share_robust_i - low_share_standard_i`` (the share of |IG attribution| in the
-    lower half of the DCT coefficients, same image ``i``): supported if the 95% bootstrap
-    CI of mean ``d`` lies above 0; rejected if its upper end is below ``min_effect``;
-    inconclusive otherwise.
+    Each criterion is a difference between two suites measured on the same images, ``a``
+    ``(S_a, N)`` minus ``b`` ``(S_b, N)`` (seeds by images): :func:`freqkit.suite_difference`
+    resamples the seeds of each suite independently and the images once for both, and gives
+    the per-seed-pair intervals for the agreement count.  A criterion that is not a
+    comparison (one measure against a fixed null, e.g. H7's spectrum share) is given as
+    ``(a, None)`` and bootstrapped by :func:`freqkit.hierarchical_bootstrap_ci`.  Images where
+    either side is NaN (a measure undefined for that image) are left out of that criterion.
 
     Args:
-        standard, robust: :func:`freqkit.alignment_profile` of the two models on the same images.
-        eval_standard, eval_robust: their :func:`freqkit.evaluate_defense` results on the same images.
-        attack: the ``"<norm>/<band>"`` attack whose robust accuracy must improve.
-        min_robust_gain, min_effect: the rule's thresholds.
-        dataset: named in the verdict.  n_boot, seed: the bootstrap.
+        hid: a hypothesis of :data:`HYPOTHESES` with criteria.
+        comparisons: ``{criterion name: (a, b)}`` for every criterion, ``a`` and ``b``
+            array-likes ``(S, N)`` (or ``(N,)``: one seed) on the same ``N`` images, ``b`` may be None.
+        provenance, dataset, evidence: as :func:`judge`.
+        n_boot, seed: the bootstrap.
 
     Returns:
-        a :func:`verdict` record.
+        a :func:`judge` record.
 
     Raises:
-        ValueError: inputs of the wrong kind, or ``attack`` missing from the evaluations.
+        ValueError: a criterion missing, a pair that is not two arrays on the same images,
+            or no image left; and what :func:`judge` raises.
+
+    Example:
+        >>> import numpy as np
+        >>> rng = np.random.default_rng(0)
+        >>> std, robust = rng.normal(0.2, 0.05, (3, 100)), rng.normal(0.6, 0.05, (3, 100))
+        >>> share = lambda d: (rng.normal(0.4 + d, 0.05, (3, 100)))
+        >>> v = decide_suites("H4", {"robust_gain": (robust, std),
+        ...                          "gradient_low_share_vs_standard": (share(0.1), share(0)),
+        ...                          "gradient_low_share_vs_control": (share(0.1), share(0)),
+        ...                          "occlusion_low_share_vs_standard": (share(0), share(0)),
+        ...                          "occlusion_low_share_vs_control": (share(0), share(0)),
+        ...                          "lowpass_retention_vs_standard": (share(0), share(0)),
+        ...                          "heatmap_low_minus_high_vs_standard": (share(0), share(0))},
+        ...                   {"commit": "abc", "profile": "smoke"})
+        >>> v["verdict"], [c["decision"] for c in v["criteria"]][:3]
+        ('supported', ['supported', 'supported', 'supported'])
     """
-    for nm, d in (("standard", standard), ("robust", robust)):
-        if "per_image_low_share" not in d:
-            raise ValueError(f"{nm} must be an alignment_profile() result")
-    ra = eval_robust["attacks"].get(attack)
-    sa = eval_standard["attacks"].get(attack)
-    if ra is None or sa is None:
-        raise ValueError(f"attack {attack!r} is missing from the evaluations (have {sorted(eval_robust['attacks'])})")
-    gain = ra["accuracy"] - sa["accuracy"]
-    diff = paired_difference(robust["per_image_low_share"], standard["per_image_low_share"], n_boot=n_boot, seed=seed)
-    if gain < min_robust_gain:
-        supported, reason = None, f"robust model not robust enough (gain {gain:.1%} < {min_robust_gain:.0%})"
-    elif diff["ci_low"] > 0:
-        supported, reason = True, "low-frequency share CI above 0"
-    elif diff["ci_high"] < min_effect:
-        supported, reason = False, f"low-frequency share CI below +{min_effect:.0%}"
-    else:
-        supported, reason = None, f"low-frequency share CI straddles [0, +{min_effect:.0%}]"
-    ev = {"low_share_standard": standard["low_share"]["mean"], "low_share_robust": robust["low_share"]["mean"],
-          "difference": diff["mean"], "difference_ci": [diff["ci_low"], diff["ci_high"]], "n": diff["n"],
-          "robust_accuracy_standard": sa["accuracy"], "robust_accuracy_robust": ra["accuracy"],
-          "robust_gain": gain, "attack": attack, "eps": ra["eps"], "reason": reason}
-    return verdict("H4", supported, ev, dataset, attack=attack, min_robust_gain=min_robust_gain,
-                   min_effect=min_effect)
-
-
-# ============================================================================ H5 (chapter 8)
-
-def decide_h5(standard: Mapping, guided: Mapping, eval_standard: Mapping, eval_guided: Mapping,
-              attacks: Sequence[str] = ("linf/full", "l2/full"), min_gain: float = 0.05, dataset: str = "",
-              n_boot: int = 2000, seed: int = 0) -> dict:
-    """H5, in two parts, each with its rule: ``{"H5a": verdict, "H5b": verdict}``.
-
-    * **H5a** (alignment): ``d_i`` = per-image human-alignment score (guided - standard,
-      same images, :func:`freqkit.alignment_profile`).  :func:`decide` on the 95%
-      paired-bootstrap CI of mean ``d`` with ``delta = 0``: supported above 0, rejected
-      below 0, inconclusive if it contains 0.
-    * **H5b** (robustness): for each attack in ``attacks``, ``r_i`` = per-image robustness
-      (guided - standard).  Supported if every attack's 95% CI of mean ``r`` lies above 0;
-      rejected if every attack's CI upper bound is below ``min_gain`` (any gain is too small
-      to matter); inconclusive otherwise.
-
-    The low- and high-band attacks and the clean-accuracy cost are reported beside them
-    (evidence), not folded into the rule.
-
-    Args:
-        standard, guided: :func:`freqkit.alignment_profile` of the standard and the
-            attribution-guided model on the same images.
-        eval_standard, eval_guided: their :func:`freqkit.evaluate_defense` results.
-        attacks: the full-band attacks H5b needs; min_gain: its threshold.
-        dataset: named in the verdicts.  n_boot, seed: the bootstrap.
-
-    Raises:
-        ValueError: an attack missing from the evaluations.
-    """
-    da = paired_difference(guided["per_image_score"], standard["per_image_score"], n_boot=n_boot, seed=seed)
-    delta_a = HYPOTHESES["H5a"].thresholds["delta"]
-    sup_a = _SUPPORTED[decide((da["ci_low"], da["ci_high"]), delta_a, "greater")]
-    ev_a = {"score_standard": standard["score"]["mean"], "score_guided": guided["score"]["mean"],
-            "difference": da["mean"], "difference_ci": [da["ci_low"], da["ci_high"]], "n": da["n"]}
-    per_attack, ups, downs = {}, [], []
-    for a in attacks:
-        if a not in eval_guided["attacks"] or a not in eval_standard["attacks"]:
-            raise ValueError(f"attack {a!r} is missing from the evaluations (have {sorted(eval_guided['attacks'])})")
-        d = paired_difference(eval_guided["attacks"][a]["robust"], eval_standard["attacks"][a]["robust"],
-                              n_boot=n_boot, seed=seed)
-        per_attack[a] = {"guided": eval_guided["attacks"][a]["accuracy"],
-                         "standard": eval_standard["attacks"][a]["accuracy"], "eps": eval_guided["attacks"][a]["eps"],
-                         "difference": d["mean"], "difference_ci": [d["ci_low"], d["ci_high"]]}
-        ups.append(d["ci_low"] > 0)
-        downs.append(d["ci_high"] < min_gain)
-    sup_b = True if all(ups) else (False if all(downs) else None)
-    others = {k: {"guided": v["accuracy"], "standard": eval_standard["attacks"][k]["accuracy"]}
-              for k, v in eval_guided["attacks"].items() if k in eval_standard["attacks"] and k not in attacks}
-    flat = {}
-    for a, rec in per_attack.items():
-        flat[f"gain_{a}"] = rec["difference"]
-        flat[f"gain_ci_{a}"] = rec["difference_ci"]
-    ev_b = {**flat, "attacks": per_attack, "other_attacks": others,
-            "clean_standard": eval_standard["clean"]["accuracy"], "clean_guided": eval_guided["clean"]["accuracy"],
-            "clean_cost": eval_standard["clean"]["accuracy"] - eval_guided["clean"]["accuracy"]}
-    return {"H5a": verdict("H5a", sup_a, ev_a, dataset),
-            "H5b": verdict("H5b", sup_b, ev_b, dataset, attacks=list(attacks), min_gain=min_gain)}
+    if hid not in HYPOTHESES or not HYPOTHESES[hid].criteria:
+        raise ValueError(f"hid must name a hypothesis with criteria, got {hid!r}")
+    if not isinstance(comparisons, Mapping):
+        raise ValueError(f"comparisons must be a dict {{criterion: (a, b)}}, got {type(comparisons)}")
+    est, ns = {}, {}
+    for c in HYPOTHESES[hid].criteria:
+        if c.name not in comparisons:
+            raise ValueError(f"comparisons must hold criterion {c.name!r} of {hid}")
+        pair = comparisons[c.name]
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise ValueError(f"comparisons[{c.name!r}] must be a pair (a, b), got {type(pair).__name__}")
+        a = _per_seed_images(pair[0], f"comparisons[{c.name!r}][0]")
+        b = None if pair[1] is None else _per_seed_images(pair[1], f"comparisons[{c.name!r}][1]")
+        if b is not None and a.shape[1] != b.shape[1]:
+            raise ValueError(f"comparisons[{c.name!r}]: a and b must be measured on the same images, got "
+                             f"{a.shape[1]} and {b.shape[1]}")
+        keep = ~np.isnan(a).any(0) & (True if b is None else ~np.isnan(b).any(0))
+        if not keep.any():
+            raise ValueError(f"comparisons[{c.name!r}]: no image where both sides are defined")
+        ns[c.name] = int((~keep).sum())
+        est[c.name] = (hierarchical_bootstrap_ci(a[:, keep], n_boot, seed=seed) if b is None
+                       else suite_difference(a[:, keep], b[:, keep], n_boot, seed=seed))
+    extra = set(comparisons) - set(est)
+    if extra:
+        raise ValueError(f"comparisons name criteria {sorted(extra)} that {hid} does not have")
+    return judge(hid, est, provenance, dataset, {"n_images_undefined": ns, **dict(evidence or {})})
 
 
 # ============================================================================ checks (chapter 4)

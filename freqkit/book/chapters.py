@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
+import numpy as np
 import torch
 
 from ..objectives import train_suite
@@ -20,7 +21,8 @@ from .viz import markdown_table
 
 __all__ = ["display_markdown", "models_table", "verdict_markdown", "admonition", "load_models", "model_record",
            "record_line", "robustness_rows", "band_table", "h3_summary", "verdict_lines", "evidence_summary",
-           "provenance", "criteria_markdown"]
+           "provenance", "criteria_markdown", "load_suites", "matched_accuracy_overrides", "stop_table",
+           "per_seed", "band_attack_rows", "masking_rows"]
 
 
 def load_models(datasets: Sequence[str], profile: str, overrides: Mapping | None = None, *,
@@ -528,3 +530,260 @@ def provenance(profile: str, **extra) -> dict:
         commit = "unknown"
     return {"commit": commit, "profile": profile, "date": _dt.date.today().isoformat(), "torch": torch.__version__,
             **extra}
+
+
+# ============================================================================ suites of seeds (chapter 7)
+
+def load_suites(dataset: str, profile: str, objectives: Mapping, seeds: Sequence[int], overrides: Mapping | None = None,
+                *, data_root=None, cache_dir=None, device="auto", show: bool = True) -> tuple[dict, dict]:
+    """Load (or train) several suites of one data set: every objective of ``objectives`` for every seed.
+
+    The configuration is ``PRESETS[dataset][profile]`` updated with ``overrides``, the same
+    for every objective (:func:`freqkit.train_suite` with ``seeds``): the models at the same
+    position of each list share their seed and differ only in the objective.  Each
+    (objective, seed) is its own checkpoint, so a suite that another chapter trained with the
+    same configuration (the standard models of chapter 2, say) comes from the cache.
+
+    Args:
+        dataset: a key of ``PRESETS`` (``"cifar10"``, ``"mnist"``).
+        profile: the book profile whose preset is the base configuration.
+        objectives: non-empty ``{suite name: Objective or None}`` (``None``: standard training).
+        seeds: training seeds, a non-empty sequence of distinct integers.
+        overrides: config keys on top of the preset (default: none).
+        data_root, cache_dir: as :func:`freqkit.train_or_load` (None: its defaults).
+        device: where the models are trained and put (``"auto"``: as :func:`freqkit.train_or_load`).
+        show: display the models as a Markdown table (:func:`models_table`; default True),
+            one row per suite and seed.
+
+    Returns:
+        ``(models, infos)``: ``{suite: [model per seed]}`` in eval mode on ``device`` and
+        ``{suite: [train_or_load info per seed]}``, in the order of ``seeds``.
+
+    Raises:
+        KeyError: a data set or profile that ``PRESETS`` does not have.
+        ValueError, TypeError: what :func:`freqkit.train_suite` refuses (empty ``objectives``,
+            repeated seeds, an entry that is not an objective, a bad config key).
+    """
+    config = {**PRESETS[dataset][profile], **dict(overrides or {})}
+    models, infos = train_suite(dataset, objectives, config, device=device, seeds=list(seeds), data_root=data_root,
+                                cache_dir=cache_dir)
+    if show:
+        display_markdown(models_table([(dataset, f"{name}, seed {i['config']['seed']}", model_record(i))
+                                       for name, lst in infos.items() for i in lst]))
+    return models, infos
+
+
+def matched_accuracy_overrides(infos: Sequence[Mapping], val_size: int, check_every: int | None = None,
+                               accuracy: str = "test_accuracy", digits: int = 3) -> dict:
+    """The config keys of a matched-accuracy control: standard training stopped at another suite's clean accuracy.
+
+    The target is the mean over ``infos`` (a suite's :func:`freqkit.train_or_load` infos,
+    e.g. the adversarially trained models) of their clean ``accuracy``, rounded to
+    ``digits`` decimals so that the control's checkpoint key (which hashes the target) does
+    not move with the last bit of a float.  The control is stopped when its accuracy on its
+    own validation split (``val_size`` training images held out) reaches the target
+    (:mod:`freqkit.training`, "Stopping at an accuracy").
+
+    Args:
+        infos: non-empty sequence of infos holding ``accuracy`` (a number in ``(0, 1]``).
+        val_size: validation images held out of the control's training set, an integer >= 1.
+        check_every: optimiser steps between validation checks (an integer >= 1), or None
+            (at the end of each epoch).
+        accuracy: which info key is matched: ``"test_accuracy"`` (default) or
+            ``"val_accuracy"`` (when the source suite was trained with a validation split).
+        digits: decimals of the target, an integer >= 1.
+
+    Returns:
+        ``{"val_size", "stop_at_accuracy", "stop_check_every"}``, to merge into the
+        control's configuration overrides.
+
+    Raises:
+        ValueError: ``infos`` empty, an accuracy missing or outside ``(0, 1]``, ``val_size``
+            or ``digits`` not an integer >= 1, ``check_every`` neither None nor an integer >= 1.
+
+    Example:
+        >>> matched_accuracy_overrides([{"test_accuracy": 0.7012}, {"test_accuracy": 0.7131}], 5000, 25)
+        {'val_size': 5000, 'stop_at_accuracy': 0.707, 'stop_check_every': 25}
+    """
+    if isinstance(infos, Mapping) or not isinstance(infos, Sequence) or not infos:
+        raise ValueError("infos must be a non-empty sequence of train_or_load infos (one per seed)")
+    for v, nm in ((val_size, "val_size"), (digits, "digits")):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{nm} must be an integer >= 1, got {v!r}")
+    if check_every is not None and (isinstance(check_every, bool) or not isinstance(check_every, int)
+                                    or check_every < 1):
+        raise ValueError(f"check_every must be None or an integer >= 1, got {check_every!r}")
+    accs = []
+    for i, info in enumerate(infos):
+        a = info.get(accuracy) if isinstance(info, Mapping) else None
+        if isinstance(a, bool) or not isinstance(a, (int, float)) or not 0 < a <= 1:
+            raise ValueError(f"infos[{i}][{accuracy!r}] must be an accuracy in (0, 1], got {a!r}")
+        accs.append(float(a))
+    target = min(1.0, max(10.0 ** -digits, round(sum(accs) / len(accs), digits)))
+    return {"val_size": val_size, "stop_at_accuracy": target, "stop_check_every": check_every}
+
+
+def stop_table(infos: Sequence[Mapping], reference: Sequence[Mapping] | None = None) -> str:
+    """Where each model of a matched-accuracy control stopped, as a Markdown table.
+
+    One row per seed: the target, whether it was reached, the (fractional) epoch and the
+    training images seen at the stop, the validation accuracy there (on how many images),
+    the model's test accuracy, and (given ``reference``, the suite it is matched to) that
+    suite's test accuracy for the same seed.
+
+    Args:
+        infos: the control's :func:`freqkit.train_or_load` infos, each with ``config``,
+            ``test_accuracy`` and ``stop`` (``target``, ``reached``, ``epoch``,
+            ``images_seen``, ``val_accuracy``, ``n_val``).
+        reference: the matched suite's infos, the same seeds in the same order (optional).
+
+    Returns:
+        The Markdown table.
+
+    Raises:
+        ValueError: an info without ``stop`` (not trained with ``stop_at_accuracy``), or a
+            ``reference`` of another length.
+
+    Example:
+        >>> stop = {"target": 0.7, "reached": True, "epoch": 1.5, "images_seen": 6000, "val_accuracy": 0.71,
+        ...         "n_val": 500}
+        >>> t = stop_table([{"config": {"seed": 0}, "test_accuracy": 0.69, "stop": stop}],
+        ...                [{"test_accuracy": 0.7}])
+        >>> print(t.splitlines()[2])
+        | 0 | 70.0% | yes | 1.50 | 6000 | 71.0% (500) | 69.0% | 70.0% |
+    """
+    if reference is not None and len(reference) != len(infos):
+        raise ValueError(f"reference must hold one info per seed of infos ({len(infos)}), got {len(reference)}")
+    rows = []
+    for k, i in enumerate(infos):
+        st = i.get("stop") if isinstance(i, Mapping) else None
+        if not st:
+            raise ValueError(f"infos[{k}] has no 'stop' record: was it trained with stop_at_accuracy?")
+        epoch = "-" if st.get("epoch") is None else f"{st['epoch']:.2f}"
+        val = "-" if st.get("val_accuracy") is None else f"{st['val_accuracy']:.1%} ({st.get('n_val')})"
+        row = [i["config"]["seed"], f"{st['target']:.1%}", "yes" if st.get("reached") else "no (full run)", epoch,
+               st.get("images_seen") if st.get("images_seen") is not None else "-", val, f"{i['test_accuracy']:.1%}"]
+        if reference is not None:
+            row.append(f"{reference[k]['test_accuracy']:.1%}")
+        rows.append(row)
+    header = ["seed", "target", "reached", "stopped at epoch", "images seen", "validation accuracy (n)",
+              "test accuracy"] + (["matched suite's test accuracy"] if reference is not None else [])
+    return markdown_table(header, rows)
+
+
+def per_seed(models: Sequence, fn: Callable) -> np.ndarray:
+    """A per-image measure of every model of a suite, stacked as a float ``(S, N)`` array (seeds by images).
+
+    Args:
+        models: the suite, one model per seed (non-empty).
+        fn: ``fn(model)`` -> ``(N,)`` values (a tensor, array or list), the same ``N`` for every model.
+
+    Returns:
+        float64 numpy array ``(len(models), N)``, the input layout of
+        :func:`freqkit.hypotheses.decide_suites`.
+
+    Raises:
+        ValueError: ``models`` empty, a result that is not 1-D, or results of different lengths.
+
+    Example:
+        >>> per_seed([1.0, 2.0], lambda m: [m, 2 * m, 3 * m]).tolist()
+        [[1.0, 2.0, 3.0], [2.0, 4.0, 6.0]]
+    """
+    if not len(models):
+        raise ValueError("models must hold at least one model")
+    rows = []
+    for m in models:
+        v = fn(m)
+        v = v.detach().cpu().double().numpy() if isinstance(v, torch.Tensor) else np.asarray(v, dtype=float)
+        if v.ndim != 1:
+            raise ValueError(f"fn(model) must return one value per image (N,), got shape {v.shape}")
+        rows.append(v)
+    if len({r.shape[0] for r in rows}) != 1:
+        raise ValueError(f"fn(model) returned different numbers of images: {[r.shape[0] for r in rows]}")
+    return np.stack(rows).astype(float)
+
+
+def band_attack_rows(evaluations: Mapping) -> tuple[list, list]:
+    """``(header, rows)``: band PGD beside the band AutoAttack, per model, norm and band.
+
+    Args:
+        evaluations: ``{model name: freqkit.evaluate_defense(..., band_autoattack=...) result}``
+            (keys ``attacks`` and ``band_autoattack``; a result without band AutoAttack
+            gets its PGD numbers only).
+
+    Returns:
+        ``(header, rows)`` for :func:`freqkit.book.viz.markdown_table`: one row per model and
+        ``"<norm>/<band>"`` attack: model, attack, eps, coefficients in the band, PGD robust
+        accuracy on all images (n), band AutoAttack robust accuracy and band PGD on the same
+        (first) images, robust under both, and the images of that comparison.  Accuracies in
+        ``[0, 1]``, copied unchanged; None where an attack did not run.
+
+    Raises:
+        ValueError: ``evaluations`` empty.
+        KeyError: a result without ``attacks``.
+
+    Example:
+        >>> e = {"attacks": {"linf/low": {"eps": 0.03, "accuracy": 0.5, "n": 10, "n_coefficients": 512}},
+        ...      "band_autoattack": {"linf/low": {"accuracy": 0.4, "pgd_accuracy": 0.5, "worst_case_accuracy": 0.4,
+        ...                                       "n": 5}}}
+        >>> band_attack_rows({"robust": e})[1]
+        [['robust', 'linf/low', 0.03, 512, 0.5, 10, 0.4, 0.5, 0.4, 5]]
+    """
+    if not evaluations:
+        raise ValueError("evaluations must hold at least one evaluate_defense() result")
+    header = ["model", "attack", "eps", "coefficients", "band PGD", "n", "band AutoAttack", "band PGD, same images",
+              "robust under both", "n (AutoAttack)"]
+    rows = []
+    for name, e in evaluations.items():
+        baa = e.get("band_autoattack") or {}
+        for k, a in e["attacks"].items():
+            b = baa.get(k) or {}
+            rows.append([name, k, a.get("eps"), a.get("n_coefficients"), a.get("accuracy"), a.get("n"),
+                         b.get("accuracy"), b.get("pgd_accuracy"), b.get("worst_case_accuracy"), b.get("n")])
+    return header, rows
+
+
+def masking_rows(checks: Mapping) -> tuple[list, list]:
+    """``(header, rows)``: the gradient-masking checks of :func:`freqkit.masking_checks`, one row per model and check.
+
+    Args:
+        checks: ``{model name: freqkit.masking_checks(...) result}`` (keys ``whitebox``,
+            ``checks``).
+
+    Returns:
+        ``(header, rows)`` for :func:`freqkit.book.viz.markdown_table`: model, check, what
+        was measured (in words, with its numbers), the white-box robust accuracy it is
+        compared with, and passed (``"yes"``, ``"NO"`` or ``"skipped"``).
+
+    Raises:
+        ValueError: ``checks`` empty.
+        KeyError: a result without ``whitebox`` or ``checks``.
+
+    Example:
+        >>> r = {"whitebox": {"accuracy": 0.4}, "checks": {"transfer": {"skipped": "no source model given",
+        ...      "passed": None}}}
+        >>> masking_rows({"m": r})[1]
+        [['m', 'transfer', 'skipped: no source model given', 0.4, 'skipped']]
+    """
+    if not checks:
+        raise ValueError("checks must hold at least one masking_checks() result")
+    header = ["model", "check", "measured", "white-box robust accuracy", "passed"]
+    rows = []
+    for name, r in checks.items():
+        wb = r["whitebox"]["accuracy"]
+        for k, c in r["checks"].items():
+            if c.get("skipped"):
+                what = f"skipped: {c['skipped']}"
+            elif k == "accuracy_to_zero":
+                what = (f"APGD-CE accuracy {c['accuracy'][0]:.1%} at eps 0 -> {c['accuracy'][-1]:.1%} at eps "
+                        f"{c['eps'][-1]:.3g} (must reach {c['threshold']:.0%}); monotone: "
+                        f"{'yes' if c['monotone'] else 'no'}")
+            elif k == "blackbox":
+                what = f"SimBA-DCT robust accuracy {c['blackbox_accuracy']:.1%} ({c.get('attack', '')})"
+            elif k == "transfer":
+                what = f"transfer from the source model: robust accuracy {c['transfer_accuracy']:.1%}"
+            else:
+                what = ", ".join(f"{kk}={vv}" for kk, vv in c.items() if isinstance(vv, (int, float, str)))
+            passed = "skipped" if c.get("passed") is None else ("yes" if c["passed"] else "NO")
+            rows.append([name, k, what, wb, passed])
+    return header, rows

@@ -182,8 +182,7 @@ def test_load_models_errors():
 # ----------------------------------------------------------------------------- verdicts as text
 
 def _verdict():
-    return H.verdict("H4", True, {"accuracy": 0.123456, "n": 10, "ci": [0.1, 0.2], "ok": True}, "toy",
-                     attack="linf/full")
+    return H.verdict("randomisation", True, {"accuracy": 0.123456, "n": 10, "ci": [0.1, 0.2], "ok": True}, "toy")
 
 
 def test_verdict_lines_show_statement_rule_and_evidence():
@@ -200,9 +199,9 @@ def test_verdict_lines_show_statement_rule_and_evidence():
 
 def test_collect_verdicts_finds_nested_verdicts_and_reports_missing_chapters_evidence_summary(tmp_path):
     ev = {"x": 0.5, "n": 10, "ci": [0.1, 0.2], "long": list(range(9))}
-    fk.save_results(tmp_path, "07_robust_models", {"verdicts": {"cifar10": H.verdict(
-        "H4", True, ev, "cifar10", attack="linf/full")}}, {"profile": "smoke"})
-    row = next(r for r in H.collect_verdicts(tmp_path)["rows"] if r["id"] == "H4")
+    fk.save_results(tmp_path, "04_trust_attributions", {"verdicts": {"cifar10": H.verdict(
+        "randomisation", True, ev, "cifar10")}}, {"profile": "smoke"})
+    row = next(r for r in H.collect_verdicts(tmp_path)["rows"] if r["id"] == "randomisation")
     assert C.evidence_summary(row["evidence"]) == "ci=[0.1, 0.2]; n=10; x=0.5"  # JSON stores keys sorted
 
 
