@@ -36,7 +36,8 @@ from .apgd import (
 )
 from .attacks import (
     LaplacianSmoothing, band_comparison, band_examples, band_projector, box_limited, compare_bands, example_spectra,
-    minimal_distortion, pgd, smooth_pgd, smooth_summary, success_curve,
+    minimal_distortion, minimal_distortion_convergence, minimal_distortion_ddn, pgd, smooth_pgd, smooth_summary,
+    success_curve,
 )
 from .attribution import (
     ATTRIBUTION_METHODS, NAMED_BASELINES, FrequencyAttribution, FrequencyModel, FromBasis, attribute, baseline_image, band_feature_mask,
@@ -91,7 +92,7 @@ from .training import (
 from .transforms import (
     BASES, band_decompose, band_energy, band_masks, band_pass, block_dct2, block_idct2, dct2, dct_matrix, dft2,
     dht2, equal_count_band_masks, filter_band, frequency_radius, from_basis, high_pass, idct2, idft2, idht2,
-    low_high_masks, low_pass, power_spectrum, radial_power_law, radial_profile, ring_band_masks, to_basis,
+    dc_mask, low_block_masks, low_high_masks, low_pass, power_spectrum, radial_power_law, radial_profile, ring_band_masks, to_basis,
 )
 
 __version__ = "0.2.0"
@@ -99,7 +100,7 @@ __version__ = "0.2.0"
 __all__ = [
     # transforms
     "BASES", "dct2", "idct2", "dft2", "idft2", "dht2", "idht2", "to_basis", "from_basis", "dct_matrix",
-    "frequency_radius", "band_masks", "equal_count_band_masks", "ring_band_masks", "low_high_masks", "filter_band",
+    "frequency_radius", "band_masks", "equal_count_band_masks", "ring_band_masks", "low_high_masks", "low_block_masks", "dc_mask", "filter_band",
     "low_pass", "high_pass", "band_pass", "band_decompose", "block_dct2", "block_idct2", "power_spectrum",
     "radial_profile", "radial_power_law", "band_energy",
     # data and models
@@ -122,7 +123,8 @@ __all__ = [
     "model_randomisation_check", "randomisation_summary", "input_rank_correlation", "band_share_profile",
     "planted_frequency_dataset", "train_planted_model", "planted_band_share", "ground_truth_table",
     # attacks and heat maps
-    "pgd", "band_projector", "minimal_distortion", "success_curve", "compare_bands", "band_comparison",
+    "pgd", "band_projector", "minimal_distortion", "minimal_distortion_convergence", "minimal_distortion_ddn",
+    "success_curve", "compare_bands", "band_comparison",
     "box_limited", "band_examples", "example_spectra", "smooth_summary", "smooth_pgd", "LaplacianSmoothing",
     "fourier_heatmap", "fourier_basis_images", "n_fourier_directions", "heatmap_radial_profile", "heatmap_summary",
     "heatmap_report", "fourier_layer_heatmap", "fourier_directions",

@@ -17,6 +17,7 @@ import io
 import json
 import math
 import os
+import hashlib
 import re
 import tempfile
 import time
@@ -25,7 +26,7 @@ from pathlib import Path
 import torch
 
 __all__ = ["atomic_write_bytes", "atomic_save_torch", "atomic_write_json", "jsonable", "probe_writable",
-           "STALE_TEMP_SECONDS"]
+           "file_sha256", "STALE_TEMP_SECONDS"]
 
 #: Age (seconds since the last modification) after which a temporary file of a target,
 #: left by a writer killed between fsync and rename, is removed by the next write of that
@@ -226,3 +227,22 @@ def jsonable(v):
     if isinstance(v, (list, tuple)):
         return [jsonable(x) for x in v]
     return v
+
+
+def file_sha256(path) -> str:
+    """The SHA-256 (hex) of a file's bytes, read in 1 MiB blocks (bounded memory for large weight files).
+
+    Args:
+        path: the file.
+
+    Returns:
+        64 hex digits.
+
+    Raises:
+        OSError: the file cannot be read.
+    """
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -27,7 +27,7 @@ import torch
 
 from ._io import jsonable
 from .results import load_results
-from .stats import hierarchical_bootstrap_ci, paired_difference, paired_log_ratio, suite_difference
+from .stats import hierarchical_bootstrap_ci, median_with_inf, suite_difference
 
 __all__ = ["VERDICTS", "ROLES", "PROVENANCE_KEYS", "Criterion", "Hypothesis", "HYPOTHESES", "verdict", "decide",
            "combine", "judge", "criteria_rule", "decide_h1", "decide_h2", "decide_h3",
@@ -176,14 +176,23 @@ HYPOTHESES: dict[str, Hypothesis] = {h.id: h for h in (
     Hypothesis(
         "H3", "H3", "at equal L2 distortion, low-frequency perturbations are more efficient than high-frequency "
         "ones", "05_low_vs_high_attacks",
-        "per image: log of the ratio of the minimal L2 distortions that flip the prediction in the lowest and "
-        "the highest band (band-limited PGD, binary search)",
-        "H3 supported if the {ci:.0%} bootstrap CI of the median over images of log(d_low / d_high), d = minimal "
-        "{norm_upper} distortion of the same image in the lowest band ({low}) and the highest band ({high}), lies "
-        "entirely below 0; rejected if entirely above 0; inconclusive if it contains 0 or if more than "
-        "{max_box_share:.0%} of the images are box-limited in either band (the [0, 1] box, not the model, stops "
-        "the attack)",
-        {"max_box_share": 0.1}),
+        "per model seed and test image: the minimal L2 distortion that flips the prediction (band-limited PGD, "
+        "binary search, the strongest of several attack settings) in the lowest and the highest of 8 equal-count "
+        "DCT bands without the DC term, and in Guo/Sharma's square low-frequency block",
+        "decided by its criteria",
+        criteria=(
+            Criterion("converged", "the largest relative change of the two bands' median distortions between the "
+                      "two strongest attack settings, minus 0.05", "a 5% change (the attack has converged)", "less",
+                      0.0, "", "premise"),
+            Criterion("not_box_limited", "the largest share of images the [0, 1] box keeps from being flipped in "
+                      "either band, minus 0.1", "10% of the images", "less", 0.0, "", "premise"),
+            Criterion("low_more_efficient", "median over seeds and images of log(d_low / d_high)",
+                      "equal efficiency (0)", "less", 0.0953, "log ratio"),
+            Criterion("block_more_efficient", "median of log(d_block / d_high), d_block in the top-left k x k DCT "
+                      "block (Guo et al., Sharma et al.)", "equal efficiency (0)", "less", 0.0953, "log ratio",
+                      "secondary"),
+        ),
+        sources=("guo2019low", "sharma2019effectiveness", "ortizjimenez2020hold", "carlini2019evaluating")),
     Hypothesis(
         "H4", "H4", "adversarially trained models rely more on low frequencies", "07_robust_models",
         "per model seed and test image, model-only measures (no attribution method): the share of the input "
@@ -304,7 +313,7 @@ def verdict(hid: str, supported, evidence: Mapping, dataset: str = "", **setting
             missing thresholds take the hypothesis' defaults.
 
     Returns:
-        ``{"id", "hypothesis", "rule", "verdict", "evidence"}``.
+        ``{"id", "hypothesis", "dataset", "rule", "verdict", "evidence"}``.
 
     Raises:
         ValueError: an unknown ``hid``, a hypothesis with criteria (decided by
@@ -320,8 +329,8 @@ def verdict(hid: str, supported, evidence: Mapping, dataset: str = "", **setting
         raise ValueError(f"hypothesis {hid} is decided by its criteria: use judge(), not verdict()")
     rule = h.rule.format(**{**h.thresholds, **setting})
     word = {True: "supported", False: "rejected", None: "inconclusive"}[supported]
-    return {"id": hid, "hypothesis": h.title + (f" ({dataset})" if dataset else ""), "rule": rule, "verdict": word,
-            "evidence": jsonable(dict(evidence))}
+    return {"id": hid, "hypothesis": h.title + (f" ({dataset})" if dataset else ""), "dataset": dataset, "rule": rule,
+            "verdict": word, "evidence": jsonable(dict(evidence))}
 
 
 def decide(ci: Sequence[float], delta: float = 0.0, direction: str = "greater") -> str:
@@ -367,8 +376,6 @@ def decide(ci: Sequence[float], delta: float = 0.0, direction: str = "greater") 
         return "rejected"
     return "inconclusive"
 
-
-_SUPPORTED = {"supported": True, "rejected": False, "inconclusive": None}
 
 #: What a verdict judged by :func:`judge` must record about where it came from.
 PROVENANCE_KEYS = ("commit", "profile")
@@ -458,7 +465,7 @@ def judge(hid: str, estimates: Mapping, provenance: Mapping, dataset: str = "", 
         evidence: further measurements to store beside the criteria (JSON-ready).
 
     Returns:
-        ``{"id", "hypothesis", "rule", "verdict", "reason", "criteria": [{"name", "role",
+        ``{"id", "hypothesis", "dataset", "rule", "verdict", "reason", "criteria": [{"name", "role",
         "measure", "null", "direction", "delta", "units", "confidence", "mean", "ci",
         "decision", "per_seed_decisions", "seeds_agreeing", "n_seeds", "n_images"}],
         "provenance", "evidence"}``; ``n_images`` at the top of the evidence is the
@@ -509,8 +516,8 @@ def judge(hid: str, estimates: Mapping, provenance: Mapping, dataset: str = "", 
     word, reason = combine(decisions, {c.name: c.role for c in h.criteria})
     imgs = [r["n_images"] for r in rows if r["n_images"] is not None]
     ev = {"n_images": min(imgs) if imgs else None, "n_seeds": max(r["n_seeds"] for r in rows), **dict(evidence or {})}
-    return {"id": hid, "hypothesis": h.title + (f" ({dataset})" if dataset else ""), "rule": criteria_rule(hid),
-            "verdict": word, "reason": reason, "criteria": jsonable(rows), "provenance": jsonable(dict(provenance)),
+    return {"id": hid, "hypothesis": h.title + (f" ({dataset})" if dataset else ""), "dataset": dataset,
+            "rule": criteria_rule(hid), "verdict": word, "reason": reason, "criteria": jsonable(rows), "provenance": jsonable(dict(provenance)),
             "evidence": jsonable(ev)}
 
 
@@ -658,68 +665,74 @@ def decide_h2(rel_error, diff_signed, diff_magnitude, diff_randomised, spearman,
 
 # ============================================================================ H3 (chapter 5)
 
-def _band_order(records: Mapping) -> list:
-    names = [k for k in records if k != "full"]
-    if len(names) < 2:
-        raise ValueError(f"records must hold at least two bands besides 'full', got {list(records)}")
-    return names
+def _point(value: float) -> dict:
+    """A measured value with no sampling interval (a check on the run itself) as an estimate."""
+    return {"mean": float(value), "ci_low": float(value), "ci_high": float(value)}
 
 
-def decide_h3(records: Mapping, dataset: str = "", low: str | None = None, high: str | None = None,
-              max_box_share: float = 0.1, n_boot: int = 2000, ci: float = 0.95, seed: int = 0) -> dict:
-    """H3: at equal L2 distortion, low-frequency perturbations are more efficient than high ones.
+def decide_h3(d_low, d_high, relative_change: float, box_share: float, provenance: Mapping, d_block=None,
+              dataset: str = "", evidence: Mapping | None = None, n_boot: int = 2000, seed: int = 0) -> dict:
+    """H3: at equal L2 distortion, low-frequency perturbations are more efficient, by its criteria.
 
-    Rule (paired, per image): ``r_i = log(d_low_i / d_high_i)``, the log-ratio of the minimal
-    distortions of image i in the two bands (:func:`freqkit.paired_log_ratio`).  Supported
-    if the ``ci`` bootstrap CI of the median of ``r`` lies entirely below 0 (for the typical
-    image the low band needs less distortion; :func:`decide` with ``delta=0``, ``"less"``);
-    rejected if it lies entirely above 0; inconclusive if it contains 0, or if more than
-    ``max_box_share`` of the images are box-limited in either band (their infinite
-    distortion then measures the ``[0, 1]`` box, not the model).  Only L2 distortion is the
-    same in pixel and frequency space, so the records' ``norm`` should be ``"l2"``.
+    The claim is on the per-image log ratio ``log(d_low / d_high)`` of the minimal L2
+    distortions in the lowest and highest band (the same image, the same model), pooled
+    over seeds and images by its median (hierarchical bootstrap, ``inf`` kept: an image the
+    attack never flipped in one band): supported if the interval lies below ``-log 1.1``
+    (the low band needs at least 10% less distortion), rejected if above it.  Two premises
+    about the run itself: the attack converged (the medians moved at most 5% between the
+    two strongest settings, :func:`freqkit.attacks.minimal_distortion_convergence`) and the
+    ``[0, 1]`` box blocked at most 10% of the images in either band.
 
     Args:
-        records: :func:`freqkit.band_comparison` (or :func:`freqkit.compare_bands`) output for
-            bands ordered from low to high frequency.
-        dataset: named in the verdict.
-        low, high: the bands compared; default the first and last (``"full"`` excluded).
-        max_box_share: the rule's threshold.
-        n_boot, ci, seed: the bootstrap.
+        d_low, d_high: ``(S, N)`` minimal distortions per seed and image (the best over the
+            attack settings), ``> 0``, ``inf`` allowed.
+        relative_change: the largest relative change of the two bands' medians between the
+            two strongest settings (``>= 0``).
+        box_share: the largest share of images with ``inf`` distortion in either band under
+            the box (``[0, 1]``).
+        provenance: ``commit``, ``profile``, ... (:func:`judge`).
+        d_block: ``(S, N)`` distortions in the square low-frequency block (secondary), or None
+            (then the secondary criterion is recorded as inconclusive with no data: an
+            interval ``(-inf, inf)``).
+        dataset: named in the verdict (e.g. ``"cifar10, standard"``).
+        evidence: stored beside the criteria.  n_boot, seed: the bootstrap.
 
     Returns:
-        a :func:`verdict` record; the evidence also holds each band's own median and CI.
+        a :func:`judge` record.
 
     Raises:
-        ValueError: fewer than two bands, an unknown band, ``max_box_share`` outside [0, 1].
+        ValueError: arrays of other shapes, a distortion ``<= 0`` or NaN, ``relative_change``
+            negative or NaN, ``box_share`` outside ``[0, 1]``.
     """
-    names = _band_order(records)
-    low = names[0] if low is None else low
-    high = names[-1] if high is None else high
-    for k in (low, high):
-        if k not in records:
-            raise ValueError(f"band {k!r} is not in records (have {list(records)})")
-    if not 0 <= max_box_share <= 1:
-        raise ValueError(f"max_box_share must be in [0, 1], got {max_box_share!r}")
-    a, b = records[low], records[high]
-    norm = a.get("norm", "l2")
-    box = {k: float(records[k].get("box_limited_share", 0.0)) for k in (low, high)}
-    boxed = max(box.values()) > max_box_share
-    pr = paired_log_ratio(a["distortions"], b["distortions"], n_boot=n_boot, ci=ci, seed=seed)
-    word = decide((pr["ci_low"], pr["ci_high"]), 0.0, "less")
-    supported = None if boxed else _SUPPORTED[word]
-    reason = ("box-limited" if boxed else {"supported": "ratio CI below 1", "rejected": "ratio CI above 1",
-                                            "inconclusive": "ratio CI contains 1"}[word])
-    ev = {"band_low": low, "band_high": high, "norm": norm, "basis": a.get("basis"), "n": pr["n"],
-          "median_ratio": pr["ratio"], "ratio_ci": [float(np.exp(pr["ci_low"])), float(np.exp(pr["ci_high"]))],
-          "median_log_ratio": pr["median"], "log_ratio_ci": [pr["ci_low"], pr["ci_high"]],
-          "median_low": a["median_distortion"], "ci_low_band": [a["ci_low"], a["ci_high"]],
-          "median_high": b["median_distortion"], "ci_high_band": [b["ci_low"], b["ci_high"]],
-          "n_coefficients": [a.get("n_coefficients"), b.get("n_coefficients")],
-          "box_limited_share": box, "reason": reason}
-    if "full" in records:
-        ev["median_full"] = records["full"]["median_distortion"]
-    return verdict("H3", supported, ev, dataset, ci=ci, norm_upper=norm.upper(), low=low, high=high,
-                   max_box_share=max_box_share)
+    lo, hi = _per_seed_images(d_low, "d_low"), _per_seed_images(d_high, "d_high")
+    if lo.shape != hi.shape:
+        raise ValueError(f"d_low and d_high must have one shape, got {lo.shape} and {hi.shape}")
+    for a, name in ((lo, "d_low"), (hi, "d_high")):
+        if np.isnan(a).any() or (a <= 0).any():
+            raise ValueError(f"{name} must hold distortions > 0 (inf allowed), without NaN")
+    if not (isinstance(relative_change, numbers.Real) and relative_change >= 0):
+        raise ValueError(f"relative_change must be a number >= 0, got {relative_change!r}")
+    if not (isinstance(box_share, numbers.Real) and 0 <= box_share <= 1):
+        raise ValueError(f"box_share must be a number in [0, 1], got {box_share!r}")
+    with np.errstate(invalid="ignore"):
+        ratio = np.log(lo) - np.log(hi)
+    ratio = np.where(np.isnan(ratio), 0.0, ratio)  # inf - inf: both bands blocked; no evidence either way
+    est = {"converged": _point(relative_change - 0.05), "not_box_limited": _point(box_share - 0.1),
+           "low_more_efficient": hierarchical_bootstrap_ci(ratio, n_boot, seed=seed, stat="median")}
+    if d_block is None:
+        est["block_more_efficient"] = {"mean": float("nan"), "ci_low": -math.inf, "ci_high": math.inf}
+    else:
+        bl = _per_seed_images(d_block, "d_block")
+        if bl.shape != hi.shape or np.isnan(bl).any() or (bl <= 0).any():
+            raise ValueError(f"d_block must be {hi.shape} distortions > 0, got shape {bl.shape}")
+        with np.errstate(invalid="ignore"):
+            rb = np.log(bl) - np.log(hi)
+        est["block_more_efficient"] = hierarchical_bootstrap_ci(np.where(np.isnan(rb), 0.0, rb), n_boot, seed=seed,
+                                                                stat="median")
+    med = lambda a: float(median_with_inf(a.reshape(-1)))  # noqa: E731
+    ev = {"median_low": med(lo), "median_high": med(hi), "median_ratio": float(np.exp(med(ratio))),
+          "relative_change": float(relative_change), "box_share": float(box_share), **dict(evidence or {})}
+    return judge("H3", est, provenance, dataset, ev)
 
 
 # ============================================================================ suite comparisons (H4-H7)
@@ -894,8 +907,9 @@ def collect_verdicts(results_dir, chapters: Sequence[str] | None = None) -> dict
         ``{"rows": [...], "chapters": {stem: status}, "inputs": {stem: sha256}}``.  Each row:
         ``id``, ``kind``, ``hypothesis``, ``verdict`` (supported / rejected / inconclusive, or ``"not run"`` /
         ``"no verdict stored"``), ``rule``, ``evidence`` (the stored dict), ``chapter``,
-        ``where`` (the path of the verdict inside the results) and ``profile`` (from the
-        chapter's stored setting).  Rows follow the order of :data:`HYPOTHESES`, then the
+        ``where`` (the path of the verdict inside the results), ``profile`` (from the
+        chapter's stored setting), and ``dataset``, ``criteria``, ``reason``, ``provenance``
+        of a :func:`judge` verdict (None otherwise).  Rows follow the order of :data:`HYPOTHESES`, then the
         chapters.  A chapter's status is ``"ok"``, ``"not run"`` (no results file),
         ``"unreadable: ..."`` (corrupt JSON) or ``"no verdicts"``.  Every hypothesis whose
         chapter produced no row for it gets one row saying so.  ``inputs`` holds, per chapter
@@ -928,7 +942,9 @@ def collect_verdicts(results_dir, chapters: Sequence[str] | None = None) -> dict
         for where, v in found:
             rows.append({"id": v["id"], "kind": HYPOTHESES[v["id"]].kind, "hypothesis": v["hypothesis"],
                          "verdict": v["verdict"], "rule": v["rule"], "evidence": v.get("evidence", {}),
-                         "chapter": stem, "where": where, "profile": profile})
+                         "chapter": stem, "where": where, "profile": profile, "dataset": v.get("dataset"),
+                         "criteria": v.get("criteria"),
+                         "reason": v.get("reason"), "provenance": v.get("provenance")})
     have = {r["id"] for r in rows}
     for hid, h in HYPOTHESES.items():
         if hid in have or h.chapter not in chapters:
@@ -938,7 +954,9 @@ def collect_verdicts(results_dir, chapters: Sequence[str] | None = None) -> dict
         rows.append({"id": hid, "kind": h.kind, "hypothesis": h.title, "verdict": word,
                      "rule": f"chapter {h.chapter} {'has not been run' if word == 'not run' else 'stored no verdict'}"
                              + (f" ({st})" if st.startswith("unreadable") else ""),
-                     "evidence": {}, "chapter": h.chapter, "where": "", "profile": None})
+                     "evidence": {}, "chapter": h.chapter, "where": "", "profile": None, "dataset": None,
+                     "criteria": None,
+                     "reason": None, "provenance": None})
     order = list(HYPOTHESES)
     rows.sort(key=lambda r: (order.index(r["id"]), chapters.index(r["chapter"]), r["where"]))
     return {"rows": rows, "chapters": status, "inputs": inputs}

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import difflib
 import glob
-import hashlib
 import importlib
 import importlib.util
 import math
@@ -53,6 +52,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._io import file_sha256
 from ._runtime import eval_mode, model_device, offline
 from ._validate import (check_choice, check_images, check_label_range, check_labels, check_model_output,
                         check_positive_int, check_tensor)
@@ -794,13 +794,6 @@ def _hub_hash_prefix(filename: str) -> str | None:
     return m.group(1) if m else None
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
 
 def _read_weights(path: Path, what: str, fix: str) -> dict:
     """``torch.load(path, weights_only=True)``: tensors and plain containers only, never code.
@@ -897,7 +890,7 @@ def load_imagenet_classifier(arch: str = "resnet18", weights_path=None, download
                     f"no pretrained weights for {arch}: could not download {default.url} ({type(e).__name__}: "
                     f"{e}). Pass weights_path= a local state_dict file, or copy the file into {path.parent}.") from e
         if prefix is not None:
-            digest = _sha256(path)
+            digest = file_sha256(path)
             if not digest.startswith(prefix):
                 raise ValueError(
                     f"weights file {path} is damaged or not torchvision's: its SHA-256 begins {digest[:len(prefix)]}, "

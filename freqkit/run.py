@@ -55,7 +55,6 @@ private runtime helpers) for a shell.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib
 import json
 import os
@@ -68,7 +67,7 @@ import torch.distributed as dist
 from torch import nn
 
 from ._distributed import DEFAULT_TIMEOUT_S, init_from_env, world
-from ._io import atomic_write_json
+from ._io import atomic_write_json, file_sha256
 from .data import load_dataset, load_imagenet_folder
 from .heatmaps import fourier_directions, heatmap_report
 from .models import (
@@ -89,13 +88,6 @@ _NORMALIZE = {"imagenet": (IMAGENET_MEAN, IMAGENET_STD), "cifar10": (CIFAR10_MEA
 class UsageError(ValueError):
     """A command-line argument that cannot work (exit status 2)."""
 
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _unwrap_state_dict(sd):
@@ -343,7 +335,7 @@ def _run(args) -> dict:
     show = not args.no_progress
     setting = {"model": args.model, "model_kwargs": kwargs, "normalize": args.normalize,
                "weights": None if args.weights is None else str(Path(args.weights).expanduser().resolve()),
-               "weights_sha256": None if args.weights is None else _sha256(Path(args.weights).expanduser()),
+               "weights_sha256": None if args.weights is None else file_sha256(Path(args.weights).expanduser()),
                "weights_source": getattr(model, "weights_source", None), "data": args.data, "n": int(x.shape[0]),
                "image_shape": list(x.shape[1:]), "split": args.split if args.data in ("cifar10", "mnist") else None,
                "data_seed": args.data_seed, "batch_size": args.batch_size}

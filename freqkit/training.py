@@ -228,10 +228,12 @@ PRESETS: dict = {
         "smoke": {**_COMMON, **_AIRBENCH, "width": 8, "epochs": 2, "batch_size": 64, "lr": 0.4, "n_train": 2560,
                   "augment": False, "whiten_bias_epochs": 1},
         # airbench's recipe scaled to 2 CPU cores (widths 16/96/96 instead of 64/256/256).
-        # translate 4 instead of airbench's 2: 90.1% vs 88.x% without TTA in the sweep (45k images,
-        # one seed each; airbench's 2 pixels are tuned for its wider network).
+        # Chosen on a 5,000-image validation split (45,000 training images, one seed each; never on the
+        # test images): widths 16/96/96 89.8% (mirror TTA 90.4%); translate 4 89.1%; 16/64/64 with ReLU
+        # 86.2%; without whitening 88.3%, lookahead 88.7%, label smoothing 89.2%, dirac 89.0%,
+        # alternating flip 89.3%, BN-bias lr scale and frozen BN scale 87.9%.
         "cpu": {**_COMMON, **_AIRBENCH, "width": 16, "width_factor": 6, "epochs": 10, "batch_size": 256,
-                "lr": 0.375, "translate": 4},
+                "lr": 0.375},
         # airbench94 (94.01% in 9.9 epochs on an A100, with test-time flip and translate): widths
         # 64/256/256, batch 1,024, lr 1.5 for the mean loss; tta = the mirror half of airbench's TTA.
         # Unmeasured here (no GPU on this machine).

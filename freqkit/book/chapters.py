@@ -2,7 +2,7 @@
 
 Loading (or training) the models a chapter needs (:func:`load_models`), the one-line records
 and tables chapters print (:func:`record_line`, :func:`robustness_rows`, :func:`band_table`,
-:func:`h3_summary`, :func:`verdict_lines`, :func:`evidence_summary`).  Everything measured
+:func:`verdict_lines`, :func:`evidence_summary`, :func:`verdict_markdown`).  Everything measured
 comes from the library; nothing here computes a result.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from ..training import PRESETS, train_or_load, train_seeds
 from .viz import markdown_table
 
 __all__ = ["display_markdown", "models_table", "verdict_markdown", "admonition", "load_models", "model_record",
-           "record_line", "robustness_rows", "band_table", "h3_summary", "verdict_lines", "evidence_summary",
+           "record_line", "robustness_rows", "band_table", "verdict_lines", "evidence_summary",
            "provenance", "criteria_markdown", "load_suites", "matched_accuracy_overrides", "stop_table",
            "per_seed", "band_attack_rows", "masking_rows"]
 
@@ -243,49 +243,6 @@ def band_table(records: Mapping, eps_list) -> str:
     return "\n".join(lines)
 
 
-def h3_summary(v: Mapping) -> str:
-    """A :func:`freqkit.hypotheses.decide_h3` verdict as text.
-
-    Four lines: the statement with the verdict (upper case) and its reason, the rule, the
-    median over images of the paired ratio ``d_low / d_high`` with its CI, ``n`` and the
-    box-limited share, and each band's median minimal distortion with its CI (plus the
-    full band's median when the evidence has one).  Numbers are written to 3 significant
-    digits; stored ``"inf"`` strings are read as infinity.
-
-    Args:
-        v: a verdict record of :func:`freqkit.hypotheses.decide_h3` (keys ``hypothesis``,
-            ``verdict``, ``rule``, ``evidence``; the evidence with ``reason``,
-            ``median_ratio``, ``ratio_ci``, ``n``, ``box_limited_share``, ``band_low``,
-            ``band_high``, ``median_low``, ``median_high``, ``ci_low_band``, ``ci_high_band``
-            and optionally ``median_full``), as returned or as loaded from JSON.
-
-    Returns:
-        The four lines joined by newlines (no trailing newline).
-
-    Raises:
-        ValueError: ``v`` is not a mapping with the keys ``hypothesis``, ``verdict``,
-            ``rule`` and ``evidence``.
-        KeyError: the evidence lacks one of the keys above.
-    """
-    need = ("hypothesis", "verdict", "rule", "evidence")
-    if not isinstance(v, Mapping) or any(k not in v for k in need):
-        raise ValueError(f"v must be a decide_h3 verdict (keys {', '.join(need)}), got "
-                         f"{sorted(v) if isinstance(v, Mapping) else type(v).__name__}")
-    e = v["evidence"]
-
-    def g(x):  # stored evidence writes inf as "inf"
-        return f"{float(x):.3g}"
-
-    return "\n".join([
-        f"{v['hypothesis']} -> {v['verdict'].upper()} ({e['reason']})",
-        f"  rule: {v['rule']}",
-        f"  median over images of d_low / d_high = {g(e['median_ratio'])}, 95% CI "
-        f"[{', '.join(map(g, e['ratio_ci']))}] | n={e['n']} | box-limited {e['box_limited_share']}",
-        f"  per band: {e['band_low']} median {g(e['median_low'])} CI [{', '.join(map(g, e['ci_low_band']))}] | "
-        f"{e['band_high']} median {g(e['median_high'])} CI [{', '.join(map(g, e['ci_high_band']))}]"
-        + (f" | full band {g(e['median_full'])}" if "median_full" in e else "")])
-
-
 def verdict_lines(v: Mapping) -> str:
     """A verdict record (:mod:`freqkit.hypotheses`) as three lines: statement and verdict, rule, evidence.
 
@@ -462,7 +419,7 @@ def verdict_markdown(v: Mapping, keys: Sequence[str] | None = None) -> str:
 
 
 def _num(x: float) -> str:
-    return f"{x:+.3g}" if abs(x) >= 1e-3 or x == 0 else f"{x:+.2e}"
+    return f"{x:+.3g}" if not abs(x) < 1e-3 or x == 0 else f"{x:+.2e}"
 
 
 def criteria_markdown(v: Mapping) -> str:
@@ -491,12 +448,12 @@ def criteria_markdown(v: Mapping) -> str:
         raise ValueError("v must be a verdict record with criteria (freqkit.hypotheses.judge)")
     rows = []
     for c in v["criteria"]:
-        lo, hi = c["ci"]
+        lo, hi = (float(v) for v in c["ci"])  # stored JSON writes inf as "inf"
         delta = ("> " if c["direction"] == "greater" else "< ") + (f"{c['delta']:g}" if c["direction"] == "greater"
                                                                   or c["delta"] == 0 else f"{-c['delta']:g}")
         seeds = "-" if c["seeds_agreeing"] is None else f"{c['seeds_agreeing']} of {len(c['per_seed_decisions'])}"
         rows.append([f"`{c['name']}`", c["role"], c["null"],
-                     f"{_num(c['mean'])} [{_num(lo)}, {_num(hi)}] {c['units']}".strip(),
+                     f"{_num(float(c['mean']))} [{_num(lo)}, {_num(hi)}] {c['units']}".strip(),
                      delta, f"**{c['decision']}**", seeds, c["n_images"] if c["n_images"] is not None else "-"])
     table = markdown_table(["criterion", "role", "must beat", f"effect [{v['criteria'][0]['confidence']:.0%} CI]",
                             "smallest effect", "decision", "seeds agreeing", "n images"], rows)
@@ -714,32 +671,36 @@ def band_attack_rows(evaluations: Mapping) -> tuple[list, list]:
     Returns:
         ``(header, rows)`` for :func:`freqkit.book.viz.markdown_table`: one row per model and
         ``"<norm>/<band>"`` attack: model, attack, eps, coefficients in the band, PGD robust
-        accuracy on all images (n), band AutoAttack robust accuracy and band PGD on the same
-        (first) images, robust under both, and the images of that comparison.  Accuracies in
-        ``[0, 1]``, copied unchanged; None where an attack did not run.
+        accuracy on all images (n), PGD's ``budget_used`` (median ``||delta|| / eps`` of the
+        images that resisted: far below 1, the band barely fits in the ``[0, 1]`` box), band
+        AutoAttack robust accuracy and band PGD on the same (first) images, robust under both,
+        and the images of that comparison.  Accuracies in ``[0, 1]``, copied unchanged; None
+        where an attack did not run.
 
     Raises:
         ValueError: ``evaluations`` empty.
         KeyError: a result without ``attacks``.
 
     Example:
-        >>> e = {"attacks": {"linf/low": {"eps": 0.03, "accuracy": 0.5, "n": 10, "n_coefficients": 512}},
+        >>> e = {"attacks": {"linf/low": {"eps": 0.03, "accuracy": 0.5, "n": 10, "n_coefficients": 512,
+        ...                               "budget_used": 0.9}},
         ...      "band_autoattack": {"linf/low": {"accuracy": 0.4, "pgd_accuracy": 0.5, "worst_case_accuracy": 0.4,
         ...                                       "n": 5}}}
         >>> band_attack_rows({"robust": e})[1]
-        [['robust', 'linf/low', 0.03, 512, 0.5, 10, 0.4, 0.5, 0.4, 5]]
+        [['robust', 'linf/low', 0.03, 512, 0.5, 10, 0.9, 0.4, 0.5, 0.4, 5]]
     """
     if not evaluations:
         raise ValueError("evaluations must hold at least one evaluate_defense() result")
-    header = ["model", "attack", "eps", "coefficients", "band PGD", "n", "band AutoAttack", "band PGD, same images",
-              "robust under both", "n (AutoAttack)"]
+    header = ["model", "attack", "eps", "coefficients", "band PGD", "n", "budget used", "band AutoAttack",
+              "band PGD, same images", "robust under both", "n (AutoAttack)"]
     rows = []
     for name, e in evaluations.items():
         baa = e.get("band_autoattack") or {}
         for k, a in e["attacks"].items():
             b = baa.get(k) or {}
             rows.append([name, k, a.get("eps"), a.get("n_coefficients"), a.get("accuracy"), a.get("n"),
-                         b.get("accuracy"), b.get("pgd_accuracy"), b.get("worst_case_accuracy"), b.get("n")])
+                         a.get("budget_used"), b.get("accuracy"), b.get("pgd_accuracy"),
+                         b.get("worst_case_accuracy"), b.get("n")])
     return header, rows
 
 

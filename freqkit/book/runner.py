@@ -52,7 +52,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import yaml
 
@@ -62,9 +62,11 @@ except ImportError:  # pragma: no cover - not POSIX: runs are not locked
     fcntl = None
 
 from .. import hypotheses
-from .._io import atomic_write_json
+from .._io import atomic_write_bytes, atomic_write_json
+from . import chapters
 
 __all__ = [
+    "measured_markdown", "update_readme", "MEASURED_START", "MEASURED_END",
     "BookError", "ChapterFailed", "ChapterInterrupted", "BuildFailed", "find_root", "read_toc", "chapters_in_toc",
     "select_chapters", "load_profiles", "parse_overrides", "chapter_parameters", "check_source", "check_executed",
     "kernel_check", "RunRecord", "sync_assets", "executed_path", "results_file", "execute_chapter",
@@ -1145,12 +1147,89 @@ def verdicts_markdown(results_dir: Path, titles: dict[str, str] | None = None, p
         rows = by_id.get(hid, [])
         words = []
         for r in rows:
-            where = r["hypothesis"].rsplit("(", 1)[-1].rstrip(")") if r["hypothesis"].endswith(")") else ""
+            where = r.get("dataset") or ""
             words.append(f"**{r['verdict']}**" + (f" ({where})" if where else ""))
         name = (titles or {}).get(h.chapter, h.chapter)
         chapter = f"[{name}]({h.chapter}.ipynb)" if present is None or h.chapter in present else name
         lines.append(f"| {hid} | {h.statement} | {'; '.join(words) or 'not run'} | {chapter} |")
     return "\n".join(lines)
+
+
+MEASURED_START, MEASURED_END = "<!-- measured:start -->", "<!-- measured:end -->"
+
+
+def _criteria_summary(row: dict) -> str:
+    """One cell: each criterion's effect with its CI, decision and seed agreement (or the legacy evidence)."""
+    if not row.get("criteria"):
+        return chapters.evidence_summary(row["evidence"], max_items=4) or "-"
+    parts = []
+    for c in row["criteria"]:
+        lo, hi = (float(v) for v in c["ci"])  # stored JSON writes inf as "inf"
+        seeds = f", {c['seeds_agreeing']}/{len(c['per_seed_decisions'])} seeds" if c.get("per_seed_decisions") else ""
+        parts.append(f"{c['name']} {float(c['mean']):+.3g} [{lo:+.3g}, {hi:+.3g}] ({'>' if c['direction'] == 'greater' else '<'}"
+                     f" {c['delta'] if c['direction'] == 'greater' or not c['delta'] else -c['delta']:g}: "
+                     f"{c['decision']}{seeds})")
+    return "; ".join(parts)
+
+
+def measured_markdown(results_dir: Path, chapters_: Sequence[str] | None = None, link: bool = True) -> str:
+    """Every stored verdict as one Markdown table, generated from the results: nothing typed by hand.
+
+    One row per verdict: the hypothesis, the data set it was tested on, the verdict, each
+    criterion's effect with its 95% CI, smallest effect of interest, decision and seed
+    agreement, n images and seeds, and the chapter.  Used by the README's measured block
+    (:func:`update_readme`) and chapter 9.
+
+    Args:
+        results_dir: the profile's results store.
+        chapters_: chapter stems to read (default: every chapter with a hypothesis).
+        link: link the chapter column to its page (``<stem>.ipynb``); off for the README,
+            which links into ``book/``.
+
+    Returns:
+        Markdown: a table, and a line naming the profiles and commits it came from.
+    """
+    found = hypotheses.collect_verdicts(results_dir, chapters_)
+    lines = ["| | tested on | verdict | criteria: effect [95% CI] (smallest effect: decision, seeds) | images, seeds | "
+             "chapter |", "|---|---|---|---|---|---|"]
+    commits, profiles = set(), set()
+    for r in found["rows"]:
+        on = r.get("dataset") or "-"
+        ev = r.get("evidence") or {}
+        n = f"{ev.get('n_images', '-')}, {ev.get('n_seeds', '-')}" if r.get("criteria") else "-"
+        stem = r["chapter"]
+        where = f"[{stem.split('_', 1)[0]}]({stem}.ipynb)" if link else f"[{stem.split('_', 1)[0]}](book/{stem}.ipynb)"
+        lines.append(f"| {r['id']} | {on} | **{r['verdict']}** | {_criteria_summary(r)} | {n} | {where} |")
+        if r.get("provenance"):
+            commits.add(str(r["provenance"].get("commit", "?"))[:12])
+        if r.get("profile"):
+            profiles.add(str(r["profile"]))
+    src = (f"Generated from the stored results of the {', '.join(sorted(profiles)) or '-'} profile "
+           f"(commit {', '.join(sorted(commits)) or '-'}) by `python -m freqkit.book`.")
+    return "\n".join(lines) + "\n\n" + src
+
+
+def update_readme(readme: Path, results_dir: Path, profile: str) -> bool:
+    """Replace the README's measured block (between :data:`MEASURED_START` and :data:`MEASURED_END`).
+
+    Args:
+        readme: the README file.
+        results_dir: the results store of the run.
+        profile: the profile that produced it (named in the block's heading).
+
+    Returns:
+        True if the block was replaced; False if the README has no markers.
+    """
+    text = readme.read_text()
+    if MEASURED_START not in text or MEASURED_END not in text:
+        return False
+    head, rest = text.split(MEASURED_START, 1)
+    _, tail = rest.split(MEASURED_END, 1)
+    body = (f"\n### Measured ({profile} profile)\n\nEvery verdict of the book under the rules of "
+            f"`freqkit.hypotheses`, as the last `{profile}` run stored it (the chapters show the figures and "
+            f"settings):\n\n{measured_markdown(results_dir, link=False)}\n")
+    atomic_write_bytes(readme, (head + MEASURED_START + body + MEASURED_END + tail).encode())
+    return True
 
 
 def stage_pages(stage: Path, profile: str, record: "RunRecord", repo_url: str | None = None) -> None:
@@ -1463,6 +1542,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                          "parameters cell")
     ap.add_argument("--log-output", action="store_true", help="stream the cells' output")
     ap.add_argument("--no-progress", action="store_true", help="no per-cell progress bar")
+    ap.add_argument("--update-readme", action="store_true",
+                    help="after a successful run, regenerate README.md's measured block from the stored results")
     args = ap.parse_args(argv)
     if args.no_build and args.build_only:
         ap.error("--no-build and --build-only exclude each other")
@@ -1633,6 +1714,12 @@ def _run_started(args: argparse.Namespace, root: Path, out: Path, stage: Path, p
     _log(f"  {'jupyter-book build':<36} {record.data['build']['seconds']:8.1f} s")
     _log(f"book built in {time.perf_counter() - total0:.1f} s: {html / 'index.html'}")
     _log(f"timings: {record.path}")
+    if getattr(args, "update_readme", False):
+        results = next((Path(p["results_dir"]) for p in (i.get("parameters") or {} for i in
+                                                            record.data["chapters"].values()) if p.get("results_dir")),
+                       None)
+        if results is not None and update_readme(root / "README.md", results, args.profile):
+            _log(f"README.md: measured block regenerated from {results}")
     return 0
 
 

@@ -10,6 +10,7 @@ given; where a function changes values for display only (:func:`stretch`,
 from __future__ import annotations
 
 import io
+import math
 from typing import Sequence
 
 import numpy as np
@@ -23,7 +24,8 @@ __all__ = [
     "minimal_distortion_plot", "paired_distortion_scatter", "fourier_heatmap_image", "heatmap_report_figure",
     "perturbation_strip", "perturbation_spectra", "perturbation_share_bars", "attribution_map", "method_panel",
     "band_profile_plot", "band_heatmap_grid", "band_component_strip", "topk_strip", "deletion_insertion_plot",
-    "completeness_histogram", "ground_truth_bars", "randomisation_plot",
+    "completeness_histogram", "ground_truth_bars", "randomisation_plot", "suite_distribution_plot",
+    "penalty_sweep_plot", "suite_perturbation_grid",
 ]
 
 
@@ -1274,5 +1276,217 @@ def heatmap_report_figure(reports: dict, captions: dict | None = None):
         ax.get_lines()[-1].set_label("clean error")
         ax.legend(fontsize=7)
         ax.set_ylim(-0.03, 1.03)
+    fig.tight_layout()
+    return fig
+
+
+# ============================================================================ suites of models (chapter 8)
+
+def _seeds_by_images(values, name: str) -> np.ndarray:
+    a = values.detach().cpu().double().numpy() if isinstance(values, torch.Tensor) else np.asarray(values, dtype=float)
+    a = a[None, :] if a.ndim == 1 else a
+    if a.ndim != 2 or a.size == 0:
+        raise ValueError(f"{name} must be (n_seeds, n_images) or (n_images,), got shape {a.shape}")
+    return a
+
+
+def suite_distribution_plot(values: dict, ylabel: str, title: str = "", ax=None, reference: float | None = None,
+                            reference_label: str = ""):
+    """Per suite of models, the distribution of a per-image measure (box) and each seed's mean (dots).
+
+    Each suite's box is drawn over all its finite values (every seed and image pooled;
+    NaN and inf, a measure undefined for that image, are left out and their count is put
+    in the tick label); the dots beside it are the mean over the finite images of each
+    seed, exactly.  Nothing is rescaled.
+
+    Args:
+        values: ``{suite name: (S, N) array-like}`` (``(N,)``: one seed), non-empty.
+        ylabel: the y-axis label.
+        title: the panel's title.
+        ax: draw on this matplotlib axes; default: a new figure.
+        reference: draw a dashed horizontal line at this value (e.g. 0 = 1 JND on a log10
+            scale); default: none.
+        reference_label: the legend label of ``reference``.
+
+    Returns:
+        The new figure, or ``ax``'s figure.
+
+    Raises:
+        ValueError: ``values`` empty, or an entry that is not 1-D or 2-D.
+
+    Example:
+        >>> import numpy as np
+        >>> from freqkit.book import viz
+        >>> fig = viz.suite_distribution_plot({"a": np.zeros((2, 5)), "b": np.ones(5)}, "value")
+        >>> [t.get_text() for t in fig.axes[0].get_xticklabels()]
+        ['a\\n2 seed(s)', 'b\\n1 seed(s)']
+    """
+    if not isinstance(values, dict) or not values:
+        raise ValueError("values must be a non-empty {suite: (n_seeds, n_images) array} dict")
+    arrays = {k: _seeds_by_images(v, f"values[{k!r}]") for k, v in values.items()}
+    plt = _plt()
+    fig = None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(1.6 * len(arrays) + 1.5, 3.4))
+    labels = []
+    for i, (name, a) in enumerate(arrays.items()):
+        ok = np.isfinite(a)
+        pooled = a[ok]
+        if pooled.size:
+            ax.boxplot([pooled], positions=[i], widths=0.5, showfliers=True, flierprops={"ms": 2, "alpha": 0.4})
+        means = [float(r[np.isfinite(r)].mean()) if np.isfinite(r).any() else np.nan for r in a]
+        ax.plot(np.full(len(means), i + 0.35), means, "o", color=f"C{i % 10}", ms=5,
+                label="seed means" if i == 0 else None)
+        left = int((~ok).sum())
+        labels.append(f"{name}\n{a.shape[0]} seed(s)" + (f", {left} undefined" if left else ""))
+    ax.set_xticks(range(len(arrays)), labels, fontsize=7)
+    ax.set_xlim(-0.6, len(arrays) - 0.2)
+    if reference is not None:
+        ax.axhline(reference, color="gray", ls="--", lw=1, label=reference_label or None)
+    ax.set_ylabel(ylabel), ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=7)
+    return fig or ax.figure
+
+
+def penalty_sweep_plot(lams, clean, robust, visibility, reference: dict | None = None, title: str = "", axes=None,
+                       visibility_label: str = "median log10 visibility (JND)"):
+    """The trade-off of a penalty weight: clean and robust accuracy, and visibility, against lambda.
+
+    Two panels sharing the (logarithmic) lambda axis: left, clean accuracy and robust
+    accuracy; right, the visibility of the minimal adversarial perturbation (e.g. the
+    median over images of ``log10`` JND) with the detection threshold (0 on a log10 scale)
+    dotted.  ``reference`` (the model trained without the penalty) is drawn as dashed
+    horizontal lines in the colour of the curve it belongs to.  The curves are the values
+    given, exactly, in the order of ``lams``.
+
+    Args:
+        lams: the penalty weights, each ``> 0`` (a log axis), at least one.
+        clean: clean accuracy per weight.
+        robust: robust accuracy per weight.
+        visibility: the visibility measure per weight (NaN: undefined, not drawn).
+        reference: ``{"clean", "robust", "visibility"}`` of the unpenalised model (any subset);
+            default: none.
+        title: the figure's title (above both panels).
+        axes: two matplotlib axes to draw on; default: a new figure.
+        visibility_label: the right panel's y-axis label.
+
+    Returns:
+        The new figure, or the axes' figure.
+
+    Raises:
+        ValueError: no weight, a weight ``<= 0``, or series of other lengths than ``lams``.
+
+    Example:
+        >>> from freqkit.book import viz
+        >>> fig = viz.penalty_sweep_plot([0.3, 1, 3], [0.9, 0.85, 0.7], [0.0, 0.02, 0.05], [-0.5, -0.3, 0.1])
+        >>> fig.axes[1].get_lines()[0].get_ydata().tolist()
+        [-0.5, -0.3, 0.1]
+    """
+    lams = [float(v) for v in lams]
+    if not lams or any(not v > 0 for v in lams):
+        raise ValueError(f"lams must be at least one weight > 0, got {lams}")
+    series = {"clean": clean, "robust": robust, "visibility": visibility}
+    for k, v in series.items():
+        if len(v) != len(lams):
+            raise ValueError(f"{k} must have one value per weight ({len(lams)}), got {len(v)}")
+    plt = _plt()
+    fig = None
+    if axes is None:
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    ref = dict(reference or {})
+    a0, a1 = axes
+    for k, c in (("clean", "C0"), ("robust", "C1")):
+        a0.plot(lams, [float(v) for v in series[k]], marker="o", color=c, label=f"{k} accuracy")
+        if ref.get(k) is not None:
+            a0.axhline(float(ref[k]), color=c, ls="--", lw=1, label=f"{k}, no penalty")
+    a0.set_ylim(-0.02, 1.02)
+    a0.set_ylabel("accuracy")
+    a1.plot(lams, [float(v) for v in series["visibility"]], marker="o", color="C2", label="penalised")
+    if ref.get("visibility") is not None:
+        a1.axhline(float(ref["visibility"]), color="C2", ls="--", lw=1, label="no penalty")
+    a1.axhline(0.0, color="gray", ls=":", lw=1, label="detection threshold (1 JND)")
+    a1.set_ylabel(visibility_label)
+    for a in (a0, a1):
+        a.set_xscale("log")
+        a.set_xticks(lams, [f"{v:g}" for v in lams])
+        a.minorticks_off()
+        a.set_xlabel("penalty weight lambda")
+        a.grid(alpha=0.3)
+        a.legend(fontsize=7)
+    if title:
+        a0.figure.suptitle(title, fontsize=9)
+    return fig or a0.figure
+
+
+def suite_perturbation_grid(x, perturbed: dict, values: dict | None = None, value_format: str = "{:.2g}",
+                            suptitle: str | None = None, size: float = 1.4):
+    """Images and, per suite of models, their adversarial versions and perturbations, one column per image.
+
+    Rows: the clean images; then, for each suite, its adversarial images and its
+    perturbation ``x_adv - x``.  The perturbation rows of one column share one scale (the
+    largest ``|delta|`` of that image over all suites; ``0.5 + delta / (2 max)``, zero is
+    mid-grey; display only), so a larger perturbation *looks* larger across suites.
+    ``values[suite][j]`` (e.g. the visibility in JND) is written above each adversarial
+    image; NaN is written as "-" (no perturbation found).
+
+    Args:
+        x: clean images ``(N, C, H, W)`` in ``[0, 1]``.
+        perturbed: ``{suite: (N, C, H, W) adversarial images}``, at least one.
+        values: ``{suite: (N,) numbers}`` to write (default: none).
+        value_format: format of a value (default ``"{:.2g}"``).
+        suptitle: the figure's title.
+        size: inches per panel.
+
+    Returns:
+        The matplotlib ``Figure`` (``1 + 2 x len(perturbed)`` rows, ``N`` columns).
+
+    Raises:
+        ValueError: no suite, or adversarial images of another shape than ``x``.
+
+    Example:
+        >>> import torch
+        >>> from freqkit.book import viz
+        >>> x = torch.rand(2, 1, 8, 8)
+        >>> fig = viz.suite_perturbation_grid(x, {"a": x, "b": (x + 0.1).clamp(0, 1)})
+        >>> len(fig.axes)
+        10
+    """
+    if not isinstance(perturbed, dict) or not perturbed:
+        raise ValueError("perturbed must be a non-empty {suite: adversarial images} dict")
+    x = x.detach().cpu().double()
+    deltas = {}
+    for k, xa in perturbed.items():
+        xa = xa.detach().cpu().double()
+        if xa.shape != x.shape:
+            raise ValueError(f"perturbed[{k!r}] must have the shape of x {tuple(x.shape)}, got {tuple(xa.shape)}")
+        deltas[k] = (xa, xa - x)
+    plt = _plt()
+    n, rows = x.shape[0], 1 + 2 * len(deltas)
+    scale = torch.stack([d.abs().flatten(1).amax(1) for _, d in deltas.values()]).amax(0)  # (N,)
+    fig, axes = plt.subplots(rows, n, figsize=(size * n + 1.0, size * rows + (0.4 if suptitle else 0)),
+                             squeeze=False)
+    for j in range(n):
+        a = to_display(x[j])
+        axes[0, j].imshow(a, cmap="gray" if a.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
+        m = float(scale[j])
+        for s, (k, (xa, d)) in enumerate(deltas.items()):
+            ia, ip = axes[1 + 2 * s, j], axes[2 + 2 * s, j]
+            a = to_display(xa[j])
+            ia.imshow(a, cmap="gray" if a.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
+            p = to_display(0.5 + d[j] / (2 * m) if m > 0 else torch.full_like(d[j], 0.5))
+            ip.imshow(p, cmap="gray" if p.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
+            if values is not None and k in values:
+                v = float(values[k][j])
+                ia.set_title("-" if not math.isfinite(v) else value_format.format(v), fontsize=7)
+            if j == 0:
+                ia.set_ylabel(f"{k}\nadversarial", fontsize=7)
+                ip.set_ylabel(f"{k}\nperturbation", fontsize=7)
+        if j == 0:
+            axes[0, j].set_ylabel("image", fontsize=7)
+        for i in range(rows):
+            axes[i, j].set_xticks([]), axes[i, j].set_yticks([])
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=9)
     fig.tight_layout()
     return fig

@@ -30,7 +30,7 @@ def _rec(d, box=0.0, n_coef=10):
 _BASE = np.exp(np.random.default_rng(0).normal(0, 1.0, 40))
 
 
-# ----------------------------------------------------------------------------- band_table, h3_summary
+# ----------------------------------------------------------------------------- band_table
 
 def test_band_table_has_one_row_per_band_with_its_numbers():
     rec = {"n_coefficients": 256, "success_rate": [0.0, 0.5, 1.0], "median_distortion": 0.25, "ci_low": 0.2,
@@ -42,30 +42,7 @@ def test_band_table_has_one_row_per_band_with_its_numbers():
     assert "  0%  50% 100%" in lines[1] and lines[2].split()[:2] == ["full", "1024"]
 
 
-def test_h3_summary_states_verdict_rule_ratio_and_bands():
-    recs = {"band0": _rec(_BASE * 0.8), "band1": _rec(_BASE), "full": _rec(_BASE / 3)}
-    v = H.decide_h3(recs, dataset="toy")
-    text = C.h3_summary(v)
-    lines = text.splitlines()
-    assert lines[0].startswith(v["hypothesis"]) and v["verdict"].upper() in lines[0]
-    assert lines[1] == "  rule: " + v["rule"]
-    assert f"{float(v['evidence']['median_ratio']):.3g}" in lines[2]
-    assert "band0 median" in lines[3] and "band1 median" in lines[3] and "full band" in lines[3]
-
-
-def test_h3_summary_of_a_stored_verdict(tmp_path):
-    recs = {"band0": _rec(_BASE), "band1": _rec(np.full(40, np.inf), box=0.6)}
-    v = H.decide_h3(recs)                                   # box-limited, the high band never succeeds
-    fk.save_results(tmp_path, "05_low_vs_high_attacks", {"h3": v}, {})
-    stored = fk.load_results(tmp_path, "05_low_vs_high_attacks")["results"]["h3"]
-    assert stored["evidence"]["median_high"] == "inf"     # inf is stored as a string ...
-    text = C.h3_summary(stored)                             # ... and read back as a number
-    assert text == C.h3_summary(v)
-    assert "INCONCLUSIVE (box-limited)" in text.splitlines()[0] and "band1 median inf" in text
-    assert "full band" not in text                          # no full band in these records
-
-
-def test_chapter_helpers_refuse_bad_input_by_name_band_table_h3_summary():
+def test_chapter_helpers_refuse_bad_input_by_name_band_table():
     rec = _rec(_BASE)
     rec.update(success_rate=[0.0, 1.0], n_coefficients=4, success_at_eps_max=1.0, box_limited_share=0.0,
                out_of_band_max=0.0)
@@ -73,10 +50,6 @@ def test_chapter_helpers_refuse_bad_input_by_name_band_table_h3_summary():
         C.band_table({"band0": rec}, [0.0])
     with pytest.raises(ValueError, match="records"):
         C.band_table({}, [0.0])
-    with pytest.raises(ValueError, match="decide_h3 verdict"):
-        C.h3_summary({"verdict": "supported"})
-    with pytest.raises(ValueError, match="decide_h3"):
-        C.h3_summary([1, 2])
 
 
 # ----------------------------------------------------------------------------- robustness tables
@@ -228,3 +201,97 @@ def test_evidence_summary_digest():
     assert C.evidence_summary(ev, digits=2) == "a=0.12; b=3; s=box-limited; pair=[1, 0.56]"
     assert C.evidence_summary(ev, max_items=2) == "a=0.123; b=3"
     assert C.evidence_summary({}) == "" and C.evidence_summary("ci=1") == "" and C.evidence_summary(None) == ""
+
+
+# ----------------------------------------------------------------------------- suites of seeds (chapter 7)
+
+def test_load_suites_seeds_by_objectives_then_a_matched_accuracy_control(data_root, tmp_path, capsys):
+    kw = dict(data_root=data_root, cache_dir=tmp_path, device="cpu")
+    models, infos = C.load_suites("mnist", "smoke", {"standard": None, "low": lowpass_objective(0.5)}, [0, 1], TINY,
+                                  **kw)
+    assert list(models) == ["standard", "low"] and all(len(v) == 2 for v in models.values())
+    assert [i["config"]["seed"] for i in infos["low"]] == [0, 1] and not models["low"][1].training
+    assert infos["low"][0]["config"]["objective"] == "lowpass" and "objective" not in infos["standard"][0]["config"]
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 6 and lines[2].startswith("| mnist | standard, seed 0 |")   # header, rule, four models
+    # the standard suite's checkpoints are load_models' (same preset + overrides)
+    _, same = C.load_models(["mnist"], "smoke", {"mnist": TINY}, seeds=[0, 1], show=False, **kw)
+    assert [i["cached"] for i in same["mnist"]] == [True, True]
+    assert [i["key"] for i in same["mnist"]] == [i["key"] for i in infos["standard"]]
+    # the control: standard training stopped at the low-pass suite's clean accuracy, on a held-out split
+    over = C.matched_accuracy_overrides(infos["low"], val_size=64, check_every=1)
+    assert over["stop_at_accuracy"] == round(float(np.mean([i["test_accuracy"] for i in infos["low"]])), 3)
+    # (a target a tiny model surely reaches, so that the stop is exercised)
+    over = C.matched_accuracy_overrides([{"test_accuracy": 0.12}], val_size=64, check_every=1)
+    ctl, cinfos = C.load_suites("mnist", "smoke", {"control": None}, [0, 1], {**TINY, **over}, show=False, **kw)
+    for i in cinfos["control"]:
+        st = i["stop"]
+        assert st["target"] == 0.12 and st["n_val"] == 64
+        assert st["reached"] and st["val_accuracy"] >= st["target"] and st["step"] < st["steps_planned"]
+        assert i["config"]["val_size"] == 64 and i["key"] not in {j["key"] for j in infos["standard"]}
+    table = C.stop_table(cinfos["control"], infos["low"]).splitlines()
+    assert table[0].startswith("| seed | target | reached |") and len(table) == 4
+    assert table[2].startswith("| 0 | 12.0% | yes | ")
+    assert table[2].endswith(f"| {infos['low'][0]['test_accuracy']:.1%} |")
+    with pytest.raises(ValueError, match="stop"):
+        C.stop_table(infos["standard"])
+    with pytest.raises(ValueError, match="one info per seed"):
+        C.stop_table(cinfos["control"], infos["low"][:1])
+
+
+def test_matched_accuracy_overrides_refuses_bad_input_by_name():
+    good = [{"test_accuracy": 0.5}]
+    assert C.matched_accuracy_overrides(good, 10) == {"val_size": 10, "stop_at_accuracy": 0.5,
+                                                      "stop_check_every": None}
+    assert C.matched_accuracy_overrides([{"val_accuracy": 0.61234}], 10, accuracy="val_accuracy",
+                                        digits=2)["stop_at_accuracy"] == 0.61
+    for bad, match in (([], "non-empty"), ({"a": 1}, "non-empty"), ([{"test_accuracy": None}], r"infos\[0\]"),
+                       ([{"test_accuracy": 1.5}], r"infos\[0\]"), ([{}], "test_accuracy")):
+        with pytest.raises(ValueError, match=match):
+            C.matched_accuracy_overrides(bad, 10)
+    with pytest.raises(ValueError, match="val_size"):
+        C.matched_accuracy_overrides(good, 0)
+    with pytest.raises(ValueError, match="check_every"):
+        C.matched_accuracy_overrides(good, 10, check_every=0)
+    with pytest.raises(ValueError, match="digits"):
+        C.matched_accuracy_overrides(good, 10, digits=0)
+
+
+def test_per_seed_stacks_a_measure_into_seeds_by_images():
+    import torch
+    a = C.per_seed([torch.nn.Identity(), torch.nn.Identity()], lambda m: torch.tensor([1.0, float("nan")]))
+    assert a.shape == (2, 2) and a.dtype == np.float64 and np.isnan(a[:, 1]).all()
+    with pytest.raises(ValueError, match="at least one"):
+        C.per_seed([], lambda m: [1.0])
+    with pytest.raises(ValueError, match="one value per image"):
+        C.per_seed([0], lambda m: [[1.0]])
+    with pytest.raises(ValueError, match="different numbers"):
+        C.per_seed([1, 2], lambda m: [0.0] * m)
+
+
+def test_band_attack_rows_and_masking_rows_copy_the_numbers():
+    import torch
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 5))
+    x = torch.rand(6, 1, 8, 8)
+    y = model(x).argmax(1)
+    e = fk.evaluate_defense(model, x, y, budgets={"linf": 0.1}, steps=2, band_autoattack=["apgd-ce"],
+                            band_autoattack_n=4, band_autoattack_steps=2, progress=False)
+    header, rows = C.band_attack_rows({"toy": e})
+    assert header[4] == "band PGD" and header[7] == "band AutoAttack" and [r[1] for r in rows] == [
+        "linf/full", "linf/low", "linf/high"]
+    for r in rows:
+        a, b = e["attacks"][r[1]], e["band_autoattack"][r[1]]
+        assert r[4] == a["accuracy"] and r[5] == 6 and r[6] == a["budget_used"]
+        assert r[7:] == [b["accuracy"], b["pgd_accuracy"], b["worst_case_accuracy"], 4]
+    no_aa = C.band_attack_rows({"toy": {**e, "band_autoattack": None}})[1]
+    assert no_aa[0][7:] == [None, None, None, None]
+    m = fk.masking_checks(model, x, y, eps=0.1, steps=2, curve_steps=2, simba_iters=5, source_model=model)
+    header, rows = C.masking_rows({"toy": m})
+    assert [r[1] for r in rows] == ["accuracy_to_zero", "blackbox", "transfer"]
+    assert all(r[3] == m["whitebox"]["accuracy"] for r in rows)
+    assert [r[4] for r in rows] == ["yes" if c["passed"] else "NO" for c in m["checks"].values()]
+    assert "SimBA-DCT robust accuracy" in rows[1][2] and "transfer from the source model" in rows[2][2]
+    for f in (C.band_attack_rows, C.masking_rows):
+        with pytest.raises(ValueError, match="at least one"):
+            f({})

@@ -762,3 +762,30 @@ def test_stage_pages_unlinks_chapters_missing_from_a_partial_build(tmp_path):
     assert "05_low_vs_high_attacks.ipynb" not in text and "2. Five: y" in text
     assert "[Which frequencies?](02_which_frequencies.ipynb)" in text      # H1's row links its chapter
     assert "smoke" in yaml.safe_load((tmp_path / "_config.yml").read_text())["html"]["extra_footer"]
+
+
+def test_measured_block_is_generated_from_stored_verdicts(tmp_path):
+    from freqkit import hypotheses as H
+    import freqkit as fk
+    e = {"mean": 0.3, "ci_low": 0.2, "ci_high": 0.4, "n_images": 500,
+         "per_seed": [{"ci_low": 0.1, "ci_high": 0.5}] * 3, "n_seeds": 3}
+    v = H.judge("H1", {"high_pass_accuracy": e, "low_pass_loss": e,
+                       "residual_invisible": {"mean": -0.5, "ci_low": -0.6, "ci_high": -0.4, "n_images": 500}},
+                {"commit": "abcdef1234567", "profile": "cpu"}, "cifar10")
+    results = tmp_path / "results"
+    fk.save_results(results, "02_which_frequencies", {"verdicts": {"cifar10": v}}, {"profile": "cpu"})
+    md = runner.measured_markdown(results, link=False)
+    row = next(line for line in md.splitlines() if line.startswith("| H1 |"))
+    assert "| cifar10 | **supported** |" in row and "high_pass_accuracy +0.3 [+0.2, +0.4] (> 0.05: supported, 3/3 seeds)" in row
+    assert "| 500, 3 |" in row and "(book/02_which_frequencies.ipynb)" in row
+    assert "| H2 | - | **not run** |" in md and "cpu profile (commit abcdef123456)" in md
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{runner.MEASURED_START}\ntyped by hand 99%\n{runner.MEASURED_END}\nrest\n")
+    assert runner.update_readme(readme, results, "cpu")
+    text = readme.read_text()
+    assert "typed by hand" not in text and text.startswith("intro\n") and text.endswith("rest\n")
+    assert "### Measured (cpu profile)" in text and row.replace("(book/", "(book/") in text
+    assert runner.update_readme(readme, results, "cpu") and readme.read_text() == text      # idempotent
+    plain = tmp_path / "plain.md"
+    plain.write_text("no markers\n")
+    assert not runner.update_readme(plain, results, "cpu") and plain.read_text() == "no markers\n"

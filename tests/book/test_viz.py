@@ -274,14 +274,20 @@ def test_band_profile_plot_lines_are_the_means():
         viz.band_profile_plot([0, 1, 2], {"bad": (mean[:2], lo[:2], hi[:2])})
 
 
+def _panels(fig):
+    """The figure's panels without its colour bars."""
+    return [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+
+
 def test_band_heatmap_grid_shows_the_maps_and_their_sums():
     m, x = tiny_cnn(), images()
     masks = band_masks(8, 8, 3)
     bp = band_pixel_attribution(m, x, 1, masks, n_steps=4)
     hm = bp.heatmaps()
     fig = viz.band_heatmap_grid(x, hm, ["low", "mid", "high"], bp.band_scores, suptitle="s", clip=None)
-    axes = np.array(fig.axes).reshape(2, 4)
-    clipped = np.array(viz.band_heatmap_grid(x, hm, ["low", "mid", "high"]).axes).reshape(2, 4)
+    axes = np.array(_panels(fig)).reshape(2, 4)
+    assert len(fig.axes) - len(_panels(fig)) == 2                    # one colour bar per row
+    clipped = np.array(_panels(viz.band_heatmap_grid(x, hm, ["low", "mid", "high"]))).reshape(2, 4)
     for i in range(2):
         assert np.isclose(clipped[i, 1].images[0].get_clim()[1], np.percentile(hm[i].abs().numpy(), 99))
         lim = hm[i].abs().max().item()
@@ -363,7 +369,7 @@ def test_band_component_strip_shows_component_and_map():
     hm = bp.heatmaps()
     lims = hm.abs().amax((1, 2, 3))
     fig = viz.band_component_strip(x, bp.components[:, 1], hm[:, 1], "band 1", bp.band_scores[:, 1], vlims=lims)
-    axes = np.array(fig.axes).reshape(3, 2)
+    axes = np.array(_panels(fig)).reshape(3, 2)
     for j in range(2):
         assert np.allclose(np.asarray(axes[1, j].images[0].get_array()), viz.stretch(bp.components[j, 1]))
         im = axes[2, j].images[0]
@@ -382,3 +388,56 @@ def test_markdown_table():
     assert t.splitlines()[3] == "| a\\|b | - | 3 | no | [] |"
     with pytest.raises(ValueError, match="cells"):
         viz.markdown_table(["a", "b"], [[1]])
+
+
+# ----------------------------------------------------------------------------- suites of models (chapter 8)
+
+def test_suite_distribution_plot_draws_seed_means_and_counts_undefined():
+    a = np.array([[1.0, 2.0, np.nan, 4.0], [2.0, 3.0, 4.0, 5.0]])
+    b = np.array([0.0, 1.0, 1.0, 2.0])
+    fig = viz.suite_distribution_plot({"guided": a, "standard": b}, "log10 JND", reference=0.0,
+                                      reference_label="1 JND")
+    ax = fig.axes[0]
+    def dots(pos):  # the seed means are drawn 0.35 to the right of their suite's box
+        return next(ln.get_ydata() for ln in ax.get_lines() if len(ln.get_xdata()) and
+                    np.allclose(ln.get_xdata(), pos))
+    assert np.allclose(dots(0.35), [7 / 3, 3.5]) and np.allclose(dots(1.35), [1.0])
+    ticks = [t.get_text() for t in ax.get_xticklabels()]
+    assert ticks[0] == "guided\n2 seed(s), 1 undefined" and ticks[1] == "standard\n1 seed(s)"
+    assert any(ln.get_linestyle() == "--" and np.allclose(ln.get_ydata(), 0.0) for ln in ax.get_lines())
+    with pytest.raises(ValueError, match="non-empty"):
+        viz.suite_distribution_plot({}, "y")
+    with pytest.raises(ValueError, match="n_seeds"):
+        viz.suite_distribution_plot({"a": np.zeros((1, 2, 3))}, "y")
+
+
+def test_penalty_sweep_plot_shows_the_values_and_the_reference():
+    lams, clean, robust, vis = [0.3, 1.0, 3.0], [0.9, 0.8, 0.6], [0.0, 0.05, 0.1], [-0.4, -0.2, 0.3]
+    fig = viz.penalty_sweep_plot(lams, clean, robust, vis, reference={"clean": 0.95, "visibility": -0.6})
+    a0, a1 = fig.axes
+    lines = a0.get_lines()
+    assert np.allclose(lines[0].get_xdata(), lams) and np.allclose(lines[0].get_ydata(), clean)
+    assert any(len(ln.get_ydata()) == 3 and np.allclose(ln.get_ydata(), robust) for ln in lines)
+    assert any(ln.get_linestyle() == "--" and np.allclose(ln.get_ydata(), 0.95) for ln in lines)
+    assert np.allclose(a1.get_lines()[0].get_ydata(), vis)
+    assert any(ln.get_linestyle() == "--" and np.allclose(ln.get_ydata(), -0.6) for ln in a1.get_lines())
+    assert a0.get_xscale() == "log" and a1.get_xscale() == "log"
+    with pytest.raises(ValueError, match="one value per weight"):
+        viz.penalty_sweep_plot(lams, clean[:2], robust, vis)
+    with pytest.raises(ValueError, match="> 0"):
+        viz.penalty_sweep_plot([0.0, 1.0, 2.0], clean, robust, vis)
+
+
+def test_suite_perturbation_grid_shares_the_perturbation_scale_per_image():
+    x = torch.full((2, 1, 4, 4), 0.5)
+    small, big = x.clone(), x.clone()
+    small[:, :, 0, 0] += 0.1
+    big[:, :, 0, 0] += 0.2
+    fig = viz.suite_perturbation_grid(x, {"a": small, "b": big}, values={"a": [0.5, float("nan")], "b": [1.0, 2.0]})
+    axes = np.array(fig.axes).reshape(5, 2)
+    pa = np.asarray(axes[2, 0].images[0].get_array())   # suite a's perturbation of image 0
+    pb = np.asarray(axes[4, 0].images[0].get_array())
+    assert np.isclose(pb[0, 0], 1.0) and np.isclose(pa[0, 0], 0.75) and np.isclose(pa[1, 1], 0.5)
+    assert axes[1, 0].get_title() == "0.5" and axes[1, 1].get_title() == "-"
+    with pytest.raises(ValueError, match="shape of x"):
+        viz.suite_perturbation_grid(x, {"a": x[:1]})
