@@ -1,12 +1,17 @@
 """The book's hypotheses as data, the rules that decide them, and the verdicts gathered from runs.
 
-Every hypothesis (H1-H5) and every sanity check is one :class:`Hypothesis` in
+Every hypothesis (H1-H7) and every sanity check is one :class:`Hypothesis` in
 :data:`HYPOTHESES`: its id, its statement (the only copy in freqkit), the chapter that tests
-it, what is measured, and the decision rule with its thresholds.  A ``decide_*`` function
-per hypothesis turns a chapter's measurements into a verdict record (:func:`verdict`) by
-that rule, with the rule stated in words beside the evidence; :func:`decide` is the generic
-rule "supported if the confidence interval lies beyond the smallest effect of interest".
-Nothing here measures: the measurements come from the computing modules.
+it, what is measured, and how it is decided.  A hypothesis is decided by its
+:class:`Criterion` list, fixed before the data: each criterion is an effect (a measure minus
+the null or control it must beat) with a direction and a smallest effect of interest; the
+one rule :func:`decide` judges its confidence interval (supported beyond delta, rejected
+short of it, inconclusive otherwise) and :func:`combine` joins the criteria (premises,
+claims, secondary).  :func:`judge` makes the verdict record, with per-seed agreement and the
+provenance of the run; ``decide_h1`` ... ``decide_h3`` and :func:`decide_suites` turn a
+chapter's per-seed, per-image measurements into the estimates.  The two sanity checks keep a
+stated rule of their own (:func:`verdict`).  Nothing here measures: the measurements come
+from the computing modules.
 
 Chapter 9 reads the verdicts back from the results store (:func:`collect_verdicts`) and
 counts them per hypothesis (:func:`summarise`); a verdict is never typed.

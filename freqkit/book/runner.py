@@ -1016,7 +1016,7 @@ def execute_chapter(source: Path, *, root: Path, stage: Path, params: dict[str, 
         d = c.get("metadata", {}).get("papermill", {}).get("duration")
         if c.get("cell_type") == "code" and d is not None:
             cells.append((round(float(d), 2), _source_index(nb, i)))
-    info["presentation"] = present(nb, params, {"out": stage.parents[1], "root": root})
+    info["presentation"] = present(nb, params, {"out": stage.parents[1], "root": root, "home": Path.home()})
     _write_nb(nb, partial)
     os.replace(partial, final)
     info.update({"status": "ok", "executed": str(final), "executed_sha256": _sha256(final),

@@ -189,7 +189,18 @@ def _build(root: Path, out: Path, profile: str) -> BuiltBook:
 
 @pytest.fixture(scope="session")
 def smoke_book(tmp_path_factory) -> BuiltBook:
-    """The real book (this repo's _toc.yml chapters) executed under the smoke profile and built, once per session."""
+    """The real book (this repo's _toc.yml chapters) executed under the smoke profile and built, once per session.
+
+    ``FREQKIT_TEST_SMOKE_BOOK=<out>`` reuses a smoke book already built into ``<out>`` (its
+    ``run.json`` must say "ok"), to iterate on the tests that read it without re-running it.
+    """
+    reuse = os.environ.get("FREQKIT_TEST_SMOKE_BOOK")
+    if reuse:
+        out = Path(reuse)
+        status = json.loads((out / "executed" / "smoke" / "run.json").read_text()).get("status")
+        if status != "ok":
+            pytest.fail(f"FREQKIT_TEST_SMOKE_BOOK={out}: its run.json says {status!r}, not 'ok'", pytrace=False)
+        return BuiltBook(root=REPO, out=out, profile="smoke", proc=subprocess.CompletedProcess([], 0, "", ""))
     return _build(REPO, tmp_path_factory.mktemp("smoke-book"), "smoke")
 
 

@@ -789,3 +789,19 @@ def test_measured_block_is_generated_from_stored_verdicts(tmp_path):
     plain = tmp_path / "plain.md"
     plain.write_text("no markers\n")
     assert not runner.update_readme(plain, results, "cpu") and plain.read_text() == "no markers\n"
+
+
+def test_pages_weigh_under_2_mb_and_load_the_widget_library_only_with_widgets(smoke_book):
+    """Each page with the images it shows stays under 2 MB; only pages with a widget load the widget library."""
+    heavy, stray = [], []
+    for page in sorted(smoke_book.html.rglob("*.html")):
+        text = page.read_text(errors="replace")
+        images = {m for m in re.findall(r'src="([^"]+\.(?:png|jpg|jpeg|svg|gif))"', text) if "://" not in m}
+        size = page.stat().st_size + sum((page.parent / m).stat().st_size for m in images
+                                         if (page.parent / m).is_file())
+        if size > 2_000_000:
+            heavy.append(f"{page.relative_to(smoke_book.html)}: {size / 1e6:.2f} MB")
+        if "embed-amd" in text and "application/vnd.jupyter.widget-view+json" not in text:
+            stray.append(str(page.relative_to(smoke_book.html)))
+    assert not heavy, heavy
+    assert not stray, f"pages loading the widget library without a widget: {stray}"
