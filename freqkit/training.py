@@ -206,10 +206,13 @@ _AIRBENCH = dict(arch="airnet", momentum=0.85, weight_decay=1.33e-3, warmup=0.23
 
 # Measured (issue 12) on this 2-core Intel Xeon with AVX512-BF16/AMX, shared with other jobs; see
 # benchmarks/bench_training.py and the README's training rows for the side-by-side figures:
-#   cifar10 cpu:  AirNet widths 16/96/96 (0.27 M parameters), 10 epochs, all 50,000 images, seed 0:
-#                 89.5% (bf16) / 89.7% (fp32) on the 1,000 offline test images, 518 s / 515 s of training
-#                 at load 5-6 (benchmarks/bench_training.py, 2026-12-01); about 200 CPU-seconds per run in the
-#                 recipe sweep (the old preset: 473); fp32 costs no more than bf16 for this network here.
+#   cifar10 cpu:  AirNet widths 16/96/96 (0.27 M parameters), 10 epochs, all 50,000 images, seed 0, one
+#                 thread, side by side with the old preset (benchmarks/bench_training.py, 2026-12-01, record in
+#                 benchmarks/measured/cpu-xeon-2026-12-01/training.json; that run had translate 4, which
+#                 changes no cost): fp32 (what a CPU without native bf16 runs) 515 s vs 1,173 s for the old
+#                 preset (ratio 0.44; CPU seconds 414 vs 1,119), 89.7% vs 89.7% on the 1,000 offline test
+#                 images; bf16 234 vs 939 CPU seconds (0.25), 89.5% vs 90.6% (the bf16 wall times are not
+#                 comparable: the old run shared the cores with four other jobs).
 #   the old cifar10 cpu preset (ResNet-9 layout width 16, 16 epochs, batch 256, label smoothing 0.1,
 #   bench_training.OLD_CPU_PRESET): 90.2-90.6% in 549-596 s (bf16).
 #   mnist cpu:    99.27% on the 10,000 test digits, 80 s training (45 CPU-s).

@@ -423,6 +423,6 @@ def test_imagenet_code_path_with_an_untrained_resnet18(imagenet_sample, untraine
     err = rep["maps"]["error"]
     assert err.shape == (224, 224) and int((~torch.isnan(err)).sum()) == 16
     assert rep["layer_maps"]["net.layer1"].shape == (224, 224)
-    assert set(heatmap_summary(err)) == {"low", "high"}
+    assert set(heatmap_summary(err)) == {"low", "high", "low_minus_high"}
     fa = filtered_accuracy(model, x, y, [0.25, 1.415], mode="low", batch_size=2)    # 1.415 > sqrt(2): keeps all
     assert fa["n"] == 3 and len(fa["accuracy"]) == 2 and fa["energy_kept"][1] == pytest.approx(1.0, abs=1e-6)

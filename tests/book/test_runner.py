@@ -630,7 +630,9 @@ def test_chapter_nine_stores_the_sha256_of_every_results_file_it_read(tmp_path, 
     root = make_book_project(tmp_path / "proj", [REPO / "book" / "09_what_we_learned.ipynb"])
     out = tmp_path / "out"
     results = out / "results" / "smoke"
-    verdict = fk.hypotheses.verdict("H1", True, {"x": 1.0}, "cifar10", cutoff=0.5, chance=0.1)
+    e = {"mean": 0.3, "ci_low": 0.2, "ci_high": 0.4, "n_images": 10}
+    verdict = fk.hypotheses.judge("H1", {"high_pass_accuracy": e, "low_pass_loss": e, "residual_invisible": {
+        "mean": -0.3, "ci_low": -0.4, "ci_high": -0.2, "n_images": 10}}, {"commit": "x", "profile": "smoke"}, "cifar10")
     ch2 = fk.save_results(results, "02_which_frequencies", {"verdicts": {"cifar10": verdict}}, {"profile": "smoke"})
     proc = run_book("--profile", "smoke", "--out", str(out), "--no-build", root=root)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
