@@ -71,7 +71,24 @@ def _check_number(v, name: str, positive: bool = False):
     return float(v)
 
 
-class BandPGD(_ATTACK_BASE):
+class _BandAttack(_ATTACK_BASE):
+    """What BandPGD and BandAPGD share: the band mask, and the inputs moved to the attack's device."""
+
+    _band: torch.Tensor | None = None
+
+    @property
+    def band(self) -> torch.Tensor | None:
+        """The ``(H, W)`` bool band mask (``None``: unconstrained)."""
+        return self._band
+
+    def _inputs(self, images: torch.Tensor, labels: torch.Tensor):
+        """Detached copies of the images and labels, and the band, on the attack's device."""
+        device = self.device if self.device is not None else images.device
+        band = None if self._band is None else self._band.to(device)
+        return images.clone().detach().to(device), labels.clone().detach().to(device), band
+
+
+class BandPGD(_BandAttack):
     """Band-limited PGD as a torchattacks ``Attack``: ``x_adv`` in band, in ``[0, 1]``, within eps.
 
     Projected gradient descent (Madry et al. 2018) whose perturbation lives in a frequency
@@ -161,11 +178,6 @@ class BandPGD(_ATTACK_BASE):
         self._band = band
         self.supported_mode = ["default", "targeted"]
 
-    @property
-    def band(self) -> torch.Tensor | None:
-        """The ``(H, W)`` bool band mask (``None``: unconstrained)."""
-        return self._band
-
     def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """The adversarial images (torchattacks calls this from ``atk(images, labels)``).
 
@@ -177,17 +189,14 @@ class BandPGD(_ATTACK_BASE):
         Returns:
             ``(N, C, H, W)`` adversarial images on the attack's device, detached.
         """
-        device = self.device if self.device is not None else images.device
-        images = images.clone().detach().to(device)
-        labels = labels.clone().detach().to(device)
+        images, labels, band = self._inputs(images, labels)
         y = self.get_target_label(images, labels) if self.targeted else labels
-        band = None if self._band is None else self._band.to(device)
         return pgd(self.get_logits, images, y, eps=self.eps, norm=self.norm, steps=self.steps, step_size=self.alpha,
                    band=band, basis=self.basis, random_start=self.random_start, targeted=self.targeted,
                    early_stop=self.early_stop, proj_iters=self.proj_iters)
 
 
-class BandAPGD(_ATTACK_BASE):
+class BandAPGD(_BandAttack):
     """Band-limited Auto-PGD as a torchattacks ``Attack``: ``x_adv`` in band, in ``[0, 1]``, within eps.
 
     Auto-PGD (Croce & Hein 2020, "Reliable evaluation of adversarial robustness with an
@@ -267,11 +276,6 @@ class BandAPGD(_ATTACK_BASE):
         self._band = band
         self.supported_mode = ["default"]
 
-    @property
-    def band(self) -> torch.Tensor | None:
-        """The ``(H, W)`` bool band mask (``None``: unconstrained)."""
-        return self._band
-
     def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """The adversarial images (torchattacks calls this from ``atk(images, labels)``).
 
@@ -283,10 +287,7 @@ class BandAPGD(_ATTACK_BASE):
             ``(N, C, H, W)`` adversarial images on the attack's device, detached (an image
             misclassified from the start is returned unchanged).
         """
-        device = self.device if self.device is not None else images.device
-        images = images.clone().detach().to(device)
-        labels = labels.clone().detach().to(device)
-        band = None if self._band is None else self._band.to(device)
+        images, labels, band = self._inputs(images, labels)
         return apgd(self.get_logits, images, labels, eps=self.eps, norm=self.norm, loss=self.loss, steps=self.steps,
                     restarts=self.n_restarts, n_target_classes=self.n_target_classes, band=band, basis=self.basis,
                     rho=self.rho, eot_iter=self.eot_iter, seed=self.seed, early_stop=self.early_stop,

@@ -693,8 +693,9 @@ def decide_h3(d_low, d_high, relative_change: float, box_share: float, provenanc
             attack settings), ``> 0``, ``inf`` allowed.
         relative_change: the largest relative change of the two bands' medians between the
             two strongest settings (``>= 0``).
-        box_share: the largest share of images with ``inf`` distortion in either band under
-            the box (``[0, 1]``).
+        box_share: the largest share, over the two bands, of box-limited images: not flipped
+            inside the ``[0, 1]`` box up to ``eps_max`` but flipped once the box is relaxed
+            (``minimal_distortion(box=False)``); in ``[0, 1]``.
         provenance: ``commit``, ``profile``, ... (:func:`judge`).
         d_block: ``(S, N)`` distortions in the square low-frequency block (secondary), or None
             (then the secondary criterion is recorded as inconclusive with no data: an
