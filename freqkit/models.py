@@ -909,8 +909,8 @@ def load_imagenet_classifier(arch: str = "resnet18", weights_path=None, download
 
 # ----------------------------------------------------------------------------- RobustBench's model zoo
 
-_RB_DATASETS = ("cifar10", "cifar100", "imagenet")               # robustbench.model_zoo.enums.BenchmarkDataset
-_RB_THREAT_MODELS = ("Linf", "L2", "corruptions", "corruptions_3d")  # robustbench.model_zoo.enums.ThreatModel
+_RB_DATASETS = ("cifar10", "cifar100", "imagenet")               # the datasets of robustbench.model_zoo.models.model_dicts
+_RB_THREAT_MODELS = ("Linf", "L2", "corruptions")                # robustbench 1.1.1's model_zoo.enums.ThreatModel
 _RB_INSTALL = "pip install 'freqkit[robustbench]'"
 # Entries of the zoo whose checkpoints lack these (top-level) buffers: the architecture's
 # constructor sets the input normalisation itself (robustbench's _safe_load_state_dict lets
@@ -969,13 +969,26 @@ def _robustbench_module(name: str):
                 del sys.modules["robustbench"]
 
 
+def _robustbench_downloader() -> str:
+    """The name of ``robustbench.utils``' Google Drive download helper in the installed version.
+
+    RobustBench 1.1.1 (PyPI) has ``download_gdrive(gdrive_id, fname_save)`` (requests); its
+    later GitHub versions renamed it ``download_gdrive_new`` (gdown), same arguments.
+    """
+    rb_utils = _robustbench_module("utils")
+    for name in ("download_gdrive_new", "download_gdrive"):
+        if callable(getattr(rb_utils, name, None)):
+            return name
+    raise ImportError(f"robustbench.utils has neither download_gdrive_new nor download_gdrive; "
+                      f"install the tested version: {_RB_INSTALL}")
+
+
 def _robustbench_entry(name: str, dataset: str, threat_model: str) -> dict:
     """The zoo's entry ``{"model": constructor, "gdrive_id": ...}``, after checking the three names."""
     enums = _robustbench_module("model_zoo.enums")
     zoo = _robustbench_module("model_zoo.models").model_dicts
     ds = enums.BenchmarkDataset(dataset)
-    # RobustBench keeps the 3D-corruption models with the corruption ones (as its load_model does).
-    tm = enums.ThreatModel(threat_model.replace("_3d", ""))
+    tm = enums.ThreatModel(threat_model)
     if tm not in zoo.get(ds, {}):
         raise ValueError(f"threat_model {threat_model!r} has no models for dataset {dataset!r} in RobustBench's "
                          f"zoo; choose one of {sorted(t.value for t in zoo.get(ds, {}))}")
@@ -1046,8 +1059,9 @@ def load_robustbench(name: str, dataset: str = "cifar10", threat_model: str = "L
     in order, from ``weights_path``, from the cache
     ``torch.hub.get_dir()/robustbench/<dataset>/<threat_model>/<name>.pt`` (RobustBench's own
     ``model_dir`` layout, so a ``models/`` folder filled by ``robustbench.utils.load_model``
-    can be copied there), or from RobustBench's download (its ``download_gdrive_new``, Google
-    Drive via gdown) into that cache.  Every file is read with ``torch.load(weights_only=True)``
+    can be copied there), or from RobustBench's Google Drive download (``download_gdrive`` in
+    1.1.1, ``download_gdrive_new`` later) into that cache, moved there only when complete.
+    Every file is read with ``torch.load(weights_only=True)``
     (RobustBench's loader unpickles without it); no hash is checked, as RobustBench publishes
     none.  Checkpoints are taken as RobustBench stores them: ``module.``/``model.`` prefixes
     and ``state_dict``/``model_state_dict``/``last`` wrappers are handled as its loader does,
@@ -1074,8 +1088,7 @@ def load_robustbench(name: str, dataset: str = "cifar10", threat_model: str = "L
             Ensembles (several checkpoints) and models whose constructor downloads its own
             weights (the XCiT, DeiT and torchvision "Standard_R50" entries) are refused.
         dataset: ``"cifar10"``, ``"cifar100"`` or ``"imagenet"``.
-        threat_model: ``"Linf"``, ``"L2"``, ``"corruptions"`` or ``"corruptions_3d"`` (the
-            same models as ``"corruptions"``).
+        threat_model: ``"Linf"``, ``"L2"`` or ``"corruptions"``.
         weights_path: a local checkpoint file of that model; ``None`` uses the cache or a
             download.
         download: allow downloading into the cache when the file is not there; even when
@@ -1109,7 +1122,7 @@ def load_robustbench(name: str, dataset: str = "cifar10", threat_model: str = "L
     check_choice(dataset, "dataset", _RB_DATASETS)
     check_choice(threat_model, "threat_model", _RB_THREAT_MODELS)
     entry = _robustbench_entry(name, dataset, threat_model)
-    folder = threat_model.replace("_3d", "")
+    folder = threat_model
     if weights_path is not None:
         path = Path(weights_path).expanduser()
         if not path.is_file():
@@ -1125,16 +1138,20 @@ def load_robustbench(name: str, dataset: str = "cifar10", threat_model: str = "L
                     f"(download={download!r}, FREQKIT_OFFLINE={os.environ.get('FREQKIT_OFFLINE', '')!r}) and "
                     f"{path} is not cached. Pass weights_path= a local checkpoint (e.g. from "
                     f"robustbench.utils.load_model's models/{dataset}/{folder}/{name}.pt) or copy it to {path}.")
-            rb_utils = _robustbench_module("utils")
+            download_gdrive = getattr(_robustbench_module("utils"), _robustbench_downloader())
+            # Into a private name beside the cache file, moved there only when complete: RobustBench
+            # 1.1.1's requests-based helper writes straight into the name it is given, gdown
+            # (later versions) into "<name><random>tmp"; either way a failure leaves no cache file.
+            part = path.with_name(f".{path.name}.{os.getpid()}.part")
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                rb_utils.download_gdrive_new(entry["gdrive_id"], path)
-                if not path.is_file():
-                    raise OSError("gdown wrote no file")
+                download_gdrive(entry["gdrive_id"], part)
+                if not part.is_file():
+                    raise OSError("the download wrote no file")
+                os.replace(part, path)
             except Exception as e:  # no network, Google Drive's quota or confirmation page, disk
-                # gdown downloads into "<name>.pt<random>tmp" beside the target; a failure leaves it
-                for left in glob.glob(glob.escape(str(path)) + "*tmp"):
-                    Path(left).unlink(missing_ok=True)
+                for left in [part, *map(Path, glob.glob(glob.escape(str(part)) + "*"))]:
+                    left.unlink(missing_ok=True)
                 raise WeightsUnavailable(
                     f"no weights for RobustBench's {name} ({dataset}, {threat_model}): could not download "
                     f"them (Google Drive id {entry['gdrive_id']}; {type(e).__name__}: {e}). Pass weights_path= "

@@ -584,7 +584,7 @@ def test_robustbench_loads_a_local_state_dict(tmp_path, one_thread):
 @needs_robustbench
 def test_robustbench_offline_without_weights_raises(empty_hub, monkeypatch):
     rb_utils = M._robustbench_module("utils")
-    monkeypatch.setattr(rb_utils, "download_gdrive_new", lambda *a, **k: pytest.fail("must not download"))
+    monkeypatch.setattr(rb_utils, M._robustbench_downloader(), lambda *a, **k: pytest.fail("must not download"))
     monkeypatch.setenv("FREQKIT_OFFLINE", "1")
     with pytest.raises(M.WeightsUnavailable, match="weights_path") as e:
         M.load_robustbench("Wong2020Fast")
@@ -605,8 +605,8 @@ def test_robustbench_download_goes_through_robustbench_into_the_cache(empty_hub,
     def fake_gdown(gdrive_id, fname_save):
         calls.append(gdrive_id)
         torch.save({"state_dict": OrderedDict(("module." + k, v) for k, v in ref.state_dict().items())}, fname_save)
-    monkeypatch.setattr(rb_utils, "download_gdrive_new", fake_gdown)
-    model = M.load_robustbench("Hendrycks2020AugMix_WRN", threat_model="corruptions_3d")
+    monkeypatch.setattr(rb_utils, M._robustbench_downloader(), fake_gdown)
+    model = M.load_robustbench("Hendrycks2020AugMix_WRN", threat_model="corruptions")
     cached = empty_hub / "hub" / "robustbench" / "cifar10" / "corruptions" / "Hendrycks2020AugMix_WRN.pt"
     assert len(calls) == 1 and model.weights_source == str(cached)
     assert torch.equal(model.fc.weight, ref.fc.weight)
@@ -618,9 +618,10 @@ def test_robustbench_download_goes_through_robustbench_into_the_cache(empty_hub,
 @needs_robustbench
 def test_robustbench_failed_download_raises_and_leaves_nothing(empty_hub, monkeypatch):
     def no_network(gdrive_id, fname_save):
+        Path(fname_save).write_bytes(b"partial")  # as robustbench 1.1.1's requests helper leaves it
         Path(str(fname_save) + "a1b2c3d4tmp").write_bytes(b"partial")  # as gdown leaves it
         raise OSError("Name or service not known")
-    monkeypatch.setattr(M._robustbench_module("utils"), "download_gdrive_new", no_network)
+    monkeypatch.setattr(M._robustbench_module("utils"), M._robustbench_downloader(), no_network)
     with pytest.raises(M.WeightsUnavailable, match="could not download .*Name or service not known"):
         M.load_robustbench("Wong2020Fast")
     assert not [p for p in (empty_hub / "hub").rglob("*") if p.is_file()]
@@ -647,7 +648,8 @@ def test_robustbench_bad_names_and_files(tmp_path):
 @needs_robustbench
 def test_robustbench_choices_are_robustbench_own_and_its_init_is_not_run():
     enums = M._robustbench_module("model_zoo.enums")
-    assert set(M._RB_DATASETS) == {d.value for d in enums.BenchmarkDataset}
+    zoo = M._robustbench_module("model_zoo.models").model_dicts
+    assert set(M._RB_DATASETS) == {d.value for d in zoo} <= {d.value for d in enums.BenchmarkDataset}
     assert set(M._RB_THREAT_MODELS) == {t.value for t in enums.ThreatModel}
     # the bare parent used for the import is gone again: `import robustbench` behaves as without freqkit
     assert "robustbench" not in sys.modules or hasattr(sys.modules["robustbench"], "load_model")
