@@ -1,4 +1,4 @@
-"""Benchmark: the sharded Fourier heat map from 1 to 2 processes, and the costs at 224 x 224.
+"""Benchmark: the sharded Fourier heat map and robust evaluation from 1 to 2 processes, and 224 x 224 costs.
 
 1. **Scaling** (``torch.distributed``, gloo, CPU): the same heat map (CIFAR-size images,
    the book's ResNet width 16, every one of the 514 directions) on 1 process and on 2
@@ -11,7 +11,9 @@
    efficiency = ``T(1 process) / (2 T(2 processes))``; goal >= 85%.  Also the work
    efficiency, ``CPU seconds of 1 process / CPU seconds summed over the 2 ranks``: what the
    split itself costs (work done twice, gathers), which other jobs on a shared machine do
-   not distort (they take wall-clock time, not this process's CPU time).
+   not distort (they take wall-clock time, not this process's CPU time).  The same for
+   robust evaluation (``freqkit.evaluate_defense``: PGD-10, Linf 8/255, full and low
+   band, 64 images in batches of 16, split by whole batch).
 2. **224 x 224** (torchvision resnet18 with random weights: the cost does not depend on
    them), each in a fresh process:
 
@@ -115,19 +117,30 @@ def _scaling_worker(opts: dict) -> dict:
     g = torch.Generator().manual_seed(1)
     x = torch.rand(opts["n_images"], 3, 32, 32, generator=g)
     y = torch.randint(0, 10, (opts["n_images"],), generator=g)
-    fourier_heatmap(model, x[:4], y[:4], eps=4.0, batch_size=opts["batch_size"], directions=8, progress=False)
+    if opts.get("what", "heatmap") == "heatmap":
+        def job(xs, ys):
+            return fourier_heatmap(model, xs, ys, eps=4.0, batch_size=opts["batch_size"], progress=False)
+        fourier_heatmap(model, x[:4], y[:4], eps=4.0, batch_size=opts["batch_size"], directions=8, progress=False)
+    else:   # robust evaluation: PGD in batches, whole batches split by rank
+        from freqkit.defense import evaluate_defense
+
+        def job(xs, ys):
+            return evaluate_defense(model, xs, ys, budgets={"linf": 8 / 255}, bands=("full", "low"),
+                                    steps=opts["steps"], batch_size=opts["batch_size"], progress=False)
+        job(x[:2], y[:2])
     times, cpu, hm = [], [], None
     for _ in range(opts["repeats"]):
         if w.size > 1:
             dist.barrier()
         t0, c0 = time.perf_counter(), time.process_time()
-        hm = fourier_heatmap(model, x, y, eps=4.0, batch_size=opts["batch_size"], progress=False)
+        hm = job(x, y)
         dt = torch.tensor([time.perf_counter() - t0], dtype=torch.float64)
         dc = torch.tensor([time.process_time() - c0], dtype=torch.float64)
         times.append(float(all_reduce_max(dt)[0]))
         cpu.append(float(all_reduce_sum(dc)[0]))
+    check = float(hm.mean()) if isinstance(hm, torch.Tensor) else hm["attacks"]["linf/full"]["accuracy"]
     out = {"seconds": times, "cpu_seconds_all_ranks": cpu, "world_size": w.size, "threads": opts["threads"],
-           "mean_error": float(hm.mean())}
+           "result": check}
     if w.size > 1:
         dist.destroy_process_group()
     return out
@@ -204,10 +217,14 @@ def _spawn(kind: str, opts: dict, world: int = 1, timeout: float = 1800) -> dict
 
 # ----------------------------------------------------------------------------- the benchmark
 
-def scaling(args) -> dict:
-    """T(1 process) vs T(2 processes) for the full 32x32 heat map, interleaved launches."""
-    opts = {"n_images": args.n_images, "width": args.width, "batch_size": args.batch_size, "repeats": args.repeats,
-            "threads": 1}
+def scaling(args, what: str = "heatmap") -> dict:
+    """T(1 process) vs T(2 processes), interleaved launches: the full 32x32 heat map, or robust evaluation."""
+    if what == "heatmap":
+        opts = {"n_images": args.n_images, "width": args.width, "batch_size": args.batch_size,
+                "repeats": args.repeats, "threads": 1}
+    else:
+        opts = {"what": what, "n_images": args.n_images_eval, "width": args.width, "batch_size": args.eval_batch_size,
+                "steps": args.eval_steps, "repeats": args.repeats, "threads": 1}
     runs = {"1 process, 1 thread": [], "2 processes, 1 thread each": [], "1 process, 2 threads": []}
     cpu = {k: [] for k in runs}
     for _ in range(args.rounds):
@@ -223,14 +240,20 @@ def scaling(args) -> dict:
     # CPU seconds summed over ranks: the work the split adds (duplicated clean passes, gathers),
     # whatever other jobs on the machine take from the wall clock.
     work_eff = med_cpu["1 process, 1 thread"] / med_cpu["2 processes, 1 thread each"]
-    return {"setting": {"image": "3x32x32", "n_images": args.n_images, "directions": 514,
-                        "model": f"ResNetCIFAR width {args.width}", "batch_size": args.batch_size,
-                        "repeats_per_launch": args.repeats, "launches": args.rounds, "backend": "gloo",
-                        "split": "by direction (tensor input)"},
-            "median_seconds": med, "all_seconds": runs, "efficiency": eff, "speedup": t1 / t2,
-            "median_cpu_seconds_all_ranks": med_cpu, "work_efficiency": work_eff,
-            "ms_per_image_direction_1_process": 1e3 * t1 / (args.n_images * 514),
-            "goal_efficiency_at_least": GOAL_EFFICIENCY, "goal_met": eff >= GOAL_EFFICIENCY}
+    common = {"median_seconds": med, "all_seconds": runs, "efficiency": eff, "speedup": t1 / t2,
+              "median_cpu_seconds_all_ranks": med_cpu, "work_efficiency": work_eff,
+              "goal_efficiency_at_least": GOAL_EFFICIENCY, "goal_met": eff >= GOAL_EFFICIENCY}
+    if what == "heatmap":
+        return {"setting": {"image": "3x32x32", "n_images": args.n_images, "directions": 514,
+                            "model": f"ResNetCIFAR width {args.width}", "batch_size": args.batch_size,
+                            "repeats_per_launch": args.repeats, "launches": args.rounds, "backend": "gloo",
+                            "split": "by direction (tensor input)"},
+                **common, "ms_per_image_direction_1_process": 1e3 * t1 / (args.n_images * 514)}
+    return {"setting": {"image": "3x32x32", "n_images": args.n_images_eval, "model": f"ResNetCIFAR width {args.width}",
+                        "attacks": f"evaluate_defense: PGD-{args.eval_steps} Linf 8/255, bands full and low",
+                        "batch_size": args.eval_batch_size, "repeats_per_launch": args.repeats,
+                        "launches": args.rounds, "backend": "gloo", "split": "by whole batch (tensor input)"},
+            **common}
 
 
 def imagenet_costs(args) -> dict:
@@ -268,6 +291,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-images", type=int, default=None, help="images of the scaling heat map (default 24; quick 8)")
     p.add_argument("--width", type=int, default=16)
     p.add_argument("--batch-size", type=int, default=512)
+    p.add_argument("--n-images-eval", type=int, default=None, help="images of the scaled robust evaluation "
+                   "(default 64; quick 32)")
+    p.add_argument("--eval-batch-size", type=int, default=16)
+    p.add_argument("--eval-steps", type=int, default=None, help="PGD steps of the robust evaluation (default 10; "
+                   "quick 5)")
     p.add_argument("--repeats", type=int, default=None, help="timed calls per launch (default 3; quick 2)")
     p.add_argument("--rounds", type=int, default=None, help="alternating launches per setting (default 2; quick 1)")
     p.add_argument("--n-steps", type=int, default=None, help="IG steps at 224x224 (default 32; quick 8)")
@@ -289,6 +317,8 @@ def run(args) -> dict:
     args.repeats = args.repeats or (2 if q else 3)
     args.rounds = args.rounds or (1 if q else 2)
     args.n_steps = args.n_steps or (8 if q else 32)
+    args.n_images_eval = args.n_images_eval or (32 if q else 64)
+    args.eval_steps = args.eval_steps or (5 if q else 10)
     args.threads_224 = args.threads_224 or os.cpu_count() or 1
     rec = {"machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "torch": torch.__version__,
                        "python": platform.python_version(), "date": time.strftime("%Y-%m-%d %H:%M"),
@@ -297,6 +327,7 @@ def run(args) -> dict:
            "caveat": "timed on a machine shared with other jobs: see load_average_before/after"}
     t0 = time.time()
     rec["scaling"] = scaling(args)
+    rec["scaling_evaluate_defense"] = scaling(args, "evaluate_defense")
     if not args.skip_224:
         rec["imagenet_224"] = imagenet_costs(args)
     rec["machine"]["load_average_after"] = _load()
@@ -314,6 +345,11 @@ def summary(rec: dict) -> str:
              ", ".join(f"{k}: {v:.2f} s" for k, v in s["median_seconds"].items()) +
              f"; efficiency 1 -> 2 processes {s['efficiency']:.0%} (goal >= {GOAL_EFFICIENCY:.0%}), work efficiency "
              f"{s['work_efficiency']:.0%}"]
+    e = rec.get("scaling_evaluate_defense")
+    if e:
+        lines.append(f"robust evaluation {e['setting']['n_images']} images, {e['setting']['attacks']}: " +
+                     ", ".join(f"{k}: {v:.2f} s" for k, v in e["median_seconds"].items()) +
+                     f"; efficiency {e['efficiency']:.0%}, work efficiency {e['work_efficiency']:.0%}")
     im = rec.get("imagenet_224")
     if im:
         lines.append(f"224x224: heat map {im['heatmap_ms_per_image_direction']:.1f} ms per image and direction "

@@ -111,6 +111,15 @@ def distributed_rows(d: dict | None) -> list[str]:
             f"{med['1 process, 1 thread']:.2f} s on 1 process (1 process x 2 threads: "
             f"{med['1 process, 2 threads']:.2f} s) | efficiency {s['efficiency']:.0%} | >= "
             f"{s['goal_efficiency_at_least']:.0%}: {'met' if s['goal_met'] else 'missed'} |"]
+    e = d.get("scaling_evaluate_defense")
+    if e:
+        st, med = e["setting"], e["median_seconds"]
+        rows.append(f"| robust evaluation, 1 -> 2 processes (torch.distributed, gloo) | {st['n_images']} images, "
+                    f"{st['attacks']}, batch {st['batch_size']}, {st['model']}, 1 thread per process, split by whole "
+                    f"batch; {d['machine']['cpu']}, {load} | {med['2 processes, 1 thread each']:.2f} s on 2 processes "
+                    f"(work efficiency {e['work_efficiency']:.0%}) | {med['1 process, 1 thread']:.2f} s on 1 process "
+                    f"(1 process x 2 threads: {med['1 process, 2 threads']:.2f} s) | efficiency {e['efficiency']:.0%} "
+                    f"| >= {e['goal_efficiency_at_least']:.0%}: {'met' if e['goal_met'] else 'missed'} |")
     im = d.get("imagenet_224")
     if im:
         st = im["setting"]

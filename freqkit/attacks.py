@@ -72,6 +72,7 @@ from ._projection import (
     REFINE_ROUNDS, SHARE_TOL, BandProjector, box_bounds, check_band, check_eps, check_norm, finalise, flat_norm,
     l2_ball, out_of_band_share, project, shrink_into_box,
 )
+from ._distributed import checksum, fail_together, gather_in_order, local_batches, world
 from ._runtime import eval_mode
 from ._runtime import progress as progress_bar
 from ._validate import (
@@ -580,6 +581,12 @@ def minimal_distortion(model: nn.Module, x: torch.Tensor, y: torch.Tensor, band:
     attack used by default (no random start, fixed seed) up to rare exceptions.  This is
     the distortion measure of the equal-distortion comparison of bands (:func:`compare_bands`).
 
+    Under ``torch.distributed`` (a process group initialised, e.g. by ``torchrun``) each
+    rank searches its share of the whole batches of ``batch_size`` images
+    (:func:`freqkit._distributed.local_batches` with ``whole_batches``: every batch holds
+    the images it holds in one process, so its PGD calls and their seeds are the same), and
+    every rank returns the full result in image order; a rank that fails stops all of them.
+
     Args:
         model: as in :func:`pgd`.
         x: images in ``[0, 1]``.
@@ -629,7 +636,10 @@ def minimal_distortion(model: nn.Module, x: torch.Tensor, y: torch.Tensor, band:
             ``eps_max`` not a finite number ``> 0``; ``eps_min`` not in ``(0, eps_max)``;
             ``search_steps`` not an integer ``>= 0``; ``pgd_steps`` or ``batch_size`` not
             an integer ``>= 1``; ``step_factor * eps`` not ``> 0`` (raised by :func:`pgd`);
-            ``box`` not a bool.
+            ``box`` not a bool; (distributed) ranks given different images, labels or
+            settings.
+        RankFailed: (distributed) another rank raised.
+        DistributedError: (distributed) a rank died or hung past the process group's timeout.
 
     Example:
         >>> import torch, freqkit as fk
@@ -639,39 +649,39 @@ def minimal_distortion(model: nn.Module, x: torch.Tensor, y: torch.Tensor, band:
         >>> d.shape, info["success"].tolist(), bool((model(info["x_adv"]).argmax(1) != y).all())
         (torch.Size([2]), [True, True], True)
     """
-    check_images(x, "x", unit_range=True)
-    norm = check_norm(norm)
-    check_basis(basis)
-    n = x.shape[0]
-    y = check_labels(y, n, x.device)
-    if band is not None:
-        check_band(band, x.shape[-2], x.shape[-1], basis)
-    eps_max = _default_eps_max(x, norm) if eps_max is None else eps_max
-    if isinstance(eps_max, bool) or not isinstance(eps_max, (int, float)) or not math.isfinite(eps_max) \
-            or eps_max <= 0:
-        raise ValueError(f"eps_max must be a finite number > 0, got {eps_max!r}")
-    eps_min = eps_max / 1000 if eps_min is None else eps_min
-    if isinstance(eps_min, bool) or not isinstance(eps_min, (int, float)) or not 0 < eps_min < eps_max:
-        raise ValueError(f"eps_min must be a number in (0, eps_max={eps_max:.4g}), got {eps_min!r}")
-    if isinstance(search_steps, bool) or not isinstance(search_steps, int) or search_steps < 0:
-        raise ValueError(f"search_steps must be an integer >= 0, got {search_steps!r}")
-    check_positive_int(pgd_steps, "pgd_steps")
-    _check_bool(box, "box")
-    bs = n if batch_size is None else check_positive_int(batch_size, "batch_size")
+    fp = {}
+    with fail_together("minimal_distortion", fingerprint=lambda: fp):
+        check_images(x, "x", unit_range=True)
+        norm = check_norm(norm)
+        check_basis(basis)
+        n = x.shape[0]
+        y = check_labels(y, n, x.device)
+        if band is not None:
+            check_band(band, x.shape[-2], x.shape[-1], basis)
+        eps_max = _default_eps_max(x, norm) if eps_max is None else eps_max
+        if isinstance(eps_max, bool) or not isinstance(eps_max, (int, float)) or not math.isfinite(eps_max) \
+                or eps_max <= 0:
+            raise ValueError(f"eps_max must be a finite number > 0, got {eps_max!r}")
+        eps_min = eps_max / 1000 if eps_min is None else eps_min
+        if isinstance(eps_min, bool) or not isinstance(eps_min, (int, float)) or not 0 < eps_min < eps_max:
+            raise ValueError(f"eps_min must be a number in (0, eps_max={eps_max:.4g}), got {eps_min!r}")
+        if isinstance(search_steps, bool) or not isinstance(search_steps, int) or search_steps < 0:
+            raise ValueError(f"search_steps must be an integer >= 0, got {search_steps!r}")
+        check_positive_int(pgd_steps, "pgd_steps")
+        _check_bool(box, "box")
+        bs = n if batch_size is None else check_positive_int(batch_size, "batch_size")
+        fp.update(n=n, shape="x".join(map(str, x.shape[1:])), x_sum=checksum(x), y_sum=checksum(y),
+                  band_sum=None if band is None else checksum(band), norm=norm, basis=basis, eps_max=float(eps_max),
+                  eps_min=float(eps_min), search_steps=search_steps, pgd_steps=pgd_steps, batch_size=bs,
+                  seed=seed, box=box, targeted=bool(targeted))
 
     def attack(xb, yb, eb):
         return pgd(model, xb, yb, eb, norm=norm, steps=pgd_steps, step_size=step_factor * eb / pgd_steps,
                    band=band, basis=basis, random_start=random_start, targeted=targeted, seed=seed,
                    early_stop=True, restarts=restarts, return_info=True, box=box)
 
-    out = torch.full((n,), float("inf"), dtype=x.dtype, device=x.device)
-    best_x = x.detach().clone()
-    found = torch.zeros(n, dtype=torch.bool, device=x.device)
-    chunks = list(range(0, n, bs))
-    bar = progress_bar(range(len(chunks) * (search_steps + 1)), enabled=progress, desc="minimal distortion")
-    it = iter(bar)
-    for s in chunks:
-        xb, yb = x[s:s + bs], y[s:s + bs]
+    def search(xb, yb, tick):
+        """The bracket search on one batch: (smallest distortion found, its adversarial images)."""
         m = xb.shape[0]
         with eval_mode(model), torch.no_grad():
             logits = check_model_output(model(xb), model)
@@ -683,7 +693,7 @@ def minimal_distortion(model: nn.Module, x: torch.Tensor, y: torch.Tensor, band:
         bx = xb.detach().clone()
         best[already] = 0.0
         for k in range(search_steps + 1):
-            next(it, None)
+            tick()
             eb = hi if k == 0 else torch.sqrt(lo * hi)
             todo = (~already) & torch.isfinite(best) if k > 0 else ~already
             if not bool(todo.any()):
@@ -700,13 +710,30 @@ def minimal_distortion(model: nn.Module, x: torch.Tensor, y: torch.Tensor, band:
             hi[idx[ok]] = torch.minimum(eb[idx[ok]], size[ok])
             if k > 0:
                 lo[idx[~ok]] = eb[idx[~ok]]
-        out[s:s + m] = best
-        best_x[s:s + m] = bx
-        found[s:s + m] = torch.isfinite(best)
+        return best, bx
+
+    # Under torch.distributed each rank searches whole batches of bs images (the batches one
+    # process would form: a batch's PGD calls see the same images, so the same results), then
+    # the rows are gathered in image order on every rank.
+    batches, n_batches = local_batches(x, y, bs, "x", whole_batches=True)
+    bar = progress_bar(range(n_batches * (search_steps + 1)), enabled=progress and world().rank == 0,
+                       desc="minimal distortion")
+    it = iter(bar)
+    index, dists, advs = [], [], []
+    with fail_together("minimal_distortion: computing"):
+        for off, xb, yb in batches:
+            best, bx = search(xb, yb, lambda: next(it, None))
+            index.append(torch.arange(off, off + xb.shape[0], device=x.device))
+            dists.append(best)
+            advs.append(bx)
     if progress and hasattr(bar, "close"):
         bar.close()
+    out = torch.cat(dists) if dists else x.new_zeros((0,))
+    best_x = torch.cat(advs) if advs else x.new_zeros((0, *x.shape[1:]))
+    out, best_x = gather_in_order(torch.cat(index) if index else torch.zeros(0, dtype=torch.int64), out, best_x,
+                                  what="minimal_distortion")
     if return_info:
-        return out, {"x_adv": best_x, "success": found}
+        return out, {"x_adv": best_x, "success": torch.isfinite(out)}
     return out
 
 

@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._distributed import all_reduce_max, broadcast, checksum, fail_together, gather_in_order, local_batches, world
 from ._runtime import cpu_threads, eval_mode
 from ._runtime import progress as progress_bar
 from ._validate import (
@@ -725,6 +726,12 @@ def evaluate_defense(model: nn.Module, x: torch.Tensor, y: torch.Tensor, dataset
     optionally, next to band PGD, every band attacked with the band-limited AutoAttack
     ensemble (:func:`freqkit.apgd.band_autoattack`: APGD-CE and APGD-T inside the band).
 
+    Under ``torch.distributed`` (a process group initialised, e.g. by ``torchrun``) the PGD
+    attacks, the bulk of the cost at the defaults, are split by rank in whole batches
+    (:func:`freqkit._distributed.local_batches` with ``whole_batches``: the batches and
+    seeds of one process) and every rank returns the full record; the clean accuracy, the
+    gradient alarm and the (optional) AutoAttack runs are computed whole on every rank.
+
     Args:
         model: the (defended) classifier, an ``nn.Module`` on ``[0, 1]`` images; everything
             runs in eval mode and every submodule's own mode is restored afterwards.
@@ -808,58 +815,67 @@ def evaluate_defense(model: nn.Module, x: torch.Tensor, y: torch.Tensor, dataset
             dict, with a norm other than ``"linf"``/``"l2"`` or a radius not ``> 0``; a band
             name other than ``"full"``/``"low"``/``"high"``; a band mask of the wrong shape,
             not 0/1 or empty; labels outside ``[0, K)`` (checked on the clean logits); and
-            what :func:`freqkit.pgd` rejects.
+            what :func:`freqkit.pgd` rejects; (distributed) ranks given different data or
+            settings.
+        RankFailed: (distributed) another rank raised.
+        DistributedError: (distributed) a rank died or hung past the process group's timeout.
     """
-    check_images(x, "x", unit_range=True)
-    check_tensor(y, "y", ndim=1, floating=False)
-    if y.shape[0] != x.shape[0]:
-        raise ValueError(f"y must have one label per image ({x.shape[0]}), got {y.shape[0]}")
-    check_labels(y, x.shape[0], y.device)               # integer labels only: 2.7 is no class
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
-    check_positive_int(steps, "steps")
-    check_positive_int(restarts, "restarts")
-    check_positive_int(batch_size, "batch_size")
-    check_positive_int(eot_samples, "eot_samples")
-    check_number(step_size_factor, "step_size_factor")
-    if not isinstance(adaptive, bool):
-        raise ValueError(f"adaptive must be True or False, got {adaptive!r}")
-    if autoattack is not None:
-        autoattack = _check_aa_version(autoattack, "autoattack")
-    if autoattack_n is not None:
-        check_positive_int(autoattack_n, "autoattack_n")
-    if band_autoattack is not None:
-        band_autoattack = _check_band_aa_version(band_autoattack)
-    if band_autoattack_n is not None:
-        check_positive_int(band_autoattack_n, "band_autoattack_n")
-    check_positive_int(band_autoattack_steps, "band_autoattack_steps")
-    h, w = x.shape[-2:]
-    if budgets is None:
-        ds = dataset if dataset is not None else _infer_dataset(x)
-        if ds is None:
-            raise ValueError(f"budgets is required for images of shape {tuple(x.shape[1:])} (dataset unknown; "
-                             f"give dataset='cifar10'/'mnist' or budgets={{'linf': eps, 'l2': eps}})")
-        check_choice(ds, "dataset", tuple(STANDARD_BUDGETS))
-        budgets = STANDARD_BUDGETS[ds]
-    if not isinstance(budgets, Mapping) or not budgets:
-        raise ValueError(f"budgets must be a non-empty dict {{norm: eps}}, got {budgets!r}")
-    budgets = {check_choice(str(k).lower(), "budgets key", ("linf", "l2")): check_number(v, f"budgets[{k!r}]")
-               for k, v in budgets.items()}
-    if bands is None:
-        bands = ("full",)
-    if isinstance(bands, str) or not isinstance(bands, (Mapping, Sequence)) or len(bands) == 0:
-        raise ValueError(f"bands must name at least one band: a non-empty sequence of 'full', 'low', 'high' "
-                         f"or a non-empty {{name: mask or None}} dict (None: ('full',)), got {bands!r}")
-    if isinstance(bands, Mapping):
-        named = {}
-        for k, m in bands.items():
-            named[str(k)] = None if m is None else check_mask(m, f"bands[{k!r}]", h, w)
-    else:
-        lh = low_high_masks(h, w)
-        named = {}
-        for b in bands:
-            check_choice(b, "bands entry", ("full", "low", "high"))
-            named[b] = None if b == "full" else lh[b]
+    fp = {}
+    with fail_together("evaluate_defense", fingerprint=lambda: fp):
+        check_images(x, "x", unit_range=True)
+        check_tensor(y, "y", ndim=1, floating=False)
+        if y.shape[0] != x.shape[0]:
+            raise ValueError(f"y must have one label per image ({x.shape[0]}), got {y.shape[0]}")
+        check_labels(y, x.shape[0], y.device)               # integer labels only: 2.7 is no class
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+        check_positive_int(steps, "steps")
+        check_positive_int(restarts, "restarts")
+        check_positive_int(batch_size, "batch_size")
+        check_positive_int(eot_samples, "eot_samples")
+        check_number(step_size_factor, "step_size_factor")
+        if not isinstance(adaptive, bool):
+            raise ValueError(f"adaptive must be True or False, got {adaptive!r}")
+        if autoattack is not None:
+            autoattack = _check_aa_version(autoattack, "autoattack")
+        if autoattack_n is not None:
+            check_positive_int(autoattack_n, "autoattack_n")
+        if band_autoattack is not None:
+            band_autoattack = _check_band_aa_version(band_autoattack)
+        if band_autoattack_n is not None:
+            check_positive_int(band_autoattack_n, "band_autoattack_n")
+        check_positive_int(band_autoattack_steps, "band_autoattack_steps")
+        h, w = x.shape[-2:]
+        if budgets is None:
+            ds = dataset if dataset is not None else _infer_dataset(x)
+            if ds is None:
+                raise ValueError(f"budgets is required for images of shape {tuple(x.shape[1:])} (dataset unknown; "
+                                 f"give dataset='cifar10'/'mnist' or budgets={{'linf': eps, 'l2': eps}})")
+            check_choice(ds, "dataset", tuple(STANDARD_BUDGETS))
+            budgets = STANDARD_BUDGETS[ds]
+        if not isinstance(budgets, Mapping) or not budgets:
+            raise ValueError(f"budgets must be a non-empty dict {{norm: eps}}, got {budgets!r}")
+        budgets = {check_choice(str(k).lower(), "budgets key", ("linf", "l2")): check_number(v, f"budgets[{k!r}]")
+                   for k, v in budgets.items()}
+        if bands is None:
+            bands = ("full",)
+        if isinstance(bands, str) or not isinstance(bands, (Mapping, Sequence)) or len(bands) == 0:
+            raise ValueError(f"bands must name at least one band: a non-empty sequence of 'full', 'low', 'high' "
+                             f"or a non-empty {{name: mask or None}} dict (None: ('full',)), got {bands!r}")
+        if isinstance(bands, Mapping):
+            named = {}
+            for k, m in bands.items():
+                named[str(k)] = None if m is None else check_mask(m, f"bands[{k!r}]", h, w)
+        else:
+            lh = low_high_masks(h, w)
+            named = {}
+            for b in bands:
+                check_choice(b, "bands entry", ("full", "low", "high"))
+                named[b] = None if b == "full" else lh[b]
+        fp.update(n=x.shape[0], shape="x".join(map(str, x.shape[1:])), x_sum=checksum(x), y_sum=checksum(y),
+                  budgets=repr(sorted(budgets.items())), bands=",".join(named), steps=steps, restarts=restarts,
+                  batch_size=batch_size, seed=seed, adaptive=adaptive, autoattack=repr(autoattack),
+                  band_autoattack=repr(band_autoattack))
     dev = next((p.device for p in model.parameters()), x.device)
     x, y = x.to(dev), y.to(dev).long()
     t_all = time.perf_counter()
@@ -872,7 +888,8 @@ def evaluate_defense(model: nn.Module, x: torch.Tensor, y: torch.Tensor, dataset
         randomized = False
         with attack_view(model, True) if adaptive else nullcontext(0) as n_bpda:
             target = model
-            if adaptive and is_randomized(model, x[:min(8, x.shape[0])]):
+            # one decision for every rank (a random model's draws differ between processes)
+            if adaptive and bool(broadcast(torch.tensor([is_randomized(model, x[:min(8, x.shape[0])])]))[0]):
                 randomized = True
                 target = EOT(model, eot_samples)
             # Gradient-masking alarm: images whose loss gradient under the attack's view is exactly 0.
@@ -883,21 +900,28 @@ def evaluate_defense(model: nn.Module, x: torch.Tensor, y: torch.Tensor, dataset
                 zero_share = float((g.flatten(1).abs().amax(1) == 0).float().mean())
             jobs = [(norm, eps, bname, m) for norm, eps in budgets.items() for bname, m in named.items()]
             attacks = {}
-            for norm, eps, bname, m in progress_bar(jobs, enabled=progress, desc="attacks"):
+            # Under torch.distributed each rank attacks its share of the whole batches (batch at
+            # image i seeded seed + i, as in one process) and the per-image rows are gathered.
+            batches = list(local_batches(x, y, batch_size, "x", whole_batches=True)[0])
+            index = torch.cat([torch.arange(i, i + xb.shape[0]) for i, xb, _ in batches]) if batches \
+                else torch.zeros(0, dtype=torch.int64)
+            for norm, eps, bname, m in progress_bar(jobs, enabled=progress and world().rank == 0, desc="attacks"):
                 t0 = time.perf_counter()
-                ok, oob, size = [], 0.0, []
-                for i in range(0, x.shape[0], batch_size):
-                    xb, yb = x[i:i + batch_size], y[i:i + batch_size]
-                    xadv, info = pgd(target, xb, yb, eps, norm=norm, steps=steps,
-                                     step_size=step_size_factor * eps / steps, band=m, random_start=True,
-                                     seed=seed + i, restarts=restarts, return_info=True)
-                    ok.append(_predict(model, xadv, batch_size) == yb)
-                    oob = max(oob, float(info["out_of_band"].max()))
-                    size.append(info[norm].detach().cpu())
-                robust = torch.cat(ok) & clean_correct
+                ok, oob, size = [torch.zeros(0, dtype=torch.bool, device=dev)], 0.0, [torch.zeros(0)]
+                with fail_together(f"evaluate_defense: {norm}/{bname}"):
+                    for i, xb, yb in batches:
+                        xadv, info = pgd(target, xb, yb, eps, norm=norm, steps=steps,
+                                         step_size=step_size_factor * eps / steps, band=m, random_start=True,
+                                         seed=seed + i, restarts=restarts, return_info=True)
+                        ok.append(_predict(model, xadv, batch_size) == yb)
+                        oob = max(oob, float(info["out_of_band"].max()))
+                        size.append(info[norm].detach().cpu().to(torch.float32))
+                ok, size = gather_in_order(index, torch.cat(ok).cpu(), torch.cat(size), what="evaluate_defense")
+                oob = float(all_reduce_max(torch.tensor([oob], dtype=torch.float64), "evaluate_defense")[0])
+                robust = ok.to(dev) & clean_correct
                 # Where the attack failed it had every step to use its budget; a perturbation far
                 # smaller than eps there means the band barely fits in the [0, 1] box.
-                used = torch.cat(size)[robust.cpu()] / eps if eps > 0 else torch.zeros(0)
+                used = size[robust.cpu()] / eps if eps > 0 else torch.zeros(0)
                 attacks[f"{norm}/{bname}"] = {
                     "norm": norm, "band": bname, "eps": eps, **_acc_record(robust), "robust": robust.cpu().tolist(),
                     "n_coefficients": int(m.sum()) if m is not None else h * w, "out_of_band_max": oob,

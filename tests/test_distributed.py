@@ -23,7 +23,9 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from freqkit import _distributed as D
+from freqkit.attacks import minimal_distortion
 from freqkit.attribution import radial_attribution_profile
+from freqkit.defense import evaluate_defense
 from freqkit.heatmaps import fourier_heatmap, fourier_layer_heatmap, heatmap_report
 from freqkit.reliance import alignment_profile, filtered_accuracy
 from freqkit.transforms import band_masks
@@ -191,6 +193,22 @@ def _compute_all() -> dict:
                                                     progress=False).to_dict(),
     }
     out["report_loader"].pop("timing")
+    # attacks: whole batches of 3 (4 batches over 10 images, the last one short), band-limited and full;
+    # a model whose predictions (the labels here) the attacks can change
+    amodel = _Tiny(3).eval()
+    with torch.no_grad():
+        ya = amodel(x).argmax(1)
+    d, info = minimal_distortion(amodel, x, ya, band=masks[0], search_steps=3, pgd_steps=4, batch_size=3,
+                                 progress=False, return_info=True)
+    out["minimal_distortion"] = {"d": d, **info}
+    out["minimal_distortion_full"] = minimal_distortion(amodel, x, ya, norm="linf", search_steps=2, pgd_steps=3,
+                                                        batch_size=4, random_start=True, progress=False)
+    rec = evaluate_defense(amodel, x, ya, budgets={"linf": 0.05, "l2": 0.5}, bands=("full", "low"), steps=3,
+                           batch_size=3, seed=5, progress=False)
+    rec.pop("seconds")
+    for a in rec["attacks"].values():
+        a.pop("seconds")
+    out["evaluate_defense"] = rec
     # the helpers the attacks will use: whole batches keep their single-process composition
     offsets = [o for o, _, _ in D.local_batches(x, y, 3, whole_batches=True)[0]]
     out["whole_batch_offsets"] = D.all_gather_rows(torch.tensor(offsets, dtype=torch.int64))
@@ -250,7 +268,8 @@ def two_ranks(tmp_path_factory):
 @pytest.mark.slow
 @pytest.mark.parametrize("key", ["heatmap", "heatmap_subgrid_hashed", "heatmap_loader", "heatmap_list", "layer_maps",
                                  "layer_maps_loader", "report_loader", "filtered", "filtered_loader", "alignment",
-                                 "alignment_list", "radial", "radial_loader", "whole_batch_offsets",
+                                 "alignment_list", "radial", "radial_loader", "minimal_distortion",
+                                 "minimal_distortion_full", "evaluate_defense", "whole_batch_offsets",
                                  "broadcast"])
 def test_two_gloo_ranks_return_one_process_result_on_every_rank(two_ranks, key):
     (r0, r1), single = two_ranks
@@ -265,6 +284,11 @@ def test_streamed_and_sharded_results_agree_with_each_other(two_ranks):
     _close(single["heatmap_list"], single["heatmap_loader"]["logit_change"])
     _close(single["filtered"]["n"], 10)
     _close(single["radial"]["mean"], single["radial_loader"]["mean"])
+    # the attacks compared across ranks did something: finite, non-zero distortions on some images
+    md = single["minimal_distortion"]
+    assert md["success"].all() and (md["d"] > 0).all()
+    assert torch.isfinite(single["minimal_distortion_full"]).any()
+    assert any(not all(a["robust"]) for a in single["evaluate_defense"]["attacks"].values())
 
 
 @pytest.mark.slow
