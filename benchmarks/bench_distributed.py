@@ -11,7 +11,10 @@
    efficiency = ``T(1 process) / (2 T(2 processes))``; goal >= 85%.  Also the work
    efficiency, ``CPU seconds of 1 process / CPU seconds summed over the 2 ranks``: what the
    split itself costs (work done twice, gathers), which other jobs on a shared machine do
-   not distort (they take wall-clock time, not this process's CPU time).  The same for
+   not distort (they take wall-clock time, not this process's CPU time).  And the ceiling:
+   two unrelated single-thread processes side by side, each with half the images (no
+   process group, nothing shared): ``T(1 process) / (2 T(pair))`` is what the two cores
+   give any split of this work; the split's own cost is what lies between.  The same for
    robust evaluation (``freqkit.evaluate_defense``: PGD-10, Linf 8/255, full and low
    band, 64 images in batches of 16, split by whole batch).
 2. **224 x 224** (torchvision resnet18 with random weights: the cost does not depend on
@@ -194,25 +197,33 @@ def _measure_worker(opts: dict) -> dict:
             else max(0, peak - before)}
 
 
-def _spawn(kind: str, opts: dict, world: int = 1, timeout: float = 1800) -> dict:
-    """Run a worker in ``world`` fresh processes (env:// rendezvous); rank 0's JSON result."""
-    port = _free_port()
+def _spawn(kind: str, opts: dict, world: int = 1, timeout: float = 1800, independent: bool = False):
+    """Run a worker in ``world`` fresh processes; rank 0's JSON result.
+
+    ``independent``: the ``world`` processes run side by side without a process group (each
+    a world of one, its own ``opts``: ``opts`` is then a list), and every result comes back
+    (a list): the no-communication ceiling of the same cores.
+    """
     code = ("import json, sys; sys.path.insert(0, %r); import bench_distributed as b; "
             "print('RESULT' + json.dumps(b._%s_worker(json.loads(sys.argv[1]))))" % (str(ROOT / "benchmarks"), kind))
     procs = []
+    port = _free_port()
     for r in range(world):
-        env = dict(os.environ, RANK=str(r), WORLD_SIZE=str(world), LOCAL_RANK=str(r), MASTER_ADDR="127.0.0.1",
-                   MASTER_PORT=str(port), OMP_NUM_THREADS=str(opts.get("threads", 1)),
+        o = opts[r] if independent else opts
+        env = dict(os.environ, RANK="0" if independent else str(r), WORLD_SIZE="1" if independent else str(world),
+                   LOCAL_RANK="0" if independent else str(r), MASTER_ADDR="127.0.0.1",
+                   MASTER_PORT=str(_free_port() if independent else port), OMP_NUM_THREADS=str(o.get("threads", 1)),
                    PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
         env.pop("CUDA_VISIBLE_DEVICES", None)   # the CPU benchmark stays on the CPU
-        procs.append(subprocess.Popen([sys.executable, "-c", code, json.dumps(opts)], env=env, cwd=str(ROOT),
+        procs.append(subprocess.Popen([sys.executable, "-c", code, json.dumps(o)], env=env, cwd=str(ROOT),
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     outs = [p.communicate(timeout=timeout) for p in procs]
     for p, (_, err) in zip(procs, outs):
         if p.returncode != 0:
             raise RuntimeError(f"benchmark worker {kind} failed (exit {p.returncode}): {err[-3000:]}")
-    line = [s for s in outs[0][0].splitlines() if s.startswith("RESULT")][-1]
-    return json.loads(line[len("RESULT"):])
+    res = [json.loads([s for s in out.splitlines() if s.startswith("RESULT")][-1][len("RESULT"):])
+           for out, _ in outs]
+    return res if independent else res[0]
 
 
 # ----------------------------------------------------------------------------- the benchmark
@@ -225,14 +236,23 @@ def scaling(args, what: str = "heatmap") -> dict:
     else:
         opts = {"what": what, "n_images": args.n_images_eval, "width": args.width, "batch_size": args.eval_batch_size,
                 "steps": args.eval_steps, "repeats": args.repeats, "threads": 1}
-    runs = {"1 process, 1 thread": [], "2 processes, 1 thread each": [], "1 process, 2 threads": []}
+    ceiling = "2 independent processes, half the images each"
+    runs = {"1 process, 1 thread": [], "2 processes, 1 thread each": [], "1 process, 2 threads": [], ceiling: []}
     cpu = {k: [] for k in runs}
+    half = opts["n_images"] // 2
     for _ in range(args.rounds):
         for key, world, threads in (("1 process, 1 thread", 1, 1), ("2 processes, 1 thread each", 2, 1),
                                     ("1 process, 2 threads", 1, 2)):
             r = _spawn("scaling", {**opts, "threads": threads}, world=world)
             runs[key] += r["seconds"]
             cpu[key] += r["cpu_seconds_all_ranks"]
+        # The same cores without torch.distributed: two unrelated processes side by side, each
+        # with half the images (no gathers, no duplicated work): what the hardware allows.
+        pair = _spawn("scaling", [{**opts, "n_images": half, "threads": 1},
+                                  {**opts, "n_images": opts["n_images"] - half, "threads": 1}], world=2,
+                      independent=True)
+        runs[ceiling] += [max(a, b) for a, b in zip(pair[0]["seconds"], pair[1]["seconds"])]
+        cpu[ceiling] += [a + b for a, b in zip(pair[0]["cpu_seconds_all_ranks"], pair[1]["cpu_seconds_all_ranks"])]
     med = {k: statistics.median(v) for k, v in runs.items()}
     med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
     t1, t2 = med["1 process, 1 thread"], med["2 processes, 1 thread each"]
@@ -242,6 +262,7 @@ def scaling(args, what: str = "heatmap") -> dict:
     work_eff = med_cpu["1 process, 1 thread"] / med_cpu["2 processes, 1 thread each"]
     common = {"median_seconds": med, "all_seconds": runs, "efficiency": eff, "speedup": t1 / t2,
               "median_cpu_seconds_all_ranks": med_cpu, "work_efficiency": work_eff,
+              "ceiling_efficiency": t1 / (2 * med[ceiling]), "efficiency_of_ceiling": med[ceiling] / t2,
               "goal_efficiency_at_least": GOAL_EFFICIENCY, "goal_met": eff >= GOAL_EFFICIENCY}
     if what == "heatmap":
         return {"setting": {"image": "3x32x32", "n_images": args.n_images, "directions": 514,
@@ -344,12 +365,13 @@ def summary(rec: dict) -> str:
              f"heat map {s['setting']['n_images']} images x 514 directions: " +
              ", ".join(f"{k}: {v:.2f} s" for k, v in s["median_seconds"].items()) +
              f"; efficiency 1 -> 2 processes {s['efficiency']:.0%} (goal >= {GOAL_EFFICIENCY:.0%}), work efficiency "
-             f"{s['work_efficiency']:.0%}"]
+             f"{s['work_efficiency']:.0%}; ceiling (2 independent processes) {s['ceiling_efficiency']:.0%}"]
     e = rec.get("scaling_evaluate_defense")
     if e:
         lines.append(f"robust evaluation {e['setting']['n_images']} images, {e['setting']['attacks']}: " +
                      ", ".join(f"{k}: {v:.2f} s" for k, v in e["median_seconds"].items()) +
-                     f"; efficiency {e['efficiency']:.0%}, work efficiency {e['work_efficiency']:.0%}")
+                     f"; efficiency {e['efficiency']:.0%}, work efficiency {e['work_efficiency']:.0%}; ceiling "
+                     f"{e['ceiling_efficiency']:.0%}")
     im = rec.get("imagenet_224")
     if im:
         lines.append(f"224x224: heat map {im['heatmap_ms_per_image_direction']:.1f} ms per image and direction "
