@@ -37,7 +37,7 @@ from .apgd import (
 from .attacks import (
     LaplacianSmoothing, band_comparison, band_examples, band_projector, box_limited, compare_bands, example_spectra,
     minimal_distortion, minimal_distortion_convergence, minimal_distortion_ddn, pgd, smooth_pgd, smooth_summary,
-    success_curve,
+    suite_band_distortion, success_curve,
 )
 from .attribution import (
     ATTRIBUTION_METHODS, NAMED_BASELINES, FrequencyAttribution, FrequencyModel, FromBasis, attribute, baseline_image, band_feature_mask,
@@ -51,7 +51,7 @@ from .data import CIFAR10_CLASSES, MNIST_CLASSES, dataset_info, load_dataset, lo
 from .defense import (
     AUTOATTACK_ATTACKS, AUTOATTACK_VERSION_ATTACKS, AUTOATTACK_VERSIONS, MADRY_MNIST_REFERENCE, ROBUSTBENCH_REFERENCE,
     STANDARD_BUDGETS, DCTQuantize, EOT, LowPassLayer, attack_view, autoattack_crosscheck, defended, evaluate_defense,
-    jpeg_quant_table, reference_autoattack,
+    jpeg_quant_table, minimal_perturbation_visibility, reference_autoattack,
 )
 from .faithfulness import (
     NullComparison, attribution_vs_nulls, auc_table, band_rank_agreement, band_share_profile, captum_parity,
@@ -79,6 +79,7 @@ from .objectives import (
 from .planted import ground_truth_table, planted_band_share, planted_frequency_dataset, train_planted_model
 from .reliance import (
     alignment_profile, band_occlusion_shares, filtered_accuracy, high_frequency_energy, input_gradient_spectrum,
+    suite_reliance,
 )
 from .results import load_results, save_results
 from .stats import (
@@ -124,7 +125,7 @@ __all__ = [
     "planted_frequency_dataset", "train_planted_model", "planted_band_share", "ground_truth_table",
     # attacks and heat maps
     "pgd", "band_projector", "minimal_distortion", "minimal_distortion_convergence", "minimal_distortion_ddn",
-    "success_curve", "compare_bands", "band_comparison",
+    "suite_band_distortion", "success_curve", "compare_bands", "band_comparison",
     "box_limited", "band_examples", "example_spectra", "smooth_summary", "smooth_pgd", "LaplacianSmoothing",
     "fourier_heatmap", "fourier_basis_images", "n_fourier_directions", "heatmap_radial_profile", "heatmap_summary",
     "heatmap_report", "fourier_layer_heatmap", "fourier_directions",
@@ -134,9 +135,9 @@ __all__ = [
     "masking_checks", "BandPGD", "BandAPGD",
     # defenses, reliance, human vision
     "STANDARD_BUDGETS", "ROBUSTBENCH_REFERENCE", "MADRY_MNIST_REFERENCE", "LowPassLayer", "DCTQuantize",
-    "jpeg_quant_table", "defended", "EOT", "attack_view", "evaluate_defense", "reference_autoattack",
+    "jpeg_quant_table", "defended", "EOT", "attack_view", "evaluate_defense", "minimal_perturbation_visibility", "reference_autoattack",
     "autoattack_crosscheck", "AUTOATTACK_ATTACKS", "AUTOATTACK_VERSIONS", "AUTOATTACK_VERSION_ATTACKS", "filtered_accuracy",
-    "high_frequency_energy", "alignment_profile", "input_gradient_spectrum", "band_occlusion_shares", "csf_mannos_sakrison", "csf_map", "band_sensitivity",
+    "high_frequency_energy", "alignment_profile", "input_gradient_spectrum", "band_occlusion_shares", "suite_reliance", "csf_mannos_sakrison", "csf_map", "band_sensitivity",
     "human_alignment", "csf_barten", "perturbation_visibility", "residual_visibility", "perturbation_ssim", "REC709_LUMA",
     # statistics, results, hypotheses
     "wilson_interval", "bootstrap_ci", "paired_difference", "paired_log_ratio", "distribution_summary",

@@ -84,7 +84,7 @@ from .transforms import band_energy, band_masks, check_basis, check_dft_symmetri
 __all__ = [
     "pgd", "band_projector", "minimal_distortion", "success_curve", "compare_bands", "box_limited",
     "band_comparison", "band_examples", "example_spectra", "smooth_summary", "smooth_pgd", "LaplacianSmoothing",
-    "minimal_distortion_convergence", "minimal_distortion_ddn",
+    "minimal_distortion_convergence", "minimal_distortion_ddn", "suite_band_distortion",
 ]
 
 def _step_sizes(step_size, eps: torch.Tensor, steps: int, x: torch.Tensor) -> torch.Tensor:
@@ -1775,3 +1775,66 @@ def smooth_pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps, norm: st
         "logits": logits,
     }
     return x_adv.detach(), info
+
+
+def suite_band_distortion(models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, bands: Mapping,
+                          settings: Sequence = ((20, 1), (100, 4)), eps_max: float | None = None,
+                          search_steps: int = 10, seed: int = 0) -> dict:
+    """Per-band minimal L2 distortion of a suite (one model per training seed), with its two checks.
+
+    The measurement behind the equal-distortion comparison of bands (H3): for every model,
+    :func:`minimal_distortion_convergence` over ``bands`` at the ``settings`` of increasing
+    strength (per image the smallest distortion any search found, and whether the medians
+    moved between the last two settings); and for the first model the same search with the
+    ``[0, 1]`` box relaxed (``box=False``, ``pgd_steps`` of the last setting), which
+    separates what the box costs from what the model resists: an image that resists every
+    search in the box but flips once the attack may leave it is *box-limited*.
+
+    Args:
+        models: the suite: ``nn.Module`` classifiers on ``[0, 1]`` images, at least one.
+        x: images in ``[0, 1]`` (typically those every model classifies correctly).
+        y: their labels.
+        bands: ``{name: (H, W) DCT mask}``, e.g. the lowest and highest equal-count bands
+            and a low block (:func:`freqkit.transforms.low_block_masks`).
+        settings: ``(steps, restarts)`` pairs of increasing strength, as in
+            :func:`minimal_distortion_convergence`.
+        eps_max: the search's largest L2 radius (``None``: :func:`minimal_distortion`'s
+            default).
+        search_steps: bisections of each search, an integer ``>= 0``.
+        seed: seed of the searches.
+
+    Returns:
+        dict: ``best`` ``{band: (S, N) float ndarray}`` (per seed and image, ``inf`` where
+        nothing flipped the image); ``medians``, ``converged`` and
+        ``relative_change_per_seed`` ``{band: list over seeds}`` (from
+        :func:`minimal_distortion_convergence`); ``relative_change`` ``{band: the largest
+        over seeds}``; ``relaxed`` ``{band: (N,) ndarray}`` and ``relaxed_median`` ``{band:
+        float}`` (first model, box relaxed); ``box_limited_share`` ``{band: share of the
+        images that resist in the box on the first model but flip with it relaxed}``.
+
+    Shape:
+        - x: ``(N, C, H, W)``; y: ``(N,)``; each band ``(H, W)``.
+
+    Raises:
+        ValueError: ``models`` empty, ``bands`` not a non-empty dict; and what
+            :func:`minimal_distortion_convergence` and :func:`minimal_distortion` reject.
+    """
+    models = list(models)
+    if not models:
+        raise ValueError("models must hold at least one model (one per seed), got none")
+    if not isinstance(bands, Mapping) or not bands:
+        raise ValueError(f"bands must be a non-empty dict {{name: (H, W) mask}}, got {type(bands).__name__}")
+    runs = [minimal_distortion_convergence(m, x, y, bands, settings=settings, eps_max=eps_max,
+                                           search_steps=search_steps, seed=seed) for m in models]
+    best = {b: np.array([r[b]["best"] for r in runs], dtype=float) for b in bands}
+    per_seed = {b: [r[b]["relative_change"] for r in runs] for b in bands}
+    relaxed = {b: minimal_distortion(models[0], x, y, m, eps_max=eps_max, search_steps=search_steps,
+                                     pgd_steps=int(settings[-1][0]), progress=False, box=False).cpu().numpy()
+               for b, m in bands.items()}
+    return {"best": best,
+            "medians": {b: [r[b]["medians"] for r in runs] for b in bands},
+            "converged": {b: [r[b]["converged"] for r in runs] for b in bands},
+            "relative_change_per_seed": per_seed,
+            "relative_change": {b: max(float(v) for v in per_seed[b]) for b in bands},
+            "relaxed": relaxed, "relaxed_median": {b: float(np.median(v)) for b, v in relaxed.items()},
+            "box_limited_share": {b: float((np.isinf(best[b][0]) & np.isfinite(relaxed[b])).mean()) for b in bands}}

@@ -44,7 +44,8 @@ from ._validate import (
 )
 from .apgd import BAND_AUTOATTACK_VERSIONS
 from .apgd import band_autoattack as band_aa
-from .attacks import pgd
+from .attacks import minimal_distortion, pgd
+from .human import perturbation_ssim, perturbation_visibility
 from .models import predict_logits
 from .stats import wilson_interval
 from .transforms import block_dct2, block_idct2, check_basis, filter_band, frequency_radius, low_high_masks
@@ -53,7 +54,7 @@ __all__ = [
     "STANDARD_BUDGETS", "ROBUSTBENCH_REFERENCE", "MADRY_MNIST_REFERENCE", "LowPassLayer", "DCTQuantize",
     "JPEG_LUMINANCE_TABLE", "jpeg_quant_table", "defended", "EOT", "is_randomized", "attack_view",
     "AUTOATTACK_ATTACKS", "AUTOATTACK_VERSIONS", "AUTOATTACK_VERSION_ATTACKS", "reference_autoattack",
-    "autoattack_crosscheck", "evaluate_defense",
+    "autoattack_crosscheck", "evaluate_defense", "minimal_perturbation_visibility",
 ]
 
 #: Standard threat models of the book (RobustBench's CIFAR-10 budgets; MNIST's customary ones).
@@ -970,3 +971,53 @@ def evaluate_defense(model: nn.Module, x: torch.Tensor, y: torch.Tensor, dataset
         "seconds": time.perf_counter() - t_all,
     }
 
+
+
+def minimal_perturbation_visibility(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                                    pixels_per_degree: float = 60.0, search_steps: int = 10, pgd_steps: int = 20,
+                                    seed: int = 0, batch_size: int | None = None) -> dict:
+    """How visible each image's smallest L2 adversarial perturbation is to a person.
+
+    The measure of "changing the decision takes a change a person would notice" that does
+    not reuse a model's own training signal: per image the minimal L2 distortion
+    (:func:`freqkit.minimal_distortion`, a log-scale bisection with PGD, no band), then the
+    perturbation's visibility in multiples of the detection threshold under the contrast
+    sensitivity model of :func:`freqkit.perturbation_visibility` (Barten's CSF at
+    ``pixels_per_degree``) and the SSIM of the adversarial example to its image
+    (:func:`freqkit.perturbation_ssim`, ``pytorch_msssim``).  An image counts only when the
+    search found a perturbation that is not zero and has a visibility above zero: already
+    misclassified images and failed searches get NaN in every measure.
+
+    Args:
+        model: a classifier on ``[0, 1]`` images (``nn.Module``).
+        x: images in ``[0, 1]``.
+        y: their labels.
+        pixels_per_degree: viewing distance, pixels per degree of visual angle (> 0).
+        search_steps: bisections of the search, an integer ``>= 0``.
+        pgd_steps: PGD steps per try, ``>= 1``.
+        seed: seed of the PGD calls.
+        batch_size: images per PGD call (``None``: all at once).
+
+    Returns:
+        dict of CPU tensors: ``l2`` (minimal L2 distortion), ``log_jnd`` (log10 of the
+        visibility in JND: 0 is the detection threshold), ``ssim``, each float64 ``(N,)``
+        with NaN where no perturbation was found; ``x_adv`` ``(N, C, H, W)`` (the image
+        itself where none).
+
+    Shape:
+        - x: ``(N, C, H, W)``; y: ``(N,)``.
+
+    Raises:
+        ValueError, TypeError: what :func:`freqkit.minimal_distortion`,
+            :func:`freqkit.perturbation_visibility` or :func:`freqkit.perturbation_ssim`
+            raise for the arguments (e.g. ``x`` outside ``[0, 1]``, ``pixels_per_degree``
+            not ``> 0``, images smaller than SSIM's window).
+    """
+    d, info = minimal_distortion(model, x, y, norm="l2", search_steps=search_steps, pgd_steps=pgd_steps,
+                                 seed=seed, batch_size=batch_size, progress=False, return_info=True)
+    jnd = perturbation_visibility(x, info["x_adv"], pixels_per_degree).cpu()
+    ssim = perturbation_ssim(x, info["x_adv"]).double().cpu()
+    found = (info["success"] & (d > 0)).cpu() & (jnd > 0)
+    nan = torch.full(found.shape, float("nan"), dtype=torch.float64)
+    return {"l2": torch.where(found, d.double().cpu(), nan), "log_jnd": torch.where(found, jnd.log10(), nan),
+            "ssim": torch.where(found, ssim, nan), "x_adv": info["x_adv"].cpu()}

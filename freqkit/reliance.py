@@ -34,16 +34,18 @@ from ._explain import check_masks
 from ._runtime import eval_mode, model_device
 from ._runtime import progress as progress_bar
 from ._validate import (
-    check_choice, check_images, check_label_range, check_labels, check_model_output, check_positive_int, check_tensor,
+    check_choice, check_images, check_label_range, check_labels, check_model_output, check_number, check_positive_int,
+    check_tensor,
 )
 from .attribution import attribute, band_shares
+from .heatmaps import fourier_heatmap, heatmap_summary
 from .human import band_sensitivity, human_alignment
 from .models import predict_logits
 from .stats import bootstrap_ci, wilson_interval
 from .transforms import band_masks, check_basis, dct2, high_pass, low_high_masks, low_pass, radial_profile, to_basis
 
 __all__ = ["filtered_accuracy", "high_frequency_energy", "alignment_profile", "input_gradient_spectrum",
-           "band_occlusion_shares"]
+           "band_occlusion_shares", "suite_reliance"]
 
 
 def filtered_accuracy(model, x, y: torch.Tensor | None, cutoffs: Sequence[float], mode: str = "low",
@@ -603,3 +605,92 @@ def band_occlusion_shares(model, x: torch.Tensor, y: torch.Tensor, masks: torch.
     return {"drops": drops, "shares": shares, "low_share": shares[:, 0].clone() if default else None,
             "output_x": res.output_x.detach().double().cpu(), "masks": res.masks.cpu(), "basis": basis,
             "output": output, "by": by}
+
+
+def suite_reliance(models: Sequence, x: torch.Tensor, y: torch.Tensor, n_bands: int = 8,
+                   lowpass_cutoff: float | None = None, heatmap_x: torch.Tensor | None = None,
+                   heatmap_y: torch.Tensor | None = None, heatmap_eps: float | None = None,
+                   batch_size: int = 64, seed: int = 0) -> dict:
+    """The model-only reliance measures of a suite (one model per training seed), per seed and image.
+
+    The measures the hypotheses on reliance compare between suites (H4, H6), each a number
+    per image and seed, none depending on an attribution method's path or baseline:
+
+    * ``gradient_low_share``: share of the input gradient's power in the lower half of the
+      DCT coefficients (:func:`input_gradient_spectrum`, ``n_bands`` radial bands for the
+      profile);
+    * ``occlusion_low_share``: share of the lower half in band occlusion with the DC term
+      removed with its half (:func:`band_occlusion_shares`, default masks, ``keep_dc=False``);
+    * ``lowpass_retention`` (when ``lowpass_cutoff`` is given): correct on the low-pass copy
+      (:func:`freqkit.low_pass`, radius ``<= lowpass_cutoff``) minus correct on the image,
+      per image (``-1``, ``0`` or ``1``);
+    * ``heatmap_low_minus_high`` (when ``heatmap_x`` is given): the Fourier heat map's error
+      in the lower minus the upper half of the frequencies (Yin et al. 2019,
+      :func:`freqkit.fourier_heatmap` per image, :func:`freqkit.heatmap_summary`), on its own
+      images ``heatmap_x``, ``heatmap_y`` at L2 size ``heatmap_eps``, signs seeded ``seed``.
+
+    Args:
+        models: the suite: ``nn.Module`` classifiers on ``[0, 1]`` images, at least one.
+        x: images in ``[0, 1]``.
+        y: their labels.
+        n_bands: radial bands of the gradient profile, ``>= 1``.
+        lowpass_cutoff: normalised radius of the low-pass copy (``0 < r``), or ``None`` (not
+            measured).
+        heatmap_x, heatmap_y: images and labels of the heat maps, or ``None`` (not measured).
+        heatmap_eps: L2 size of the Fourier perturbations; required with ``heatmap_x``.
+        batch_size: images per forward/backward pass (heat maps: ``4 * batch_size``
+            perturbed images per pass).
+        seed: seed of the heat maps' random signs.
+
+    Returns:
+        dict: each measure above as a float64 numpy array ``(S, N)`` (``(S, N_heat)`` for
+        the heat map), rows in the order of ``models``; ``gradient_edges`` (``n_bands + 1``
+        radii), ``gradient_band_shares`` ``(S, N, n_bands)`` float64 tensor (each image's
+        share of the gradient power per band; NaN rows where the gradient is 0), ``heatmaps`` ``(S, H, W)`` float32 tensor (each seed's mean
+        per-image map) or ``None``, and ``n_seeds``.
+
+    Shape:
+        - x: ``(N, C, H, W)``; y: ``(N,)``.
+        - heatmap_x: ``(N_heat, C, H, W)``; heatmap_y: ``(N_heat,)``.
+
+    Raises:
+        ValueError: ``models`` empty; ``heatmap_x`` without ``heatmap_y`` or ``heatmap_eps``
+            (or the other way round); ``lowpass_cutoff`` not a number ``> 0``; and what
+            the measures' functions raise for ``x``, ``y``, ``n_bands`` or ``batch_size``.
+    """
+    models = list(models)
+    if not models:
+        raise ValueError("models must hold at least one model (one per seed), got none")
+    if (heatmap_x is None) != (heatmap_y is None) or (heatmap_x is None) != (heatmap_eps is None):
+        raise ValueError("heatmap_x, heatmap_y and heatmap_eps go together: give all three or none "
+                         f"(got heatmap_x {'set' if heatmap_x is not None else 'None'}, heatmap_y "
+                         f"{'set' if heatmap_y is not None else 'None'}, heatmap_eps {heatmap_eps!r})")
+    if lowpass_cutoff is not None:
+        check_number(lowpass_cutoff, "lowpass_cutoff")
+        x_low = low_pass(x, float(lowpass_cutoff))
+
+    def correct(m, v):
+        with eval_mode(m):
+            return (check_model_output(predict_logits(m, v, batch_size), m).argmax(1) == y.to(v.device)).double()
+
+    out = {k: [] for k in ("gradient_low_share", "occlusion_low_share", "lowpass_retention",
+                           "heatmap_low_minus_high")}
+    profiles, maps, edges = [], [], None
+    for m in models:
+        g = input_gradient_spectrum(m, x, y, n_bands=n_bands, batch_size=batch_size)
+        edges = g["edges"]
+        out["gradient_low_share"].append(g["low_share"])
+        profiles.append(g["band_shares"])
+        out["occlusion_low_share"].append(band_occlusion_shares(m, x, y)["low_share"])
+        if lowpass_cutoff is not None:
+            out["lowpass_retention"].append(correct(m, x_low) - correct(m, x))
+        if heatmap_x is not None:
+            hm = fourier_heatmap(m, heatmap_x, heatmap_y, eps=heatmap_eps, seed=seed, per_image=True,
+                                 progress=False, batch_size=4 * batch_size).cpu()
+            out["heatmap_low_minus_high"].append(heatmap_summary(hm)["low_minus_high"])
+            maps.append(hm.mean(0))
+    res = {k: torch.stack([torch.as_tensor(v).detach().double().cpu() for v in vs]).numpy()
+           for k, vs in out.items() if vs}
+    res.update(gradient_edges=edges, gradient_band_shares=torch.stack(profiles),
+               heatmaps=torch.stack(maps) if maps else None, n_seeds=len(models))
+    return res

@@ -1027,3 +1027,39 @@ def test_ddn_refuses_bad_input_by_name_before_attacking(kw, name):
     with pytest.raises(ValueError, match=name):
         A.minimal_distortion_ddn(counting, x, y, **kw)
     assert counting.calls == 0
+
+
+def test_suite_band_distortion_is_the_convergence_search_per_seed_plus_the_relaxed_box():
+    # two linear "seeds" on mid-grey images: closed-form minimal distortions, nothing box-limited
+    (m0, x, y, _, _), (m1, _, _, _, _) = _linear_problem(seed=3, n=6), _linear_problem(seed=4, n=6)
+    y1 = m1(x).argmax(1)
+    keep = y1 == y
+    x, y = x[keep], y[keep]
+    bands = {"low": equal_count_band_masks(H, H, 3, exclude_dc=True)[0],
+             "high": equal_count_band_masks(H, H, 3, exclude_dc=True)[-1]}
+    r = A.suite_band_distortion([m0, m1], x, y, bands, settings=[(5, 1), (10, 2)], eps_max=8.0, search_steps=6)
+    for s, m in enumerate((m0, m1)):
+        rec = A.minimal_distortion_convergence(m, x, y, bands, settings=[(5, 1), (10, 2)], eps_max=8.0,
+                                               search_steps=6)
+        for b in bands:
+            assert np.array_equal(r["best"][b][s], np.array(rec[b]["best"]))
+            assert r["medians"][b][s] == rec[b]["medians"] and r["converged"][b][s] == rec[b]["converged"]
+    for b in bands:
+        assert r["best"][b].shape == (2, len(y)) and np.isfinite(r["best"][b]).all()
+        assert r["relative_change"][b] == max(r["relative_change_per_seed"][b])
+        free = A.minimal_distortion(m0, x, y, bands[b], eps_max=8.0, search_steps=6, pgd_steps=10, box=False,
+                                    progress=False).numpy()
+        assert np.array_equal(r["relaxed"][b], free) and r["relaxed_median"][b] == float(np.median(free))
+        assert r["box_limited_share"][b] == 0.0
+    # black images and a DC-free band: no perturbation in the box, the closed form without it
+    g = torch.Generator().manual_seed(1)
+    w = torch.randn(1, 8, 8, generator=g, dtype=torch.float64)
+    xb, yb = torch.zeros(3, 1, 8, 8, dtype=torch.float64), torch.ones(3, dtype=torch.long)
+    dcfree = {"dcfree": equal_count_band_masks(8, 8, 2, exclude_dc=True)[0]}
+    rb = A.suite_band_distortion([_Linear(w, 0.05)], xb, yb, dcfree, settings=[(3, 1), (5, 1)], eps_max=1.0,
+                                 search_steps=8)
+    assert np.isinf(rb["best"]["dcfree"]).all() and rb["box_limited_share"]["dcfree"] == 1.0
+    with pytest.raises(ValueError, match="models must hold at least one"):
+        A.suite_band_distortion([], x, y, bands)
+    with pytest.raises(ValueError, match="bands must be a non-empty dict"):
+        A.suite_band_distortion([m0], x, y, {})

@@ -430,3 +430,30 @@ def test_evaluate_defense_refuses_empty_batches_float_labels_and_no_bands():
             D.evaluate_defense(net, x, y, budgets={"l2": 0.5}, bands=bands, progress=False)
     with pytest.raises(ValueError, match=r"y must hold class indices in \[0, 2\]"):
         D.evaluate_defense(net, x, torch.tensor([0, 1, 2, 3]), budgets={"l2": 0.5}, progress=False)
+
+
+def test_minimal_perturbation_visibility_composes_the_search_with_the_csf_and_ssim():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 16 * 16, 3)).eval()
+    x = 0.25 + 0.5 * torch.rand(6, 3, 16, 16)
+    y = model(x).argmax(1)
+    y[0] = (y[0] + 1) % 3                                    # already misclassified: no perturbation to measure
+    r = D.minimal_perturbation_visibility(model, x, y, pixels_per_degree=30.0, search_steps=4, pgd_steps=6,
+                                          batch_size=4)
+    d, info = fk.minimal_distortion(model, x, y, search_steps=4, pgd_steps=6, batch_size=4, progress=False,
+                                    return_info=True)
+    assert torch.equal(r["x_adv"], info["x_adv"])
+    found = torch.isfinite(r["l2"])
+    assert not bool(found[0]) and bool(found[1:].all())     # NaN where the image needs no change
+    assert bool(torch.isnan(r["log_jnd"][0])) and bool(torch.isnan(r["ssim"][0]))
+    torch.testing.assert_close(r["l2"][found], d.double()[found])
+    jnd = fk.perturbation_visibility(x, info["x_adv"], 30.0).double()
+    torch.testing.assert_close(r["log_jnd"][found], jnd[found].log10())
+    torch.testing.assert_close(r["ssim"][found], fk.perturbation_ssim(x, info["x_adv"]).double()[found])
+    # each found perturbation flips the decision; the viewing distance enters the visibility (not SSIM)
+    assert bool((model(r["x_adv"][found]).argmax(1) != y[found]).all())
+    far = D.minimal_perturbation_visibility(model, x, y, pixels_per_degree=120.0, search_steps=4, pgd_steps=6,
+                                            batch_size=4)
+    assert bool((far["log_jnd"][found] != r["log_jnd"][found]).all())
+    with pytest.raises(ValueError, match="pixels_per_degree"):
+        D.minimal_perturbation_visibility(model, x, y, pixels_per_degree=0.0)

@@ -329,3 +329,43 @@ def test_model_only_measures_refuse_bad_input_and_leave_the_model_alone():
     flat = RL.input_gradient_spectrum(lambda z: z.flatten(1)[:, :2] * 0.0, x, y)
     assert flat["n_zero"] == 8 and bool(torch.isnan(flat["low_share"]).all())
     assert bool(torch.isnan(flat["profile"]).all())
+
+
+def test_suite_reliance_stacks_each_measure_per_seed_and_ranks_low_and_high_pass_suites():
+    x, y = _grey_images(6)
+    lows = [_Filtered(fk.low_high_masks(16, 16)["low"] & (fk.frequency_radius(16, 16) < 0.5), seed=s) for s in (0, 1)]
+    highs = [_Filtered(fk.low_high_masks(16, 16)["high"], seed=s) for s in (0, 1)]
+    xh, yh = x[:3], y[:3]
+    lo = RL.suite_reliance(lows, x, y, n_bands=4, lowpass_cutoff=0.5, heatmap_x=xh, heatmap_y=yh, heatmap_eps=2.0,
+                           batch_size=4, seed=3)
+    hi = RL.suite_reliance(highs, x, y, n_bands=4, batch_size=4)
+    # a suite that sees only the lower half relies on it by every measure, one that sees the upper half not at all
+    for name in ("gradient_low_share", "occlusion_low_share"):
+        assert lo[name].shape == (2, 6) and hi[name].shape == (2, 6)
+        assert abs(lo[name] - 1).max() < 1e-9 and abs(hi[name]).max() < 1e-9, name
+    # a model that sees only frequencies below r = 0.5 classifies the low-pass copy exactly as the image
+    assert abs(lo["lowpass_retention"]).max() == 0 and "lowpass_retention" not in hi
+    assert lo["n_seeds"] == 2 and hi["heatmaps"] is None and "heatmap_low_minus_high" not in hi
+    # each row is the single-model measure of that seed
+    for s, m in enumerate(lows):
+        g = RL.input_gradient_spectrum(m, x, y, n_bands=4, batch_size=4)
+        torch.testing.assert_close(torch.from_numpy(lo["gradient_low_share"][s]), g["low_share"])
+        torch.testing.assert_close(lo["gradient_band_shares"][s], g["band_shares"])
+        hm = fk.fourier_heatmap(m, xh, yh, eps=2.0, seed=3, per_image=True, progress=False).cpu()
+        torch.testing.assert_close(torch.from_numpy(lo["heatmap_low_minus_high"][s]),
+                                   torch.as_tensor(fk.heatmap_summary(hm)["low_minus_high"]).double())
+        torch.testing.assert_close(lo["heatmaps"][s], hm.mean(0))
+    assert lo["gradient_edges"] == g["edges"] and lo["heatmaps"].shape == (2, 16, 16)
+
+
+def test_suite_reliance_refuses_bad_input():
+    x, y = _grey_images(4)
+    m = _Filtered(fk.low_high_masks(16, 16)["low"])
+    with pytest.raises(ValueError, match="models must hold at least one"):
+        RL.suite_reliance([], x, y)
+    with pytest.raises(ValueError, match="heatmap_x, heatmap_y and heatmap_eps go together"):
+        RL.suite_reliance([m], x, y, heatmap_x=x)
+    with pytest.raises(ValueError, match="lowpass_cutoff"):
+        RL.suite_reliance([m], x, y, lowpass_cutoff=-1.0)
+    with pytest.raises(ValueError, match="n_bands"):
+        RL.suite_reliance([m], x, y, n_bands=0)
