@@ -41,9 +41,9 @@ ALLOWED = {
     "apgd": {"_projection", "transforms", "stats"},
     "masking": {"apgd", "attacks", "models", "stats", "transforms"},
     "heatmaps": {"models", "transforms"},
-    "defense": {"apgd", "attacks", "models", "stats", "transforms"},
+    "defense": {"apgd", "attacks", "human", "models", "stats", "transforms"},   # human: visibility of attacks
     "objectives": {"defense", "human", "training", "transforms"},
-    "reliance": {"attribution", "human", "models", "stats", "transforms"},
+    "reliance": {"attribution", "heatmaps", "human", "models", "stats", "transforms"},   # heatmaps: H4's measure
     "hypotheses": {"results", "stats"},
     "features": {"attacks", "stats", "transforms"},   # Ilyas et al.'s robust and non-robust data sets
     "adapters": {"apgd", "attacks", "attribution", "models", "transforms"},   # nothing in the library imports adapters
