@@ -54,29 +54,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # runnable as a plain script from anywhere
     sys.path.insert(0, str(ROOT))
+if str(ROOT / "benchmarks") not in sys.path:  # _timing
+    sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import torch  # noqa: E402
+from _timing import cpu_name  # noqa: E402
 
 DEFAULT_OUT = ROOT / "benchmarks" / "out" / "distributed.json"
 GOAL_EFFICIENCY = 0.85
-
-
-def cpu_model() -> str:
-    """The CPU's model name (lscpu's "Model name", else /proc/cpuinfo, else platform)."""
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name:"):
-                return line.split(":", 1)[1].strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _load() -> list[float]:
@@ -341,7 +326,7 @@ def run(args) -> dict:
     args.n_images_eval = args.n_images_eval or (32 if q else 64)
     args.eval_steps = args.eval_steps or (5 if q else 10)
     args.threads_224 = args.threads_224 or os.cpu_count() or 1
-    rec = {"machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "torch": torch.__version__,
+    rec = {"machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "torch": torch.__version__,
                        "python": platform.python_version(), "date": time.strftime("%Y-%m-%d %H:%M"),
                        "load_average_before": _load()},
            "quick": bool(q),

@@ -32,6 +32,7 @@ import bench_bands  # noqa: E402
 import bench_distributed  # noqa: E402
 import bench_training  # noqa: E402
 import bench_transforms  # noqa: E402
+from _timing import cpu_name  # noqa: E402
 from freqkit._io import atomic_write_bytes, atomic_write_json  # noqa: E402
 
 
@@ -222,7 +223,7 @@ def main(argv=None):
     results = {"machine": {"device": args.device, "torch": torch.__version__, "python": platform.python_version(),
                            "threads": torch.get_num_threads(), "date": time.strftime("%Y-%m-%d"),
                            "device_name": (torch.cuda.get_device_name(0) if args.device.startswith("cuda")
-                                           else f"{platform.machine()} CPU, {torch.get_num_threads()} threads")}}
+                                           else f"{cpu_name()}, {torch.get_num_threads()} threads")}}
     have_data = _cifar_available()
     results["sizes"] = "gpu" if gpu else ("cpu quick" if args.quick else "cpu")
 
