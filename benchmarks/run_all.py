@@ -99,7 +99,7 @@ def _table(results: dict) -> str:
 
 
 def _ceiling(s: dict) -> str:
-    """", ceiling X%": the efficiency two unrelated processes reach on the same cores (older records: none)."""
+    """" (2 independent processes: X%)": the efficiency of the no-communication ceiling (older records: "")."""
     return f" (2 independent processes: {s['ceiling_efficiency']:.0%})" if "ceiling_efficiency" in s else ""
 
 
