@@ -16,7 +16,7 @@
    process group, nothing shared): ``T(1 process) / (2 T(pair))`` is what the two cores
    give any split of this work; the split's own cost is what lies between.  The same for
    robust evaluation (``freqkit.evaluate_defense``: PGD-10, Linf 8/255, full and low
-   band, 64 images in batches of 16, split by whole batch).
+   band, 256 images in batches of 16, split by whole batch).
 2. **224 x 224** (torchvision resnet18 with random weights: the cost does not depend on
    them), each in a fresh process:
 
@@ -298,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--width", type=int, default=16)
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--n-images-eval", type=int, default=None, help="images of the scaled robust evaluation "
-                   "(default 64; quick 32)")
+                   "(default 256; quick 32)")
     p.add_argument("--eval-batch-size", type=int, default=16)
     p.add_argument("--eval-steps", type=int, default=None, help="PGD steps of the robust evaluation (default 10; "
                    "quick 5)")
@@ -323,7 +323,7 @@ def run(args) -> dict:
     args.repeats = args.repeats or (2 if q else 3)
     args.rounds = args.rounds or (1 if q else 2)
     args.n_steps = args.n_steps or (8 if q else 32)
-    args.n_images_eval = args.n_images_eval or (32 if q else 64)
+    args.n_images_eval = args.n_images_eval or (32 if q else 256)
     args.eval_steps = args.eval_steps or (5 if q else 10)
     args.threads_224 = args.threads_224 or os.cpu_count() or 1
     rec = {"machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "torch": torch.__version__,
