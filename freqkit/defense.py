@@ -730,8 +730,9 @@ def evaluate_defense(model: nn.Module, x: torch.Tensor, y: torch.Tensor, dataset
     Under ``torch.distributed`` (a process group initialised, e.g. by ``torchrun``) the PGD
     attacks, the bulk of the cost at the defaults, are split by rank in whole batches
     (:func:`freqkit._distributed.local_batches` with ``whole_batches``: the batches and
-    seeds of one process) and every rank returns the full record; the clean accuracy, the
-    gradient alarm and the (optional) AutoAttack runs are computed whole on every rank.
+    seeds of one process), the clean predictions likewise, and every rank returns the full
+    record; the gradient alarm and the (optional) AutoAttack runs are computed whole on every
+    rank.
 
     Args:
         model: the (defended) classifier, an ``nn.Module`` on ``[0, 1]`` images; everything
@@ -882,9 +883,19 @@ def evaluate_defense(model: nn.Module, x: torch.Tensor, y: torch.Tensor, dataset
     t_all = time.perf_counter()
     # One eval-mode block for everything (torchattacks restores only the top module's mode).
     with eval_mode(model):
-        clean = check_model_output(predict_logits(model, x, batch_size), model)
-        check_label_range(y, clean.shape[1])
-        clean_correct = clean.argmax(1) == y
+        # Under torch.distributed each rank attacks (and classifies) its share of the whole
+        # batches (batch at image i seeded seed + i, as in one process); rows are gathered.
+        batches = list(local_batches(x, y, batch_size, "x", whole_batches=True)[0])
+        index = torch.cat([torch.arange(i, i + xb.shape[0]) for i, xb, _ in batches]) if batches \
+            else torch.zeros(0, dtype=torch.int64)
+        with fail_together("evaluate_defense: clean"):
+            mine = [torch.zeros(0, dtype=torch.bool)]
+            for _, xb, yb in batches:
+                clean = check_model_output(predict_logits(model, xb, batch_size), model)
+                check_label_range(yb, clean.shape[1])
+                mine.append((clean.argmax(1) == yb).cpu())
+        clean_correct, = gather_in_order(index, torch.cat(mine), what="evaluate_defense")
+        clean_correct = clean_correct.to(dev)
 
         randomized = False
         with attack_view(model, True) if adaptive else nullcontext(0) as n_bpda:
@@ -901,11 +912,6 @@ def evaluate_defense(model: nn.Module, x: torch.Tensor, y: torch.Tensor, dataset
                 zero_share = float((g.flatten(1).abs().amax(1) == 0).float().mean())
             jobs = [(norm, eps, bname, m) for norm, eps in budgets.items() for bname, m in named.items()]
             attacks = {}
-            # Under torch.distributed each rank attacks its share of the whole batches (batch at
-            # image i seeded seed + i, as in one process) and the per-image rows are gathered.
-            batches = list(local_batches(x, y, batch_size, "x", whole_batches=True)[0])
-            index = torch.cat([torch.arange(i, i + xb.shape[0]) for i, xb, _ in batches]) if batches \
-                else torch.zeros(0, dtype=torch.int64)
             # Every job runs on this rank's batches inside one failure block, then one gather brings
             # the per-image rows (robust?, perturbation size, out-of-band share) of all jobs: few
             # collectives, as each costs milliseconds on a loaded machine.
