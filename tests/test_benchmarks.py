@@ -32,6 +32,17 @@ def test_stored_gpu_results_render_every_benchmark_row():
     assert all(line.count("|") == 7 for line in table.splitlines() if line.startswith("| ")), "ragged table"
 
 
+def test_stored_distributed_record_renders_scaling_and_224_rows_with_the_cpu():
+    run_all = _load("run_all", BENCH / "run_all.py")
+    table = run_all.render(str(BENCH / "measured" / "cpu-xeon-2026-12-01" / "distributed.json"), None)
+    assert "native bf16" in table                 # every table names its CPU kind
+    for row in ("Fourier heat map, 1 -> 2 processes", "robust evaluation, 1 -> 2 processes",
+                "Fourier heat map at 224x224, sub-grid", "frequency IG at 224x224", "peak RSS at 224x224"):
+        assert row in table, row
+    assert table.count("(2 independent processes:") == 2
+    assert all(line.count("|") == 7 for line in table.splitlines() if line.startswith("| ")), "ragged table"
+
+
 def test_band_benchmark_compares_the_same_quantity_as_captum(one_thread):
     bands = _load("bench_bands", BENCH / "bench_bands.py")
     rec = bands.run(argparse.Namespace(device="cpu", batch=2, width=4, budget=64, exact_bands=3, sampled_bands=4,
