@@ -166,6 +166,10 @@ def test_landing_page_opens_with_the_verdicts(browser, serve, smoke_book):
     page = browser.new_page(viewport={"width": 1366, "height": 900})
     try:
         page.goto(f"{base}/index.html", wait_until="load")
+        # index.html forwards to the landing page with a meta refresh: wait until that page has
+        # loaded whole, or the table is read while it is still being parsed (one row of it)
+        page.wait_for_url("**/intro.html")
+        page.wait_for_load_state("load")
         table = page.locator("table").first
         text = table.inner_text()
         for hid in hypotheses.HYPOTHESES:
