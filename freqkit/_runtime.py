@@ -5,14 +5,16 @@ A private module shared by the computing modules (not part of the public API).
 from __future__ import annotations
 
 import os
+import platform
 import sys
+from pathlib import Path
 from contextlib import contextmanager
 from typing import Iterable, Iterator
 
 import torch
 from torch import nn
 
-__all__ = ["eval_mode", "cpu_threads", "model_device", "chunks", "progress", "offline"]
+__all__ = ["eval_mode", "cpu_threads", "model_device", "chunks", "progress", "offline", "cpu_info", "cpu_name", "native_bf16"]
 
 
 def offline() -> bool:
@@ -24,6 +26,59 @@ def offline() -> bool:
         allowed.
     """
     return os.environ.get("FREQKIT_OFFLINE", "").strip().lower() in ("1", "true", "yes")
+
+
+def native_bf16(dev: torch.device) -> bool:
+    """Whether ``dev`` computes bf16 natively (training autocasts to bf16 only then).
+
+    Args:
+        dev: a ``torch.device``.
+
+    Returns:
+        CUDA: :func:`torch.cuda.is_bf16_supported`; CPU: oneDNN's bf16 test (emulated bf16 is
+        slower than fp32, so a CPU without the instructions trains in fp32); else False.
+    """
+    if dev.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if dev.type == "cpu":
+        try:
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):
+            return False
+    return False
+
+
+def cpu_info() -> dict:
+    """The CPU this runs on: model name (/proc/cpuinfo), native bf16 or not, its bf16 flags, CPUs, threads.
+
+    Every timing freqkit records names the CPU with this (benchmark tables, the book's
+    measured record), because the two kinds of CPU among our machines differ by up to 3x
+    in training time: ``native_bf16`` is the test that picks bf16 or fp32 training
+    (:func:`native_bf16`).
+
+    Returns:
+        ``{"cpu_model": str, "native_bf16": bool, "bf16_flags": [str], "logical_cpus": int,
+        "torch_threads": int}``; ``cpu_model`` falls back to :func:`platform.processor` where
+        ``/proc/cpuinfo`` cannot be read.
+    """
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and ":" in line:
+                model = line.split(":", 1)[1].strip()
+            elif line.startswith("flags") and ":" in line:
+                flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return {"cpu_model": model, "native_bf16": native_bf16(torch.device("cpu")),
+            "bf16_flags": sorted(flags & {"avx512_bf16", "amx_bf16", "avx512_fp16"}),
+            "logical_cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()}
+
+
+def cpu_name() -> str:
+    """``"<model>, native bf16 yes|no"``: the CPU as tables and records name it (:func:`cpu_info`)."""
+    c = cpu_info()
+    return f"{c['cpu_model']}, native bf16 {'yes' if c['native_bf16'] else 'no'}"
 
 
 @contextmanager

@@ -37,7 +37,7 @@ from .stats import hierarchical_bootstrap_ci, median_with_inf, suite_difference
 __all__ = ["VERDICTS", "ROLES", "PROVENANCE_KEYS", "Criterion", "Hypothesis", "HYPOTHESES", "verdict", "decide",
            "combine", "judge", "criteria_rule", "decide_h1", "decide_h2", "decide_h3",
            "decide_suites", "decide_ground_truth", "decide_randomisation", "find_verdicts",
-           "collect_verdicts", "summarise"]
+           "collect_verdicts", "complete_rows", "summarise"]
 
 VERDICTS = ("supported", "rejected", "inconclusive")
 
@@ -951,21 +951,56 @@ def collect_verdicts(results_dir, chapters: Sequence[str] | None = None) -> dict
                          "chapter": stem, "where": where, "profile": profile, "dataset": v.get("dataset"),
                          "criteria": v.get("criteria"),
                          "reason": v.get("reason"), "provenance": v.get("provenance")})
-    have = {r["id"] for r in rows}
+    rows = complete_rows(rows, chapters, status)
+    return {"rows": rows, "chapters": status, "inputs": inputs}
+
+
+def complete_rows(rows: Sequence[Mapping], chapters: Sequence[str] | None = None,
+                  status: Mapping[str, str] | None = None) -> list[dict]:
+    """Verdict rows with one placeholder row for every hypothesis of ``chapters`` that has none, in order.
+
+    Shared by :func:`collect_verdicts` (rows read from a results store) and the README's
+    committed record of measured verdicts (rows merged from several runs), so that both say
+    "not run" the same way.
+
+    Args:
+        rows: verdict rows as :func:`collect_verdicts` makes them (``id``, ``chapter``, ``where``, ...).
+        chapters: the chapter stems covered (default: every chapter named in :data:`HYPOTHESES`);
+            a hypothesis of another chapter gets no placeholder.
+        status: per chapter stem, ``"ok"``, ``"not run"``, ``"unreadable: ..."`` or ``"no verdicts"``
+            (missing: ``"not run"``).
+
+    Returns:
+        A new list: ``rows`` plus the placeholders (verdict ``"not run"``, or ``"no verdict stored"``
+        for a chapter that ran without storing one), sorted by the order of :data:`HYPOTHESES`,
+        then of ``chapters``, then by where the verdict sits in its results.
+
+    Raises:
+        ValueError: a row whose ``id`` is not in :data:`HYPOTHESES` or whose chapter is not in ``chapters``.
+    """
+    if chapters is None:
+        chapters = list(dict.fromkeys(h.chapter for h in HYPOTHESES.values()))
+    chapters, status = list(chapters), dict(status or {})
+    out = [dict(r) for r in rows]
+    for r in out:
+        if r.get("id") not in HYPOTHESES:
+            raise ValueError(f"rows: unknown hypothesis id {r.get('id')!r}; known: {', '.join(HYPOTHESES)}")
+        if r.get("chapter") not in chapters:
+            raise ValueError(f"rows: chapter {r.get('chapter')!r} of {r['id']} is not among chapters {chapters}")
+    have = {r["id"] for r in out}
     for hid, h in HYPOTHESES.items():
         if hid in have or h.chapter not in chapters:
             continue
         st = status.get(h.chapter, "not run")
         word = "not run" if st == "not run" or st.startswith("unreadable") else "no verdict stored"
-        rows.append({"id": hid, "kind": h.kind, "hypothesis": h.title, "verdict": word,
-                     "rule": f"chapter {h.chapter} {'has not been run' if word == 'not run' else 'stored no verdict'}"
-                             + (f" ({st})" if st.startswith("unreadable") else ""),
-                     "evidence": {}, "chapter": h.chapter, "where": "", "profile": None, "dataset": None,
-                     "criteria": None,
-                     "reason": None, "provenance": None})
+        out.append({"id": hid, "kind": h.kind, "hypothesis": h.title, "verdict": word,
+                    "rule": f"chapter {h.chapter} {'has not been run' if word == 'not run' else 'stored no verdict'}"
+                            + (f" ({st})" if st.startswith("unreadable") else ""),
+                    "evidence": {}, "chapter": h.chapter, "where": "", "profile": None, "dataset": None,
+                    "criteria": None, "reason": None, "provenance": None})
     order = list(HYPOTHESES)
-    rows.sort(key=lambda r: (order.index(r["id"]), chapters.index(r["chapter"]), r["where"]))
-    return {"rows": rows, "chapters": status, "inputs": inputs}
+    out.sort(key=lambda r: (order.index(r["id"]), chapters.index(r["chapter"]), r.get("where") or ""))
+    return out
 
 
 def summarise(rows: Sequence[Mapping]) -> dict:

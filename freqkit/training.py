@@ -158,6 +158,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._io import atomic_save_torch, probe_writable
+from ._runtime import native_bf16
 from ._runtime import progress as progress_bar
 from ._validate import check_choice, check_images, check_positive_int, check_tensor
 from .data import DATASETS, load_dataset
@@ -688,18 +689,6 @@ def load_checkpoint(path, dataset: str | None = None, config: dict | None = None
     return _finalize(model, cfg).eval(), payload
 
 
-def _bf16_ok(dev: torch.device) -> bool:
-    if dev.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if dev.type == "cpu":
-        # Emulated bf16 is slower than fp32; only use it with native instructions.
-        try:
-            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-        except (AttributeError, RuntimeError):
-            return False
-    return False
-
-
 def _augment(x: torch.Tensor, dataset: str, gen: torch.Generator, translate: int | None = None,
              flip: torch.Tensor | None = None) -> torch.Tensor:
     """Random translation (a crop of a padded copy) and horizontal flip (CIFAR-10), or shift (MNIST).
@@ -816,7 +805,7 @@ def _train(model: nn.Module, dataset: str, cfg: dict, data_root, dev: torch.devi
         opt = torch.optim.AdamW(groups, lr=cfg["lr"], betas=(cfg["momentum"], 0.999),
                                 weight_decay=cfg["weight_decay"])
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, total, cfg))
-    amp = cfg["amp"] and _bf16_ok(dev)
+    amp = cfg["amp"] and native_bf16(dev)
     gen = torch.Generator(device=dev).manual_seed(cfg["seed"])
     gen_cpu = torch.Generator().manual_seed(cfg["seed"])
     whiteners = [m for m in model.modules() if isinstance(m, PatchWhitening)]

@@ -54,6 +54,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+import torch
 import yaml
 
 try:
@@ -63,10 +64,12 @@ except ImportError:  # pragma: no cover - not POSIX: runs are not locked
 
 from .. import hypotheses
 from .._io import atomic_write_bytes, atomic_write_json
+from .._runtime import cpu_name
 from . import chapters
 
 __all__ = [
-    "measured_markdown", "update_readme", "MEASURED_START", "MEASURED_END",
+    "measured_markdown", "measured_block", "update_readme", "store_measured", "MEASURED_START", "MEASURED_END",
+    "MEASURED_RECORD",
     "BookError", "ChapterFailed", "ChapterInterrupted", "BuildFailed", "find_root", "read_toc", "chapters_in_toc",
     "select_chapters", "load_profiles", "parse_overrides", "chapter_parameters", "check_source", "check_executed",
     "kernel_check", "RunRecord", "sync_assets", "executed_path", "results_file", "execute_chapter",
@@ -1172,6 +1175,80 @@ def _criteria_summary(row: dict) -> str:
     return "; ".join(parts)
 
 
+#: The committed record of the measured verdicts of a profile, relative to the repository root
+#: (:func:`store_measured`); the README's measured block is rendered from it.
+MEASURED_RECORD = "book/measured/{profile}.json"
+
+
+def _real_rows(rows) -> list[dict]:
+    return [r for r in rows if r["verdict"] not in ("not run", "no verdict stored")]
+
+
+def store_measured(record_file: Path, results_dir: Path, profile: str, run: dict | None = None,
+                   machine: str | None = None, chapters_: Sequence[str] | None = None) -> dict:
+    """Merge the verdicts of a run into the committed record of a profile's measured verdicts.
+
+    A chapter's runs take hours on 2 cores, so one session rarely runs the whole cpu
+    profile; the record keeps, per chapter, the verdicts of the last run that stored any,
+    with that run's commit, date, machine and time, so that the README's measured block
+    (:func:`update_readme`) can be regenerated from files in the repository and no figure
+    in it is typed by hand.  Chapters of the run replace their earlier rows; the others stay.
+
+    Args:
+        record_file: the record (``book/measured/<profile>.json``, :data:`MEASURED_RECORD`); need not exist.
+        results_dir: the results store of the run (:func:`freqkit.save_results`).
+        profile: the profile of the run.
+        run: the run's ``run.json`` data (:class:`RunRecord`), for each chapter's seconds; optional.
+        machine: the machine that ran it (e.g. :func:`freqkit._runtime.cpu_name`); optional.
+        chapters_: the chapter stems this run executed (default: every chapter of the store
+            that stored verdicts); results of other chapters in the store are left out.
+
+    Returns:
+        The record written: ``{"profile", "chapters": {stem: {"commit", "date", "machine",
+        "seconds", "results_sha256"}}, "rows": [...]}`` (rows as :func:`freqkit.hypotheses.collect_verdicts`
+        makes them, placeholders left out).
+
+    Raises:
+        ValueError: the record holds another profile, or a stored verdict of the run names another profile.
+        OSError: the record cannot be written.
+    """
+    record_file = Path(record_file)
+    rec = {"profile": profile, "chapters": {}, "rows": []}
+    if record_file.is_file():
+        rec = json.loads(record_file.read_text())
+        if rec.get("profile") != profile:
+            raise ValueError(f"record_file: {record_file} holds the {rec.get('profile')!r} profile, not {profile!r}")
+    found = hypotheses.collect_verdicts(results_dir)
+    ran = [stem for stem, st in found["chapters"].items() if st == "ok" and (chapters_ is None or stem in chapters_)]
+    new = [r for r in _real_rows(found["rows"]) if r["chapter"] in ran]
+    wrong = sorted({str(r["profile"]) for r in new if r.get("profile") not in (None, profile)})
+    if wrong:
+        raise ValueError(f"results_dir: {results_dir} holds verdicts of the {', '.join(wrong)} profile, not {profile!r}")
+    chapters_ = dict(rec.get("chapters") or {})
+    for stem in ran:
+        prov = next((r["provenance"] for r in new if r["chapter"] == stem and r.get("provenance")), None) or {}
+        seconds = ((run or {}).get("chapters") or {}).get(stem, {}).get("seconds")
+        chapters_[stem] = {"commit": prov.get("commit"), "date": prov.get("date"), "machine": machine,
+                           "seconds": seconds, "results_sha256": found["inputs"].get(stem)}
+    rows = [r for r in rec.get("rows") or [] if r["chapter"] not in ran] + new
+    order = list(dict.fromkeys(h.chapter for h in hypotheses.HYPOTHESES.values()))
+    rows = _real_rows(hypotheses.complete_rows(rows, order))
+    rec = {"profile": profile, "chapters": {k: chapters_[k] for k in sorted(chapters_)}, "rows": rows}
+    atomic_write_json(rec, record_file)
+    return rec
+
+
+def _measured_rows(source: Path, chapters_: Sequence[str] | None) -> tuple[list[dict], dict]:
+    """(rows with placeholders, per-chapter run facts) from a results store or a record file."""
+    source = Path(source)
+    if source.is_file():
+        rec = json.loads(source.read_text())
+        order = list(chapters_ or dict.fromkeys(h.chapter for h in hypotheses.HYPOTHESES.values()))
+        rows = [r for r in rec.get("rows") or [] if r["chapter"] in order]
+        return hypotheses.complete_rows(rows, order), dict(rec.get("chapters") or {})
+    return hypotheses.collect_verdicts(source, chapters_)["rows"], {}
+
+
 def measured_markdown(results_dir: Path, chapters_: Sequence[str] | None = None, link: bool = True) -> str:
     """Every stored verdict as one Markdown table, generated from the results: nothing typed by hand.
 
@@ -1181,7 +1258,8 @@ def measured_markdown(results_dir: Path, chapters_: Sequence[str] | None = None,
     (:func:`update_readme`) and chapter 9.
 
     Args:
-        results_dir: the profile's results store.
+        results_dir: the profile's results store, or a record file of :func:`store_measured`
+            (then each chapter's commit, date, machine and time are listed under the table).
         chapters_: chapter stems to read (default: every chapter with a hypothesis).
         link: link the chapter column to its page (``<stem>.ipynb``); off for the README,
             which links into ``book/``.
@@ -1189,11 +1267,11 @@ def measured_markdown(results_dir: Path, chapters_: Sequence[str] | None = None,
     Returns:
         Markdown: a table, and a line naming the profiles and commits it came from.
     """
-    found = hypotheses.collect_verdicts(results_dir, chapters_)
+    rows, runs = _measured_rows(results_dir, chapters_)
     lines = ["| | tested on | verdict | criteria: effect [95% CI] (smallest effect: decision, seeds) | images, seeds | "
              "chapter |", "|---|---|---|---|---|---|"]
     commits, profiles = set(), set()
-    for r in found["rows"]:
+    for r in rows:
         on = r.get("dataset") or "-"
         ev = r.get("evidence") or {}
         n = f"{ev.get('n_images', '-')}, {ev.get('n_seeds', '-')}" if r.get("criteria") else "-"
@@ -1206,6 +1284,12 @@ def measured_markdown(results_dir: Path, chapters_: Sequence[str] | None = None,
             profiles.add(str(r["profile"]))
     src = (f"Generated from the stored results of the {', '.join(sorted(profiles)) or '-'} profile "
            f"(commit {', '.join(sorted(commits)) or '-'}) by `python -m freqkit.book`.")
+    if runs:
+        src += " Runs: " + "; ".join(
+            f"chapter {stem.split('_', 1)[0]}: {info.get('date') or '?'}, commit {str(info.get('commit') or '?')[:12]}, "
+            f"{info.get('machine') or 'machine not recorded'}"
+            + (f", {float(info['seconds']):,.0f} s" if info.get("seconds") is not None else "")
+            for stem, info in sorted(runs.items())) + "."
     return "\n".join(lines) + "\n\n" + src
 
 
@@ -1214,7 +1298,7 @@ def update_readme(readme: Path, results_dir: Path, profile: str) -> bool:
 
     Args:
         readme: the README file.
-        results_dir: the results store of the run.
+        results_dir: the results store of the run, or the committed record (:func:`store_measured`).
         profile: the profile that produced it (named in the block's heading).
 
     Returns:
@@ -1225,11 +1309,24 @@ def update_readme(readme: Path, results_dir: Path, profile: str) -> bool:
         return False
     head, rest = text.split(MEASURED_START, 1)
     _, tail = rest.split(MEASURED_END, 1)
-    body = (f"\n### Measured ({profile} profile)\n\nEvery verdict of the book under the rules of "
-            f"`freqkit.hypotheses`, as the last `{profile}` run stored it (the chapters show the figures and "
-            f"settings):\n\n{measured_markdown(results_dir, link=False)}\n")
-    atomic_write_bytes(readme, (head + MEASURED_START + body + MEASURED_END + tail).encode())
+    atomic_write_bytes(readme, (head + MEASURED_START + measured_block(results_dir, profile) + MEASURED_END
+                                + tail).encode())
     return True
+
+
+def measured_block(results_dir: Path, profile: str) -> str:
+    """The text :func:`update_readme` puts between the README's markers.
+
+    Args:
+        results_dir: a results store or a record file (see :func:`measured_markdown`).
+        profile: the profile named in the heading.
+
+    Returns:
+        Markdown, starting and ending with a newline.
+    """
+    return (f"\n### Measured ({profile} profile)\n\nEvery verdict of the book under the rules of "
+            f"`freqkit.hypotheses`, as the last `{profile}` run of each chapter stored it (the chapters show the "
+            f"figures and settings):\n\n{measured_markdown(results_dir, link=False)}\n")
 
 
 def stage_pages(stage: Path, profile: str, record: "RunRecord", repo_url: str | None = None) -> None:
@@ -1699,6 +1796,7 @@ def _run_started(args: argparse.Namespace, root: Path, out: Path, stage: Path, p
     if args.no_build:
         record.finish("executed", seconds=round(time.perf_counter() - total0, 2))
         _log(f"done (not built) in {time.perf_counter() - total0:.1f} s; timings in {record.path}")
+        _store_and_update_readme(args, root, record, [ch.stem for ch, *_ in plan])
         return 0
     try:
         html = build_book(root, stage, out, args.profile, toc_chapters, record)
@@ -1714,13 +1812,24 @@ def _run_started(args: argparse.Namespace, root: Path, out: Path, stage: Path, p
     _log(f"  {'jupyter-book build':<36} {record.data['build']['seconds']:8.1f} s")
     _log(f"book built in {time.perf_counter() - total0:.1f} s: {html / 'index.html'}")
     _log(f"timings: {record.path}")
-    if getattr(args, "update_readme", False):
-        results = next((Path(p["results_dir"]) for p in (i.get("parameters") or {} for i in
-                                                            record.data["chapters"].values()) if p.get("results_dir")),
-                       None)
-        if results is not None and update_readme(root / "README.md", results, args.profile):
-            _log(f"README.md: measured block regenerated from {results}")
+    _store_and_update_readme(args, root, record, [ch.stem for ch, *_ in plan])
     return 0
+
+
+def _store_and_update_readme(args: argparse.Namespace, root: Path, record: "RunRecord", ran: list[str]) -> None:
+    """--update-readme: merge this run's verdicts into the committed record, then render the README from it."""
+    if not getattr(args, "update_readme", False):
+        return
+    results = next((Path(p["results_dir"]) for p in (i.get("parameters") or {} for i in
+                                                        record.data["chapters"].values()) if p.get("results_dir")),
+                   None)
+    if results is None:
+        return
+    dest = root / MEASURED_RECORD.format(profile=args.profile)
+    machine = cpu_name() + (f"; {torch.cuda.get_device_name()}" if torch.cuda.is_available() else "")
+    store_measured(dest, results, args.profile, run=record.data, chapters_=ran, machine=machine)
+    if update_readme(root / "README.md", dest, args.profile):
+        _log(f"README.md: measured block regenerated from {dest.relative_to(root)}")
 
 
 def _report_set_aside(info: dict[str, Any], params: dict[str, Any], stem: str) -> None:

@@ -793,6 +793,74 @@ def test_measured_block_is_generated_from_stored_verdicts(tmp_path):
     assert not runner.update_readme(plain, results, "cpu") and plain.read_text() == "no markers\n"
 
 
+def _h2_estimates(mean):
+    from freqkit import hypotheses as H
+    e = {"mean": mean, "ci_low": mean - 0.05, "ci_high": mean + 0.05, "n_images": 32}
+    return {c.name: dict(e, mean=-0.01, ci_low=-0.02, ci_high=-0.005) if c.direction == "less" else e
+            for c in H.HYPOTHESES["H2"].criteria}
+
+
+def test_store_measured_merges_runs_chapter_by_chapter(tmp_path):
+    """The committed record keeps each chapter's last run; the README renders from it with each run's machine."""
+    from freqkit import hypotheses as H
+    import freqkit as fk
+    e = {"mean": 0.3, "ci_low": 0.2, "ci_high": 0.4, "n_images": 500}
+    h1 = {"high_pass_accuracy": e, "low_pass_loss": e,
+          "residual_invisible": {"mean": -0.5, "ci_low": -0.6, "ci_high": -0.4, "n_images": 500}}
+    first, second = tmp_path / "first", tmp_path / "second"
+    fk.save_results(first, "02_which_frequencies",
+                    {"v": H.judge("H1", h1, {"commit": "1111111aaaaaa", "profile": "cpu", "date": "2026-12-01"},
+                                  "cifar10")}, {"profile": "cpu"})
+    fk.save_results(first, "03_frequency_attribution",
+                    {"v": H.judge("H2", _h2_estimates(0.5), {"commit": "1111111aaaaaa", "profile": "cpu"}, "mnist")},
+                    {"profile": "cpu"})
+    record = tmp_path / "measured" / "cpu.json"
+    run = {"chapters": {"02_which_frequencies": {"seconds": 1234.5}}}
+    rec = runner.store_measured(record, first, "cpu", run=run, machine="CPU A, native bf16 no")
+    assert [r["id"] for r in rec["rows"]] == ["H1", "H2"]
+    assert rec["chapters"]["02_which_frequencies"]["seconds"] == 1234.5
+    assert rec["chapters"]["02_which_frequencies"]["machine"] == "CPU A, native bf16 no"
+    assert rec["chapters"]["03_frequency_attribution"]["seconds"] is None
+    # a second run of chapter 2 only (H1 now rejected on another machine): chapter 3's row stays
+    low = dict(h1, high_pass_accuracy={"mean": 0.01, "ci_low": 0.0, "ci_high": 0.02, "n_images": 500})
+    fk.save_results(second, "02_which_frequencies",
+                    {"v": H.judge("H1", low, {"commit": "2222222bbbbbb", "profile": "cpu"}, "cifar10")},
+                    {"profile": "cpu"})
+    fk.save_results(second, "03_frequency_attribution",
+                    {"v": H.judge("H2", _h2_estimates(-0.5), {"commit": "2222222bbbbbb", "profile": "cpu"}, "mnist")},
+                    {"profile": "cpu"})
+    rec = runner.store_measured(record, second, "cpu", machine="CPU B, native bf16 yes",
+                                chapters_=["02_which_frequencies"])      # chapter 3 was not run this time
+    by = {r["id"]: r for r in rec["rows"]}
+    assert by["H1"]["verdict"] == "rejected" and by["H1"]["provenance"]["commit"] == "2222222bbbbbb"
+    assert by["H2"]["provenance"]["commit"] == "1111111aaaaaa" and by["H2"]["verdict"] == "supported"
+    assert rec["chapters"]["03_frequency_attribution"]["machine"] == "CPU A, native bf16 no"
+    assert json.loads(record.read_text()) == rec
+    md = runner.measured_markdown(record, link=False)
+    assert "| H1 | cifar10 | **rejected** |" in md and "| H2 | mnist | **supported** |" in md
+    assert "| H3 | - | **not run** |" in md
+    assert "chapter 02: ?, commit 2222222bbbbb, CPU B, native bf16 yes" in md
+    assert "chapter 03: 2026-12-01, commit 1111111aaaaa, CPU A, native bf16 no" not in md  # H2 had no date
+    assert "chapter 03: ?, commit 1111111aaaaa, CPU A, native bf16 no" in md
+    with pytest.raises(ValueError, match="record_file"):
+        runner.store_measured(record, second, "gpu")
+    with pytest.raises(ValueError, match="results_dir"):
+        runner.store_measured(tmp_path / "other.json", second, "smoke")
+
+
+def test_readme_measured_block_is_the_committed_record():
+    """No measured number in the README is typed: its block is what book/measured/cpu.json renders to."""
+    root = Path(__file__).resolve().parents[2]
+    record = root / runner.MEASURED_RECORD.format(profile="cpu")
+    text = (root / "README.md").read_text()
+    block = text.split(runner.MEASURED_START, 1)[1].split(runner.MEASURED_END, 1)[0]
+    assert record.is_file(), f"{record} is missing: the README's measured block must be rendered from it"
+    assert block == runner.measured_block(record, "cpu"), (
+        "README.md's measured block differs from book/measured/cpu.json: regenerate it with "
+        "python -c \"from pathlib import Path; from freqkit.book import runner; "
+        "runner.update_readme(Path('README.md'), Path('book/measured/cpu.json'), 'cpu')\"")
+
+
 def test_pages_weigh_under_2_mb_and_load_the_widget_library_only_with_widgets(smoke_book):
     """Each page with the images it shows stays under 2 MB; only pages with a widget load the widget library."""
     heavy, stray = [], []
