@@ -144,3 +144,13 @@ def test_offline_reads_freqkit_offline(monkeypatch, value, expected):
     else:
         monkeypatch.setenv("FREQKIT_OFFLINE", value)
     assert R.offline() is expected
+
+
+def test_cpu_description_names_the_model_and_the_bf16_kind():
+    from freqkit._runtime import cpu_info, cpu_name, native_bf16
+    info = cpu_info()
+    assert set(info) == {"cpu_model", "native_bf16", "bf16_flags", "logical_cpus", "torch_threads"}
+    assert info["native_bf16"] == native_bf16(torch.device("cpu"))
+    assert cpu_name() == f"{info['cpu_model']}, native bf16 {'yes' if info['native_bf16'] else 'no'}"
+    assert set(info["bf16_flags"]) <= {"avx512_bf16", "amx_bf16", "avx512_fp16"}
+    assert native_bf16(torch.device("meta")) is False      # neither CPU nor CUDA: never autocast
