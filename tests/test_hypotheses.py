@@ -591,3 +591,16 @@ def test_summarise_overall_words():
     assert H.summarise(rows("no verdict stored"))["H1"] == {"supported": 0, "rejected": 0, "inconclusive": 0,
                                                             "not run": 1, "overall": "not run"}
     assert H.summarise([]) == {}
+
+
+def test_complete_rows_adds_placeholders_in_order_and_rejects_foreign_rows():
+    from freqkit import hypotheses as H
+    row = {"id": "H2", "chapter": "03_frequency_attribution", "where": "v", "verdict": "supported"}
+    out = H.complete_rows([row], ["02_which_frequencies", "03_frequency_attribution"],
+                          {"02_which_frequencies": "no verdicts"})
+    assert [(r["id"], r["verdict"]) for r in out] == [("H1", "no verdict stored"), ("H2", "supported")]
+    assert out[1] == row and out[1] is not row                      # a copy, the input untouched
+    with pytest.raises(ValueError, match="unknown hypothesis id 'H99'"):
+        H.complete_rows([dict(row, id="H99")])
+    with pytest.raises(ValueError, match="not among chapters"):
+        H.complete_rows([row], ["02_which_frequencies"])

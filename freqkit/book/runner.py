@@ -1212,10 +1212,15 @@ def store_measured(record_file: Path, results_dir: Path, profile: str, run: dict
         ValueError: the record holds another profile, or a stored verdict of the run names another profile.
         OSError: the record cannot be written.
     """
-    record_file = Path(record_file)
+    record_file, results_dir = Path(record_file), Path(results_dir)
+    if not results_dir.is_dir():
+        raise ValueError(f"results_dir: {results_dir} is not a folder (a results store of the run)")
     rec = {"profile": profile, "chapters": {}, "rows": []}
     if record_file.is_file():
-        rec = json.loads(record_file.read_text())
+        try:
+            rec = json.loads(record_file.read_text())
+        except json.JSONDecodeError as e:
+            raise ValueError(f"record_file: {record_file} is not valid JSON ({e})") from e
         if rec.get("profile") != profile:
             raise ValueError(f"record_file: {record_file} holds the {rec.get('profile')!r} profile, not {profile!r}")
     found = hypotheses.collect_verdicts(results_dir)
@@ -1224,16 +1229,16 @@ def store_measured(record_file: Path, results_dir: Path, profile: str, run: dict
     wrong = sorted({str(r["profile"]) for r in new if r.get("profile") not in (None, profile)})
     if wrong:
         raise ValueError(f"results_dir: {results_dir} holds verdicts of the {', '.join(wrong)} profile, not {profile!r}")
-    chapters_ = dict(rec.get("chapters") or {})
+    runs = dict(rec.get("chapters") or {})
     for stem in ran:
         prov = next((r["provenance"] for r in new if r["chapter"] == stem and r.get("provenance")), None) or {}
         seconds = ((run or {}).get("chapters") or {}).get(stem, {}).get("seconds")
-        chapters_[stem] = {"commit": prov.get("commit"), "date": prov.get("date"), "machine": machine,
+        runs[stem] = {"commit": prov.get("commit"), "date": prov.get("date"), "machine": machine,
                            "seconds": seconds, "results_sha256": found["inputs"].get(stem)}
     rows = [r for r in rec.get("rows") or [] if r["chapter"] not in ran] + new
     order = list(dict.fromkeys(h.chapter for h in hypotheses.HYPOTHESES.values()))
     rows = _real_rows(hypotheses.complete_rows(rows, order))
-    rec = {"profile": profile, "chapters": {k: chapters_[k] for k in sorted(chapters_)}, "rows": rows}
+    rec = {"profile": profile, "chapters": {k: runs[k] for k in sorted(runs)}, "rows": rows}
     atomic_write_json(rec, record_file)
     return rec
 
@@ -1245,7 +1250,9 @@ def _measured_rows(source: Path, chapters_: Sequence[str] | None) -> tuple[list[
         rec = json.loads(source.read_text())
         order = list(chapters_ or dict.fromkeys(h.chapter for h in hypotheses.HYPOTHESES.values()))
         rows = [r for r in rec.get("rows") or [] if r["chapter"] in order]
-        return hypotheses.complete_rows(rows, order), dict(rec.get("chapters") or {})
+        runs = dict(rec.get("chapters") or {})
+        # a chapter that ran without a verdict for some hypothesis (a subset of its data sets) says so
+        return hypotheses.complete_rows(rows, order, {stem: "no verdicts" for stem in runs}), runs
     return hypotheses.collect_verdicts(source, chapters_)["rows"], {}
 
 

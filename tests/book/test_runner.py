@@ -838,12 +838,20 @@ def test_store_measured_merges_runs_chapter_by_chapter(tmp_path):
     assert json.loads(record.read_text()) == rec
     md = runner.measured_markdown(record, link=False)
     assert "| H1 | cifar10 | **rejected** |" in md and "| H2 | mnist | **supported** |" in md
-    assert "| H3 | - | **not run** |" in md
     assert "chapter 02: ?, commit 2222222bbbbb, CPU B, native bf16 yes" in md
     assert "chapter 03: 2026-12-01, commit 1111111aaaaa, CPU A, native bf16 no" not in md  # H2 had no date
     assert "chapter 03: ?, commit 1111111aaaaa, CPU A, native bf16 no" in md
+    assert "| H3 | - | **not run** |" in md           # chapter 5 never ran
+    rec["chapters"]["05_low_vs_high_attacks"] = {"commit": "3333333"}     # it ran, but stored no H3 verdict
+    record.write_text(json.dumps(rec))
+    assert "| H3 | - | **no verdict stored** |" in runner.measured_markdown(record, link=False)
     with pytest.raises(ValueError, match="record_file"):
         runner.store_measured(record, second, "gpu")
+    with pytest.raises(ValueError, match="results_dir"):
+        runner.store_measured(record, tmp_path / "missing", "cpu")
+    (tmp_path / "broken.json").write_text("{not json")
+    with pytest.raises(ValueError, match="record_file"):
+        runner.store_measured(tmp_path / "broken.json", second, "cpu")
     with pytest.raises(ValueError, match="results_dir"):
         runner.store_measured(tmp_path / "other.json", second, "smoke")
 
