@@ -438,6 +438,12 @@ class AirNet(nn.Module):
         bn_momentum: torch BatchNorm momentum, in ``(0, 1]`` (airbench: 0.4).
         width_factor: the second and third groups have ``width_factor x width`` channels, an
             integer ``>= 1`` (airbench: 4; the CPU preset: 6).
+        whiten_eps: the whitening layer's regulariser (:class:`PatchWhitening`'s ``eps``), a
+            finite number ``> 0`` (airbench: 5e-4).  It bounds the layer's gain to
+            ``whiten_eps ** -0.5``: at 5e-4 a high-frequency patch direction is amplified up to
+            45x, which let single-step adversarial training (FGSM-RS) overfit catastrophically
+            (0% under PGD-10); 0.1 (gain at most 3.2) did not (issue 12, measured in
+            :data:`freqkit.training.PRESETS`' notes).
 
     Shape:
         - input: ``(N, in_channels, H, W)``, pixels in ``[0, 1]``, ``H, W >= 8 + whiten_kernel - 1``
@@ -446,7 +452,8 @@ class AirNet(nn.Module):
 
     Raises:
         ValueError: ``width``, ``in_channels`` or ``whiten_kernel`` not an integer ``>= 1``;
-            ``n_classes`` not an integer ``>= 2``; ``act`` unknown; ``bn_momentum`` outside
+            ``n_classes`` not an integer ``>= 2``; ``act`` unknown; ``whiten_eps`` not a finite
+            number ``> 0``; ``bn_momentum`` outside
             ``(0, 1]``; ``width_factor`` not an integer ``>= 1``; ``mean``/``std`` rejected by
             :class:`Normalize`.
 
@@ -462,7 +469,7 @@ class AirNet(nn.Module):
 
     def __init__(self, width: int = 16, in_channels: int = 3, n_classes: int = 10, mean=CIFAR10_MEAN,
                  std=CIFAR10_STD, head_scale: float = 1 / 9, act: str = "gelu", dirac: bool = True,
-                 whiten_kernel: int = 2, bn_momentum: float = 0.4, width_factor: int = 4):
+                 whiten_kernel: int = 2, bn_momentum: float = 0.4, width_factor: int = 4, whiten_eps: float = 5e-4):
         super().__init__()
         check_positive_int(width, "width")
         check_positive_int(in_channels, "in_channels")
@@ -471,9 +478,12 @@ class AirNet(nn.Module):
         if isinstance(bn_momentum, bool) or not isinstance(bn_momentum, (int, float)) or not 0 < bn_momentum <= 1:
             raise ValueError(f"bn_momentum must be a number in (0, 1], got {bn_momentum!r}")
         check_positive_int(width_factor, "width_factor")
+        if (isinstance(whiten_eps, bool) or not isinstance(whiten_eps, (int, float)) or not math.isfinite(whiten_eps)
+                or whiten_eps <= 0):
+            raise ValueError(f"whiten_eps must be a finite number > 0, got {whiten_eps!r}")
         self.widths = (width, width_factor * width, width_factor * width)
         self.normalize = Normalize(mean, std)
-        self.whiten = PatchWhitening(in_channels, whiten_kernel)
+        self.whiten = PatchWhitening(in_channels, whiten_kernel, eps=whiten_eps)
         self.act = nn.GELU() if act == "gelu" else nn.ReLU(inplace=True)
         c = self.whiten.out_channels
         groups = []

@@ -136,6 +136,9 @@ def test_full_config_defaults_and_unknown_keys():
     ({"width_factor": 0}, "width_factor"), ({"width_factor": 2.0}, "width_factor"),
     ({"kernel_smoothing": -0.1}, "kernel_smoothing"), ({"kernel_smoothing": float("inf")}, "kernel_smoothing"),
     ({"kernel_smoothing": True}, "kernel_smoothing"),
+    ({"whiten_eps": 0.1}, "whiten_eps"),                  # mnist's smallcnn has no whitening layer
+    ({"arch": "airnet", "whiten_eps": 0}, "whiten_eps"), ({"arch": "airnet", "whiten_eps": float("nan")}, "whiten_eps"),
+    ({"arch": "airnet", "whiten_eps": True}, "whiten_eps"),
     ({"stop_at_accuracy": 0, "val_size": 100}, "stop_at_accuracy"),
     ({"stop_at_accuracy": 1.5, "val_size": 100}, "stop_at_accuracy"),
     ({"stop_at_accuracy": True, "val_size": 100}, "stop_at_accuracy"),
@@ -163,9 +166,10 @@ def _changed(k, v):
     return v + 1
 
 
-# The stop keys only make sense together (and with a validation split).
+# The stop keys only make sense together (and with a validation split); whiten_eps with an airnet.
 _STOP_CHANGES = {"stop_at_accuracy": {"stop_at_accuracy": 0.5, "val_size": 1000},
-                 "stop_check_every": {"stop_at_accuracy": 0.5, "val_size": 1000, "stop_check_every": 3}}
+                 "stop_check_every": {"stop_at_accuracy": 0.5, "val_size": 1000, "stop_check_every": 3},
+                 "whiten_eps": {"arch": "airnet", "whiten_eps": 0.1}}
 
 
 def test_every_config_key_changes_the_checkpoint_key(monkeypatch):
@@ -174,7 +178,7 @@ def test_every_config_key_changes_the_checkpoint_key(monkeypatch):
         assert base == T.checkpoint_key(ds, dict(T.DEFAULT_CONFIG[ds]))  # explicit defaults: same key
         seen = {base}
         assert {"arch", "lookahead", "bias_lr_scale", "flip", "translate", "whiten_bias_epochs", "tta", "width_factor",
-                "kernel_smoothing", "stop_at_accuracy", "stop_check_every"} <= set(T.DEFAULT_CONFIG[ds])
+                "kernel_smoothing", "stop_at_accuracy", "stop_check_every", "whiten_eps"} <= set(T.DEFAULT_CONFIG[ds])
         for k, v in T.DEFAULT_CONFIG[ds].items():
             key = T.checkpoint_key(ds, _STOP_CHANGES.get(k, {k: _changed(k, v)}))
             assert key not in seen, k
@@ -193,15 +197,15 @@ def test_keys_that_are_off_hash_as_before_they_existed():
     """
     import hashlib
     import json
-    new = ("kernel_smoothing", "stop_at_accuracy", "stop_check_every")
+    new = ("kernel_smoothing", "stop_at_accuracy", "stop_check_every", "whiten_eps")
     for ds in ("mnist", "cifar10"):
         for cfg in ({}, TINY, T.PRESETS[ds]["gpu"], {**TINY, "objective": "adv", "objective_params": {"eps": 0.1}}):
             full = {k: v for k, v in T.full_config(ds, cfg).items() if k not in new}
             blob = json.dumps({"dataset": ds, "config": full, "version": T.TRAINING_CODE_VERSION}, sort_keys=True,
                               separators=(",", ":"))
             assert T.checkpoint_key(ds, cfg) == hashlib.sha256(blob.encode()).hexdigest()[:16]
-            assert T.checkpoint_key(ds, {**cfg, "kernel_smoothing": 0, "stop_at_accuracy": None}) == \
-                T.checkpoint_key(ds, cfg)
+            assert T.checkpoint_key(ds, {**cfg, "kernel_smoothing": 0, "stop_at_accuracy": None,
+                                         "whiten_eps": 5e-4}) == T.checkpoint_key(ds, cfg)
 
 
 def test_presets_are_complete_and_valid():
@@ -535,6 +539,34 @@ def test_airnet_recipe_learns_and_stores_its_whitening(air_trained, data_root):
     assert info2["cached"] and info2["test_accuracy"] == info["test_accuracy"]
     x = xt[:8]
     assert torch.allclose(again(x), model(x), atol=1e-5)
+
+
+def test_whiten_eps_reaches_the_trained_whitening_layer(data_root, tmp_path):
+    """config['whiten_eps'] is the eps the whitening layer was fitted with, in training and on loading.
+
+    The fitted filters equal an AirNet's fitted by hand with that eps (not with the default),
+    and their gain (largest singular value of the filter bank) is capped at eps ** -0.5.
+    """
+    import freqkit as fk
+    import freqkit.models as M
+    cfg = {**AIR, "epochs": 1, "n_train": 256, "whiten_eps": 0.1}
+    model, info = T.train_or_load("cifar10", cfg, data_root=data_root, cache_dir=tmp_path, device="cpu",
+                                  progress=False)
+    assert info["config"]["whiten_eps"] == 0.1 and model.whiten.eps == 0.1
+    assert info["key"] != T.checkpoint_key("cifar10", {**cfg, "whiten_eps": 5e-4})
+    xs, _ = fk.load_dataset("cifar10", "train", n=256, seed=0, root=data_root)
+    assert torch.allclose(model.whiten.weight, M.AirNet(width=8, whiten_eps=0.1).fit_whitening(xs).whiten.weight,
+                          atol=1e-4)
+    # The first 12 filters W (the other 12 are -W): rows diag(l + eps)^-1/2 V^T, so ||W||_2 = (l_min + eps)^-1/2.
+    default = M.AirNet(width=8).fit_whitening(xs).whiten.weight[:12]
+    gain = float(torch.linalg.matrix_norm(model.whiten.weight[:12].flatten(1), ord=2))
+    assert 0.5 * 0.1 ** -0.5 < gain <= 0.1 ** -0.5 + 1e-4
+    assert float(torch.linalg.matrix_norm(default.flatten(1), ord=2)) > 3 * gain   # the default amplifies far more
+    again, info2 = T.train_or_load("cifar10", cfg, data_root=data_root, cache_dir=tmp_path, device="cpu",
+                                   progress=False)
+    assert info2["cached"] and again.whiten.eps == 0.1
+    with pytest.raises(ValueError, match="whiten_eps"):
+        M.AirNet(width=8, whiten_eps=-1.0)
 
 
 def test_tta_config_hands_out_the_mirror_averaged_model(air_trained, data_root, tmp_path):
