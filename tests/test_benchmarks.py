@@ -160,3 +160,26 @@ def test_attack_benchmark_times_band_apgd_against_the_reference_apgd(one_thread,
                                         "threads": 1, "date": "today"}, "attacks": rec})
     assert "band APGD vs reference APGD (linf_dct_low_band)" in table
     assert all(line.count("|") == 7 for line in table.splitlines() if line.startswith("| ")), "ragged table"
+
+
+def test_robust_training_benchmark_records_gain_and_attacks(data_root, tmp_path):
+    """bench_robust_training --quick: one FGSM-RS model per whiten_eps, its whitening gain capped, attacks recorded."""
+    bench = _load("bench_robust_training", BENCH / "bench_robust_training.py")
+    threads = torch.get_num_threads()
+    args = bench.parse_args(["--quick", "--data-root", str(data_root), "--cache-dir", str(tmp_path),
+                             "--whiten-eps", "5e-4", "0.1", "--out", str(tmp_path / "r.json")])
+    rec = bench.run(args)
+    assert torch.get_num_threads() == threads                          # restored
+    assert rec["quick"] and rec["n_attacked"] == 16 and rec["autoattack"] is None
+    assert rec["objective"]["method"] == "fgsm_rs" and abs(rec["objective"]["eps"] - 8 / 255) < 1e-12
+    small, large = rec["runs"]
+    assert (small["whiten_eps"], large["whiten_eps"]) == (5e-4, 0.1) and not small["cached"]
+    for r in rec["runs"]:
+        assert r["n_train"] == 512 and 0 < r["gain"] <= r["gain_cap"] * (1 + 1e-6)
+        # An attack can only lower the accuracy on the attacked images: robust <= clean.
+        assert 0 <= r["pgd"] <= r["clean"] and 0 <= r["fgsm"] <= r["clean"] <= 1
+        assert r["catastrophic"] == (r["pgd"] < bench.CATASTROPHIC_PGD_BELOW and r["fgsm"] >= bench.FGSM_AT_LEAST)
+    assert small["gain"] > 3 * large["gain"]                           # the regulariser caps the amplification
+    again = bench.run(args)                                            # the cache is used, nothing retrained
+    assert all(r["cached"] for r in again["runs"])
+    assert [r["test_accuracy"] for r in again["runs"]] == [r["test_accuracy"] for r in rec["runs"]]
