@@ -1193,12 +1193,18 @@ def store_measured(record_file: Path, results_dir: Path, profile: str, run: dict
     with that run's commit, date, machine and time, so that the README's measured block
     (:func:`update_readme`) can be regenerated from files in the repository and no figure
     in it is typed by hand.  Chapters of the run replace their earlier rows; the others stay.
+    A run of a chapter on some of its data sets only (``--set 'datasets=[cifar10]'``: the
+    ``datasets`` parameter in ``run``) replaces only the rows of those data sets (a row's
+    data set is the first name of its ``dataset`` field, e.g. ``"cifar10, standard"`` ->
+    cifar10); the chapter then lists one entry per run that still supplies rows, each with
+    the data sets it covered.
 
     Args:
         record_file: the record (``book/measured/<profile>.json``, :data:`MEASURED_RECORD`); need not exist.
         results_dir: the results store of the run (:func:`freqkit.save_results`).
         profile: the profile of the run.
-        run: the run's ``run.json`` data (:class:`RunRecord`), for each chapter's seconds; optional.
+        run: the run's ``run.json`` data (:class:`RunRecord`), for each chapter's seconds and
+            ``datasets`` parameter; optional (without it every chapter counts as run on all its data sets).
         machine: the machine that ran it (e.g. :func:`freqkit._runtime.cpu_name`); optional.
         chapters_: the chapter stems this run executed (default: every chapter of the store
             that stored verdicts); results of other chapters in the store are left out.
@@ -1206,7 +1212,9 @@ def store_measured(record_file: Path, results_dir: Path, profile: str, run: dict
     Returns:
         The record written: ``{"profile", "chapters": {stem: {"commit", "date", "machine",
         "seconds", "results_sha256"}}, "rows": [...]}`` (rows as :func:`freqkit.hypotheses.collect_verdicts`
-        makes them, placeholders left out).
+        makes them, placeholders left out); after a run on some data sets of a chapter whose
+        other data sets' rows stay, ``chapters[stem]`` is a list of such entries, each with
+        ``"datasets"``.
 
     Raises:
         ValueError: the record holds another profile, or a stored verdict of the run names another profile.
@@ -1230,17 +1238,47 @@ def store_measured(record_file: Path, results_dir: Path, profile: str, run: dict
     if wrong:
         raise ValueError(f"results_dir: {results_dir} holds verdicts of the {', '.join(wrong)} profile, not {profile!r}")
     runs = dict(rec.get("chapters") or {})
+    old_rows = list(rec.get("rows") or [])
+    kept = [r for r in old_rows if r["chapter"] not in ran]
     for stem in ran:
+        info = ((run or {}).get("chapters") or {}).get(stem, {})
+        covered = (info.get("parameters") or {}).get("datasets")
+        covered = None if covered is None else sorted(str(d) for d in covered)
+        # rows of this chapter on data sets the run did not cover stay, with the run that made them
+        stay = [] if covered is None else [r for r in old_rows if r["chapter"] == stem and _row_dataset(r)
+                                           and _row_dataset(r) not in covered]
+        kept += stay
         prov = next((r["provenance"] for r in new if r["chapter"] == stem and r.get("provenance")), None) or {}
-        seconds = ((run or {}).get("chapters") or {}).get(stem, {}).get("seconds")
-        runs[stem] = {"commit": prov.get("commit"), "date": prov.get("date"), "machine": machine,
-                           "seconds": seconds, "results_sha256": found["inputs"].get(stem)}
-    rows = [r for r in rec.get("rows") or [] if r["chapter"] not in ran] + new
+        entry = {"commit": prov.get("commit"), "date": prov.get("date"), "machine": machine,
+                 "seconds": info.get("seconds"), "results_sha256": found["inputs"].get(stem)}
+        if not stay:
+            runs[stem] = entry if covered is None else {**entry, "datasets": covered}
+            continue
+        left = sorted({_row_dataset(r) for r in stay})
+        earlier = []
+        for e in _run_entries(runs.get(stem)):
+            ds = [d for d in (e.get("datasets") or left) if d in left]
+            if ds:
+                earlier.append({**e, "datasets": ds})
+        runs[stem] = earlier + [{**entry, "datasets": covered}]
+    rows = kept + new
     order = list(dict.fromkeys(h.chapter for h in hypotheses.HYPOTHESES.values()))
     rows = _real_rows(hypotheses.complete_rows(rows, order))
     rec = {"profile": profile, "chapters": {k: runs[k] for k in sorted(runs)}, "rows": rows}
     atomic_write_json(rec, record_file)
     return rec
+
+
+def _row_dataset(row: dict) -> str:
+    """The data set a stored verdict was tested on: the first name of its ``dataset`` field ("" if none)."""
+    return str(row.get("dataset") or "").split(",")[0].strip()
+
+
+def _run_entries(info) -> list[dict]:
+    """A chapter's run facts in a record as a list (one dict per run that supplied rows)."""
+    if not info:
+        return []
+    return [dict(e) for e in info] if isinstance(info, list) else [dict(info)]
 
 
 def _measured_rows(source: Path, chapters_: Sequence[str] | None) -> tuple[list[dict], dict]:
@@ -1293,10 +1331,12 @@ def measured_markdown(results_dir: Path, chapters_: Sequence[str] | None = None,
            f"(commit {', '.join(sorted(commits)) or '-'}) by `python -m freqkit.book`.")
     if runs:
         src += " Runs: " + "; ".join(
-            f"chapter {stem.split('_', 1)[0]}: {info.get('date') or '?'}, commit {str(info.get('commit') or '?')[:12]}, "
+            f"chapter {stem.split('_', 1)[0]}"
+            + (f" ({', '.join(info['datasets'])})" if info.get("datasets") else "")
+            + f": {info.get('date') or '?'}, commit {str(info.get('commit') or '?')[:12]}, "
             f"{info.get('machine') or 'machine not recorded'}"
             + (f", {float(info['seconds']):,.0f} s" if info.get("seconds") is not None else "")
-            for stem, info in sorted(runs.items())) + "."
+            for stem, entries in sorted(runs.items()) for info in _run_entries(entries)) + "."
     return "\n".join(lines) + "\n\n" + src
 
 

@@ -856,6 +856,42 @@ def test_store_measured_merges_runs_chapter_by_chapter(tmp_path):
         runner.store_measured(tmp_path / "other.json", second, "smoke")
 
 
+def test_store_measured_keeps_the_rows_of_data_sets_a_partial_run_left_out(tmp_path):
+    """A run with --set 'datasets=[cifar10]' replaces the chapter's cifar10 rows only; mnist's stay, with their run."""
+    from freqkit import hypotheses as H
+    import freqkit as fk
+    e = {"mean": 0.3, "ci_low": 0.2, "ci_high": 0.4, "n_images": 500}
+    h1 = {"high_pass_accuracy": e, "low_pass_loss": e,
+          "residual_invisible": {"mean": -0.5, "ci_low": -0.6, "ci_high": -0.4, "n_images": 500}}
+    low = dict(h1, high_pass_accuracy={"mean": 0.01, "ci_low": 0.0, "ci_high": 0.02, "n_images": 500})
+    stem, record = "02_which_frequencies", tmp_path / "cpu.json"
+
+    def store(name, commit, est, datasets, covered):
+        d = tmp_path / name
+        fk.save_results(d, stem, {ds: H.judge("H1", est, {"commit": commit, "profile": "cpu"}, ds) for ds in datasets},
+                        {"profile": "cpu"})
+        params = {} if covered is None else {"datasets": covered}
+        return runner.store_measured(record, d, "cpu", machine=f"CPU {name}",
+                                     run={"chapters": {stem: {"seconds": 10.0, "parameters": params}}})
+
+    store("one", "1111111aaaaaa", h1, ["cifar10", "mnist"], None)
+    rec = store("two", "2222222bbbbbb", low, ["cifar10"], ["cifar10"])
+    by = {r["dataset"]: r for r in rec["rows"]}
+    assert by["cifar10"]["provenance"]["commit"] == "2222222bbbbbb" and by["cifar10"]["verdict"] == "rejected"
+    assert by["mnist"]["provenance"]["commit"] == "1111111aaaaaa" and by["mnist"]["verdict"] == "supported"
+    runs = rec["chapters"][stem]
+    assert [(r["machine"], r["datasets"]) for r in runs] == [("CPU one", ["mnist"]), ("CPU two", ["cifar10"])]
+    md = runner.measured_markdown(record, link=False)
+    assert "chapter 02 (mnist): ?, commit 1111111aaaaa, CPU one, 10 s; chapter 02 (cifar10): ?, commit 2222222bbbbb" in md
+    # the same partial run again: the earlier cifar10 entry is not listed twice
+    rec = store("three", "3333333cccccc", low, ["cifar10"], ["cifar10"])
+    assert [r["machine"] for r in rec["chapters"][stem]] == ["CPU one", "CPU three"]
+    # a run on every data set replaces both rows and leaves one entry
+    rec = store("four", "4444444dddddd", low, ["cifar10", "mnist"], None)
+    assert isinstance(rec["chapters"][stem], dict) and rec["chapters"][stem]["machine"] == "CPU four"
+    assert {r["provenance"]["commit"] for r in rec["rows"]} == {"4444444dddddd"} and len(rec["rows"]) == 2
+
+
 def test_readme_measured_block_is_the_committed_record():
     """No measured number in the README is typed: its block is what book/measured/cpu.json renders to."""
     root = Path(__file__).resolve().parents[2]
