@@ -440,10 +440,10 @@ class AirNet(nn.Module):
             integer ``>= 1`` (airbench: 4; the CPU preset: 6).
         whiten_eps: the whitening layer's regulariser (:class:`PatchWhitening`'s ``eps``), a
             finite number ``> 0`` (airbench: 5e-4).  It bounds the layer's gain to
-            ``whiten_eps ** -0.5``: at 5e-4 a high-frequency patch direction is amplified up to
-            45x, which let single-step adversarial training (FGSM-RS) overfit catastrophically
-            (0% under PGD-10); 0.1 (gain at most 3.2) did not (issue 12, measured in
-            :data:`freqkit.training.PRESETS`' notes).
+            ``whiten_eps ** -0.5``: at 5e-4 the weakest patch direction of CIFAR-10 is
+            amplified 30.5x, which let single-step adversarial training (FGSM-RS) overfit
+            catastrophically (0% under PGD-10); at 0.1 (gain at most 3.2) it did not (issue 12;
+            figures in :mod:`freqkit.training`, "Whitening and adversarial training").
 
     Shape:
         - input: ``(N, in_channels, H, W)``, pixels in ``[0, 1]``, ``H, W >= 8 + whiten_kernel - 1``
