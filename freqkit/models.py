@@ -54,7 +54,7 @@ from torch import nn
 
 from ._io import file_sha256
 from ._runtime import eval_mode, model_device, offline
-from ._validate import (check_choice, check_images, check_label_range, check_labels, check_model_output,
+from ._validate import (check_choice, check_images, check_number, check_label_range, check_labels, check_model_output,
                         check_positive_int, check_tensor)
 
 __all__ = [
@@ -478,9 +478,7 @@ class AirNet(nn.Module):
         if isinstance(bn_momentum, bool) or not isinstance(bn_momentum, (int, float)) or not 0 < bn_momentum <= 1:
             raise ValueError(f"bn_momentum must be a number in (0, 1], got {bn_momentum!r}")
         check_positive_int(width_factor, "width_factor")
-        if (isinstance(whiten_eps, bool) or not isinstance(whiten_eps, (int, float)) or not math.isfinite(whiten_eps)
-                or whiten_eps <= 0):
-            raise ValueError(f"whiten_eps must be a finite number > 0, got {whiten_eps!r}")
+        check_number(whiten_eps, "whiten_eps")
         self.widths = (width, width_factor * width, width_factor * width)
         self.normalize = Normalize(mean, std)
         self.whiten = PatchWhitening(in_channels, whiten_kernel, eps=whiten_eps)

@@ -183,7 +183,7 @@ from torch import nn
 from ._io import atomic_save_torch, probe_writable
 from ._runtime import native_bf16
 from ._runtime import progress as progress_bar
-from ._validate import check_choice, check_images, check_positive_int, check_tensor
+from ._validate import check_choice, check_images, check_number, check_positive_int, check_tensor
 from .data import DATASETS, load_dataset
 from .models import MirrorAverage, PatchWhitening, build_model, evaluate, resolve_device
 
@@ -414,9 +414,7 @@ def full_config(dataset: str, config: dict | None = None) -> dict:
     w = cfg["whiten_bias_epochs"]
     if isinstance(w, bool) or not isinstance(w, int) or w < 0:
         raise ValueError(f"config['whiten_bias_epochs'] must be an integer >= 0, got {w!r}")
-    we = cfg["whiten_eps"]
-    if isinstance(we, bool) or not isinstance(we, (int, float)) or not math.isfinite(we) or we <= 0:
-        raise ValueError(f"config['whiten_eps'] must be a finite number > 0 (the whitening regulariser), got {we!r}")
+    we = check_number(cfg["whiten_eps"], "config['whiten_eps']")
     if we != _OFF_BY_DEFAULT["whiten_eps"] and cfg["arch"] != "airnet":
         raise ValueError(f"config['whiten_eps'] is set ({we!r}) but config['arch'] is {cfg['arch']!r}: only an "
                          "airnet has a whitening layer")
