@@ -62,7 +62,7 @@ OLD_CPU_PRESET = dict(arch="resnet", width=16, epochs=16, batch_size=256, lr=0.2
                       optimizer="sgd", schedule="onecycle", warmup=0.2, n_train=None, val_size=0,
                       label_smoothing=0.1, seed=0, amp=True, augment=True, translate=None, flip="random",
                       lookahead=False, bias_lr_scale=1.0, whiten_bias_epochs=0, tta=False, width_factor=4,
-                      kernel_smoothing=0.0, stop_at_accuracy=None, stop_check_every=None)
+                      kernel_smoothing=0.0, stop_at_accuracy=None, stop_check_every=None, whiten_eps=5e-4)
 
 GOAL_RATIO = 0.45
 GOAL_ACCURACY = 0.90
