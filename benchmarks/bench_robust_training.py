@@ -85,9 +85,22 @@ def evaluate_robustness(model, x, y, pgd_steps: int, autoattack: bool) -> dict:
 
 
 def run(args) -> dict:
-    """Train (or load) and attack every (seed, whiten_eps) model; the record (see the module docstring)."""
+    """Train (or load) and attack every (seed, whiten_eps) model; the record (see the module docstring).
+
+    Raises:
+        ValueError: ``n``, ``pgd_steps`` or ``threads`` not an integer ``>= 1``; a
+            ``whiten_eps`` not a finite number ``> 0``; no ``whiten_eps`` or no seed (checked
+            before anything trains).
+    """
+    from freqkit._validate import check_number, check_positive_int
+    for k in ("n", "pgd_steps", "threads"):
+        check_positive_int(getattr(args, k), k)
+    if not args.whiten_eps or not args.seeds:
+        raise ValueError("whiten_eps and seeds must each name at least one value")
+    for we in args.whiten_eps:
+        check_number(we, "whiten_eps")
     old = torch.get_num_threads()
-    torch.set_num_threads(max(1, int(args.threads)))
+    torch.set_num_threads(int(args.threads))
     try:
         return _run(args)
     finally:

@@ -86,8 +86,8 @@ then overfits catastrophically.  ``benchmarks/bench_robust_training.py``, AMD EP
 2026-12-02, seed 0, on the 1,000 test images, Linf 8/255:
 
 * ``whiten_eps`` 5e-4: 71.2% clean, 60.3% under FGSM, **0.0%** under PGD-10 and under the
-  reference APGD-CE + APGD-T (712 s of training on one thread).  Earlier one-off runs stayed
-  at 0% under PGD-10 with the FGSM step at eps (75.1% clean) and with lr 0.1 (69.0%).
+  reference APGD-CE + APGD-T (712 s of training on one thread).  Two one-off runs (scripts
+  not in the repository, PGD-10 on 200 images) stayed at 0% with the FGSM step at eps and with lr 0.1.
 * ``whiten_eps`` 0.1 (gain at most 3.2): 71.1% clean, 39.0% under PGD-10 (200 images); seeds
   0-2 under the reference APGD-CE + APGD-T on 500 images each: 34.2% (chapter 7).
 

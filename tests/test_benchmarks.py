@@ -183,3 +183,13 @@ def test_robust_training_benchmark_records_gain_and_attacks(data_root, tmp_path)
     again = bench.run(args)                                            # the cache is used, nothing retrained
     assert all(r["cached"] for r in again["runs"])
     assert [r["test_accuracy"] for r in again["runs"]] == [r["test_accuracy"] for r in rec["runs"]]
+
+
+@pytest.mark.parametrize("bad, match", [(["--whiten-eps", "-1"], "whiten_eps"), (["--whiten-eps", "nan"], "whiten_eps"),
+                                        (["--n", "0"], "n"), (["--pgd-steps", "0"], "pgd_steps"),
+                                        (["--threads", "0"], "threads")])
+def test_robust_training_benchmark_refuses_bad_settings(bad, match, tmp_path):
+    bench = _load("bench_robust_training", BENCH / "bench_robust_training.py")
+    with pytest.raises(ValueError, match=match):
+        bench.run(bench.parse_args(["--cache-dir", str(tmp_path)] + bad))
+    assert not list(tmp_path.iterdir())                                # nothing trained
