@@ -88,10 +88,16 @@ def _one_run(cfg: dict, data_root, dev) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
         c0 = time.process_time()
-        _, info = fk.train_or_load("cifar10", cfg, data_root=data_root, cache_dir=tmp, device=dev, progress=False)
+        model, info = fk.train_or_load("cifar10", cfg, data_root=data_root, cache_dir=tmp, device=dev,
+                                       progress=False)
         cpu = time.process_time() - c0
     assert not info["cached"]
+    # What test-time mirroring (airbench's flip half of TTA) buys the same trained weights: measured, not trained.
+    xt, yt = fk.load_dataset("cifar10", "test", root=data_root)
+    net = model.net if isinstance(model, fk.MirrorAverage) else model
+    tta = fk.evaluate(fk.MirrorAverage(net).eval(), xt, yt)
     return {"train_seconds": info["train_seconds"], "process_cpu_seconds": cpu, "test_accuracy": info["test_accuracy"],
+            "test_accuracy_mirror_tta": tta,
             "n_test": info["n_test"], "n_train": info["n_train"], "amp_used": info["amp"], "load_average_before": load,
             "load_average_after": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
             "epoch_seconds": [h["seconds"] for h in info["history"]]}
@@ -122,6 +128,7 @@ def side_by_side(args, dev) -> dict:
                 r.update(which=which, seed=seed, precision=prec)
                 rec["runs"].append(r)
                 print(f"{which} seed {seed} {prec}: {r['train_seconds']:.1f} s, {r['test_accuracy']:.2%} "
+                      f"(mirror TTA {r['test_accuracy_mirror_tta']:.2%}) "
                       f"(load {r['load_average_before']})", flush=True)
     rec["summary"] = summarise(rec)
     return rec
@@ -138,10 +145,18 @@ def summarise(rec: dict) -> dict:
                           "mean_cpu_seconds": statistics.mean(r["process_cpu_seconds"] for r in rs),
                           "mean_accuracy": statistics.mean(r["test_accuracy"] for r in rs),
                           "accuracies": [r["test_accuracy"] for r in rs], "seconds": [r["train_seconds"] for r in rs],
+                          # Older records lack the mirror-TTA accuracy: None there, not a guess.
+                          "mean_accuracy_mirror_tta": (statistics.mean(r["test_accuracy_mirror_tta"] for r in rs)
+                                                       if all("test_accuracy_mirror_tta" in r for r in rs) else None),
                           "n_seeds": len(rs), "n_test": rs[0]["n_test"], "n_train": rs[0]["n_train"]}
         row["ratio"] = row["new"]["mean_seconds"] / row["old"]["mean_seconds"]
         row["cpu_ratio"] = row["new"]["mean_cpu_seconds"] / row["old"]["mean_cpu_seconds"]
         row["goal_met"] = bool(row["ratio"] <= GOAL_RATIO and row["new"]["mean_accuracy"] >= GOAL_ACCURACY)
+        # The same weights evaluated with airbench's test-time mirroring (reported apart: the
+        # chapters attack the bare networks, and their accuracy is the one above).
+        tta = row["new"]["mean_accuracy_mirror_tta"]
+        row["goal_met_with_mirror_tta"] = None if tta is None else bool(row["ratio"] <= GOAL_RATIO
+                                                                         and tta >= GOAL_ACCURACY)
         out[prec] = row
     return out
 

@@ -386,6 +386,15 @@ def decide(ci: Sequence[float], delta: float = 0.0, direction: str = "greater") 
 PROVENANCE_KEYS = ("commit", "profile")
 
 
+def _with_provenance(record: dict, provenance) -> dict:
+    """``record`` with ``provenance`` attached (None: as it is); a given one must name :data:`PROVENANCE_KEYS`."""
+    if provenance is None:
+        return record
+    if not isinstance(provenance, Mapping) or any(k not in provenance for k in PROVENANCE_KEYS):
+        raise ValueError(f"provenance must be None or a dict with at least {list(PROVENANCE_KEYS)}, got {provenance!r}")
+    return {**record, "provenance": jsonable(dict(provenance))}
+
+
 def combine(decisions: Mapping[str, str], roles: Mapping[str, str]) -> tuple[str, str]:
     """One hypothesis' verdict from its criteria's decisions, and the reason in words.
 
@@ -815,7 +824,7 @@ def decide_suites(hid: str, comparisons: Mapping, provenance: Mapping, dataset: 
 
 # ============================================================================ checks (chapter 4)
 
-def decide_ground_truth(tables: Mapping, rule: str = "top_band") -> dict:
+def decide_ground_truth(tables: Mapping, rule: str = "top_band", provenance: Mapping | None = None) -> dict:
     """Check: every method puts the most attribution mass on the planted band.
 
     Args:
@@ -824,13 +833,17 @@ def decide_ground_truth(tables: Mapping, rule: str = "top_band") -> dict:
             share is a planted band, *and* the mean share on the planted frequencies exceeds
             their share of the coefficients (a uniform spread would not pass);
             ``"above_uniform"``: only the second condition.
+        provenance: where the run came from (:func:`freqkit.book.chapters.provenance`: at
+            least :data:`PROVENANCE_KEYS`), stored with the record as a :func:`judge` verdict's
+            is; None stores none.
 
     Returns:
         a :func:`verdict` record; ``evidence`` lists every (task, method) and which
         condition failed.
 
     Raises:
-        ValueError: an unknown ``rule`` or empty ``tables``.
+        ValueError: an unknown ``rule``, empty ``tables``, or ``provenance`` without
+            :data:`PROVENANCE_KEYS`.
     """
     if rule not in ("top_band", "above_uniform"):
         raise ValueError(f"rule must be one of ['above_uniform', 'top_band'], got {rule!r}")
@@ -848,28 +861,29 @@ def decide_ground_truth(tables: Mapping, rule: str = "top_band") -> dict:
                          "truth_bands": t["truth_bands"], "above_uniform": above, "top_is_planted": top,
                          "passed": passed})
     note = ", and the planted band holds the largest mean share of all bands" if rule == "top_band" else ""
-    return verdict("planted", ok, {"rows": rows, "n_failed": sum(not r["passed"] for r in rows)},
-                   rule=rule, top_band_note=note)
+    return _with_provenance(verdict("planted", ok, {"rows": rows, "n_failed": sum(not r["passed"] for r in rows)},
+                                    rule=rule, top_band_note=note), provenance)
 
 
-def decide_randomisation(summary: Mapping, max_rho: float = 0.5) -> dict:
+def decide_randomisation(summary: Mapping, max_rho: float = 0.5, provenance: Mapping | None = None) -> dict:
     """Check (Adebayo et al. 2018): frequency attributions depend on the learned weights.
 
     Args:
         summary: :func:`freqkit.randomisation_summary` ``{method: {"spearman_abs", ...}}``.
         max_rho: a method passes if the mean Spearman correlation of ``|scores|`` between
             the trained and the fully randomised model is below it.
+        provenance: as for :func:`decide_ground_truth`.
 
     Returns:
         a :func:`verdict` record, supported if every method passes; the evidence is ``summary``.
 
     Raises:
-        ValueError: an empty ``summary``.
+        ValueError: an empty ``summary``, or ``provenance`` without :data:`PROVENANCE_KEYS`.
     """
     if not isinstance(summary, Mapping) or not summary:
         raise ValueError("summary must be a non-empty randomisation_summary() dict")
     supported = all(v["spearman_abs"] < max_rho for v in summary.values())
-    return verdict("randomisation", supported, summary, max_rho=max_rho)
+    return _with_provenance(verdict("randomisation", supported, summary, max_rho=max_rho), provenance)
 
 
 # ============================================================================ reading verdicts back
