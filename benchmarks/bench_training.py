@@ -66,6 +66,13 @@ OLD_CPU_PRESET = dict(arch="resnet", width=16, epochs=16, batch_size=256, lr=0.2
 
 GOAL_RATIO = 0.45
 GOAL_ACCURACY = 0.90
+#: Accuracies are float32 ratios of counts: 900 of 1,000 reads 0.8999999762.  Far below one image in 1,000.
+_ACCURACY_SLACK = 1e-6
+
+
+def _reaches(accuracy: float) -> bool:
+    """Whether an accuracy meets :data:`GOAL_ACCURACY`, float32 rounding of the count ratio forgiven."""
+    return accuracy >= GOAL_ACCURACY - _ACCURACY_SLACK
 
 
 def parse_args(argv=None):
@@ -151,12 +158,11 @@ def summarise(rec: dict) -> dict:
                           "n_seeds": len(rs), "n_test": rs[0]["n_test"], "n_train": rs[0]["n_train"]}
         row["ratio"] = row["new"]["mean_seconds"] / row["old"]["mean_seconds"]
         row["cpu_ratio"] = row["new"]["mean_cpu_seconds"] / row["old"]["mean_cpu_seconds"]
-        row["goal_met"] = bool(row["ratio"] <= GOAL_RATIO and row["new"]["mean_accuracy"] >= GOAL_ACCURACY)
+        row["goal_met"] = bool(row["ratio"] <= GOAL_RATIO and _reaches(row["new"]["mean_accuracy"]))
         # The same weights evaluated with airbench's test-time mirroring (reported apart: the
         # chapters attack the bare networks, and their accuracy is the one above).
         tta = row["new"]["mean_accuracy_mirror_tta"]
-        row["goal_met_with_mirror_tta"] = None if tta is None else bool(row["ratio"] <= GOAL_RATIO
-                                                                         and tta >= GOAL_ACCURACY)
+        row["goal_met_with_mirror_tta"] = None if tta is None else bool(row["ratio"] <= GOAL_RATIO and _reaches(tta))
         out[prec] = row
     return out
 

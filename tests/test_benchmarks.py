@@ -144,6 +144,12 @@ def test_training_rows_report_mirror_tta_apart_from_the_goal():
     assert abs(s["new"]["mean_accuracy_mirror_tta"] - 0.902) < 1e-12
     (row,) = run_all.training_rows(rec)
     assert "89.5% (mirror TTA 90.2%)" in row and "missed (met with mirror TTA)" in row
+    # 900 of 1,000 images, as float32 gives it (0.8999999762), reaches 90%; 899 does not.
+    for acc, met in ((float(torch.tensor(900.0) / 1000), True), (float(torch.tensor(899.0) / 1000), False)):
+        for r in runs:
+            if r["which"] == "new":
+                r["test_accuracy_mirror_tta"] = acc
+        assert bench.summarise(rec)["fp32"]["goal_met_with_mirror_tta"] is met
     # Too slow: the mirror cannot rescue the ratio.
     runs[1]["train_seconds"] = 500.0
     rec["summary"] = bench.summarise(rec)
