@@ -1,6 +1,7 @@
 """freqkit.training: train_or_load and its checkpoint cache, configurations, train_on_tensors.
 (Atomic writes: test_io.py; prediction and evaluation: test_models.py.)"""
 import errno
+import math
 import os
 import shutil
 import stat
@@ -10,6 +11,7 @@ import pytest
 import torch
 from torch import nn
 
+import freqkit as fk
 import freqkit.training as T
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -515,7 +517,6 @@ def air_trained(data_root, tmp_path_factory):
 
 
 def test_airnet_recipe_learns_and_stores_its_whitening(air_trained, data_root):
-    import freqkit as fk
     import freqkit.models as M
     model, info, cache = air_trained
     assert isinstance(model, M.AirNet) and not model.training and info["n_train"] == 1024
@@ -547,7 +548,6 @@ def test_whiten_eps_reaches_the_trained_whitening_layer(data_root, tmp_path):
     The fitted filters equal an AirNet's fitted by hand with that eps (not with the default),
     and their gain (largest singular value of the filter bank) is capped at eps ** -0.5.
     """
-    import freqkit as fk
     import freqkit.models as M
     cfg = {**AIR, "epochs": 1, "n_train": 256, "whiten_eps": 0.1}
     model, info = T.train_or_load("cifar10", cfg, data_root=data_root, cache_dir=tmp_path, device="cpu",
@@ -570,7 +570,6 @@ def test_whiten_eps_reaches_the_trained_whitening_layer(data_root, tmp_path):
 
 
 def test_tta_config_hands_out_the_mirror_averaged_model(air_trained, data_root, tmp_path):
-    import freqkit as fk
     import freqkit.models as M
     net, info, cache = air_trained
     cfg = {**AIR, "n_train": 256, "epochs": 1, "tta": True}
@@ -589,7 +588,6 @@ def test_tta_config_hands_out_the_mirror_averaged_model(air_trained, data_root, 
 
 
 def test_train_seeds_trains_and_caches_each_seed(data_root, tmp_path):
-    import freqkit as fk
     cfg = {**TINY, "n_train": 256, "val_size": 0, "seed": 7}
     kw = dict(data_root=data_root, cache_dir=tmp_path, device="cpu", progress=False)
     suite = fk.train_seeds("mnist", cfg, seeds=(0, 1), **kw)
@@ -614,7 +612,6 @@ def test_train_seeds_trains_and_caches_each_seed(data_root, tmp_path):
 # ----------------------------------------------------------------------------- kernel smoothing (Wang et al. 2020)
 
 def test_smooth_kernels_is_eq3_of_wang_et_al():
-    import freqkit as fk
     g = torch.Generator().manual_seed(0)
     w = torch.randn(5, 2, 3, 3, generator=g)
     rho = 0.3
@@ -637,7 +634,6 @@ def test_smooth_kernels_is_eq3_of_wang_et_al():
 
 
 def test_first_conv_and_smooth_first_layer():
-    import freqkit as fk
     import freqkit.models as M
     torch.manual_seed(0)
     small, res, air = fk.build_model("mnist", width=4), M.ResNetCIFAR(width=4), M.AirNet(width=4)
@@ -667,7 +663,12 @@ def test_training_with_smoothed_kernels_gives_smooth_first_layer_kernels(trained
     # noise has ~5/9; the standard model keeps about that; smoothing after every step removes it
     # (measured: 6e-7 at rho 0.25, 0.58 for the standard model).
     assert kernel_high_frequency_share(model) < 0.01 and kernel_high_frequency_share(std) > 0.3
-    assert sinfo["test_accuracy"] > 0.2  # still learns (chance: 0.1)
+    # Still learns: above what predicting the commonest digit scores, by 5 binomial standard
+    # errors (the tiny run reaches 0.16-0.3 depending on the CPU's arithmetic; a dead model ~0.11).
+    _, yt = fk.load_dataset("mnist", "test", root=data_root)
+    top = float(torch.bincount(yt).max()) / yt.numel()
+    assert sinfo["n_test"] == yt.numel()
+    assert sinfo["test_accuracy"] > top + 5 * math.sqrt(top * (1 - top) / yt.numel())
 
 
 # ----------------------------------------------------------------------------- stopping at an accuracy (issue 12)
