@@ -386,12 +386,17 @@ def decide(ci: Sequence[float], delta: float = 0.0, direction: str = "greater") 
 PROVENANCE_KEYS = ("commit", "profile")
 
 
+def _check_provenance(provenance) -> None:
+    """ValueError naming ``provenance`` unless it is a dict holding :data:`PROVENANCE_KEYS` (one check for all)."""
+    if not isinstance(provenance, Mapping) or any(k not in provenance for k in PROVENANCE_KEYS):
+        raise ValueError(f"provenance must be a dict with at least {list(PROVENANCE_KEYS)}, got {provenance!r}")
+
+
 def _with_provenance(record: dict, provenance) -> dict:
-    """``record`` with ``provenance`` attached (None: as it is); a given one must name :data:`PROVENANCE_KEYS`."""
+    """``record`` with ``provenance`` attached (None: as it is), checked by :func:`_check_provenance`."""
     if provenance is None:
         return record
-    if not isinstance(provenance, Mapping) or any(k not in provenance for k in PROVENANCE_KEYS):
-        raise ValueError(f"provenance must be None or a dict with at least {list(PROVENANCE_KEYS)}, got {provenance!r}")
+    _check_provenance(provenance)
     return {**record, "provenance": jsonable(dict(provenance))}
 
 
@@ -502,8 +507,7 @@ def judge(hid: str, estimates: Mapping, provenance: Mapping, dataset: str = "", 
     h = HYPOTHESES[hid]
     if not h.criteria:
         raise ValueError(f"hypothesis {hid} has no criteria (it is decided by its own decide_* rule)")
-    if not isinstance(provenance, Mapping) or any(k not in provenance for k in PROVENANCE_KEYS):
-        raise ValueError(f"provenance must be a dict with at least {list(PROVENANCE_KEYS)}, got {provenance!r}")
+    _check_provenance(provenance)
     if not isinstance(estimates, Mapping):
         raise ValueError(f"estimates must be a dict {{criterion: estimate}}, got {type(estimates)}")
     unknown = set(estimates) - {c.name for c in h.criteria}
