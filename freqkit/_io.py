@@ -25,8 +25,13 @@ from pathlib import Path
 
 import torch
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: nothing is locked
+    fcntl = None
+
 __all__ = ["atomic_write_bytes", "atomic_save_torch", "atomic_write_json", "jsonable", "probe_writable",
-           "file_sha256", "STALE_TEMP_SECONDS"]
+           "file_sha256", "lock_file", "STALE_TEMP_SECONDS"]
 
 #: Age (seconds since the last modification) after which a temporary file of a target,
 #: left by a writer killed between fsync and rename, is removed by the next write of that
@@ -140,6 +145,45 @@ def probe_writable(folder) -> OSError | None:
             os.unlink(probe)
         except OSError:
             pass
+
+
+def lock_file(path, *, blocking: bool = True):
+    """Open ``path`` and take an exclusive advisory lock on it, held until the file is closed.
+
+    One lock for every process that must not do the same work at the same time: the book
+    runner (one run per output folder) and :func:`freqkit.train_or_load` (one training per
+    checkpoint, so that two chapters run side by side wait for each other's models instead
+    of training them twice).  The lock is ``fcntl.flock``: released by the kernel when the
+    holder exits, however it exits, so a killed run never leaves a stale lock.  The holder's
+    pid is written into the file, for the message of whoever waits.
+
+    Args:
+        path: the lock file (str or path-like); created if absent, its folder must exist.
+        blocking: wait for the holder (default); ``False``: raise at once instead.
+
+    Returns:
+        The open file (mode ``"a+"``), locked; close it to release the lock.  Where ``fcntl``
+        is missing (not POSIX) the file is returned without a lock.
+
+    Raises:
+        BlockingIOError: ``blocking=False`` and another open file holds the lock.
+        OSError: the file cannot be opened.
+    """
+    f = open(path, "a+")  # not "w": that would erase the holder's pid before the lock is tried
+    if fcntl is not None:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError as e:
+            f.close()
+            raise BlockingIOError(e.errno, f"{path} is locked by another process") from None
+        except OSError:
+            f.close()
+            raise
+    f.seek(0)
+    f.truncate()
+    f.write(f"{os.getpid()}\n")
+    f.flush()
+    return f
 
 
 def atomic_save_torch(obj, path) -> Path:

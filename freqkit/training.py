@@ -172,6 +172,7 @@ import hashlib
 import json
 import math
 import os
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -180,7 +181,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._io import atomic_save_torch, probe_writable
+from ._io import atomic_save_torch, lock_file, probe_writable
 from ._runtime import native_bf16
 from ._runtime import progress as progress_bar
 from ._validate import check_choice, check_images, check_number, check_positive_int, check_tensor
@@ -1003,7 +1004,9 @@ def train_or_load(dataset: str, config: dict | None = None, data_root=None, cach
     still returned.  Training runs inside a forked RNG seeded by ``config["seed"]``, so the
     caller's random state is left alone.  The test (and validation, if ``val_size``)
     accuracy is computed on the data found now, so a model trained elsewhere is scored on
-    this machine's test split.
+    this machine's test split.  Processes that ask for the same missing checkpoint at once
+    train it once: the first holds a lock (``.<checkpoint name>.lock`` beside it, see
+    :func:`freqkit._io.lock_file`) while it trains, the others wait and then load it.
 
     Args:
         dataset: ``"mnist"`` or ``"cifar10"``.
@@ -1065,6 +1068,48 @@ def train_or_load(dataset: str, config: dict | None = None, data_root=None, cach
                          "standard training")
     dev = resolve_device(device)
     path = checkpoint_path(dataset, cfg, cache_dir)
+    lock = _claim_training(path, progress)
+    try:
+        return _train_or_load(dataset, cfg, path, data_root, dev, progress, loss_fn)
+    finally:
+        if lock is not None:
+            # Removed while held: a process waiting on it then finds the checkpoint, and a
+            # later one never needs the lock; the file name of a crashed holder is reused.
+            try:
+                os.unlink(lock.name)
+            except OSError:
+                pass
+            lock.close()
+
+
+def _claim_training(path: Path, progress: bool):
+    """Lock the training of checkpoint ``path`` against other processes, or None (nothing to lock).
+
+    Two processes asking for the same missing checkpoint (two book runners side by side,
+    say) would train the same model twice; with the lock the second waits, then loads the
+    first one's checkpoint.  None when the checkpoint exists, the folder cannot be written
+    (training then goes on uncached, see :func:`train_or_load`) or the lock cannot be taken.
+    """
+    if path.exists() or probe_writable(path.parent) is not None:
+        return None
+    lock_path = path.with_name(f".{path.name}.lock")
+    try:
+        return lock_file(lock_path, blocking=False)
+    except BlockingIOError:
+        pass
+    except OSError:
+        return None
+    if progress and hasattr(sys.stderr, "isatty") and sys.stderr.isatty():
+        print(f"freqkit: another process is training {path.name}; waiting for its checkpoint", file=sys.stderr,
+              flush=True)
+    try:
+        return lock_file(lock_path)
+    except OSError:
+        return None
+
+
+def _train_or_load(dataset: str, cfg: dict, path: Path, data_root, dev, progress: bool, loss_fn):
+    """The body of :func:`train_or_load` once the checkpoint's lock is held (see there)."""
     saved = True
     if path.exists():
         model, payload = load_checkpoint(path, dataset, cfg)
@@ -1076,7 +1121,7 @@ def train_or_load(dataset: str, config: dict | None = None, data_root=None, cach
             saved = False
             warnings.warn(f"checkpoint folder {path.parent} is not writable ({type(problem).__name__}: {problem}); "
                           f"training anyway, but the model will not be cached (it is trained again next time). "
-                          f"Point cache_dir or FREQKIT_CACHE at a writable folder to keep it.", stacklevel=2)
+                          f"Point cache_dir or FREQKIT_CACHE at a writable folder to keep it.", stacklevel=3)
         # Seed inside a forked RNG so that training leaves the caller's random state alone.
         with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
             torch.manual_seed(cfg["seed"])
@@ -1114,7 +1159,7 @@ def train_or_load(dataset: str, config: dict | None = None, data_root=None, cach
             saved = False
             warnings.warn(f"the checkpoint {path} could not be written ({type(e).__name__}: {e}); the trained model "
                           f"is returned for this run but not cached (it is trained again next time). Free space "
-                          f"there, or point cache_dir or FREQKIT_CACHE at a writable folder.", stacklevel=2)
+                          f"there, or point cache_dir or FREQKIT_CACHE at a writable folder.", stacklevel=3)
     else:
         stats = {**stats, "device": str(dev)}
     info = {"test_accuracy": test_acc, "n_test": int(xt.shape[0]), "val_accuracy": val_acc, "n_val": n_val,

@@ -213,3 +213,34 @@ def test_probe_writable_says_why_and_leaves_nothing(tmp_path):
     stale.write_bytes(b"x")
     os.utime(stale, (time.time() - 7200,) * 2)
     assert IO.probe_writable(tmp_path) is None and not stale.exists()
+
+
+def test_lock_file_excludes_a_second_holder_until_closed(tmp_path):
+    path = tmp_path / "x.lock"
+    first = IO.lock_file(path)
+    assert path.read_text() == f"{os.getpid()}\n"     # the holder's pid, for whoever waits
+    with pytest.raises(BlockingIOError, match="x.lock"):
+        IO.lock_file(path, blocking=False)            # flock is per open file: a second open conflicts
+    first.close()
+    second = IO.lock_file(path, blocking=False)       # released on close
+    second.close()
+
+
+def test_lock_file_blocking_waits_for_the_holder(tmp_path):
+    import threading
+    import time
+    path, order = tmp_path / "y.lock", []
+    holder = IO.lock_file(path)
+
+    def wait():
+        f = IO.lock_file(path)
+        order.append("waiter")
+        f.close()
+
+    t = threading.Thread(target=wait)
+    t.start()
+    time.sleep(0.3)
+    order.append("holder releases")
+    holder.close()
+    t.join(10)
+    assert order == ["holder releases", "waiter"]

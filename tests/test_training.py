@@ -256,6 +256,27 @@ def test_train_then_hit_cache(trained, data_root):
     assert T.checkpoint_path("mnist", {**TINY, "seed": 1}, cache) != T.checkpoint_path("mnist", TINY, cache)
 
 
+def test_a_second_process_waits_for_the_training_of_the_same_checkpoint(trained, data_root, tmp_path):
+    """While another process trains a checkpoint (holds its lock), train_or_load waits, then loads it."""
+    import threading
+    import time
+    from freqkit._io import lock_file
+    _, info, _ = trained
+    path = T.checkpoint_path("mnist", TINY, tmp_path)
+    other = lock_file(path.with_name(f".{path.name}.lock"))       # the other process, mid-training
+    got = {}
+    t = threading.Thread(target=lambda: got.update(info=T.train_or_load(
+        "mnist", TINY, data_root=data_root, cache_dir=tmp_path, device="cpu", progress=False)[1]))
+    t.start()
+    time.sleep(0.5)
+    assert t.is_alive() and not path.exists()
+    shutil.copyfile(info["checkpoint"], path)                     # it saves its checkpoint and finishes
+    other.close()
+    t.join(120)
+    assert got["info"]["cached"] is True and got["info"]["train_seconds"] == info["train_seconds"]
+    assert os.listdir(tmp_path) == [path.name]                    # the lock file went with the lock
+
+
 def test_training_is_seeded(trained, data_root, tmp_path):
     model, info, _ = trained
     torch.manual_seed(123)

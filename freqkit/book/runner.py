@@ -57,13 +57,8 @@ from typing import Any, Sequence
 import torch
 import yaml
 
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not POSIX: runs are not locked
-    fcntl = None
-
 from .. import hypotheses
-from .._io import atomic_write_bytes, atomic_write_json
+from .._io import atomic_write_bytes, atomic_write_json, lock_file
 from .._runtime import cpu_name
 from . import chapters
 
@@ -1707,22 +1702,15 @@ def _lock(stage: Path, out: Path, profile: str):
     """Take the exclusive lock of ``stage`` (held until the returned file is closed), or raise BookError."""
     stage.mkdir(parents=True, exist_ok=True)
     path = stage / LOCK_FILE
-    f = open(path, "a+")  # not "w": that would erase the holder's pid before the lock is tried
-    if fcntl is None:  # pragma: no cover - not POSIX
-        return f
     try:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        f.seek(0)
-        holder = f.read().strip() or "unknown"
-        f.close()
+        return lock_file(path, blocking=False)
+    except BlockingIOError:
+        try:
+            holder = path.read_text().strip() or "unknown"
+        except OSError:
+            holder = "unknown"
         raise BookError(f"another book runner holds the lock {path} (pid {holder}): it runs profile '{profile}' "
                         f"into {out}; wait for it to finish, or use another --out") from None
-    f.seek(0)
-    f.truncate()
-    f.write(f"{os.getpid()}\n")
-    f.flush()
-    return f
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
