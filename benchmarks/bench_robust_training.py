@@ -53,6 +53,7 @@ def parse_args(argv=None):
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--n", type=int, default=200, help="test images attacked")
     p.add_argument("--pgd-steps", type=int, default=10)
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the preset's)")
     p.add_argument("--autoattack", action=argparse.BooleanOptionalAction, default=True,
                    help="also the reference APGD-CE + APGD-T (pyautoattack)")
     p.add_argument("--quick", action="store_true", help="512 images, 1 epoch, 16 test images (seconds)")
@@ -88,13 +89,15 @@ def run(args) -> dict:
     """Train (or load) and attack every (seed, whiten_eps) model; the record (see the module docstring).
 
     Raises:
-        ValueError: ``n``, ``pgd_steps`` or ``threads`` not an integer ``>= 1``; a
+        ValueError: ``n``, ``pgd_steps``, ``threads`` or ``epochs`` (when given) not an integer ``>= 1``; a
             ``whiten_eps`` not a finite number ``> 0``; no ``whiten_eps`` or no seed (checked
             before anything trains).
     """
     from freqkit._validate import check_number, check_positive_int
     for k in ("n", "pgd_steps", "threads"):
         check_positive_int(getattr(args, k), k)
+    if args.epochs is not None:
+        check_positive_int(args.epochs, "epochs")
     if not args.whiten_eps or not args.seeds:
         raise ValueError("whiten_eps and seeds must each name at least one value")
     for we in args.whiten_eps:
@@ -109,7 +112,7 @@ def run(args) -> dict:
 
 def _run(args) -> dict:
     quick = bool(args.quick)
-    shrink = {"n_train": 512, "epochs": 1} if quick else {}
+    shrink = {"n_train": 512, "epochs": 1} if quick else ({"epochs": int(args.epochs)} if args.epochs else {})
     n = 16 if quick else int(args.n)
     steps = 2 if quick else int(args.pgd_steps)
     autoattack = bool(args.autoattack) and not quick

@@ -31,7 +31,7 @@ except ImportError:  # pragma: no cover - not POSIX: nothing is locked
     fcntl = None
 
 __all__ = ["atomic_write_bytes", "atomic_save_torch", "atomic_write_json", "jsonable", "probe_writable",
-           "file_sha256", "lock_file", "STALE_TEMP_SECONDS"]
+           "file_sha256", "lock_file", "lock_held", "STALE_TEMP_SECONDS"]
 
 #: Age (seconds since the last modification) after which a temporary file of a target,
 #: left by a writer killed between fsync and rename, is removed by the next write of that
@@ -184,6 +184,39 @@ def lock_file(path, *, blocking: bool = True):
     f.write(f"{os.getpid()}\n")
     f.flush()
     return f
+
+
+def lock_held(path) -> bool:
+    """Whether another open file holds the :func:`lock_file` lock on ``path`` right now.
+
+    A probe that neither creates ``path`` nor writes to it, and takes nothing it keeps:
+    :func:`freqkit.train_seeds` asks it to train the seeds nobody else is training first.
+    The answer can be stale a moment later (the holder may finish, another may start), so it
+    serves to order work, never to exclude it (that is :func:`lock_file`'s job).
+
+    Args:
+        path: the lock file (str or path-like).
+
+    Returns:
+        True when the file exists and its lock is held (by another process, or by another
+        open file of this one); False when it is absent, unreadable, free, or ``fcntl`` is
+        missing.
+    """
+    if fcntl is None:
+        return False
+    try:
+        f = open(path, "rb")
+    except OSError:
+        return False
+    with f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False
+        fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+        return False
 
 
 def atomic_save_torch(obj, path) -> Path:

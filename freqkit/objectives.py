@@ -67,7 +67,7 @@ from torch import nn
 from ._validate import check_choice, check_number, check_positive_int, check_tensor
 from .defense import STANDARD_BUDGETS, LowPassLayer
 from .human import csf_map
-from .training import first_conv, train_or_load, train_seeds
+from .training import _check_seeds, _train_all, first_conv, train_or_load
 from .transforms import dct2, low_high_masks
 
 __all__ = ["Objective", "adversarial_objective", "lowpass_objective", "attribution_guided_objective", "OBJECTIVES",
@@ -512,7 +512,9 @@ def train_suite(dataset: str, objectives: Mapping, config: Mapping | None = None
     With ``seeds``, every objective is trained once per seed (each seed replaces
     ``config["seed"]`` and is its own checkpoint, see :func:`freqkit.train_seeds`), so that
     a comparison can be made across training runs, not only across test images: the models
-    at the same position of each list share their seed.
+    at the same position of each list share their seed.  The (objective, seed) models train
+    in that order, except that one another process is training at that moment (a book
+    chapter run side by side) is left for last, as in :func:`freqkit.train_seeds`.
 
     Args:
         dataset: ``"cifar10"`` or ``"mnist"``.
@@ -556,9 +558,18 @@ def train_suite(dataset: str, objectives: Mapping, config: Mapping | None = None
             m, info = train_with_objective(dataset, obj, config, device=device, **kw)
             models[name], infos[name] = m.eval(), info
         return models, infos
+    seeds = _check_seeds(seeds)
+    if config is not None and not isinstance(config, Mapping):
+        raise TypeError(f"config must be a dict, got {type(config).__name__}")
+    # One list of (objective, seed) trainings, so that a chapter run beside another that trains
+    # the same suite takes whichever model nobody is training yet (see training._train_all).
+    names, jobs = [], []
     for name, obj in objectives.items():
         cfg = dict(config or {}) if obj is None else obj.config(config)
-        runs = train_seeds(dataset, cfg, seeds, device=device, loss_fn=None if obj is None else obj.loss_fn, **kw)
-        models[name] = [m.eval() for m, _ in runs]
-        infos[name] = [i for _, i in runs]
+        for sd in seeds:
+            names.append(name)
+            jobs.append(({**cfg, "seed": sd}, None if obj is None else obj.loss_fn))
+    for name, (m, info) in zip(names, _train_all(dataset, jobs, device=device, **kw)):
+        models.setdefault(name, []).append(m.eval())
+        infos.setdefault(name, []).append(info)
     return models, infos

@@ -226,6 +226,17 @@ def test_lock_file_excludes_a_second_holder_until_closed(tmp_path):
     second.close()
 
 
+def test_lock_held_sees_a_holder_without_taking_or_creating_the_lock(tmp_path):
+    path = tmp_path / "z.lock"
+    assert IO.lock_held(path) is False and not path.exists()   # absent: free, and the probe creates nothing
+    holder = IO.lock_file(path)
+    assert IO.lock_held(path) is True
+    assert path.read_text() == f"{os.getpid()}\n"             # the probe wrote nothing over the holder's pid
+    holder.close()
+    assert IO.lock_held(path) is False                          # a file left behind, unlocked: free
+    IO.lock_file(path, blocking=False).close()                  # and the probe kept no lock of its own
+
+
 def test_lock_file_blocking_waits_for_the_holder(tmp_path):
     import threading
     import time

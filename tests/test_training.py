@@ -277,6 +277,37 @@ def test_a_second_process_waits_for_the_training_of_the_same_checkpoint(trained,
     assert os.listdir(tmp_path) == [path.name]                    # the lock file went with the lock
 
 
+def test_suites_train_first_the_seeds_no_other_process_is_training(monkeypatch, tmp_path):
+    """train_seeds and train_suite leave a model whose lock another process holds for last.
+
+    Two chapters side by side asking for one suite then split its seeds instead of one waiting
+    idle; the results still come back in the order asked for.
+    """
+    from freqkit._io import lock_file
+    from freqkit.objectives import adversarial_objective, train_suite
+    calls = []
+
+    def fake(dataset, config, loss_fn=None, **kw):
+        calls.append((config.get("objective", "standard"), config["seed"]))
+        return torch.nn.Linear(1, 1), {"config": dict(config)}
+
+    monkeypatch.setattr(T, "train_or_load", fake)
+    busy = T.checkpoint_path("mnist", {**TINY, "seed": 1}, tmp_path)
+    other = lock_file(busy.with_name(f".{busy.name}.lock"))      # another process is training seed 1
+    runs = T.train_seeds("mnist", TINY, (0, 1, 2), cache_dir=tmp_path)
+    assert calls == [("standard", 0), ("standard", 2), ("standard", 1)]
+    assert [i["config"]["seed"] for _, i in runs] == [0, 1, 2]
+    calls.clear()
+    adv = adversarial_objective("mnist")
+    models, infos = train_suite("mnist", {"standard": None, "adversarial": adv}, TINY, seeds=(0, 1), cache_dir=tmp_path)
+    assert calls == [("standard", 0), ("adversarial", 0), ("adversarial", 1), ("standard", 1)]
+    assert {k: [i["config"]["seed"] for i in v] for k, v in infos.items()} == {"standard": [0, 1], "adversarial": [0, 1]}
+    other.close()                                                  # nobody else trains: the order asked for
+    calls.clear()
+    T.train_seeds("mnist", TINY, (0, 1, 2), cache_dir=tmp_path)
+    assert calls == [("standard", 0), ("standard", 1), ("standard", 2)]
+
+
 def test_training_is_seeded(trained, data_root, tmp_path):
     model, info, _ = trained
     torch.manual_seed(123)
