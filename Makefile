@@ -5,6 +5,9 @@ VENV    ?= .venv
 PY      := $(VENV)/bin/python
 PROFILE ?= cpu
 OUT     ?= _build
+# chapters executed at once by `make book`: the cpu profile runs one per core (one thread each,
+# two chapters that need the same model train it once); the others one at a time
+JOBS    ?= $(if $(filter cpu,$(PROFILE)),$(shell nproc 2>/dev/null || echo 1),1)
 # empty when root, else sudo (for apt-get)
 SUDO    := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # the offline data beside the repository when present; else freqkit downloads into ~/.cache/freqkit/data
@@ -16,7 +19,7 @@ STAMP   := $(VENV)/.freqkit-installed
 .PHONY: help install venv browser test test-fast book chapter clean vendor bench bench-quick device-pack wheel-check
 
 help:
-	@echo "make book PROFILE=cpu  install what is missing, execute every chapter (papermill), build the HTML into $(OUT)/html"
+	@echo "make book PROFILE=cpu  install what is missing, execute every chapter (papermill; cpu: one per core, JOBS=N), build the HTML into $(OUT)/html"
 	@echo "make test              install what is missing, run the whole test suite (unit, notebooks under smoke, browser)"
 	@echo "make test-fast         the tests not marked slow"
 	@echo "make install           venv + requirements-dev + freqkit (editable) + chromium (apt) + widget JS (npm, checksummed)"
@@ -46,7 +49,7 @@ vendor:
 	bash book/_vendor/fetch.sh
 
 book: install
-	$(RUNENV) $(PY) -m freqkit.book --profile $(PROFILE) --out $(OUT)
+	$(RUNENV) $(PY) -m freqkit.book --profile $(PROFILE) --out $(OUT) --jobs $(JOBS)
 
 test: install
 	$(RUNENV) $(PY) -m pytest -q

@@ -1,6 +1,7 @@
 """The book runner: execute every chapter with papermill under a profile, then build the book.
 
     python -m freqkit.book --profile smoke|cpu|gpu [--chapters 01 02] [--set NAME=VALUE] [--out _build] [--no-build]
+                           [--jobs N]
 
 1. Reads ``_toc.yml`` (every ``.ipynb`` listed there is a chapter, ``.md`` pages are copied)
    and ``book/profiles.yml`` (per profile: ``_all`` parameters for every chapter, plus
@@ -29,6 +30,14 @@
    summarises others (chapter 9) stores the SHA-256 of every results file it read
    (``setting["inputs"]``); the build refuses it when one of them changed since.
 
+``--jobs N`` executes up to N chapters at the same time (a thread per chapter, each kernel its
+own process with ``OMP_NUM_THREADS = cores // N`` unless the caller set it); chapters start
+in toc order, a chapter marked as summarising the others (notebook metadata
+``{"freqkit": {"summarises_others": true}}``, chapter 9) only once every chapter before it
+ended, and none after a failure.  Two chapters that need the same model train it once
+(:func:`freqkit.train_or_load` locks each checkpoint; a suite hands each process the seeds
+nobody else is training).
+
 One runner at a time per output folder and profile: a run holds an exclusive lock on
 ``<out>/executed/<profile>/run.lock`` (``fcntl.flock``), and a second one exits 2 at once.
 
@@ -50,6 +59,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -70,7 +80,7 @@ __all__ = [
     "kernel_check", "RunRecord", "sync_assets", "executed_path", "results_file", "execute_chapter",
     "jupyter_book_executable", "check_config", "changed_inputs", "build_book", "setup", "parse_args", "run", "main",
     "present", "scrub_paths", "verdicts_markdown", "stage_pages", "SHOW_TAGS", "VERDICTS_MARKER", "KERNEL_MPLBACKEND",
-    "PROFILE_NOTES", "repository_url", "install_cell_source", "publish_sources",
+    "PROFILE_NOTES", "repository_url", "install_cell_source", "publish_sources", "is_summary", "SUMMARY_KEY",
 ]
 
 #: The matplotlib backend every chapter kernel runs with (figures become cell outputs).
@@ -670,6 +680,7 @@ class RunRecord:
         data.setdefault("profile", profile)
         data.setdefault("chapters", {})
         self.data = data
+        self._guard = threading.RLock()  # chapters run side by side (--jobs) record from several threads
 
     def start(self, argv: list[str]) -> None:
         """Mark the run as started (status ``"running"``) with its command line, and save."""
@@ -679,17 +690,20 @@ class RunRecord:
 
     def chapter(self, stem: str, **info: Any) -> None:
         """Store (replace) chapter ``stem``'s info, and save."""
-        self.data["chapters"][stem] = info
-        self.save()
+        with self._guard:
+            self.data["chapters"][stem] = info
+            self.save()
 
     def finish(self, status: str, **info: Any) -> None:
         """Mark the run as finished with ``status`` (and extra top-level ``info``), and save."""
-        self.data.update({"finished": _now(), "status": status, **info})
-        self.save()
+        with self._guard:
+            self.data.update({"finished": _now(), "status": status, **info})
+            self.save()
 
     def save(self) -> None:
         """Write :attr:`data` to :attr:`path` atomically (JSON, key order kept, non-JSON values as str)."""
-        atomic_write_json(self.data, self.path, sort_keys=False, default=str)
+        with self._guard:
+            atomic_write_json(self.data, self.path, sort_keys=False, default=str)
 
 
 # --------------------------------------------------------------------------- staging
@@ -1647,6 +1661,17 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_count(text: str) -> int:
+    """argparse type of ``--jobs``: an integer ``>= 1``."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Parse the command line of ``python -m freqkit.book`` (described in the module docstring).
 
@@ -1656,11 +1681,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     Returns:
         The namespace: ``profile``, ``chapters``, ``out``, ``no_build``, ``build_only``,
         ``root``, ``kernel``, ``timeout``, ``overrides`` (the ``--set`` items), ``log_output``,
-        ``no_progress``.
+        ``no_progress``, ``jobs``.
 
     Raises:
         SystemExit: bad usage (status 2; e.g. no ``--profile``, both ``--no-build`` and
-            ``--build-only``, or a ``--timeout`` that is not a positive integer), or ``--help``
+            ``--build-only``, a ``--timeout`` that is not a positive integer, or a ``--jobs``
+            below 1), or ``--help``
             (status 0).
     """
     ap = argparse.ArgumentParser(prog="python -m freqkit.book", description=DESCRIPTION)
@@ -1681,6 +1707,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                          "parameters cell")
     ap.add_argument("--log-output", action="store_true", help="stream the cells' output")
     ap.add_argument("--no-progress", action="store_true", help="no per-cell progress bar")
+    ap.add_argument("--jobs", type=_positive_count, default=1, metavar="N",
+                    help="chapters executed at the same time (default 1); with N > 1 every kernel gets "
+                         "OMP_NUM_THREADS = CPU cores // N unless it is set, there is no progress bar, and a "
+                         "chapter that summarises others waits for every chapter before it")
     ap.add_argument("--update-readme", action="store_true",
                     help="after a successful run, regenerate README.md's measured block from the stored results")
     args = ap.parse_args(argv)
@@ -1805,29 +1835,13 @@ def _run_started(args: argparse.Namespace, root: Path, out: Path, stage: Path, p
 
     _log(f"freqkit book: profile '{args.profile}', {len(plan)} of {len(toc_chapters)} chapter(s), out {out}")
     if not args.build_only:
-        for k, (ch, params) in enumerate(plan, 1):
-            _log(f"[{k}/{len(plan)}] {ch.stem}: executing ({', '.join(f'{a}={b!r}' for a, b in params.items())})")
-            # no longer "ok": its old executed copy and results are about to be deleted
-            record.chapter(ch.stem, status="running", started=_now(), source=str(ch), parameters=params)
-            try:
-                info = execute_chapter(ch, root=root, stage=stage, params=params, kernel=args.kernel,
-                                       timeout=args.timeout, log_output=args.log_output,
-                                       progress=not args.no_progress)
-            except ChapterInterrupted as exc:
-                record.chapter(ch.stem, **exc.info)
-                print(f"\nINTERRUPTED: chapter {ch.stem}", file=sys.stderr, flush=True)
-                _report_set_aside(exc.info, params, ch.stem)
-                raise
-            except ChapterFailed as exc:
-                record.chapter(ch.stem, **exc.info)
-                record.finish("failed", failed_chapter=ch.stem, seconds=round(time.perf_counter() - total0, 2))
-                print(f"\nFAILED: {exc}", file=sys.stderr, flush=True)
-                _report_set_aside(exc.info, params, ch.stem)
-                print("Stopped: the remaining chapters were not run and the book was not built.",
-                      file=sys.stderr, flush=True)
-                return 1
-            record.chapter(ch.stem, **info)
-            _log(f"[{k}/{len(plan)}] {ch.stem}: ok in {info['seconds']:.1f} s -> {info['executed']}")
+        failed = (_execute_plan if getattr(args, "jobs", 1) == 1 else _execute_concurrently)(args, root, stage, plan,
+                                                                                               record)
+        if failed is not None:
+            record.finish("failed", failed_chapter=failed, seconds=round(time.perf_counter() - total0, 2))
+            print("Stopped: the remaining chapters were not run and the book was not built.",
+                  file=sys.stderr, flush=True)
+            return 1
     if args.no_build:
         record.finish("executed", seconds=round(time.perf_counter() - total0, 2))
         _log(f"done (not built) in {time.perf_counter() - total0:.1f} s; timings in {record.path}")
@@ -1849,6 +1863,95 @@ def _run_started(args: argparse.Namespace, root: Path, out: Path, stage: Path, p
     _log(f"timings: {record.path}")
     _store_and_update_readme(args, root, record, [ch.stem for ch, *_ in plan])
     return 0
+
+
+def _execute_one(args: argparse.Namespace, root: Path, stage: Path, k: int, n: int, ch: Path, params: dict,
+                 record: "RunRecord", progress: bool) -> bool:
+    """Execute chapter ``ch`` (number ``k`` of ``n``) and record it; False when it failed.
+
+    Raises:
+        ChapterInterrupted: Ctrl-C while it ran (recorded as ``"interrupted"`` first).
+    """
+    _log(f"[{k}/{n}] {ch.stem}: executing ({', '.join(f'{a}={b!r}' for a, b in params.items())})")
+    # no longer "ok": its old executed copy and results are about to be deleted
+    started = _now()
+    record.chapter(ch.stem, status="running", started=started, source=str(ch), parameters=params)
+    try:
+        info = execute_chapter(ch, root=root, stage=stage, params=params, kernel=args.kernel, timeout=args.timeout,
+                               log_output=args.log_output, progress=progress)
+    except ChapterInterrupted as exc:
+        record.chapter(ch.stem, **exc.info)
+        print(f"\nINTERRUPTED: chapter {ch.stem}", file=sys.stderr, flush=True)
+        _report_set_aside(exc.info, params, ch.stem)
+        raise
+    except ChapterFailed as exc:
+        record.chapter(ch.stem, **exc.info)
+        print(f"\nFAILED: {exc}", file=sys.stderr, flush=True)
+        _report_set_aside(exc.info, params, ch.stem)
+        return False
+    record.chapter(ch.stem, started=started, **info)
+    _log(f"[{k}/{n}] {ch.stem}: ok in {info['seconds']:.1f} s -> {info['executed']}")
+    return True
+
+
+def _execute_plan(args: argparse.Namespace, root: Path, stage: Path, plan: list, record: "RunRecord") -> str | None:
+    """Execute the chapters of ``plan`` one after another, in order; the stem of the first that failed, or None."""
+    for k, (ch, params) in enumerate(plan, 1):
+        if not _execute_one(args, root, stage, k, len(plan), ch, params, record, progress=not args.no_progress):
+            return ch.stem
+    return None
+
+
+#: Notebook metadata ``{"freqkit": {SUMMARY_KEY: true}}`` marks a chapter that summarises the
+#: others' results (chapter 9): with ``--jobs`` it starts only once every chapter before it ended.
+SUMMARY_KEY = "summarises_others"
+
+
+def is_summary(source: Path) -> bool:
+    """Whether chapter ``source`` is marked as summarising the others (:data:`SUMMARY_KEY`)."""
+    return bool((_read_nb(source).metadata.get("freqkit") or {}).get(SUMMARY_KEY))
+
+
+def _execute_concurrently(args: argparse.Namespace, root: Path, stage: Path, plan: list,
+                          record: "RunRecord") -> str | None:
+    """Execute the chapters of ``plan`` with up to ``args.jobs`` at a time; the first that failed, or None.
+
+    Chapters start in the plan's order as workers free up; a chapter that summarises others
+    (:func:`is_summary`) starts only when every chapter before it has ended.  After a
+    failure no chapter starts and the running ones are waited for.  Kernels are separate
+    processes (papermill), so a thread per running chapter suffices; each kernel inherits
+    ``OMP_NUM_THREADS`` (set here to ``cores // jobs`` unless the caller set it), and
+    :func:`freqkit.train_or_load`'s checkpoint locks make two chapters that need the same
+    model train it once.
+    """
+    import concurrent.futures as cf
+
+    jobs = int(args.jobs)
+    if "OMP_NUM_THREADS" not in os.environ:
+        os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))
+    _log(f"{jobs} chapters at a time, OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} per kernel")
+    waiting = [(k, ch, params, is_summary(ch)) for k, (ch, params) in enumerate(plan, 1)]
+    running: dict = {}
+    failed: list[str] = []
+    with cf.ThreadPoolExecutor(max_workers=jobs) as pool:
+        while waiting or running:
+            while waiting and not failed and len(running) < jobs:
+                k, ch, params, summary = waiting[0]
+                if summary and running:
+                    break  # a summary waits for every chapter before it (those after it wait too)
+                waiting.pop(0)
+                running[pool.submit(_execute_one, args, root, stage, k, len(plan), ch, params, record,
+                                    False)] = ch.stem
+            if failed:
+                waiting.clear()
+            if not running:
+                break
+            done, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+            for fut in done:
+                stem = running.pop(fut)
+                if not fut.result():
+                    failed.append(stem)
+    return failed[0] if failed else None
 
 
 def _store_and_update_readme(args: argparse.Namespace, root: Path, record: "RunRecord", ran: list[str]) -> None:

@@ -441,6 +441,65 @@ def test_failing_chapter_stops_the_run_and_builds_nothing(tmp_path, run_book, ma
 
 @pytest.mark.book
 @pytest.mark.slow
+def test_jobs_run_chapters_side_by_side_and_a_summary_after_them(tmp_path, run_book, make_book_project,
+                                                                   book_fixtures):
+    """--jobs 2: two chapters run at the same time; the summary (chapter 9's kind) starts after both and reads
+    the results they finished; each kernel gets OMP_NUM_THREADS = cores // 2."""
+    root = make_book_project(tmp_path / "proj", [book_fixtures / "00_fixture_results.ipynb",
+                                                 book_fixtures / "00_fixture_widgets.ipynb",
+                                                 book_fixtures / "00_fixture_reads.ipynb"],
+                             extra_profile={"smoke": {"00_fixture_results": {"sleep_s": 4.0}}})
+    assert runner.is_summary(root / "book" / "00_fixture_reads.ipynb")
+    assert not runner.is_summary(root / "book" / "00_fixture_results.ipynb")
+    out = tmp_path / "out"
+    proc = run_book("--profile", "smoke", "--out", str(out), "--no-build", "--jobs", "2", root=root)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+
+    def at(text):
+        return next(i for i, line in enumerate(lines) if text in line)
+
+    # the second chapter started while the first (asleep for 4 s) still ran; the summary only after both ended
+    assert at("00_fixture_widgets: executing") < at("00_fixture_results: ok"), proc.stdout
+    assert at("00_fixture_reads: executing") > max(at("00_fixture_results: ok"), at("00_fixture_widgets: ok"))
+    assert f"OMP_NUM_THREADS={max(1, (os.cpu_count() or 1) // 2)} per kernel" in proc.stdout
+    results = out / "results" / "smoke"
+    summary = json.loads((results / "00_fixture_reads.json").read_text())
+    digest = hashlib.sha256((results / "00_fixture_results.json").read_bytes()).hexdigest()
+    assert summary["setting"]["inputs"] == {"00_fixture_results": digest}
+    record = json.loads((out / "executed" / "smoke" / "run.json").read_text())
+    assert record["status"] == "executed"
+    assert {k: v["status"] for k, v in record["chapters"].items()} == {
+        "00_fixture_results": "ok", "00_fixture_widgets": "ok", "00_fixture_reads": "ok"}
+    assert all(v["started"] <= v["finished"] for v in record["chapters"].values())
+
+
+@pytest.mark.book
+@pytest.mark.slow
+def test_jobs_start_nothing_after_a_failure(tmp_path, run_book, make_book_project, book_fixtures):
+    root = make_book_project(tmp_path / "proj", [book_fixtures / "00_fixture_fails.ipynb",
+                                                 book_fixtures / "00_fixture_results.ipynb",
+                                                 book_fixtures / "00_fixture_reads.ipynb"])
+    out = tmp_path / "out"
+    proc = run_book("--profile", "smoke", "--out", str(out), "--no-build", "--jobs", "2", root=root)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "00_fixture_reads: executing" not in proc.stdout            # the summary never started
+    assert "the remaining chapters were not run" in proc.stderr
+    record = json.loads((out / "executed" / "smoke" / "run.json").read_text())
+    assert record["status"] == "failed" and record["failed_chapter"] == "00_fixture_fails"
+    assert "00_fixture_reads" not in record["chapters"]
+
+
+def test_jobs_must_be_a_positive_integer(capsys):
+    for bad in ("0", "-1", "two"):
+        with pytest.raises(SystemExit) as exc:
+            runner.parse_args(["--profile", "smoke", "--jobs", bad])
+        assert exc.value.code == 2 and "--jobs" in capsys.readouterr().err
+    assert runner.parse_args(["--profile", "smoke"]).jobs == 1
+
+
+@pytest.mark.book
+@pytest.mark.slow
 def test_sphinx_warnings_fail_the_build(tmp_path, run_book, make_book_project):
     root = make_book_project(tmp_path / "proj", [],
                              extra_pages={"broken": "# Broken\n\nSee {doc}`no_such_page`.\n"})
