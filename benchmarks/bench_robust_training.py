@@ -53,7 +53,7 @@ def parse_args(argv=None):
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--n", type=int, default=200, help="test images attacked")
     p.add_argument("--pgd-steps", type=int, default=10)
-    p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the preset's)")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the preset's; --quick: 1)")
     p.add_argument("--autoattack", action=argparse.BooleanOptionalAction, default=True,
                    help="also the reference APGD-CE + APGD-T (pyautoattack)")
     p.add_argument("--quick", action="store_true", help="512 images, 1 epoch, 16 test images (seconds)")
@@ -112,7 +112,9 @@ def run(args) -> dict:
 
 def _run(args) -> dict:
     quick = bool(args.quick)
-    shrink = {"n_train": 512, "epochs": 1} if quick else ({"epochs": int(args.epochs)} if args.epochs else {})
+    shrink = {"n_train": 512, "epochs": 1} if quick else {}
+    if args.epochs:
+        shrink["epochs"] = int(args.epochs)
     n = 16 if quick else int(args.n)
     steps = 2 if quick else int(args.pgd_steps)
     autoattack = bool(args.autoattack) and not quick

@@ -221,11 +221,14 @@ def test_robust_training_benchmark_records_gain_and_attacks(data_root, tmp_path)
     again = bench.run(args)                                            # the cache is used, nothing retrained
     assert all(r["cached"] for r in again["runs"])
     assert [r["test_accuracy"] for r in again["runs"]] == [r["test_accuracy"] for r in rec["runs"]]
+    two = bench.run(bench.parse_args(["--quick", "--data-root", str(data_root), "--cache-dir", str(tmp_path),
+                                      "--whiten-eps", "0.1", "--epochs", "2", "--out", str(tmp_path / "r2.json")]))
+    assert two["base_config"]["epochs"] == 2 and not two["runs"][0]["cached"]  # another config, trained anew
 
 
 @pytest.mark.parametrize("bad, match", [(["--whiten-eps", "-1"], "whiten_eps"), (["--whiten-eps", "nan"], "whiten_eps"),
                                         (["--n", "0"], "n"), (["--pgd-steps", "0"], "pgd_steps"),
-                                        (["--threads", "0"], "threads")])
+                                        (["--threads", "0"], "threads"), (["--epochs", "0"], "epochs")])
 def test_robust_training_benchmark_refuses_bad_settings(bad, match, tmp_path):
     bench = _load("bench_robust_training", BENCH / "bench_robust_training.py")
     with pytest.raises(ValueError, match=match):
