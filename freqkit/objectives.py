@@ -568,8 +568,8 @@ def train_suite(dataset: str, objectives: Mapping, config: Mapping | None = None
         cfg = dict(config or {}) if obj is None else obj.config(config)
         for sd in seeds:
             names.append(name)
-            jobs.append(({**cfg, "seed": sd}, None if obj is None else obj.loss_fn))
-    for name, (m, info) in zip(names, _train_all(dataset, jobs, device=device, **kw)):
+            jobs.append((dataset, {**cfg, "seed": sd}, None if obj is None else obj.loss_fn))
+    for name, (m, info) in zip(names, _train_all(jobs, device=device, **kw)):
         models.setdefault(name, []).append(m.eval())
         infos.setdefault(name, []).append(info)
     return models, infos

@@ -1330,11 +1330,11 @@ def train_seeds(dataset: str, config: dict | None = None, seeds=(0, 1, 2), **kw)
         raise TypeError(f"config must be a dict, got {type(config).__name__}")
     base = dict(config or {})
     loss_fn = kw.pop("loss_fn", None)
-    return _train_all(dataset, [({**base, "seed": sd}, loss_fn) for sd in seeds], **kw)
+    return _train_all([(dataset, {**base, "seed": sd}, loss_fn) for sd in seeds], **kw)
 
 
-def _train_all(dataset: str, jobs: list, **kw) -> list:
-    """:func:`train_or_load` for every ``(config, loss_fn)`` of ``jobs``; the results in the order of ``jobs``.
+def _train_all(jobs: list, **kw) -> list:
+    """:func:`train_or_load` for every ``(dataset, config, loss_fn)`` of ``jobs``; the results in the order of ``jobs``.
 
     The order of work is not that of ``jobs``: each time, the first job whose checkpoint no
     other process is training right now (:func:`freqkit._io.lock_held` on its lock) goes
@@ -1343,13 +1343,13 @@ def _train_all(dataset: str, jobs: list, **kw) -> list:
     thus split its seeds between them instead of one waiting idle while the other trains
     them all.  A bad configuration raises before anything trains.
     """
-    paths = [checkpoint_path(dataset, cfg, kw.get("cache_dir")) for cfg, _ in jobs]
+    paths = [checkpoint_path(dataset, cfg, kw.get("cache_dir")) for dataset, cfg, _ in jobs]
     out: list = [None] * len(jobs)
     pending = list(range(len(jobs)))
     while pending:
         i = next((j for j in pending if not lock_held(_lock_path(paths[j]))), pending[0])
         pending.remove(i)
-        cfg, loss_fn = jobs[i]
+        dataset, cfg, loss_fn = jobs[i]
         out[i] = train_or_load(dataset, cfg, loss_fn=loss_fn, **kw)
     return out
 

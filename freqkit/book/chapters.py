@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..objectives import train_suite
-from ..training import PRESETS, train_or_load, train_seeds
+from ..training import PRESETS, _check_seeds, _train_all, train_or_load
 from .viz import markdown_table
 
 __all__ = ["display_markdown", "models_table", "verdict_markdown", "admonition", "load_models", "model_record",
@@ -67,14 +67,23 @@ def load_models(datasets: Sequence[str], profile: str, overrides: Mapping | None
     if seeds is not None and objectives is not None:
         raise ValueError("seeds is for standard models only (objectives: one model per objective)")
     models, infos, records = {}, {}, []
-    for ds in datasets:
-        config = {**PRESETS[ds][profile], **overrides.get(ds, {})}
-        if seeds is not None:
-            pairs = train_seeds(ds, config, list(seeds), data_root=data_root, cache_dir=cache_dir, device=device)
-            models[ds], infos[ds] = [m.eval() for m, _ in pairs], [i for _, i in pairs]
+    if seeds is not None:
+        # one list over every data set and seed: beside another chapter that trains the same suites,
+        # this one trains whatever nobody else is training (training._train_all) instead of waiting
+        seeds = _check_seeds(seeds)
+        jobs = [(ds, {**PRESETS[ds][profile], **overrides.get(ds, {}), "seed": sd}, None)
+                for ds in datasets for sd in seeds]
+        pairs = iter(_train_all(jobs, data_root=data_root, cache_dir=cache_dir, device=device))
+        for ds in datasets:
+            got = [next(pairs) for _ in seeds]
+            models[ds], infos[ds] = [m.eval() for m, _ in got], [i for _, i in got]
             if show:
                 records.extend((ds, f"standard, seed {i['config']['seed']}", model_record(i)) for i in infos[ds])
-            continue
+        if show and records:
+            display_markdown(models_table(records))
+        return models, infos
+    for ds in datasets:
+        config = {**PRESETS[ds][profile], **overrides.get(ds, {})}
         if objectives is None:
             m, info = train_or_load(ds, config, data_root=data_root, cache_dir=cache_dir, device=device)
             models[ds], infos[ds] = m.eval(), info

@@ -145,6 +145,34 @@ def test_load_models_trains_then_loads_and_prints_one_line_per_model(data_root, 
     assert finfos["mnist"]["low"]["cached"]
 
 
+def test_load_models_trains_the_other_data_set_while_a_seed_is_trained_elsewhere(monkeypatch, tmp_path):
+    """Seeds of every data set form one list: a seed another process is training waits until the rest is done."""
+    import torch
+
+    from freqkit import training as T
+    from freqkit._io import lock_file
+    calls = []
+
+    def fake(dataset, config, loss_fn=None, **kw):
+        calls.append((dataset, config["seed"]))
+        return torch.nn.Linear(1, 1), {"config": dict(config), "dataset": dataset}
+
+    monkeypatch.setattr(T, "train_or_load", fake)
+    cfg = {**fk.PRESETS["cifar10"]["smoke"], "seed": 1}
+    busy = T.checkpoint_path("cifar10", cfg, tmp_path)
+    other = lock_file(busy.with_name(f".{busy.name}.lock"))      # another chapter trains CIFAR-10 seed 1
+    try:
+        models, infos = C.load_models(["cifar10", "mnist"], "smoke", seeds=[0, 1], cache_dir=tmp_path, show=False)
+    finally:
+        other.close()
+    assert calls == [("cifar10", 0), ("mnist", 0), ("mnist", 1), ("cifar10", 1)]
+    assert {ds: [(i["dataset"], i["config"]["seed"]) for i in lst] for ds, lst in infos.items()} == {
+        "cifar10": [("cifar10", 0), ("cifar10", 1)], "mnist": [("mnist", 0), ("mnist", 1)]}
+    assert all(not m.training for lst in models.values() for m in lst)
+    with pytest.raises(ValueError, match="distinct"):
+        C.load_models(["mnist"], "smoke", seeds=[0, 0], cache_dir=tmp_path)
+
+
 def test_load_models_errors():
     with pytest.raises(ValueError, match=r"overrides names data sets \['cifar10'\]"):
         C.load_models(["mnist"], "smoke", overrides={"cifar10": {}})
