@@ -32,7 +32,8 @@
 
 ``--jobs N`` executes up to N chapters at the same time (a thread per chapter, each kernel its
 own process with ``OMP_NUM_THREADS = cores // N`` unless the caller set it); chapters start
-in toc order, a chapter marked as summarising the others (notebook metadata
+longest first by the seconds ``book/measured/<profile>.json`` holds for their last run (the
+unrecorded ones after them, in toc order), a chapter marked as summarising the others (notebook metadata
 ``{"freqkit": {"summarises_others": true}}``, chapter 9) only once every chapter before it
 ended, and none after a failure.  Two chapters that need the same model train it once
 (:func:`freqkit.train_or_load` locks each checkpoint; a suite hands each process the seeds
@@ -81,6 +82,7 @@ __all__ = [
     "jupyter_book_executable", "check_config", "changed_inputs", "build_book", "setup", "parse_args", "run", "main",
     "present", "scrub_paths", "verdicts_markdown", "stage_pages", "SHOW_TAGS", "VERDICTS_MARKER", "KERNEL_MPLBACKEND",
     "PROFILE_NOTES", "repository_url", "install_cell_source", "publish_sources", "is_summary", "SUMMARY_KEY",
+    "recorded_seconds",
 ]
 
 #: The matplotlib backend every chapter kernel runs with (figures become cell outputs).
@@ -1912,12 +1914,29 @@ def is_summary(source: Path) -> bool:
     return bool((_read_nb(source).metadata.get("freqkit") or {}).get(SUMMARY_KEY))
 
 
+def recorded_seconds(root: Path, profile: str) -> dict[str, float]:
+    """``{stem: seconds}`` of each chapter's last run that the committed record keeps (:data:`MEASURED_RECORD`).
+
+    Returns ``{}`` when the record is missing or unreadable; chapters without a number are
+    left out.
+    """
+    try:
+        data = json.loads((root / MEASURED_RECORD.format(profile=profile)).read_text())
+        chapters_ = data.get("chapters") or {}
+        return {stem: float(info["seconds"]) for stem, info in chapters_.items()
+                if isinstance(info, dict) and isinstance(info.get("seconds"), (int, float))}
+    except (OSError, ValueError, AttributeError, TypeError):
+        return {}
+
+
 def _execute_concurrently(args: argparse.Namespace, root: Path, stage: Path, plan: list,
                           record: "RunRecord") -> str | None:
     """Execute the chapters of ``plan`` with up to ``args.jobs`` at a time; the first that failed, or None.
 
-    Chapters start in the plan's order as workers free up; a chapter that summarises others
-    (:func:`is_summary`) starts only when every chapter before it has ended.  After a
+    Chapters start as workers free up, longest first by the seconds of their last run in the
+    committed record (:func:`recorded_seconds`), then the unrecorded ones in the plan's order;
+    a chapter that summarises others (:func:`is_summary`) starts last, once every other has
+    ended.  After a
     failure no chapter starts and the running ones are waited for.  Kernels are separate
     processes (papermill), so a thread per running chapter suffices; each kernel inherits
     ``OMP_NUM_THREADS`` (set here to ``cores // jobs`` unless the caller set it), and
@@ -1931,6 +1950,13 @@ def _execute_concurrently(args: argparse.Namespace, root: Path, stage: Path, pla
         os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))
     _log(f"{jobs} chapters at a time, OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} per kernel")
     waiting = [(k, ch, params, is_summary(ch)) for k, (ch, params) in enumerate(plan, 1)]
+    # Longest first (the seconds of each chapter's last run in the committed record), so that the
+    # long chapters overlap and the short ones fill the end; then the unrecorded ones, in toc order;
+    # the summaries last.
+    seconds = recorded_seconds(root, args.profile)
+    waiting.sort(key=lambda w: (w[3], w[1].stem not in seconds, -seconds.get(w[1].stem, 0.0), w[0]))
+    _log("order: " + ", ".join(w[1].stem + (f" ({seconds[w[1].stem]:,.0f} s last run)" if w[1].stem in seconds else "")
+                               for w in waiting))
     running: dict = {}
     failed: list[str] = []
     with cf.ThreadPoolExecutor(max_workers=jobs) as pool:

@@ -451,6 +451,13 @@ def test_jobs_run_chapters_side_by_side_and_a_summary_after_them(tmp_path, run_b
                              extra_profile={"smoke": {"00_fixture_results": {"sleep_s": 4.0}}})
     assert runner.is_summary(root / "book" / "00_fixture_reads.ipynb")
     assert not runner.is_summary(root / "book" / "00_fixture_results.ipynb")
+    # the committed record says the widgets chapter ran longer last time: it starts first
+    (root / "book" / "measured").mkdir(exist_ok=True)
+    (root / "book" / "measured" / "smoke.json").write_text(json.dumps({"profile": "smoke", "rows": [], "chapters": {
+        "00_fixture_widgets": {"seconds": 30.0}, "00_fixture_results": {"seconds": 3.0},
+        "00_fixture_reads": {"seconds": 99.0}}}))
+    assert runner.recorded_seconds(root, "smoke")["00_fixture_widgets"] == 30.0
+    assert runner.recorded_seconds(root, "gpu") == {}
     out = tmp_path / "out"
     proc = run_book("--profile", "smoke", "--out", str(out), "--no-build", "--jobs", "2", root=root)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -459,6 +466,8 @@ def test_jobs_run_chapters_side_by_side_and_a_summary_after_them(tmp_path, run_b
     def at(text):
         return next(i for i, line in enumerate(lines) if text in line)
 
+    assert ("order: 00_fixture_widgets (30 s last run), 00_fixture_results (3 s last run), "
+            "00_fixture_reads (99 s last run)") in proc.stdout              # longest first, the summary last
     # the second chapter started while the first (asleep for 4 s) still ran; the summary only after both ended
     assert at("00_fixture_widgets: executing") < at("00_fixture_results: ok"), proc.stdout
     assert at("00_fixture_reads: executing") > max(at("00_fixture_results: ok"), at("00_fixture_widgets: ok"))
