@@ -67,7 +67,7 @@ from torch import nn
 from ._validate import check_choice, check_number, check_positive_int, check_tensor
 from .defense import STANDARD_BUDGETS, LowPassLayer
 from .human import csf_map
-from .training import _check_seeds, _train_all, first_conv, train_or_load
+from .training import check_seeds, train_many, first_conv, train_or_load
 from .transforms import dct2, low_high_masks
 
 __all__ = ["Objective", "adversarial_objective", "lowpass_objective", "attribution_guided_objective", "OBJECTIVES",
@@ -558,18 +558,18 @@ def train_suite(dataset: str, objectives: Mapping, config: Mapping | None = None
             m, info = train_with_objective(dataset, obj, config, device=device, **kw)
             models[name], infos[name] = m.eval(), info
         return models, infos
-    seeds = _check_seeds(seeds)
+    seeds = check_seeds(seeds)
     if config is not None and not isinstance(config, Mapping):
         raise TypeError(f"config must be a dict, got {type(config).__name__}")
     # One list of (objective, seed) trainings, so that a chapter run beside another that trains
-    # the same suite takes whichever model nobody is training yet (see training._train_all).
+    # the same suite takes whichever model nobody is training yet (see training.train_many).
     names, jobs = [], []
     for name, obj in objectives.items():
         cfg = dict(config or {}) if obj is None else obj.config(config)
         for sd in seeds:
             names.append(name)
             jobs.append((dataset, {**cfg, "seed": sd}, None if obj is None else obj.loss_fn))
-    for name, (m, info) in zip(names, _train_all(jobs, device=device, **kw)):
+    for name, (m, info) in zip(names, train_many(jobs, device=device, **kw)):
         models.setdefault(name, []).append(m.eval())
         infos.setdefault(name, []).append(info)
     return models, infos

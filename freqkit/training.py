@@ -192,7 +192,7 @@ from .models import MirrorAverage, PatchWhitening, build_model, evaluate, resolv
 
 __all__ = [
     "train_or_load", "train_on_tensors", "checkpoint_key", "checkpoint_path", "load_checkpoint", "full_config",
-    "cache_dir", "CorruptCheckpoint", "PRESETS", "DEFAULT_CONFIG", "TRAINING_CODE_VERSION", "PROFILES",
+    "cache_dir", "CorruptCheckpoint", "train_many", "check_seeds", "PRESETS", "DEFAULT_CONFIG", "TRAINING_CODE_VERSION", "PROFILES",
     "OBJECTIVE_KEYS", "train_seeds", "first_conv", "smooth_kernels", "smooth_first_layer",
 ]
 
@@ -1275,8 +1275,19 @@ def train_on_tensors(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs:
 
 # ----------------------------------------------------------------------------- suites of seeds
 
-def _check_seeds(seeds) -> list:
-    """``seeds`` as a list, checked: a non-empty sequence of distinct integers (TypeError, ValueError)."""
+def check_seeds(seeds) -> list:
+    """``seeds`` as a list, checked: a non-empty sequence of distinct integers.
+
+    Args:
+        seeds: training seeds, e.g. ``(0, 1, 2)``.
+
+    Returns:
+        A new list of the seeds, in their order.
+
+    Raises:
+        TypeError: ``seeds`` not a sequence (a str, a dict or a set count as none).
+        ValueError: ``seeds`` empty, with a non-integer (or bool) or a repeated seed.
+    """
     if isinstance(seeds, (str, bytes, dict, set, frozenset)) or not hasattr(seeds, "__len__") \
             or not hasattr(seeds, "__getitem__"):
         raise TypeError(f"seeds must be a sequence of integers, e.g. (0, 1, 2), got {type(seeds).__name__}")
@@ -1325,15 +1336,15 @@ def train_seeds(dataset: str, config: dict | None = None, seeds=(0, 1, 2), **kw)
         ...  for s in (0, 1)]
         [False, True]
     """
-    seeds = _check_seeds(seeds)
+    seeds = check_seeds(seeds)
     if config is not None and not isinstance(config, dict):
         raise TypeError(f"config must be a dict, got {type(config).__name__}")
     base = dict(config or {})
     loss_fn = kw.pop("loss_fn", None)
-    return _train_all([(dataset, {**base, "seed": sd}, loss_fn) for sd in seeds], **kw)
+    return train_many([(dataset, {**base, "seed": sd}, loss_fn) for sd in seeds], **kw)
 
 
-def _train_all(jobs: list, **kw) -> list:
+def train_many(jobs: list, **kw) -> list:
     """:func:`train_or_load` for every ``(dataset, config, loss_fn)`` of ``jobs``; the results in the order of ``jobs``.
 
     The order of work is not that of ``jobs``: each time, the first job whose checkpoint no
@@ -1342,6 +1353,19 @@ def _train_all(jobs: list, **kw) -> list:
     for the first of them.  Two book chapters run side by side that ask for the same suite
     thus split its seeds between them instead of one waiting idle while the other trains
     them all.  A bad configuration raises before anything trains.
+
+    Args:
+        jobs: a list of ``(dataset, config, loss_fn)``: the arguments of one
+            :func:`train_or_load` each (``loss_fn`` None: standard training).
+        **kw: passed to every :func:`train_or_load` (``data_root``, ``cache_dir``, ``device``,
+            ``progress``).
+
+    Returns:
+        A list of ``(model, info)``, one per job, in the order of ``jobs``.
+
+    Raises:
+        TypeError, ValueError: as :func:`full_config` (checked for every job first) and
+            :func:`train_or_load`.
     """
     paths = [checkpoint_path(dataset, cfg, kw.get("cache_dir")) for dataset, cfg, _ in jobs]
     out: list = [None] * len(jobs)

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..objectives import train_suite
-from ..training import PRESETS, _check_seeds, _train_all, train_or_load
+from ..training import PRESETS, check_seeds, train_many, train_or_load
 from .viz import markdown_table
 
 __all__ = ["display_markdown", "models_table", "verdict_markdown", "admonition", "load_models", "model_record",
@@ -69,11 +69,11 @@ def load_models(datasets: Sequence[str], profile: str, overrides: Mapping | None
     models, infos, records = {}, {}, []
     if seeds is not None:
         # one list over every data set and seed: beside another chapter that trains the same suites,
-        # this one trains whatever nobody else is training (training._train_all) instead of waiting
-        seeds = _check_seeds(seeds)
+        # this one trains whatever nobody else is training (training.train_many) instead of waiting
+        seeds = check_seeds(seeds)
         jobs = [(ds, {**PRESETS[ds][profile], **overrides.get(ds, {}), "seed": sd}, None)
                 for ds in datasets for sd in seeds]
-        pairs = iter(_train_all(jobs, data_root=data_root, cache_dir=cache_dir, device=device))
+        pairs = iter(train_many(jobs, data_root=data_root, cache_dir=cache_dir, device=device))
         for ds in datasets:
             got = [next(pairs) for _ in seeds]
             models[ds], infos[ds] = [m.eval() for m, _ in got], [i for _, i in got]

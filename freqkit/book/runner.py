@@ -1910,15 +1910,30 @@ SUMMARY_KEY = "summarises_others"
 
 
 def is_summary(source: Path) -> bool:
-    """Whether chapter ``source`` is marked as summarising the others (:data:`SUMMARY_KEY`)."""
+    """Whether chapter ``source`` is marked as summarising the others (:data:`SUMMARY_KEY`).
+
+    Args:
+        source: the chapter's source notebook.
+
+    Returns:
+        True when its metadata holds ``{"freqkit": {"summarises_others": true}}``.
+
+    Raises:
+        BookError: the notebook cannot be read.
+    """
     return bool((_read_nb(source).metadata.get("freqkit") or {}).get(SUMMARY_KEY))
 
 
 def recorded_seconds(root: Path, profile: str) -> dict[str, float]:
     """``{stem: seconds}`` of each chapter's last run that the committed record keeps (:data:`MEASURED_RECORD`).
 
-    Returns ``{}`` when the record is missing or unreadable; chapters without a number are
-    left out.
+    Args:
+        root: the repository root.
+        profile: the profile whose record is read.
+
+    Returns:
+        ``{stem: seconds}``; ``{}`` when the record is missing or unreadable; chapters
+        without a number are left out.
     """
     try:
         data = json.loads((root / MEASURED_RECORD.format(profile=profile)).read_text())
