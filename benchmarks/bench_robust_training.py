@@ -19,7 +19,8 @@ per model:
 * ``catastrophic``: PGD-10 accuracy below 5% while FGSM accuracy is at least 20% (the
   signature Wong et al. describe).
 
-Models come from ``--cache-dir`` when already trained there (the book's cache, say);
+``--epochs N`` trains N epochs instead of the preset's (the trade-off between training time
+and robustness).  Models come from ``--cache-dir`` when already trained there (the book's cache, say);
 ``cached`` records which.  ``--quick``: 512 training images, 1 epoch, 16 test images, 2
 PGD steps, no AutoAttack (seconds): for the tests, not for conclusions.
 """

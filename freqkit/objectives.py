@@ -67,7 +67,7 @@ from torch import nn
 from ._validate import check_choice, check_number, check_positive_int, check_tensor
 from .defense import STANDARD_BUDGETS, LowPassLayer
 from .human import csf_map
-from .training import check_seeds, train_many, first_conv, train_or_load
+from .training import check_seeds, first_conv, train_many, train_or_load
 from .transforms import dct2, low_high_masks
 
 __all__ = ["Objective", "adversarial_objective", "lowpass_objective", "attribution_guided_objective", "OBJECTIVES",

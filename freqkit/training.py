@@ -192,7 +192,8 @@ from .models import MirrorAverage, PatchWhitening, build_model, evaluate, resolv
 
 __all__ = [
     "train_or_load", "train_on_tensors", "checkpoint_key", "checkpoint_path", "load_checkpoint", "full_config",
-    "cache_dir", "CorruptCheckpoint", "train_many", "check_seeds", "PRESETS", "DEFAULT_CONFIG", "TRAINING_CODE_VERSION", "PROFILES",
+    "cache_dir", "CorruptCheckpoint", "train_many", "check_seeds", "PRESETS", "DEFAULT_CONFIG",
+    "TRAINING_CODE_VERSION", "PROFILES",
     "OBJECTIVE_KEYS", "train_seeds", "first_conv", "smooth_kernels", "smooth_first_layer",
 ]
 
@@ -1364,9 +1365,19 @@ def train_many(jobs: list, **kw) -> list:
         A list of ``(model, info)``, one per job, in the order of ``jobs``.
 
     Raises:
-        TypeError, ValueError: as :func:`full_config` (checked for every job first) and
+        TypeError: ``jobs`` not a list or tuple, a job not a ``(dataset, config, loss_fn)``
+            triple, or a ``loss_fn`` neither None nor callable (all checked before anything
+            trains).
+        ValueError: as :func:`full_config` (checked for every job first) and
             :func:`train_or_load`.
     """
+    if not isinstance(jobs, (list, tuple)):
+        raise TypeError(f"jobs must be a list of (dataset, config, loss_fn) triples, got {type(jobs).__name__}")
+    for i, job in enumerate(jobs):
+        if not isinstance(job, (list, tuple)) or len(job) != 3:
+            raise TypeError(f"jobs[{i}] must be a (dataset, config, loss_fn) triple, got {job!r}")
+        if job[2] is not None and not callable(job[2]):
+            raise TypeError(f"jobs[{i}]: loss_fn must be None or callable, got {type(job[2]).__name__}")
     paths = [checkpoint_path(dataset, cfg, kw.get("cache_dir")) for dataset, cfg, _ in jobs]
     out: list = [None] * len(jobs)
     pending = list(range(len(jobs)))

@@ -308,6 +308,18 @@ def test_suites_train_first_the_seeds_no_other_process_is_training(monkeypatch, 
     assert calls == [("standard", 0), ("standard", 1), ("standard", 2)]
 
 
+@pytest.mark.parametrize("jobs, match", [
+    ({"mnist": {}}, "jobs must be a list"), ([("mnist", {})], r"jobs\[0\] must be a \(dataset, config, loss_fn\)"),
+    ([("mnist", {}, None), ("mnist", {}, "ce")], r"jobs\[1\]: loss_fn must be None or callable"),
+])
+def test_train_many_refuses_malformed_jobs_before_training(jobs, match, tmp_path):
+    with pytest.raises(TypeError, match=match):
+        T.train_many(jobs, cache_dir=tmp_path)
+    with pytest.raises(ValueError, match="dataset"):
+        T.train_many([("mnist", TINY, None), ("imagenet", {}, None)], cache_dir=tmp_path)
+    assert not list(tmp_path.iterdir())                               # nothing trained
+
+
 def test_training_is_seeded(trained, data_root, tmp_path):
     model, info, _ = trained
     torch.manual_seed(123)

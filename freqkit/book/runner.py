@@ -1711,8 +1711,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--no-progress", action="store_true", help="no per-cell progress bar")
     ap.add_argument("--jobs", type=_positive_count, default=1, metavar="N",
                     help="chapters executed at the same time (default 1); with N > 1 every kernel gets "
-                         "OMP_NUM_THREADS = CPU cores // N unless it is set, there is no progress bar, and a "
-                         "chapter that summarises others waits for every chapter before it")
+                         "OMP_NUM_THREADS = CPU cores // N unless it is set, there is no progress bar, the "
+                         "chapters start longest first (by book/measured/<profile>.json), and a chapter that "
+                         "summarises the others starts after all of them")
     ap.add_argument("--update-readme", action="store_true",
                     help="after a successful run, regenerate README.md's measured block from the stored results")
     args = ap.parse_args(argv)
@@ -1951,8 +1952,9 @@ def _execute_concurrently(args: argparse.Namespace, root: Path, stage: Path, pla
     Chapters start as workers free up, longest first by the seconds of their last run in the
     committed record (:func:`recorded_seconds`), then the unrecorded ones in the plan's order;
     a chapter that summarises others (:func:`is_summary`) starts last, once every other has
-    ended.  After a
-    failure no chapter starts and the running ones are waited for.  Kernels are separate
+    ended.  After a failure no chapter starts and the running ones are waited for.  The
+    record's seconds include any time a chapter waited for a model another one was training,
+    so the order is a heuristic.  Kernels are separate
     processes (papermill), so a thread per running chapter suffices; each kernel inherits
     ``OMP_NUM_THREADS`` (set here to ``cores // jobs`` unless the caller set it), and
     :func:`freqkit.train_or_load`'s checkpoint locks make two chapters that need the same
